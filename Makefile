@@ -1,0 +1,26 @@
+# The two set-up commands of the README. Each creates .venv when missing,
+# installs the project into it (again when pyproject.toml changes), and runs.
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint bench
+
+$(STAMP): pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q -e '.[test,dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/python -m rollback.demo_foundation
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check rollback tests bench
+	$(VENV)/bin/mypy
+
+bench: $(STAMP)
+	for b in bench/*.py; do $(VENV)/bin/python $$b || exit 1; done

@@ -1,0 +1,3 @@
+from rollback.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The click front end: parsing, the factory, rendering and the one error handler."""

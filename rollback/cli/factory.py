@@ -1,0 +1,45 @@
+"""The one factory: settings, boto3 session and clients, store, engine, registry.
+
+Commands get it from `ctx.obj`; everything is built lazily so a command pays
+only for what it uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from rollback import config
+
+if TYPE_CHECKING:
+    from rollback.aws.session import Clients
+    from rollback.store import Store
+
+
+@dataclass
+class Factory:
+    settings: config.Settings
+    _built: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_flags(cls, flags: dict[str, Any]) -> Factory:
+        return cls(settings=config.load(flags))
+
+    def clients(self) -> Clients:
+        if "clients" not in self._built:
+            from rollback.aws.session import Clients, make_session
+
+            session = make_session(self.settings.region, self.settings.profile)
+            self._built["clients"] = Clients(session, endpoint_url=self.settings.endpoint_url)
+        clients: Clients = self._built["clients"]
+        return clients
+
+    def store(self) -> Store:
+        if "store" not in self._built:
+            from rollback.store import open_store
+
+            url = self.settings.store
+            # Only an S3 store needs AWS clients; a local store starts without boto3.
+            self._built["store"] = open_store(url, self.clients() if url.startswith("s3://") else None)
+        store: Store = self._built["store"]
+        return store

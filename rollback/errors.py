@@ -1,0 +1,93 @@
+"""One exception tree. Every failure a user can cause or meet is a RollbackError.
+
+Each class carries its exit code; the CLI's single handler turns the exception
+into one sentence on stderr and that code. Subclasses hold structured fields
+so that callers (and JSON output) need not parse messages.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any
+
+
+class ExitCode(IntEnum):
+    """Process exit codes, documented in the README."""
+
+    OK = 0
+    FAILED = 1  # the rollback or a check failed; the system is in a verified state
+    USAGE = 2  # usage or configuration error
+    LOCKED = 3  # another run holds the lock
+    INTEGRITY = 4  # a hash or a signature does not match
+    INTERNAL = 70  # a bug: please report it
+
+
+class RollbackError(Exception):
+    """Base of every error the toolkit raises on purpose."""
+
+    exit_code: ExitCode = ExitCode.INTERNAL
+
+    def __init__(self, message: str, **fields: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "error": type(self).__name__,
+            "message": self.message,
+            "exit_code": int(self.exit_code),
+            **{k: v for k, v in self.fields.items() if _jsonable(v)},
+        }
+
+
+def _jsonable(value: Any) -> bool:
+    return isinstance(value, str | int | float | bool | type(None) | list | dict)
+
+
+class UsageError(RollbackError):
+    """The user asked for something malformed or impossible (exit 2)."""
+
+    exit_code = ExitCode.USAGE
+
+
+class ConfigError(UsageError):
+    """Settings, store URL, credentials or an engine are not usable (exit 2)."""
+
+
+class NotFound(UsageError):
+    """A release, run, file or cloud resource the user named does not exist (exit 2)."""
+
+
+class AlreadyExists(UsageError):
+    """Something that must be created once exists already (exit 2)."""
+
+
+class CheckFailed(RollbackError):
+    """A rollback step or a verification failed; the state is described (exit 1)."""
+
+    exit_code = ExitCode.FAILED
+
+
+class LockHeld(RollbackError):
+    """Another run holds the stack lock (exit 3)."""
+
+    exit_code = ExitCode.LOCKED
+
+
+class IntegrityError(RollbackError):
+    """Stored bytes do not match their recorded hash, or a tag moved (exit 4)."""
+
+    exit_code = ExitCode.INTEGRITY
+
+
+class CloudError(RollbackError):
+    """An AWS call failed in a way the caller could not handle (exit 1)."""
+
+    exit_code = ExitCode.FAILED
+
+
+class EngineError(RollbackError):
+    """A stack engine could not run or apply a program (exit 1)."""
+
+    exit_code = ExitCode.FAILED

@@ -1,0 +1,216 @@
+"""Frozen records passed between the layers. Validation happens at the edges
+(CLI input, documents read from the store), through the `from_dict` functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from rollback.errors import IntegrityError
+
+COLORS = ("blue", "green")
+RELEASE_SCHEMA = 1
+TOPOLOGY_SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class BlobRef:
+    """A content-addressed blob in the store."""
+
+    sha256: str
+    size: int
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BlobRef:
+        return cls(sha256=str(data["sha256"]), size=int(data["size"]))
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """One entry of a release's status history (never rewritten, only appended)."""
+
+    status: str  # candidate | stable | bad
+    reason: str
+    at: str  # ISO 8601, UTC
+    by: str
+
+
+@dataclass(frozen=True)
+class Release:
+    """A recorded deploy: version, IaC commit, stored blobs and database snapshot.
+
+    The manifest is immutable once written (its sha256 is in the git tag);
+    status lives in a separate append-only history.
+    """
+
+    version: str  # normalised, without the leading "v"
+    stack: str  # PROJECT/STACK
+    commit: str
+    tag: str
+    repo: str
+    created_at: str
+    created_by: str
+    artifact: BlobRef
+    artifact_name: str
+    checkpoint: BlobRef | None = None
+    config: BlobRef | None = None
+    topology: BlobRef | None = None
+    db_snapshot_id: str | None = None
+    db_snapshot_at: str | None = None
+    schema_revision: str | None = None
+    migration_command: str | None = None
+    integrity_checks: tuple[dict[str, Any], ...] = ()
+    smoke_command: str | None = None
+    color: str | None = None
+    schema: int = RELEASE_SCHEMA
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["integrity_checks"] = list(self.integrity_checks)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Release:
+        """Build from a manifest; raises IntegrityError on an unknown schema or shape."""
+        if data.get("schema") != RELEASE_SCHEMA:
+            raise IntegrityError(
+                f"release manifest has schema {data.get('schema')!r}, this toolkit reads "
+                f"schema {RELEASE_SCHEMA}; upgrade rollback or check the store.",
+            )
+        try:
+            blobs = {
+                k: BlobRef.from_dict(data[k]) if data.get(k) else None
+                for k in ("checkpoint", "config", "topology")
+            }
+            return cls(
+                version=str(data["version"]),
+                stack=str(data["stack"]),
+                commit=str(data["commit"]),
+                tag=str(data["tag"]),
+                repo=str(data["repo"]),
+                created_at=str(data["created_at"]),
+                created_by=str(data["created_by"]),
+                artifact=BlobRef.from_dict(data["artifact"]),
+                artifact_name=str(data["artifact_name"]),
+                db_snapshot_id=data.get("db_snapshot_id"),
+                db_snapshot_at=data.get("db_snapshot_at"),
+                schema_revision=data.get("schema_revision"),
+                migration_command=data.get("migration_command"),
+                integrity_checks=tuple(data.get("integrity_checks") or ()),
+                smoke_command=data.get("smoke_command"),
+                color=data.get("color"),
+                **blobs,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IntegrityError(f"release manifest is malformed ({exc}); check the store.") from exc
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Where a stack's rollback-relevant resources are: the stack's `rollback` output.
+
+    This is the contract between `stacks/` and `rollback/`; its schema is in
+    docs/topology.md.
+    """
+
+    listener_arn: str
+    target_groups: dict[str, str]  # colour -> target group ARN
+    zone_id: str
+    record_name: str
+    record_type: str
+    set_identifiers: dict[str, str]  # colour -> Route53 SetIdentifier
+    db_instance_id: str
+    health_urls: dict[str, list[str]]  # colour -> URLs
+    alarms: dict[str, list[str]]  # colour -> CloudWatch alarm names
+    live_color: str
+    versions: dict[str, str]  # colour -> application version it runs
+    load_balancer_arn: str = ""
+    rule_arns: tuple[str, ...] = ()
+    artifact_bucket: str = ""
+    artifact_key: str = ""
+    schema: int = TOPOLOGY_SCHEMA
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["rule_arns"] = list(self.rule_arns)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Topology:
+        """Build from the stack output; raises IntegrityError when a field is missing."""
+        try:
+            return cls(
+                listener_arn=str(data["listener_arn"]),
+                target_groups=dict(data["target_groups"]),
+                zone_id=str(data["zone_id"]),
+                record_name=str(data["record_name"]),
+                record_type=str(data["record_type"]),
+                set_identifiers=dict(data["set_identifiers"]),
+                db_instance_id=str(data["db_instance_id"]),
+                health_urls={k: list(v) for k, v in dict(data["health_urls"]).items()},
+                alarms={k: list(v) for k, v in dict(data["alarms"]).items()},
+                live_color=str(data["live_color"]),
+                versions=dict(data["versions"]),
+                load_balancer_arn=str(data.get("load_balancer_arn", "")),
+                rule_arns=tuple(data.get("rule_arns") or ()),
+                artifact_bucket=str(data.get("artifact_bucket", "")),
+                artifact_key=str(data.get("artifact_key", "")),
+                schema=int(data.get("schema", TOPOLOGY_SCHEMA)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IntegrityError(
+                f"the stack's `rollback` output is incomplete ({exc}); see docs/topology.md."
+            ) from exc
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A Pulumi deployment, version 3: what `pulumi stack export` prints."""
+
+    deployment: dict[str, Any]
+    version: int = 3
+
+    @property
+    def resources(self) -> list[dict[str, Any]]:
+        return list(self.deployment.get("resources") or [])
+
+    def outputs(self) -> dict[str, Any]:
+        """The stack resource's outputs (the program's exports)."""
+        for res in self.resources:
+            if res.get("type") == "pulumi:pulumi:Stack":
+                return dict(res.get("outputs") or {})
+        return {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "deployment": self.deployment}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Checkpoint:
+        if data.get("version") != 3 or not isinstance(data.get("deployment"), dict):
+            raise IntegrityError(
+                "checkpoint is not a Pulumi deployment of version 3; check the store."
+            )
+        return cls(deployment=data["deployment"], version=3)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a verify read from the cloud: the API, when, and what it said."""
+
+    api: str
+    at: str
+    observed: dict[str, Any]
+    ok: bool
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class StepDescription:
+    """What a step will do, in words and as data."""
+
+    kind: str
+    summary: str
+    changes: dict[str, Any] = field(default_factory=dict)
+    reason: str = ""
+    expected_seconds: float = 0.0

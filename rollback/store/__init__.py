@@ -1,0 +1,90 @@
+"""The store: immutable content-addressed blobs, JSON documents and locks.
+
+One protocol, two backends: a local directory (the default, `./artifacts`)
+and `s3://bucket/prefix`. `open_store(url, clients)` picks the backend.
+
+Key layout (documents are JSON, keys validated by `keys.check_key`):
+  blobs/sha256/<aa>/<digest>                       content-addressed, immutable
+  releases/<project>/<stack>/<version>/manifest.json   immutable release manifest
+  releases/<project>/<stack>/<version>/status/<n>.json  append-only status history
+  stacks/<project>/<stack>/...                     engine state (current checkpoint)
+  runs/<project>/<stack>/<run-id>/...              run journals and reports
+  locks/<project>/<stack>.lock                     the stack lock
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, Protocol
+
+from rollback.models import BlobRef
+
+if TYPE_CHECKING:
+    from rollback.aws.session import Clients
+
+
+class Store(Protocol):
+    """What every backend offers. Methods raise `rollback.errors` classes only."""
+
+    url: str
+
+    def put_blob(self, stream: BinaryIO) -> BlobRef:
+        """Store bytes read from `stream`, hashing while writing (constant memory).
+
+        Idempotent: storing bytes already present returns the same ref.
+        """
+        ...
+
+    def put_blob_file(self, path: Path) -> BlobRef:
+        """Store a file's bytes; raises NotFound/UsageError for a missing path or a directory."""
+        ...
+
+    def get_blob(self, sha256: str) -> bytes:
+        """Read a (small) blob whole; raises IntegrityError if the bytes do not hash to it."""
+        ...
+
+    def fetch_blob(self, sha256: str, dest: Path) -> BlobRef:
+        """Stream a blob to `dest`, verified before `dest` appears (constant memory).
+
+        Raises IntegrityError on a mismatch; `dest` is then not created.
+        """
+        ...
+
+    def has_blob(self, sha256: str) -> bool: ...
+
+    def verify_blob(self, sha256: str) -> BlobRef:
+        """Re-hash a stored blob; raises IntegrityError on a mismatch, NotFound if absent."""
+        ...
+
+    def delete_blob(self, sha256: str) -> None: ...
+
+    def list_blobs(self) -> Iterator[str]: ...
+
+    def put_doc(self, key: str, data: bytes, *, create_only: bool = False) -> None:
+        """Write a document atomically; with create_only raise AlreadyExists if it exists."""
+        ...
+
+    def get_doc(self, key: str) -> bytes:
+        """Read a document; raises NotFound."""
+        ...
+
+    def has_doc(self, key: str) -> bool: ...
+
+    def list_docs(self, prefix: str) -> list[str]:
+        """Keys under `prefix` (a folder-like prefix ending in '/'), sorted."""
+        ...
+
+    def delete_doc(self, key: str) -> None: ...
+
+    def state_dir(self) -> Path:
+        """A local directory for this machine's state (the embedded cloud's pid and address)."""
+        ...
+
+
+def open_store(url: str, clients: Clients | None = None) -> Store:
+    """Open the store at `url` (a directory path, file:// or s3://bucket/prefix).
+
+    Raises ConfigError for an unknown scheme or an S3 bucket that does not exist.
+    """
+    raise NotImplementedError  # implemented with the backends in local.py and s3.py

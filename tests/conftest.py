@@ -1,0 +1,65 @@
+"""Shared fixtures. Fake AWS credentials for every test (nothing reaches real AWS);
+a moto server on 127.0.0.1 for tests that run the CLI as a subprocess.
+
+Tiers: tests/unit (in-process `mock_aws()`, Pulumi mocks, click's runner) and
+tests/functional (the installed `rollback` command against the moto server).
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+_CLEARED = (
+    "AWS_PROFILE",
+    "AWS_ENDPOINT_URL",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "ROLLBACK_STACK",
+    "ROLLBACK_STORE",
+    "ROLLBACK_ENGINE",
+    "ROLLBACK_OUTPUT",
+    "ROLLBACK_DEBUG",
+    "ROLLBACK_CONFIG",
+    "ROLLBACK_WEBHOOK_URL",
+    "ROLLBACK_SNS_TOPIC_ARN",
+)
+
+
+@pytest.fixture(autouse=True)
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in _CLEARED:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "test-passphrase")
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """One moto server for the session, on a free loopback port; yields its URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def moto_endpoint(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The moto server, reset to empty, with AWS_ENDPOINT_URL pointing at it."""
+    req = urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")
+    urllib.request.urlopen(req, timeout=10).close()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    return moto_server
