@@ -103,7 +103,9 @@ class Release:
                 **blobs,
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise IntegrityError(f"release manifest is malformed ({exc}); check the store.") from exc
+            raise IntegrityError(
+                f"release manifest is malformed ({exc}); check the store."
+            ) from exc
 
 
 @dataclass(frozen=True)

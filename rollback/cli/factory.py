@@ -40,6 +40,8 @@ class Factory:
 
             url = self.settings.store
             # Only an S3 store needs AWS clients; a local store starts without boto3.
-            self._built["store"] = open_store(url, self.clients() if url.startswith("s3://") else None)
+            self._built["store"] = open_store(
+                url, self.clients() if url.startswith("s3://") else None
+            )
         store: Store = self._built["store"]
         return store

@@ -46,7 +46,9 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--stack", envvar="ROLLBACK_STACK", help="PROJECT/STACK  [default: webapp/dev]")
 @click.option(
-    "--store", envvar="ROLLBACK_STORE", help="Directory or s3://bucket/prefix  [default: ./artifacts]"
+    "--store",
+    envvar="ROLLBACK_STORE",
+    help="Directory or s3://bucket/prefix  [default: ./artifacts]",
 )
 @click.option(
     "--engine",
@@ -61,7 +63,9 @@ class LazyGroup(click.Group):
     type=click.Choice(["text", "json"]),
     help="text for people, json (one document on stdout) for pipelines",
 )
-@click.option("--debug", is_flag=True, default=None, envvar="ROLLBACK_DEBUG", help="Tracebacks and AWS logs.")
+@click.option(
+    "--debug", is_flag=True, default=None, envvar="ROLLBACK_DEBUG", help="Tracebacks and AWS logs."
+)
 @click.version_option(package_name="rollback")
 @click.pass_context
 def cli(ctx: click.Context, **flags: Any) -> None:
@@ -115,7 +119,9 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             traceback.print_exc()
         message = f"internal error: {type(exc).__name__}: {exc}. Rerun with --debug and report it."
-        _report(message, {"error": "InternalError", "message": message, "exit_code": 70}, json_output)
+        _report(
+            message, {"error": "InternalError", "message": message, "exit_code": 70}, json_output
+        )
         sys.exit(ExitCode.INTERNAL)
 
 
