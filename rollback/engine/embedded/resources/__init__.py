@@ -1,0 +1,78 @@
+"""Per-resource-type appliers of the embedded engine: make a Pulumi resource real with boto3.
+
+The engine core runs the program under the Pulumi SDK's mock runtime; for each
+registered resource it looks up the applier by type token and calls it.
+Inputs and outputs are plain Python values with camelCase keys, exactly as
+pulumi-aws v7 sends them on the wire (numbers arrive as floats, secrets are
+already unwrapped). Outputs are the inputs plus the computed values under the
+resource's output property names, so `read` output can be compared with the
+outputs recorded at create time (drift detection).
+
+Every AWS failure raises `rollback.errors.EngineError` naming the resource and
+carrying AWS's message. `SUPPORTED` is importable without importing boto3.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from rollback.aws.session import Clients
+
+SUPPORTED: frozenset[str] = frozenset(
+    {
+        "aws:ec2/vpc:Vpc",
+        "aws:ec2/subnet:Subnet",
+        "aws:ec2/securityGroup:SecurityGroup",
+        "aws:ec2/instance:Instance",
+        "aws:lb/loadBalancer:LoadBalancer",
+        "aws:lb/targetGroup:TargetGroup",
+        "aws:lb/targetGroupAttachment:TargetGroupAttachment",
+        "aws:lb/listener:Listener",
+        "aws:route53/zone:Zone",
+        "aws:route53/record:Record",
+        "aws:rds/subnetGroup:SubnetGroup",
+        "aws:rds/instance:Instance",
+        "aws:s3/bucket:Bucket",
+        "aws:s3/bucketVersioning:BucketVersioning",
+        "aws:cloudwatch/metricAlarm:MetricAlarm",
+    }
+)
+
+
+class ResourceType(Protocol):
+    """Applies one Pulumi resource type to the cloud."""
+
+    token: str  # e.g. "aws:lb/listener:Listener"
+    replace_on: frozenset[str]  # camelCase input names whose change forces replacement
+
+    def create(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """Create the resource; return (physical id, outputs = inputs plus computed values)."""
+        ...
+
+    def update(self, id: str, olds: dict[str, Any], news: dict[str, Any]) -> dict[str, Any]:
+        """Change the resource in place from olds to news; return the new outputs."""
+        ...
+
+    def read(self, id: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
+        """The live outputs read from the cloud (same keys as create's); None when gone."""
+        ...
+
+    def delete(self, id: str, inputs: dict[str, Any]) -> None:
+        """Delete the resource; idempotent (already gone is fine)."""
+        ...
+
+
+def resource_types(clients: Clients) -> dict[str, ResourceType]:
+    """Type token -> applier, each using clients from `clients` (boto3 imported lazily)."""
+    from rollback.engine.embedded.resources import cloudwatch, ec2, elbv2, rds, route53, s3
+
+    appliers: list[ResourceType] = [
+        *s3.appliers(clients),
+        *ec2.appliers(clients),
+        *elbv2.appliers(clients),
+        *route53.appliers(clients),
+        *rds.appliers(clients),
+        *cloudwatch.appliers(clients),
+    ]
+    return {a.token: a for a in appliers}
