@@ -1,0 +1,99 @@
+"""The functional-test harness: run the INSTALLED `rollback` command as a subprocess.
+
+Use `run_cli(*args, env=..., cwd=..., input=..., timeout=...)`; it inherits the
+environment the autouse credentials fixture prepared (fake credentials, no
+ROLLBACK_* variables), so a test that also requests `moto_endpoint` gets
+AWS_ENDPOINT_URL pointing at the session's moto server. `parse_json(result)`
+reads the one JSON document `--output json` prints on stdout.
+
+Every test in this directory is marked `functional`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+
+ROLLBACK = Path(sys.executable).parent / "rollback"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.functional)
+
+
+class RunCli(Protocol):
+    def __call__(
+        self,
+        *args: str,
+        env: Mapping[str, str | None] | None = None,
+        cwd: Path | None = None,
+        input: str | None = None,
+        timeout: float = 120.0,
+    ) -> subprocess.CompletedProcess[str]: ...
+
+
+def build_env(extra: Mapping[str, str | None] | None) -> dict[str, str]:
+    """os.environ (as the fixtures left it) plus `extra`; a None value removes a variable."""
+    env = dict(os.environ)
+    for name, value in (extra or {}).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path) -> RunCli:
+    """Run the installed console script; returns the CompletedProcess (text stdout/stderr).
+
+    It never raises on a non-zero exit: tests assert `returncode` themselves.
+    """
+    if not ROLLBACK.exists():
+        pytest.fail(f"{ROLLBACK} is missing; run `.venv/bin/pip install -e '.[test,dev]'`.")
+
+    def run(
+        *args: str,
+        env: Mapping[str, str | None] | None = None,
+        cwd: Path | None = None,
+        input: str | None = None,
+        timeout: float = 120.0,
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(ROLLBACK), *args],
+            env=build_env(env),
+            cwd=cwd or tmp_path,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    return run
+
+
+def parse_json(result: subprocess.CompletedProcess[str]) -> Any:
+    """The one JSON document on stdout; fails the test with both streams if it is not one."""
+    try:
+        return json.loads(result.stdout)
+    except json.JSONDecodeError as exc:
+        pytest.fail(
+            f"stdout is not one JSON document ({exc}); exit {result.returncode}\n"
+            f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+        )
+
+
+def describe(result: subprocess.CompletedProcess[str], args: Sequence[str] = ()) -> str:
+    """Both streams and the exit code, for assertion messages."""
+    return f"exit {result.returncode} {' '.join(args)}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
