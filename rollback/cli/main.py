@@ -98,7 +98,10 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args
     json_output = _wants_json(args)
     try:
-        cli.main(args=args, prog_name="rollback", standalone_mode=False)
+        # Without standalone mode click returns (not raises) the code of `ctx.exit(n)`.
+        code = cli.main(args=args, prog_name="rollback", standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except click.exceptions.Abort:
         click.echo("Aborted; nothing was changed after the prompt.", err=True)
         sys.exit(ExitCode.FAILED)

@@ -1,0 +1,76 @@
+"""`rollback cloud start|stop|status`: the embedded cloud (moto's server on loopback).
+
+`eval "$(rollback cloud start)"` points the shell at it: in text mode stdout
+holds only `export`/`unset` lines; progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import click
+
+from rollback import cloud as embedded
+from rollback.cli.render import emit, progress
+
+
+@click.group()
+def cloud() -> None:
+    """Start, stop or check the embedded cloud that rehearsals and tests run against."""
+
+
+@cloud.command("start")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), help="Port on 127.0.0.1  [default: a free one]"
+)
+@click.pass_context
+def start(ctx: click.Context, port: int | None) -> None:
+    """Start moto's server on 127.0.0.1 and print the shell lines that point AWS clients at it.
+
+    Idempotent: when one already answers, prints its lines and starts nothing.
+    """
+    state_dir = _state_dir(ctx)
+    progress("starting the embedded cloud ...")
+    state = embedded.start(state_dir, port)
+    verb = "already running" if state.already_running else "started"
+    progress(f"embedded cloud {verb} at {state.url} (pid {state.pid}); log {state.log}")
+    environment = embedded.fake_environment(state.url)
+    data = {**state.record(), "already_running": state.already_running, "environment": environment}
+    emit(ctx, data, _exports(environment))
+
+
+@cloud.command("status")
+@click.pass_context
+def status(ctx: click.Context) -> None:
+    """Say whether the recorded embedded cloud answers (exit 0) or not (exit 1)."""
+    result = embedded.status(_state_dir(ctx))
+    emit(ctx, result, result.message)
+    if not result.answering:
+        ctx.exit(1)
+
+
+@cloud.command("stop")
+@click.pass_context
+def stop(ctx: click.Context) -> None:
+    """Stop the recorded embedded cloud; when none runs, say so and exit 0."""
+    result = embedded.stop(_state_dir(ctx))
+    emit(ctx, result, result.message)
+
+
+def _state_dir(ctx: click.Context) -> Path:
+    factory = ctx.find_root().obj
+    if factory.settings.store.startswith("s3://"):
+        # Opening an S3 store needs its bucket, which may live in the very cloud
+        # being started; the S3 store keeps machine state in the working directory.
+        from rollback.store.s3 import STATE_DIR
+
+        return Path.cwd() / STATE_DIR
+    path: Path = factory.store().state_dir()
+    return path
+
+
+def _exports(environment: dict[str, str]) -> str:
+    lines = [f"export {name}={shlex.quote(str(value))}" for name, value in environment.items()]
+    lines.append(f"unset {' '.join(embedded.unsafe_variables())}")
+    return "\n".join(lines)

@@ -1,0 +1,390 @@
+"""The embedded cloud's lifecycle: moto's server on loopback, started and stopped by us.
+
+`start` launches `python -m moto.server` detached, with fake credentials, and
+records `{"pid", "url", "port", "started_at", "log"}` in `<state_dir>/cloud.json`;
+`status` reads the record back and asks the process and the port; `stop`
+signals exactly the recorded process after checking it is that moto server.
+`is_embedded_endpoint` tells the engine selection whether an endpoint is the
+embedded cloud (loopback and answering moto's own API), so a rollback of real
+AWS never falls back to the embedded engine.
+
+Nothing here imports moto: the server runs in its own process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from rollback.errors import CheckFailed, IntegrityError, UsageError
+from rollback.waiting import Timing, poll
+
+STATE_FILE = "cloud.json"
+LOG_FILE = "cloud.log"
+HOST = "127.0.0.1"
+REGION = "us-east-1"
+# A path only moto serves (a small JSON document), so a real AWS endpoint or
+# another local HTTP server is never mistaken for the embedded cloud.
+PROBE_PATH = "/moto-api/config"
+START_TIMEOUT = 60.0  # seconds; moto imports its service catalogue on start
+STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
+DEFAULT_TIMING = Timing()
+
+# Variables that could lead the server (or a client told to use it) to real AWS.
+_REAL_CREDENTIALS = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_ENDPOINT_URL",
+)
+
+
+@dataclass(frozen=True)
+class CloudState:
+    """A recorded embedded cloud: its process, address and log file."""
+
+    pid: int
+    url: str
+    port: int
+    started_at: str  # ISO 8601, UTC
+    log: str
+    already_running: bool = False  # True when start() found it running and changed nothing
+
+    def record(self) -> dict[str, Any]:
+        """The document stored in cloud.json (without the per-call flag)."""
+        data = asdict(self)
+        del data["already_running"]
+        return data
+
+    @classmethod
+    def from_record(cls, data: Any, path: Path) -> CloudState:
+        """Read a cloud.json document; raises IntegrityError when it is malformed."""
+        try:
+            return cls(
+                pid=int(data["pid"]),
+                url=str(data["url"]),
+                port=int(data["port"]),
+                started_at=str(data["started_at"]),
+                log=str(data["log"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IntegrityError(
+                f"{path} is not a cloud record ({exc}); delete it and run `rollback cloud start`.",
+                path=str(path),
+            ) from exc
+
+
+@dataclass(frozen=True)
+class CloudStatus:
+    """What is recorded, and whether that process lives and answers."""
+
+    recorded: bool
+    alive: bool
+    answering: bool
+    state: CloudState | None
+    message: str
+
+
+@dataclass(frozen=True)
+class CloudStopped:
+    """The outcome of stop(): which process was stopped, if any."""
+
+    stopped: bool
+    pid: int | None
+    message: str
+
+
+def fake_environment(url: str, region: str = REGION) -> dict[str, str]:
+    """The variables that point AWS clients at the embedded cloud with fake credentials."""
+    return {
+        "AWS_ENDPOINT_URL": url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+    }
+
+
+def unsafe_variables() -> tuple[str, ...]:
+    """Variables to unset in a shell pointed at the embedded cloud (real credentials, profile)."""
+    return tuple(name for name in _REAL_CREDENTIALS if name != "AWS_ENDPOINT_URL")
+
+
+def start(state_dir: Path, port: int | None = None, timing: Timing = DEFAULT_TIMING) -> CloudState:
+    """Start moto's server on 127.0.0.1 (a free port unless `port`) and record it.
+
+    Idempotent: a recorded server that answers is returned with
+    `already_running=True`. Raises UsageError when `port` is taken or differs
+    from the running one's, CheckFailed when the server does not answer within
+    START_TIMEOUT seconds (the log file says why).
+    """
+    current = status(state_dir)
+    if current.state is not None and current.alive:
+        running = current.state
+        if port is not None and port != running.port:
+            raise UsageError(
+                f"an embedded cloud already runs at {running.url}; run `rollback cloud stop` "
+                f"before starting one on port {port}.",
+                url=running.url,
+            )
+        if not current.answering:
+            # Recorded and alive but still importing: wait for it rather than start a second.
+            _wait_until_answering(running, state_dir, timing)
+        return CloudState(**running.record(), already_running=True)
+    if port is None:
+        port = _free_port()
+    elif not _port_is_free(port):
+        raise UsageError(
+            f"port {port} on {HOST} is already in use; choose another with --port or omit it.",
+            port=port,
+        )
+    state_dir.mkdir(parents=True, exist_ok=True)
+    log = state_dir.resolve() / LOG_FILE
+    with open(log, "ab") as log_stream:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
+            stdin=subprocess.DEVNULL,
+            stdout=log_stream,
+            stderr=subprocess.STDOUT,
+            env=_server_environment(),
+            start_new_session=True,  # survives the CLI and its terminal's Ctrl-C
+            close_fds=True,
+        )
+    state = CloudState(
+        pid=process.pid,
+        url=f"http://{HOST}:{port}",
+        port=port,
+        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        log=str(log),
+    )
+    _write_record(state_dir, state)
+    try:
+        _wait_until_answering(state, state_dir, timing, process)
+    except CheckFailed:
+        _terminate(state.pid, timing)
+        _remove_record(state_dir)
+        raise
+    # The server outlives this process on purpose; stop() signals it by pid.
+    return state
+
+
+def status(state_dir: Path) -> CloudStatus:
+    """Read the record and check the process (alive and ours) and the port (answering)."""
+    path = state_dir / STATE_FILE
+    if not path.exists():
+        return CloudStatus(False, False, False, None, "no embedded cloud is recorded.")
+    state = _read_record(path)
+    alive = _is_our_server(state)
+    answering = alive and is_embedded_endpoint(state.url)
+    if answering:
+        message = f"the embedded cloud answers at {state.url} (pid {state.pid})."
+    elif alive:
+        message = f"the embedded cloud (pid {state.pid}) runs but does not answer at {state.url}; see {state.log}."
+    else:
+        message = f"the embedded cloud recorded at {state.url} (pid {state.pid}) is not running; run `rollback cloud start`."
+    return CloudStatus(True, alive, answering, state, message)
+
+
+def stop(state_dir: Path, timing: Timing = DEFAULT_TIMING) -> CloudStopped:
+    """Stop exactly the recorded server (SIGTERM, then SIGKILL) and remove the record.
+
+    Idempotent: nothing recorded, or a recorded process that is gone, is not an
+    error. A recorded pid now used by another program is never signalled.
+    """
+    path = state_dir / STATE_FILE
+    if not path.exists():
+        return CloudStopped(False, None, "the embedded cloud is not running; nothing to stop.")
+    state = _read_record(path)
+    if not _is_our_server(state):
+        _remove_record(state_dir)
+        return CloudStopped(
+            False,
+            state.pid,
+            f"the embedded cloud (pid {state.pid}) was not running; removed its stale record.",
+        )
+    _terminate(state.pid, timing)
+    _remove_record(state_dir)
+    return CloudStopped(True, state.pid, f"stopped the embedded cloud (pid {state.pid}).")
+
+
+def is_embedded_endpoint(url: str | None, timeout: float = 1.0) -> bool:
+    """True when `url` is on a loopback host and a moto server answers there.
+
+    Never raises: an unparsable URL, a remote host or a silent port is False.
+    `timeout` is in seconds, for the one HTTP request made.
+    """
+    if not url:
+        return False
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        if parts.scheme not in ("http", "https") or host is None or not _is_loopback(host):
+            return False
+        base = f"{parts.scheme}://{parts.netloc}"
+        with urllib.request.urlopen(f"{base}{PROBE_PATH}", timeout=timeout) as response:
+            return isinstance(json.loads(response.read()), dict)
+    except (OSError, ValueError):  # URLError, HTTPError, timeouts and bad JSON included
+        return False
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _server_environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _REAL_CREDENTIALS}
+    env.update(fake_environment("", env.get("AWS_REGION") or REGION))
+    del env["AWS_ENDPOINT_URL"]
+    # No profile or credentials file can be read: the server never holds real keys.
+    env["AWS_CONFIG_FILE"] = os.devnull
+    env["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+    return env
+
+
+def _wait_until_answering(
+    state: CloudState,
+    state_dir: Path,
+    timing: Timing,
+    process: subprocess.Popen[bytes] | None = None,
+) -> None:
+    def probe() -> bool | None:
+        if process is not None and process.poll() is not None:
+            raise CheckFailed(
+                f"the embedded cloud exited with code {process.returncode} while starting; "
+                f"see {state.log}.",
+                log=state.log,
+            )
+        return True if is_embedded_endpoint(state.url) else None
+
+    poll(
+        f"the embedded cloud at {state.url}",
+        probe,
+        timeout=START_TIMEOUT,
+        timing=timing,
+        interval=0.1,
+        max_interval=1.0,
+    )
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+        return True
+
+
+def _read_record(path: Path) -> CloudState:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise IntegrityError(
+            f"{path} cannot be read ({exc}); delete it and run `rollback cloud start`.",
+            path=str(path),
+        ) from exc
+    return CloudState.from_record(data, path)
+
+
+def _write_record(state_dir: Path, state: CloudState) -> None:
+    path = state_dir / STATE_FILE
+    tmp = path.with_name(f".{STATE_FILE}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(state.record(), indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)  # readers never see half a record
+
+
+def _remove_record(state_dir: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        (state_dir / STATE_FILE).unlink()
+
+
+def _is_our_server(state: CloudState) -> bool:
+    """The pid runs (not a zombie) and its command line is moto.server on the recorded port."""
+    argv = _command_line(state.pid)
+    return argv is not None and "moto.server" in argv and str(state.port) in argv
+
+
+def _command_line(pid: int) -> list[str] | None:
+    """The live process's argv, or None when it is gone or a zombie."""
+    _reap(pid)
+    proc = Path(f"/proc/{pid}")
+    if proc.is_dir():
+        try:
+            raw = (proc / "cmdline").read_bytes()
+        except OSError:
+            return None
+        # A zombie's cmdline is empty: it runs nothing any more.
+        return [part.decode(errors="replace") for part in raw.split(b"\0") if part] or None
+    if Path("/proc/self").exists():
+        return None
+    # No procfs (macOS): ask ps, which prints nothing for a missing pid.
+    result = subprocess.run(
+        ["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True, check=False
+    )
+    return result.stdout.split() or None
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status when the server is our own child (a test started it in-process)."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _terminate(pid: int, timing: Timing) -> None:
+    """SIGTERM, wait up to STOP_TIMEOUT seconds, then SIGKILL; a missing process is fine."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+
+    def gone() -> bool | None:
+        return True if _command_line(pid) is None else None
+
+    try:
+        poll(
+            f"pid {pid} to exit",
+            gone,
+            timeout=STOP_TIMEOUT,
+            timing=timing,
+            interval=0.05,
+            max_interval=0.5,
+        )
+    except CheckFailed:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        poll(
+            f"pid {pid} to exit after SIGKILL",
+            gone,
+            timeout=STOP_TIMEOUT,
+            timing=timing,
+            interval=0.05,
+            max_interval=0.5,
+        )
