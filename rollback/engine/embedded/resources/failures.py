@@ -1,0 +1,50 @@
+"""How an AWS failure inside an applier becomes an EngineError naming the resource."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rollback.errors import EngineError
+
+
+def aws_code(exc: BaseException) -> str:
+    """The AWS error code of a botocore ClientError ("" for anything else)."""
+    response: Any = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return ""
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+@contextmanager
+def applying(token: str, name: str, action: str) -> Iterator[None]:
+    """Run AWS calls for one resource; a botocore error becomes EngineError.
+
+    The error names the type token, the resource (logical name or physical id),
+    the action and carries AWS's code and message as fields.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError, WaiterError
+
+    try:
+        yield
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        message = str(error.get("Message", "")) or str(exc)
+        raise EngineError(
+            f"Could not {action} {token} {name!r}: {code}: {message}",
+            resource=name,
+            type=token,
+            action=action,
+            aws_code=code,
+            aws_message=message,
+        ) from exc
+    except (WaiterError, BotoCoreError) as exc:
+        raise EngineError(
+            f"Could not {action} {token} {name!r}: {exc}",
+            resource=name,
+            type=token,
+            action=action,
+            aws_message=str(exc),
+        ) from exc

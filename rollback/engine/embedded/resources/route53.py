@@ -1,0 +1,7 @@
+"""placeholder."""
+
+from typing import Any
+
+
+def appliers(clients: Any) -> list[Any]:
+    return []
