@@ -1,0 +1,276 @@
+"""The release registry against real git repositories and both store backends."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import git
+import pytest
+
+from rollback.errors import AlreadyExists, IntegrityError, NotFound, UsageError
+from rollback.releases import Registry, parse_version, version_key
+from rollback.store import Store
+from tests.unit.store_backends import BACKENDS, flip_one_bit, open_backend, stored_objects
+
+STACK = "webapp/dev"
+
+
+def make_repo(path: Path) -> git.Repo:
+    repo = git.Repo.init(path)
+    with repo.config_writer() as cw:
+        cw.set_value("user", "name", "Test Engineer")
+        cw.set_value("user", "email", "test@example.invalid")
+    commit(repo, "Pulumi.yaml", "name: webapp\n", "feat: first stack")
+    return repo
+
+
+def commit(repo: git.Repo, name: str, content: str, message: str) -> str:
+    path = Path(repo.working_dir) / name
+    path.write_text(content)
+    repo.index.add([name])
+    return str(repo.index.commit(message).hexsha)
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    with open_backend(request.param, tmp_path) as s:
+        yield s
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> git.Repo:
+    return make_repo(tmp_path / "iac")
+
+
+@pytest.fixture
+def artifact(tmp_path: Path) -> Path:
+    path = tmp_path / "app-1.tgz"
+    path.write_bytes(b"application build 1\n" * 100)
+    return path
+
+
+def tags(repo: git.Repo) -> dict[str, str]:
+    return {t.name: t.commit.hexsha for t in repo.tags}
+
+
+def test_record_stores_manifest_blob_and_annotated_tag(
+    store: Store, repo: git.Repo, artifact: Path
+) -> None:
+    view = Registry(store, STACK).record("v1.0.0", artifact, Path(repo.working_dir))
+
+    assert view.release.version == "1.0.0"
+    assert view.status == "candidate" and view.current
+    tag = repo.tags["v1.0.0"]
+    assert tag.commit.hexsha == repo.head.commit.hexsha
+    assert tag.tag is not None  # annotated
+    assert f"manifest-sha256: {view.manifest_sha256}" in tag.tag.message
+    stored = stored_objects(store)
+    manifest = next(
+        v for k, v in stored.items() if k.endswith("releases/webapp/dev/1.0.0/manifest.json")
+    )
+    import hashlib
+
+    assert hashlib.sha256(manifest).hexdigest() == view.manifest_sha256
+    assert (
+        json.loads(manifest)["artifact"]["sha256"]
+        == hashlib.sha256(artifact.read_bytes()).hexdigest()
+    )
+    assert artifact.read_bytes() in stored.values()
+
+
+def test_list_newest_first_by_semver_and_last_stable(
+    store: Store, repo: git.Repo, artifact: Path
+) -> None:
+    reg = Registry(store, STACK)
+    for version in ("1.0.0", "1.1.0-rc.1", "1.1.0", "1.10.0"):
+        commit(repo, "main.py", version, f"chore: {version}")
+        reg.record(version, artifact, Path(repo.working_dir))
+    assert [v.release.version for v in reg.list()] == ["1.10.0", "1.1.0", "1.1.0-rc.1", "1.0.0"]
+    with pytest.raises(NotFound, match="marked stable"):
+        reg.resolve("last-stable")
+    reg.mark("1.0.0", "stable", "baked a week")
+    reg.mark("1.1.0", "stable", "baked")
+    reg.mark("1.1.0", "bad", "500s after cutover")
+    assert reg.resolve("last-stable") == "1.0.0"
+    history = reg.show("1.1.0").history
+    assert [h.status for h in history] == ["candidate", "stable", "bad"]
+    assert history[-1].reason == "500s after cutover"
+
+
+def test_verify_passes_then_catches_a_bit_flip(
+    store: Store, repo: git.Repo, artifact: Path
+) -> None:
+    reg = Registry(store, STACK)
+    view = reg.record("1.0.0", artifact, Path(repo.working_dir))
+    assert reg.verify("1.0.0").ok
+    key = f"blobs/sha256/{view.release.artifact.sha256[:2]}/{view.release.artifact.sha256}"
+    flip_one_bit(store, key)
+    with pytest.raises(IntegrityError, match="artifact blob"):
+        reg.verify("1.0.0")
+
+
+def test_verify_catches_a_moved_tag(store: Store, repo: git.Repo, artifact: Path) -> None:
+    reg = Registry(store, STACK)
+    reg.record("1.0.0", artifact, Path(repo.working_dir))
+    commit(repo, "main.py", "x", "fix: later")
+    repo.git.tag("-f", "-a", "v1.0.0", "-m", "moved")
+    with pytest.raises(IntegrityError, match="points at"):
+        reg.verify("1.0.0")
+
+
+def test_changelog_lists_breaking_changes_first(
+    store: Store, repo: git.Repo, artifact: Path
+) -> None:
+    reg = Registry(store, STACK)
+    reg.record("1.0.0", artifact, Path(repo.working_dir))
+    commit(repo, "a.py", "a", "fix: retry on timeout")
+    commit(repo, "b.py", "b", "feat(db)!: drop legacy column")
+    commit(repo, "c.py", "c", "feat: green colour\n\nBREAKING CHANGE: new listener port")
+    commit(repo, "d.py", "d", "docs: typo")
+    reg.record("2.0.0", artifact, Path(repo.working_dir))
+    entries = reg.changelog("1.0.0", "v2.0.0")
+    assert [e.subject for e in entries] == [
+        "feat: green colour",
+        "feat(db)!: drop legacy column",
+        "docs: typo",
+        "fix: retry on timeout",
+    ]
+    assert [e.breaking for e in entries] == [True, True, False, False]
+
+
+def test_prune_keeps_newest_stable_and_newer_and_current(
+    store: Store, repo: git.Repo, tmp_path: Path
+) -> None:
+    reg = Registry(store, STACK)
+    for i, version in enumerate(("1.0.0", "1.1.0", "1.2.0", "1.3.0", "1.4.0")):
+        art = tmp_path / f"app-{i}.tgz"
+        art.write_bytes(f"build {i}".encode())
+        commit(repo, "main.py", version, f"chore: {version}")
+        reg.record(version, art, Path(repo.working_dir))
+    for version in ("1.0.0", "1.1.0", "1.2.0"):
+        reg.mark(version, "stable", "ok")
+    reg.set_current("1.0.0", "rolled back")  # the current release is never pruned
+
+    dry = reg.prune(keep=2, dry_run=True)
+    assert dry.deleted == () and dry.kept[-1] == "1.0.0"
+    reg.set_current("1.4.0", "deployed")
+    before = stored_objects(store)
+    dry = reg.prune(keep=2, dry_run=True)
+    assert dry.deleted == ("1.0.0",) and len(dry.deleted_blobs) == 1
+    assert stored_objects(store) == before
+
+    result = reg.prune(keep=2)
+    assert reg.versions() == ["1.4.0", "1.3.0", "1.2.0", "1.1.0"]
+    assert not store.has_blob(result.deleted_blobs[0])
+    assert store.has_blob(reg.show("1.1.0").release.artifact.sha256)
+
+
+def test_prerelease_precedence() -> None:
+    ordered = [
+        "1.0.0-alpha",
+        "1.0.0-alpha.1",
+        "1.0.0-alpha.beta",
+        "1.0.0-beta",
+        "1.0.0-beta.2",
+        "1.0.0-beta.11",
+        "1.0.0-rc.1",
+        "1.0.0",
+    ]
+    assert sorted(reversed(ordered), key=version_key) == ordered
+    assert parse_version("v2.3.4-rc.1+build.5") == "2.3.4-rc.1+build.5"
+
+
+# -- bad input: one sentence, a documented exit code, store and repository unchanged --
+
+
+def _unchanged(store: Store, repo: git.Repo) -> tuple[dict[str, bytes], dict[str, str]]:
+    return stored_objects(store), tags(repo)
+
+
+@pytest.mark.parametrize(
+    ("version", "error", "match"),
+    [
+        ("1.4", UsageError, "not a semantic version"),
+        ("v1.0.0.0", UsageError, "not a semantic version"),
+        ("latest", UsageError, "not a semantic"),
+    ],
+)
+def test_malformed_version_refused(
+    store: Store, repo: git.Repo, artifact: Path, version: str, error: type, match: str
+) -> None:
+    before = _unchanged(store, repo)
+    with pytest.raises(error, match=match) as exc:
+        Registry(store, STACK).record(version, artifact, Path(repo.working_dir))
+    assert exc.value.exit_code == 2
+    assert _unchanged(store, repo) == before
+
+
+def test_duplicate_version_refused(store: Store, repo: git.Repo, artifact: Path) -> None:
+    reg = Registry(store, STACK)
+    reg.record("1.0.0", artifact, Path(repo.working_dir))
+    commit(repo, "x.py", "x", "fix: x")
+    before = _unchanged(store, repo)
+    with pytest.raises(AlreadyExists, match="tag v1.0.0 already exists"):
+        reg.record("v1.0.0", artifact, Path(repo.working_dir))
+    repo.delete_tag(repo.tags["v1.0.0"])
+    before = _unchanged(store, repo)
+    with pytest.raises(AlreadyExists, match="already recorded"):
+        reg.record("1.0.0", artifact, Path(repo.working_dir))
+    assert _unchanged(store, repo) == before
+
+
+def test_dirty_repo_refused_unless_allowed(store: Store, repo: git.Repo, artifact: Path) -> None:
+    (Path(repo.working_dir) / "untracked.py").write_text("x")
+    before = _unchanged(store, repo)
+    with pytest.raises(UsageError, match="uncommitted changes; commit them or pass --allow-dirty"):
+        Registry(store, STACK).record("1.0.0", artifact, Path(repo.working_dir))
+    assert _unchanged(store, repo) == before
+    assert (
+        Registry(store, STACK)
+        .record("1.0.0", artifact, Path(repo.working_dir), allow_dirty=True)
+        .release.version
+        == "1.0.0"
+    )
+
+
+def test_not_a_git_repo_refused(store: Store, tmp_path: Path, artifact: Path) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    with pytest.raises(UsageError, match="is not a git repository"):
+        Registry(store, STACK).record("1.0.0", artifact, plain)
+    assert stored_objects(store) == {}
+
+
+def test_missing_or_directory_artifact_refused(
+    store: Store, repo: git.Repo, tmp_path: Path
+) -> None:
+    before = _unchanged(store, repo)
+    with pytest.raises(NotFound, match="does not exist"):
+        Registry(store, STACK).record("1.0.0", tmp_path / "nope.tgz", Path(repo.working_dir))
+    with pytest.raises(UsageError, match="is a directory"):
+        Registry(store, STACK).record("1.0.0", tmp_path, Path(repo.working_dir))
+    assert _unchanged(store, repo) == before
+
+
+def test_unknown_version_is_not_found(store: Store) -> None:
+    with pytest.raises(NotFound, match="release 9.9.9 of webapp/dev is not recorded") as exc:
+        Registry(store, STACK).show("9.9.9")
+    assert exc.value.exit_code == 2
+
+
+def test_manifest_with_unknown_schema_or_truncated_json(
+    store: Store, repo: git.Repo, artifact: Path
+) -> None:
+    reg = Registry(store, STACK)
+    reg.record("1.0.0", artifact, Path(repo.working_dir))
+    key = "releases/webapp/dev/1.0.0/manifest.json"
+    doc = json.loads(store.get_doc(key))
+    store.put_doc(key, json.dumps({**doc, "schema": 99}).encode())
+    with pytest.raises(IntegrityError, match="schema 99") as exc:
+        reg.show("1.0.0")
+    assert exc.value.exit_code == 4
+    store.put_doc(key, json.dumps(doc).encode()[:40])
+    with pytest.raises(IntegrityError, match="not valid JSON"):
+        reg.show("1.0.0")
