@@ -14,10 +14,12 @@ Key layout (documents are JSON, keys validated by `keys.check_key`):
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
+from rollback.errors import ConfigError
 from rollback.models import BlobRef
 
 if TYPE_CHECKING:
@@ -87,4 +89,32 @@ def open_store(url: str, clients: Clients | None = None) -> Store:
 
     Raises ConfigError for an unknown scheme or an S3 bucket that does not exist.
     """
-    raise NotImplementedError  # implemented with the backends in local.py and s3.py
+    if "://" not in url:
+        from rollback.store.local import LocalStore
+
+        return LocalStore(Path(url).expanduser(), url)
+    scheme = url.split("://", 1)[0].lower()
+    if scheme == "file":
+        from urllib.parse import unquote, urlsplit
+
+        parts = urlsplit(url)
+        if parts.netloc not in ("", "localhost"):
+            raise ConfigError(
+                f"store URL {url!r} names a remote host; use file:///absolute/path or a plain directory."
+            )
+        from rollback.store.local import LocalStore
+
+        return LocalStore(Path(unquote(parts.path)), url)
+    if scheme == "s3":
+        from rollback.store.s3 import S3Store
+
+        if clients is None:
+            from rollback.aws.session import Clients, make_session
+
+            region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+            clients = Clients(make_session(region or "us-east-1"))
+        return S3Store.open(url, clients("s3"))
+    raise ConfigError(
+        f"store URL {url!r} has an unknown scheme {scheme!r}; use a directory, file:// or s3://bucket/prefix.",
+        store=url,
+    )

@@ -1,0 +1,206 @@
+"""The local-directory store (the default, `./artifacts`).
+
+Writes go to a temporary file in the target's file system, are fsynced, then
+linked or renamed into place, so a reader never sees a partial file. Nothing
+is created until the first write: opening a store changes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
+
+from rollback.errors import AlreadyExists, ConfigError, NotFound, UsageError
+from rollback.models import BlobRef
+from rollback.store.hashing import check_digest_matches, copy_hashing, fetch_verified
+from rollback.store.keys import BLOB_PREFIX, blob_key, check_digest, check_key, check_prefix
+
+_TMP_PREFIX = ".tmp-"
+
+T = TypeVar("T")
+
+
+class LocalStore:
+    """Blobs and documents as files under `root`."""
+
+    def __init__(self, root: Path, url: str | None = None) -> None:
+        self.root = Path(root)
+        self.url = url or str(self.root)
+        if self.root.exists() and not self.root.is_dir():
+            raise ConfigError(
+                f"store {self.root} is a file, not a directory; fix --store.", store=self.url
+            )
+
+    # blobs
+
+    def put_blob(self, stream: BinaryIO) -> BlobRef:
+        staging = self._makedirs(self.root / BLOB_PREFIX)
+        tmp = self._temp_file(staging)
+        try:
+            with open(tmp, "wb") as out:
+                ref = copy_hashing(stream, out)
+                out.flush()
+                os.fsync(out.fileno())
+            # Read-only on disk: blobs are immutable, the mode says so to people too.
+            os.chmod(tmp, 0o444)
+            final = self.root / blob_key(ref.sha256)
+            self._makedirs(final.parent)
+            with contextlib.suppress(FileExistsError):  # same bytes already stored
+                self._oserror_as_config(os.link, tmp, final)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        return ref
+
+    def put_blob_file(self, path: Path) -> BlobRef:
+        path = Path(path)
+        if path.is_dir():
+            raise UsageError(f"{path} is a directory; pass a file.", path=str(path))
+        try:
+            stream = open(path, "rb")  # noqa: SIM115 - closed below, after the error mapping
+        except FileNotFoundError:
+            raise NotFound(f"file {path} does not exist; check the path.", path=str(path)) from None
+        with stream:
+            return self.put_blob(stream)
+
+    def get_blob(self, sha256: str) -> bytes:
+        with self._open_blob(sha256) as stream:
+            data = stream.read()
+        actual = BlobRef(sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+        check_digest_matches(sha256, actual, self.url)
+        return data
+
+    def fetch_blob(self, sha256: str, dest: Path) -> BlobRef:
+        with self._open_blob(sha256) as stream:
+            return fetch_verified(stream, sha256, Path(dest), self.url)
+
+    def has_blob(self, sha256: str) -> bool:
+        return (self.root / blob_key(sha256)).is_file()
+
+    def verify_blob(self, sha256: str) -> BlobRef:
+        with self._open_blob(sha256) as stream:
+            ref = copy_hashing(stream)
+        check_digest_matches(sha256, ref, self.url)
+        return ref
+
+    def delete_blob(self, sha256: str) -> None:
+        """Remove a blob; idempotent (a missing blob is not an error)."""
+        path = self.root / blob_key(sha256)
+        with contextlib.suppress(FileNotFoundError):
+            self._oserror_as_config(path.unlink)
+
+    def list_blobs(self) -> Iterator[str]:
+        base = self.root / BLOB_PREFIX
+        if not base.is_dir():
+            return
+        for shard in sorted(p for p in base.iterdir() if p.is_dir()):
+            for blob in sorted(shard.iterdir()):
+                with contextlib.suppress(Exception):
+                    yield check_digest(blob.name)
+
+    # documents
+
+    def put_doc(self, key: str, data: bytes, *, create_only: bool = False) -> None:
+        path = self.root / check_key(key)
+        if path.is_dir():
+            raise UsageError(
+                f"store key {key!r} names a folder of documents; choose another key.", key=key
+            )
+        tmp = self._temp_file(self._makedirs(path.parent))
+        try:
+            with open(tmp, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(tmp, 0o644)
+            if create_only:
+                # link() fails if the name exists: the O_EXCL of a complete file.
+                try:
+                    self._oserror_as_config(os.link, tmp, path)
+                except FileExistsError:
+                    raise AlreadyExists(
+                        f"document {key} already exists in {self.url}; it is written only once.",
+                        key=key,
+                    ) from None
+            else:
+                self._oserror_as_config(os.replace, tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    def get_doc(self, key: str) -> bytes:
+        path = self.root / check_key(key)
+        try:
+            return path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise NotFound(f"document {key} is not in {self.url}.", key=key) from None
+
+    def has_doc(self, key: str) -> bool:
+        return (self.root / check_key(key)).is_file()
+
+    def list_docs(self, prefix: str) -> list[str]:
+        check_prefix(prefix)
+        if prefix.endswith("/"):
+            top = self.root / prefix
+        else:  # a partial name (or nothing): walk its folder, filter by the prefix
+            top = (self.root / prefix).parent if prefix else self.root
+        if not top.is_dir():
+            return []
+        keys = []
+        for dirpath, dirnames, filenames in os.walk(top):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            rel = Path(dirpath).relative_to(self.root).as_posix()
+            for name in filenames:
+                if name.startswith("."):
+                    continue
+                key = name if rel == "." else f"{rel}/{name}"
+                if key.startswith(prefix):
+                    keys.append(key)
+        return sorted(keys)
+
+    def delete_doc(self, key: str) -> None:
+        """Remove a document; idempotent (a missing document is not an error)."""
+        path = self.root / check_key(key)
+        with contextlib.suppress(FileNotFoundError):
+            self._oserror_as_config(path.unlink)
+
+    def state_dir(self) -> Path:
+        return self._makedirs(self.root / ".state")
+
+    # internals
+
+    def _open_blob(self, sha256: str) -> BinaryIO:
+        path = self.root / blob_key(sha256)
+        try:
+            return open(path, "rb")
+        except FileNotFoundError:
+            raise NotFound(f"blob {sha256} is not in {self.url}.", sha256=sha256) from None
+
+    def _temp_file(self, directory: Path) -> str:
+        fd, tmp = self._oserror_as_config(tempfile.mkstemp, prefix=_TMP_PREFIX, dir=directory)
+        os.close(fd)
+        return tmp
+
+    def _makedirs(self, directory: Path) -> Path:
+        self._oserror_as_config(directory.mkdir, parents=True, exist_ok=True)
+        return directory
+
+    def _oserror_as_config(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a file-system call; permission and space problems become ConfigError.
+
+        FileExistsError and FileNotFoundError pass through: callers give them meaning.
+        """
+        try:
+            return call(*args, **kwargs)
+        except (FileExistsError, FileNotFoundError):
+            raise
+        except OSError as exc:
+            raise ConfigError(
+                f"store {self.url} cannot be written ({exc.strerror or exc}); check its permissions and free space, or fix --store.",
+                store=self.url,
+            ) from exc
