@@ -92,11 +92,35 @@ def load(
         if value is not None:
             values[name] = value
     if isinstance(values.get("debug"), str):
-        values["debug"] = values["debug"].lower() in ("1", "true", "yes", "on")
+        values["debug"] = _parse_bool("debug", values["debug"])
     known = {f.name for f in fields(Settings)}
+    _check_types(values)
     extra = {k: v for k, v in values.items() if k not in known}
     base = {k: v for k, v in values.items() if k in known}
     return replace(Settings(**base), extra=extra).validate()
+
+
+def _parse_bool(name: str, text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("", "0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} {text!r} is not a boolean; use true or false.")
+
+
+def _check_types(values: dict[str, Any]) -> None:
+    # A file can hold any TOML type; a number where a string belongs must be a
+    # configuration error (exit 2), not a crash later.
+    for f in fields(Settings):
+        value = values.get(f.name)
+        if value is None or f.name == "extra":
+            continue
+        expected = bool if f.name == "debug" else str
+        if not isinstance(value, expected):
+            raise ConfigError(
+                f"setting {f.name} = {value!r} must be a {'boolean' if expected is bool else 'string'}; "
+                "fix rollback.toml or the environment."
+            )
 
 
 def _read_file(env: dict[str, str], cwd: Path) -> dict[str, Any]:

@@ -1,0 +1,124 @@
+"""rollback.config.load: flag > environment > rollback.toml > default, and bad values refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rollback import config
+from rollback.errors import ConfigError, ExitCode
+
+
+def write_toml(directory: Path, text: str) -> Path:
+    path = directory / "rollback.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_without_env_or_file(tmp_path: Path) -> None:
+    settings = config.load({}, env={}, cwd=tmp_path)
+    assert settings == config.Settings()
+    assert (settings.project, settings.stack_name) == ("webapp", "dev")
+
+
+@pytest.mark.parametrize(
+    ("name", "var", "file_value", "env_value", "flag_value"),
+    [
+        ("stack", "ROLLBACK_STACK", "shop/file", "shop/env", "shop/flag"),
+        ("store", "ROLLBACK_STORE", "/file", "/env", "/flag"),
+        ("engine", "ROLLBACK_ENGINE", "pulumi", "embedded", "auto"),
+        ("output", "ROLLBACK_OUTPUT", "json", "text", "json"),
+        ("region", "AWS_REGION", "eu-west-1", "eu-west-2", "eu-west-3"),
+        ("endpoint_url", "AWS_ENDPOINT_URL", "http://f", "http://e", "http://flag"),
+    ],
+)
+def test_flag_beats_env_beats_file_beats_default(
+    tmp_path: Path, name: str, var: str, file_value: str, env_value: str, flag_value: str
+) -> None:
+    default = getattr(config.Settings(), name)
+    assert getattr(config.load({name: None}, env={}, cwd=tmp_path), name) == default
+    write_toml(tmp_path, f'{name} = "{file_value}"\n')
+    assert getattr(config.load({}, env={}, cwd=tmp_path), name) == file_value
+    assert getattr(config.load({}, env={var: env_value}, cwd=tmp_path), name) == env_value
+    # A flag left unset (None) does not hide the environment.
+    assert getattr(config.load({name: None}, env={var: env_value}, cwd=tmp_path), name) == env_value
+    loaded = config.load({name: flag_value}, env={var: env_value}, cwd=tmp_path)
+    assert getattr(loaded, name) == flag_value
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1", True),
+        ("true", True),
+        ("YES", True),
+        ("on", True),
+        ("0", False),
+        ("false", False),
+        ("", False),
+    ],
+)
+def test_debug_from_the_environment(tmp_path: Path, text: str, expected: bool) -> None:
+    assert config.load({}, env={"ROLLBACK_DEBUG": text}, cwd=tmp_path).debug is expected
+
+
+def test_debug_from_file_and_flag(tmp_path: Path) -> None:
+    write_toml(tmp_path, "debug = true\n")
+    assert config.load({}, env={}, cwd=tmp_path).debug is True
+    assert config.load({"debug": False}, env={}, cwd=tmp_path).debug is False
+
+
+def test_an_empty_variable_is_unset(tmp_path: Path) -> None:
+    write_toml(tmp_path, 'stack = "shop/file"\n')
+    assert config.load({}, env={"ROLLBACK_STACK": ""}, cwd=tmp_path).stack == "shop/file"
+
+
+def test_region_falls_back_to_aws_default_region(tmp_path: Path) -> None:
+    env = {"AWS_DEFAULT_REGION": "ap-south-1"}
+    assert config.load({}, env=env, cwd=tmp_path).region == "ap-south-1"
+    env["AWS_REGION"] = "eu-north-1"
+    assert config.load({}, env=env, cwd=tmp_path).region == "eu-north-1"
+
+
+def test_rollback_config_names_another_file(tmp_path: Path) -> None:
+    other = tmp_path / "elsewhere.toml"
+    other.write_text('store = "s3://bucket/prefix"\n')
+    write_toml(tmp_path, 'store = "/ignored"\n')
+    settings = config.load({}, env={"ROLLBACK_CONFIG": str(other)}, cwd=tmp_path)
+    assert settings.store == "s3://bucket/prefix"
+
+
+def test_unknown_file_keys_are_kept_as_extra(tmp_path: Path) -> None:
+    write_toml(tmp_path, 'bake = "10m"\n[notify]\nchannel = "#ops"\n')
+    settings = config.load({}, env={}, cwd=tmp_path)
+    assert settings.extra == {"bake": "10m", "notify": {"channel": "#ops"}}
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "toml", "says"),
+    [
+        ({"stack": "webapp"}, {}, None, "not PROJECT/STACK"),
+        ({"stack": "webapp/"}, {}, None, "not PROJECT/STACK"),
+        ({"stack": "a/b/c"}, {}, None, "not PROJECT/STACK"),
+        ({}, {"ROLLBACK_ENGINE": "terraform"}, None, "engine 'terraform' is unknown"),
+        ({}, {"ROLLBACK_OUTPUT": "yaml"}, None, "output 'yaml' is unknown"),
+        ({}, {"ROLLBACK_DEBUG": "maybe"}, None, "not a boolean"),
+        ({}, {"ROLLBACK_CONFIG": "/no/such/file.toml"}, None, "does not exist"),
+        ({}, {}, "stack = [", "cannot be read"),
+        ({}, {}, "stack = 5\n", "must be a string"),
+        ({}, {}, 'debug = "sometimes"\n', "not a boolean"),
+        ({}, {}, "debug = 1\n", "must be a boolean"),
+    ],
+)
+def test_bad_values_are_one_config_error(
+    tmp_path: Path, flags: dict[str, str], env: dict[str, str], toml: str | None, says: str
+) -> None:
+    if toml is not None:
+        write_toml(tmp_path, toml)
+    with pytest.raises(ConfigError, match=says) as raised:
+        config.load(flags, env=env, cwd=tmp_path)
+    assert raised.value.exit_code == ExitCode.USAGE
+    # One sentence that ends with what to do, not a traceback's worth of text.
+    assert "\n" not in raised.value.message
+    assert raised.value.message.endswith(".")
