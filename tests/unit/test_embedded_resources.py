@@ -48,6 +48,43 @@ def cloud() -> Iterator[Cloud]:
         yield Cloud(session=session, types=resource_types(Clients(session=session)))
 
 
+@dataclass(frozen=True)
+class Chain:
+    """The shared dependency chain, built once per module through the appliers."""
+
+    vpc_id: str
+    subnet_ids: tuple[str, str]
+    security_group_id: str
+
+
+@pytest.fixture(scope="module")
+def chain(cloud: Cloud) -> Chain:
+    vpc_id, _ = cloud.applier("aws:ec2/vpc:Vpc").create(
+        "vpc", {"cidrBlock": "10.0.0.0/16", "enableDnsHostnames": True}
+    )
+    subnet = cloud.applier("aws:ec2/subnet:Subnet")
+    subnet_ids = tuple(
+        subnet.create(
+            f"subnet-{zone}",
+            {"vpcId": vpc_id, "cidrBlock": f"10.0.{i}.0/24", "availabilityZone": f"{REGION}{zone}"},
+        )[0]
+        for i, zone in enumerate("ab")
+    )
+    sg_id, _ = cloud.applier("aws:ec2/securityGroup:SecurityGroup").create(
+        "web",
+        {
+            "vpcId": vpc_id,
+            "ingress": [
+                {"protocol": "tcp", "fromPort": 80.0, "toPort": 80.0, "cidrBlocks": ["0.0.0.0/0"]}
+            ],
+            "egress": [
+                {"protocol": "-1", "fromPort": 0.0, "toPort": 0.0, "cidrBlocks": ["0.0.0.0/0"]}
+            ],
+        },
+    )
+    return Chain(vpc_id=vpc_id, subnet_ids=(subnet_ids[0], subnet_ids[1]), security_group_id=sg_id)
+
+
 def test_every_supported_token_has_an_applier(cloud: Cloud) -> None:
     assert set(cloud.types) == SUPPORTED
     assert all(applier.token == token for token, applier in cloud.types.items())
@@ -129,3 +166,156 @@ def test_an_aws_failure_names_the_resource(cloud: Cloud) -> None:
         )
     assert "versioning" in caught.value.message
     assert caught.value.fields["aws_code"] == "NoSuchBucket"
+
+
+# --- EC2 --------------------------------------------------------------------
+
+
+def test_vpc_lifecycle(cloud: Cloud) -> None:
+    ec2 = cloud.client("ec2")
+    vpc = cloud.applier("aws:ec2/vpc:Vpc")
+    inputs = {"cidrBlock": "10.9.0.0/16", "enableDnsHostnames": True, "tags": {"Name": "prod"}}
+
+    id, outputs = vpc.create("vpc", inputs)
+
+    assert id.startswith("vpc-")
+    assert outputs["cidrBlock"] == "10.9.0.0/16" and outputs["enableDnsHostnames"] is True
+    assert outputs["tags"] == {"Name": "prod"} and outputs["defaultSecurityGroupId"].startswith(
+        "sg-"
+    )
+    assert vpc.read(id, outputs) == outputs
+
+    news = {**inputs, "enableDnsHostnames": False, "tags": {"Name": "prod", "tier": "net"}}
+    vpc.update(id, inputs, news)
+    attribute = ec2.describe_vpc_attribute(VpcId=id, Attribute="enableDnsHostnames")
+    assert attribute["EnableDnsHostnames"]["Value"] is False
+    live = ec2.describe_vpcs(VpcIds=[id])["Vpcs"][0]["Tags"]
+    assert {t["Key"]: t["Value"] for t in live} == {"Name": "prod", "tier": "net"}
+
+    ec2.delete_tags(Resources=[id], Tags=[{"Key": "tier"}])
+    read = vpc.read(id, news)
+    assert read is not None and read["tags"] == {"Name": "prod"}
+
+    vpc.delete(id, news)
+    assert not ec2.describe_vpcs(Filters=[{"Name": "vpc-id", "Values": [id]}])["Vpcs"]
+    vpc.delete(id, news)
+    assert vpc.read(id, news) is None
+
+
+def test_subnet_lifecycle(cloud: Cloud, chain: Chain) -> None:
+    ec2 = cloud.client("ec2")
+    subnet = cloud.applier("aws:ec2/subnet:Subnet")
+    inputs = {"vpcId": chain.vpc_id, "cidrBlock": "10.0.9.0/24", "availabilityZone": "us-east-1c"}
+
+    id, outputs = subnet.create("subnet", inputs)
+
+    assert outputs["vpcId"] == chain.vpc_id and outputs["availabilityZone"] == "us-east-1c"
+    assert outputs["mapPublicIpOnLaunch"] is False
+    assert subnet.read(id, outputs) == outputs
+
+    news = {**inputs, "mapPublicIpOnLaunch": True, "tags": {"tier": "public"}}
+    subnet.update(id, inputs, news)
+    live = ec2.describe_subnets(SubnetIds=[id])["Subnets"][0]
+    assert live["MapPublicIpOnLaunch"] is True
+    assert {t["Key"]: t["Value"] for t in live["Tags"]} == {"tier": "public"}
+
+    ec2.modify_subnet_attribute(SubnetId=id, MapPublicIpOnLaunch={"Value": False})
+    read = subnet.read(id, news)
+    assert read is not None and read["mapPublicIpOnLaunch"] is False
+
+    subnet.delete(id, news)
+    assert not ec2.describe_subnets(Filters=[{"Name": "subnet-id", "Values": [id]}])["Subnets"]
+    subnet.delete(id, news)
+    assert subnet.read(id, news) is None
+
+
+def _permissions(ec2: Any, group_id: str, key: str) -> set[tuple[str, int, str]]:
+    group = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
+    return {
+        (p["IpProtocol"], p.get("FromPort", 0), r["CidrIp"])
+        for p in group[key]
+        for r in p.get("IpRanges", [])
+    }
+
+
+def test_security_group_lifecycle(cloud: Cloud, chain: Chain) -> None:
+    ec2 = cloud.client("ec2")
+    group = cloud.applier("aws:ec2/securityGroup:SecurityGroup")
+    http = {"protocol": "tcp", "fromPort": 80.0, "toPort": 80.0, "cidrBlocks": ["10.0.0.0/16"]}
+    inputs = {"name": "app", "vpcId": chain.vpc_id, "ingress": [http], "tags": {"app": "web"}}
+
+    id, outputs = group.create("app", inputs)
+
+    assert _permissions(ec2, id, "IpPermissions") == {("tcp", 80, "10.0.0.0/16")}
+    # no egress declared: the default allow-all egress is removed, as the AWS provider does
+    assert _permissions(ec2, id, "IpPermissionsEgress") == set()
+    assert outputs["ingress"][0]["cidrBlocks"] == ["10.0.0.0/16"]
+    assert outputs["ingress"][0]["fromPort"] == 80.0 and outputs["ingress"][0]["self"] is False
+    assert group.read(id, outputs) == outputs
+
+    https = {**http, "fromPort": 443.0, "toPort": 443.0}
+    everything = {"protocol": "-1", "fromPort": 0.0, "toPort": 0.0, "cidrBlocks": ["0.0.0.0/0"]}
+    news = {**inputs, "ingress": [https, {**http, "self": True}], "egress": [everything]}
+    updated = group.update(id, inputs, news)
+    assert _permissions(ec2, id, "IpPermissions") == {
+        ("tcp", 443, "10.0.0.0/16"),
+        ("tcp", 80, "10.0.0.0/16"),
+    }
+    assert _permissions(ec2, id, "IpPermissionsEgress") == {("-1", 0, "0.0.0.0/0")}
+    assert [r["self"] for r in updated["ingress"]] == [True, False]
+
+    ec2.revoke_security_group_ingress(
+        GroupId=id,
+        IpPermissions=[
+            {
+                "IpProtocol": "tcp",
+                "FromPort": 443,
+                "ToPort": 443,
+                "IpRanges": [{"CidrIp": "10.0.0.0/16"}],
+            }
+        ],
+    )
+    read = group.read(id, updated)
+    assert read is not None and [r["fromPort"] for r in read["ingress"]] == [80.0]
+
+    group.delete(id, updated)
+    assert not ec2.describe_security_groups(Filters=[{"Name": "group-id", "Values": [id]}])[
+        "SecurityGroups"
+    ]
+    group.delete(id, updated)
+    assert group.read(id, updated) is None
+
+
+def test_instance_lifecycle(cloud: Cloud, chain: Chain) -> None:
+    ec2 = cloud.client("ec2")
+    ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    instance = cloud.applier("aws:ec2/instance:Instance")
+    inputs = {
+        "ami": ami,
+        "instanceType": "t3.micro",
+        "subnetId": chain.subnet_ids[0],
+        "vpcSecurityGroupIds": [chain.security_group_id],
+        "tags": {"Name": "app-blue"},
+    }
+
+    id, outputs = instance.create("app-blue", inputs)
+
+    assert outputs["instanceState"] == "running" and outputs["privateIp"].startswith("10.0.0.")
+    assert outputs["subnetId"] == chain.subnet_ids[0]
+    assert instance.read(id, outputs) == outputs
+
+    news = {**inputs, "instanceType": "t3.small", "tags": {"Name": "app-blue", "color": "blue"}}
+    instance.update(id, inputs, news)
+    live = ec2.describe_instances(InstanceIds=[id])["Reservations"][0]["Instances"][0]
+    assert live["InstanceType"] == "t3.small" and live["State"]["Name"] == "running"
+    assert {t["Key"]: t["Value"] for t in live["Tags"]} == {"Name": "app-blue", "color": "blue"}
+
+    ec2.create_tags(Resources=[id], Tags=[{"Key": "color", "Value": "green"}])
+    read = instance.read(id, news)
+    assert read is not None and read["tags"]["color"] == "green"
+
+    instance.delete(id, news)
+    live = ec2.describe_instances(InstanceIds=[id])["Reservations"][0]["Instances"][0]
+    assert live["State"]["Name"] == "terminated"
+    instance.delete(id, news)
+    assert instance.read(id, news) is None

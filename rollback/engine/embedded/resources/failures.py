@@ -48,3 +48,14 @@ def applying(token: str, name: str, action: str) -> Iterator[None]:
             action=action,
             aws_message=str(exc),
         ) from exc
+
+
+def present(outputs: dict[str, Any] | None, token: str, id: str) -> dict[str, Any]:
+    """`outputs` of a read right after a write; EngineError when the resource vanished meanwhile."""
+    if outputs is None:
+        raise EngineError(
+            f"{token} {id!r} disappeared while it was being applied; run the engine again.",
+            resource=id,
+            type=token,
+        )
+    return outputs
