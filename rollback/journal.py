@@ -1,0 +1,452 @@
+"""The run journal: what a rollback did, written to the store as it happens.
+
+Each run lives under `runs/<project>/<stack>/<run-id>/`:
+
+    run.json               the plan, who, when, why and the options (skips with
+                           who and why); written once
+    events/<seq:06d>.json  one document per transition, written once each, so
+                           nothing is rewritten and S3 needs no append
+
+Step states move `pending -> applying -> applied -> verified`, or on a
+failure `failed`, and then, for steps done so far, `compensating ->
+compensated` (or `compensation-skipped` / `compensation-failed` with the
+reason). `pending` is implied by the plan and not written. Run-level events:
+started, resumed, confirmed, skipped, traffic-restored, notified, stopped,
+finished (with the result). The executor appends a record *before* it acts
+and *after* it verifies, so a process that dies leaves a journal that says
+which step was in flight; `load` folds the events back into a `Run`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from rollback.errors import AlreadyExists, IntegrityError, NotFound, UsageError
+from rollback.models import Evidence
+from rollback.plan import Plan
+from rollback.store import Store
+
+RUN_SCHEMA = 1
+
+STEP_STATES = (
+    "pending",
+    "applying",
+    "applied",
+    "verified",
+    "failed",
+    "compensating",
+    "compensated",
+    "compensation-skipped",
+    "compensation-failed",
+    "skipped",
+)
+RUN_EVENTS = (
+    "started",
+    "resumed",
+    "confirmed",
+    "skipped",
+    "traffic-restored",
+    "notified",
+    "stopped",
+    "finished",
+    "step",
+)
+RESULTS = ("succeeded", "failed", "stopped")
+IN_FLIGHT = ("applying", "applied", "compensating")
+
+Now = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 in UTC with milliseconds, the journal's one time format."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def seconds_between(start: str | None, end: str | None) -> float | None:
+    """Seconds from one journal timestamp to another (None when either is missing)."""
+    if not start or not end:
+        return None
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+
+
+def run_prefix(stack: str) -> str:
+    """`runs/<project>/<stack>/` for a PROJECT/STACK name; raises UsageError otherwise."""
+    parts = stack.split("/")
+    if len(parts) != 2 or not all(parts):
+        raise UsageError(
+            f"stack {stack!r} is not PROJECT/STACK; pass --stack webapp/prod, for example."
+        )
+    return f"runs/{stack}/"
+
+
+def run_key(stack: str, run_id: str, name: str) -> str:
+    """The key of a document of one run, e.g. `run.json` or `report.md`."""
+    return f"{run_prefix(stack)}{run_id}/{name}"
+
+
+def evidence_from_dict(data: dict[str, Any]) -> Evidence:
+    return Evidence(
+        api=str(data["api"]),
+        at=str(data["at"]),
+        observed=dict(data.get("observed") or {}),
+        ok=bool(data["ok"]),
+        note=str(data.get("note", "")),
+    )
+
+
+@dataclass(frozen=True)
+class Event:
+    """One journal record. `type` is a run event; step transitions have type `step`.
+
+    `data` holds what the transition carries: for `applied` the step's
+    `changed`, `prior` and `detail`; for `verified`/`failed` the `evidence`
+    and the `error` sentence; for `finished` the `result` and the final
+    `state` per layer; for `skipped` the `reason` and `by`.
+    """
+
+    seq: int
+    type: str
+    at: str
+    step: str | None = None
+    state: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Event:
+        return cls(
+            seq=int(data["seq"]),
+            type=str(data["type"]),
+            at=str(data["at"]),
+            step=data.get("step"),
+            state=data.get("state"),
+            data=dict(data.get("data") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """A step's state as the journal tells it, folded from its events."""
+
+    name: str
+    kind: str
+    state: str = "pending"
+    changed: bool = False
+    prior: dict[str, Any] | None = None  # None: apply never returned (or not recorded)
+    detail: dict[str, Any] = field(default_factory=dict)
+    evidence: tuple[Evidence, ...] = ()
+    error: str = ""
+    note: str = ""
+    started_at: str | None = None
+    ended_at: str | None = None
+    skip_reason: str = ""
+    skipped_by: str = ""
+
+    @property
+    def duration_s(self) -> float | None:
+        return seconds_between(self.started_at, self.ended_at)
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run rebuilt from the store: its plan, options and every event in order."""
+
+    run_id: str
+    stack: str
+    plan: Plan
+    actor: str
+    started_at: str
+    reason: str
+    options: dict[str, Any]
+    events: tuple[Event, ...]
+    steps: tuple[StepRecord, ...]
+
+    def step(self, name: str) -> StepRecord:
+        for record in self.steps:
+            if record.name == name:
+                return record
+        raise NotFound(f"run {self.run_id} has no step {name!r}.", step=name)
+
+    def last(self, event_type: str) -> Event | None:
+        """The latest event of `event_type`, if any."""
+        for event in reversed(self.events):
+            if event.type == event_type:
+                return event
+        return None
+
+    @property
+    def finished(self) -> bool:
+        return self.last("finished") is not None
+
+    @property
+    def result(self) -> str | None:
+        """succeeded | failed | stopped, or None while the run is unfinished."""
+        event = self.last("finished")
+        return str(event.data["result"]) if event else None
+
+    @property
+    def finished_at(self) -> str | None:
+        event = self.last("finished")
+        return event.at if event else None
+
+    @property
+    def traffic_restored_at(self) -> str | None:
+        for event in self.events:
+            if event.type == "traffic-restored":
+                return event.at
+        return None
+
+    @property
+    def in_flight(self) -> StepRecord | None:
+        """The step a dead process left between `applying` and `verified`, if any."""
+        for record in self.steps:
+            if record.state in IN_FLIGHT:
+                return record
+        return None
+
+    @property
+    def duration_s(self) -> float | None:
+        return seconds_between(self.started_at, self.finished_at)
+
+    @property
+    def time_to_traffic_restored_s(self) -> float | None:
+        return seconds_between(self.started_at, self.traffic_restored_at)
+
+    @property
+    def skips(self) -> dict[str, dict[str, str]]:
+        """Skipped step name -> {"reason", "by"}, as recorded at the start."""
+        return {k: dict(v) for k, v in dict(self.options.get("skips") or {}).items()}
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One line of `rollback history`."""
+
+    run_id: str
+    actor: str
+    started_at: str
+    from_version: str
+    to_version: str
+    result: str  # succeeded | failed | stopped | unfinished
+    duration_s: float | None
+    time_to_traffic_restored_s: float | None
+    reason: str
+
+    @classmethod
+    def of(cls, run: Run) -> RunSummary:
+        return cls(
+            run_id=run.run_id,
+            actor=run.actor,
+            started_at=run.started_at,
+            from_version=run.plan.from_version,
+            to_version=run.plan.to_version,
+            result=run.result or "unfinished",
+            duration_s=run.duration_s,
+            time_to_traffic_restored_s=run.time_to_traffic_restored_s,
+            reason=run.reason,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Journal:
+    """Appends a run's events to the store, each as a new create-only document.
+
+    One writer per run (the stack lock guarantees it); a second writer racing
+    for the same sequence number gets AlreadyExists from the store instead of
+    overwriting a record.
+    """
+
+    def __init__(
+        self, store: Store, stack: str, run_id: str, *, now: Now = utc_now, next_seq: int = 1
+    ) -> None:
+        run_prefix(stack)
+        self.store = store
+        self.stack = stack
+        self.run_id = run_id
+        self.now = now
+        self.next_seq = next_seq
+
+    @classmethod
+    def create(
+        cls,
+        store: Store,
+        plan: Plan,
+        *,
+        actor: str,
+        options: dict[str, Any],
+        now: Now = utc_now,
+    ) -> Journal:
+        """Write `run.json` for a new run; raises UsageError if the run id is taken."""
+        journal = cls(store, plan.stack, plan.run_id, now=now)
+        doc = {
+            "schema": RUN_SCHEMA,
+            "run_id": plan.run_id,
+            "stack": plan.stack,
+            "plan": plan.to_dict(),
+            "actor": actor,
+            "started_at": iso(now()),
+            "reason": plan.reason,
+            "options": options,
+        }
+        try:
+            store.put_doc(journal.key("run.json"), _dump(doc), create_only=True)
+        except AlreadyExists:
+            raise UsageError(
+                f"run {plan.run_id} already exists in {store.url}; plan again for a new run id, "
+                f"or `rollback resume {plan.run_id}`.",
+                run_id=plan.run_id,
+            ) from None
+        return journal
+
+    @classmethod
+    def reopen(cls, store: Store, stack: str, run_id: str, *, now: Now = utc_now) -> Journal:
+        """A journal that appends after the last recorded event of an existing run."""
+        events = _event_keys(store, stack, run_id)
+        if not store.has_doc(run_key(stack, run_id, "run.json")):
+            raise NotFound(
+                f"run {run_id} of {stack} is not in {store.url}; `rollback history` lists the runs.",
+                run_id=run_id,
+            )
+        next_seq = (int(events[-1].rsplit("/", 1)[1].split(".")[0]) + 1) if events else 1
+        return cls(store, stack, run_id, now=now, next_seq=next_seq)
+
+    def key(self, name: str) -> str:
+        return run_key(self.stack, self.run_id, name)
+
+    def append(
+        self,
+        type: str,
+        *,
+        step: str | None = None,
+        state: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> Event:
+        """Write the next event and return it; it is in the store when this returns."""
+        if type not in RUN_EVENTS:
+            raise ValueError(f"unknown journal event type {type!r}")
+        if type == "step" and state not in STEP_STATES:
+            raise ValueError(f"unknown step state {state!r}")
+        event = Event(
+            seq=self.next_seq,
+            type=type,
+            at=iso(self.now()),
+            step=step,
+            state=state,
+            data=data or {},
+        )
+        self.store.put_doc(
+            self.key(f"events/{event.seq:06d}.json"), _dump(event.to_dict()), create_only=True
+        )
+        self.next_seq += 1
+        return event
+
+    @staticmethod
+    def load(store: Store, stack: str, run_id: str) -> Run:
+        """Rebuild a run from its documents; raises NotFound or IntegrityError."""
+        try:
+            doc = json.loads(store.get_doc(run_key(stack, run_id, "run.json")))
+        except NotFound:
+            raise NotFound(
+                f"run {run_id} of {stack} is not in {store.url}; `rollback history` lists the runs.",
+                run_id=run_id,
+            ) from None
+        except ValueError as exc:
+            raise IntegrityError(f"run {run_id} has an unreadable run.json ({exc}).") from exc
+        if doc.get("schema") != RUN_SCHEMA:
+            raise IntegrityError(
+                f"run {run_id} has schema {doc.get('schema')!r}; this toolkit reads {RUN_SCHEMA}."
+            )
+        plan = Plan.from_dict(dict(doc["plan"]))
+        events = []
+        for key in _event_keys(store, stack, run_id):
+            try:
+                events.append(Event.from_dict(json.loads(store.get_doc(key))))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise IntegrityError(f"journal record {key} is unreadable ({exc}).") from exc
+        events.sort(key=lambda e: e.seq)
+        return Run(
+            run_id=run_id,
+            stack=stack,
+            plan=plan,
+            actor=str(doc.get("actor", "")),
+            started_at=str(doc["started_at"]),
+            reason=str(doc.get("reason", "")),
+            options=dict(doc.get("options") or {}),
+            events=tuple(events),
+            steps=_fold_steps(plan, events),
+        )
+
+
+def list_runs(store: Store, stack: str) -> list[RunSummary]:
+    """Every run of `stack`, oldest first (run ids sort by start time)."""
+    run_ids = _run_ids(store, stack)
+    return [RunSummary.of(Journal.load(store, stack, run_id)) for run_id in run_ids]
+
+
+def latest_run(store: Store, stack: str) -> Run | None:
+    """The most recently started run of `stack`, or None if it never had one."""
+    run_ids = _run_ids(store, stack)
+    return Journal.load(store, stack, run_ids[-1]) if run_ids else None
+
+
+def _run_ids(store: Store, stack: str) -> list[str]:
+    prefix = run_prefix(stack)
+    keys = store.list_docs(prefix)
+    return sorted({k[len(prefix) :].split("/", 1)[0] for k in keys if k.endswith("/run.json")})
+
+
+def _event_keys(store: Store, stack: str, run_id: str) -> list[str]:
+    return [k for k in store.list_docs(run_key(stack, run_id, "events/")) if k.endswith(".json")]
+
+
+def _fold_steps(plan: Plan, events: list[Event]) -> tuple[StepRecord, ...]:
+    records = {s.name: StepRecord(name=s.name, kind=s.kind) for s in plan.steps}
+    for event in events:
+        if event.type == "skipped" and event.step in records:
+            records[event.step] = replace(
+                records[event.step],
+                state="skipped",
+                skip_reason=str(event.data.get("reason", "")),
+                skipped_by=str(event.data.get("by", "")),
+                started_at=event.at,
+                ended_at=event.at,
+            )
+        if event.type != "step" or event.step not in records or event.state is None:
+            continue
+        record = records[event.step]
+        data = event.data
+        changes: dict[str, Any] = {"state": event.state}
+        if event.state == "applying":
+            changes["started_at"] = record.started_at or event.at
+        elif event.state in ("applied", "verified", "failed"):
+            changes["ended_at"] = event.at
+        if "changed" in data:
+            changes["changed"] = bool(data["changed"])
+        if "prior" in data:
+            changes["prior"] = dict(data["prior"])
+        if "detail" in data:
+            changes["detail"] = dict(data["detail"])
+        if "evidence" in data:
+            changes["evidence"] = tuple(evidence_from_dict(e) for e in data["evidence"])
+        if "error" in data:
+            changes["error"] = str(data["error"])
+        if "note" in data:
+            changes["note"] = str(data["note"])
+        records[event.step] = replace(record, **changes)
+    return tuple(records[s.name] for s in plan.steps)
+
+
+def _dump(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, indent=2, sort_keys=True, default=str).encode() + b"\n"
