@@ -75,6 +75,10 @@ class LockHeld(RollbackError):
     exit_code = ExitCode.LOCKED
 
 
+class StackBusy(LockHeld):
+    """Another Pulumi update is running on the stack (exit 3)."""
+
+
 class IntegrityError(RollbackError):
     """Stored bytes do not match their recorded hash, or a tag moved (exit 4)."""
 
