@@ -96,7 +96,7 @@ def _configure_logging(debug: bool) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; every failure ends here as one sentence and a documented exit code."""
     args = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in args
+    debug = _wants_debug(args)
     json_output = _wants_json(args)
     try:
         # Without standalone mode click returns (not raises) the code of `ctx.exit(n)`.
@@ -110,6 +110,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
+        if json_output:  # pipelines get the one JSON document for usage errors too
+            import json
+
+            document = {"error": "UsageError", "message": exc.format_message(), "exit_code": 2}
+            click.echo(json.dumps(document, sort_keys=True))
         sys.exit(ExitCode.USAGE)
     except RollbackError as exc:
         if debug:
@@ -127,6 +132,14 @@ def main(argv: list[str] | None = None) -> None:
             message, {"error": "InternalError", "message": message, "exit_code": 70}, json_output
         )
         sys.exit(ExitCode.INTERNAL)
+
+
+def _wants_debug(args: list[str]) -> bool:
+    import os
+
+    # The same spellings config.load accepts, read before settings exist.
+    from_env = os.environ.get("ROLLBACK_DEBUG", "").lower() in ("1", "true", "yes", "on")
+    return "--debug" in args or from_env
 
 
 def _wants_json(args: list[str]) -> bool:
