@@ -1,0 +1,394 @@
+"""A small typed wrapper over the RDS client: instances, snapshots, restores, renames.
+
+Every botocore error becomes a `rollback.errors` class: a missing instance or
+snapshot is NotFound, a taken identifier AlreadyExists, anything else
+CloudError. Reads return frozen records, never raw response dictionaries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from rollback.errors import AlreadyExists, CheckFailed, CloudError, NotFound, UsageError
+from rollback.waiting import Timing, poll
+
+log = logging.getLogger(__name__)
+
+INSTANCE_ID_MAX = 63
+SNAPSHOT_ID_MAX = 255
+_NOT_FOUND = {
+    "DBInstanceNotFound",
+    "DBInstanceNotFoundFault",
+    "DBSnapshotNotFound",
+    "DBSnapshotNotFoundFault",
+}
+_EXISTS = {
+    "DBInstanceAlreadyExists",
+    "DBInstanceAlreadyExistsFault",
+    "DBSnapshotAlreadyExists",
+    "DBSnapshotAlreadyExistsFault",
+}
+_WAITER_DELAY_S = 15
+
+
+def rds_identifier(*parts: str, limit: int = INSTANCE_ID_MAX) -> str:
+    """Join `parts` with hyphens into a valid RDS identifier of at most `limit` characters.
+
+    RDS identifiers start with a letter, hold only letters, digits and single
+    hyphens, do not end with a hyphen, and are stored lower-case. Other
+    characters become hyphens. A name that is too long keeps its head and gets
+    a short hash of the whole name, so the result stays deterministic (a
+    resumed run finds the same name) and distinct per run.
+    """
+    name = re.sub(r"[^a-z0-9]+", "-", "-".join(parts).lower()).strip("-")
+    if not name or not name[0].isalpha():
+        name = f"r-{name}".rstrip("-")
+    if len(name) > limit:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+        name = f"{name[: limit - len(digest) - 1].rstrip('-')}-{digest}"
+    return name
+
+
+@dataclass(frozen=True)
+class DbInstance:
+    """One RDS instance as describe_db_instances reports it."""
+
+    identifier: str
+    status: str
+    arn: str
+    engine: str
+    engine_version: str
+    instance_class: str
+    subnet_group: str | None
+    parameter_groups: tuple[str, ...]
+    security_groups: tuple[str, ...]
+    option_groups: tuple[str, ...]
+    multi_az: bool
+    storage_type: str | None
+    allocated_storage: int
+    iops: int | None
+    storage_throughput: int | None
+    port: int | None
+    publicly_accessible: bool
+    deletion_protection: bool
+    copy_tags_to_snapshot: bool
+    auto_minor_version_upgrade: bool
+    iam_auth: bool
+    availability_zone: str | None
+    endpoint: str | None
+    created_at: datetime | None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def settings(self) -> dict[str, Any]:
+        """The settings a restore must carry over (a restore does not copy them by itself)."""
+        return {
+            "instance_class": self.instance_class,
+            "subnet_group": self.subnet_group,
+            "parameter_groups": sorted(self.parameter_groups),
+            "security_groups": sorted(self.security_groups),
+            "option_groups": sorted(self.option_groups),
+            "multi_az": self.multi_az,
+            "storage_type": self.storage_type,
+            "allocated_storage": self.allocated_storage,
+            "iops": self.iops,
+            "storage_throughput": self.storage_throughput,
+            "port": self.port,
+            "publicly_accessible": self.publicly_accessible,
+            "deletion_protection": self.deletion_protection,
+            "copy_tags_to_snapshot": self.copy_tags_to_snapshot,
+            "auto_minor_version_upgrade": self.auto_minor_version_upgrade,
+            "iam_auth": self.iam_auth,
+        }
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> DbInstance:
+        subnet = data.get("DBSubnetGroup") or {}
+        endpoint = data.get("Endpoint") or {}
+        return cls(
+            identifier=str(data["DBInstanceIdentifier"]),
+            status=str(data.get("DBInstanceStatus", "")),
+            arn=str(data.get("DBInstanceArn", "")),
+            engine=str(data.get("Engine", "")),
+            engine_version=str(data.get("EngineVersion", "")),
+            instance_class=str(data.get("DBInstanceClass", "")),
+            subnet_group=subnet.get("DBSubnetGroupName"),
+            parameter_groups=tuple(
+                str(p["DBParameterGroupName"]) for p in data.get("DBParameterGroups") or []
+            ),
+            security_groups=tuple(
+                str(g["VpcSecurityGroupId"]) for g in data.get("VpcSecurityGroups") or []
+            ),
+            option_groups=tuple(
+                str(g["OptionGroupName"]) for g in data.get("OptionGroupMemberships") or []
+            ),
+            multi_az=bool(data.get("MultiAZ", False)),
+            storage_type=data.get("StorageType"),
+            allocated_storage=int(data.get("AllocatedStorage") or 0),
+            iops=data.get("Iops"),
+            storage_throughput=data.get("StorageThroughput"),
+            port=endpoint.get("Port") or data.get("DbInstancePort"),
+            publicly_accessible=bool(data.get("PubliclyAccessible", False)),
+            deletion_protection=bool(data.get("DeletionProtection", False)),
+            copy_tags_to_snapshot=bool(data.get("CopyTagsToSnapshot", False)),
+            auto_minor_version_upgrade=bool(data.get("AutoMinorVersionUpgrade", True)),
+            iam_auth=bool(data.get("IAMDatabaseAuthenticationEnabled", False)),
+            availability_zone=data.get("AvailabilityZone"),
+            endpoint=endpoint.get("Address"),
+            created_at=data.get("InstanceCreateTime"),
+            tags={str(t["Key"]): str(t["Value"]) for t in data.get("TagList") or []},
+        )
+
+
+@dataclass(frozen=True)
+class DbSnapshot:
+    """One RDS instance snapshot as describe_db_snapshots reports it."""
+
+    identifier: str
+    instance_id: str  # the instance's identifier when the snapshot was taken
+    status: str
+    arn: str
+    snapshot_type: str
+    engine: str
+    allocated_storage: int
+    created_at: datetime | None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> DbSnapshot:
+        return cls(
+            identifier=str(data["DBSnapshotIdentifier"]),
+            instance_id=str(data.get("DBInstanceIdentifier", "")),
+            status=str(data.get("Status", "")),
+            arn=str(data.get("DBSnapshotArn", "")),
+            snapshot_type=str(data.get("SnapshotType", "")),
+            engine=str(data.get("Engine", "")),
+            allocated_storage=int(data.get("AllocatedStorage") or 0),
+            created_at=data.get("SnapshotCreateTime"),
+            tags={str(t["Key"]): str(t["Value"]) for t in data.get("TagList") or []},
+        )
+
+
+def _code(exc: Exception) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+@contextmanager
+def _errors(action: str) -> Iterator[None]:
+    """Turn botocore errors raised inside into NotFound, AlreadyExists or CloudError."""
+    import botocore.exceptions
+
+    try:
+        yield
+    except botocore.exceptions.ClientError as exc:
+        code = _code(exc)
+        message = exc.response.get("Error", {}).get("Message", str(exc))
+        if code in _NOT_FOUND:
+            raise NotFound(f"{action}: {message}", aws_code=code) from exc
+        if code in _EXISTS:
+            raise AlreadyExists(f"{action}: {message}", aws_code=code) from exc
+        if code in {"InvalidParameterValue", "InvalidParameterCombination"}:
+            raise UsageError(f"{action}: {message}", aws_code=code) from exc
+        raise CloudError(f"{action} failed ({code}): {message}", aws_code=code) from exc
+    except botocore.exceptions.BotoCoreError as exc:
+        raise CloudError(f"{action} failed: {exc}") from exc
+
+
+class Rds:
+    """RDS operations the database steps need; takes a boto3 `rds` client."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    # Instances
+
+    def find_instance(self, instance_id: str) -> DbInstance | None:
+        """The instance named `instance_id`, or None when no instance has that name."""
+        try:
+            with _errors(f"describing DB instance {instance_id}"):
+                found = self._client.describe_db_instances(DBInstanceIdentifier=instance_id)
+        except NotFound:
+            return None
+        items = found.get("DBInstances") or []
+        return DbInstance.from_api(items[0]) if items else None
+
+    def instance(self, instance_id: str) -> DbInstance:
+        """The instance named `instance_id`; raises NotFound."""
+        found = self.find_instance(instance_id)
+        if found is None:
+            raise NotFound(f"DB instance {instance_id} does not exist.", instance_id=instance_id)
+        return found
+
+    def instance_ids(self) -> list[str]:
+        """Every instance identifier in the region, sorted."""
+        ids: list[str] = []
+        with _errors("listing DB instances"):
+            for page in self._client.get_paginator("describe_db_instances").paginate():
+                ids.extend(str(i["DBInstanceIdentifier"]) for i in page.get("DBInstances") or [])
+        return sorted(ids)
+
+    def restore_from_snapshot(
+        self, new_id: str, snapshot_id: str, like: DbInstance, tags: dict[str, str]
+    ) -> DbInstance:
+        """Restore `snapshot_id` into a new instance `new_id` with the settings of `like`.
+
+        A restore takes only the snapshot's own settings (default parameter and
+        security groups among them), so every setting of `like` is passed
+        explicitly. Raises AlreadyExists when `new_id` is taken.
+        """
+        args: dict[str, Any] = {
+            "DBInstanceIdentifier": new_id,
+            "DBSnapshotIdentifier": snapshot_id,
+            "DBInstanceClass": like.instance_class,
+            "MultiAZ": like.multi_az,
+            "PubliclyAccessible": like.publicly_accessible,
+            "AllocatedStorage": like.allocated_storage,
+            "DeletionProtection": like.deletion_protection,
+            "CopyTagsToSnapshot": like.copy_tags_to_snapshot,
+            "AutoMinorVersionUpgrade": like.auto_minor_version_upgrade,
+            "EnableIAMDatabaseAuthentication": like.iam_auth,
+            "Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())],
+        }
+        optional = {
+            "DBSubnetGroupName": like.subnet_group,
+            "StorageType": like.storage_type,
+            "Iops": like.iops,
+            "StorageThroughput": like.storage_throughput,
+            "Port": like.port,
+            "DBParameterGroupName": like.parameter_groups[0] if like.parameter_groups else None,
+            "OptionGroupName": next(
+                (g for g in like.option_groups if not g.startswith("default:")), None
+            ),
+            "VpcSecurityGroupIds": list(like.security_groups) or None,
+        }
+        # A default option group is what a restore gets by itself, for the snapshot's
+        # engine version; naming the live one's would fail across major versions.
+        args.update({k: v for k, v in optional.items() if v is not None})
+        # Multi-AZ instances must not name a zone; single-AZ ones stay in the same zone.
+        if not like.multi_az and like.availability_zone:
+            args["AvailabilityZone"] = like.availability_zone
+        with _errors(f"restoring snapshot {snapshot_id} into {new_id}"):
+            made = self._client.restore_db_instance_from_db_snapshot(**args)
+        return DbInstance.from_api(made["DBInstance"])
+
+    def rename_instance(self, instance_id: str, new_id: str) -> None:
+        """Rename an instance now (ApplyImmediately); its endpoint follows the new name.
+
+        Refuses with AlreadyExists when `new_id` is taken: some endpoints
+        (moto among them) would silently replace the instance of that name.
+        """
+        if self.find_instance(new_id) is not None:
+            raise AlreadyExists(
+                f"cannot rename DB instance {instance_id} to {new_id}: that identifier is taken.",
+                instance_id=new_id,
+            )
+        with _errors(f"renaming DB instance {instance_id} to {new_id}"):
+            self._client.modify_db_instance(
+                DBInstanceIdentifier=instance_id,
+                NewDBInstanceIdentifier=new_id,
+                ApplyImmediately=True,
+            )
+
+    def wait_instance_available(self, instance_id: str, timeout_s: float) -> DbInstance:
+        """Wait with the boto3 waiter until `instance_id` is available; return it.
+
+        Raises CheckFailed on timeout, CloudError when the instance fails
+        (e.g. incompatible-restore).
+        """
+        self._wait(
+            "db_instance_available",
+            f"DB instance {instance_id} to be available",
+            timeout_s,
+            DBInstanceIdentifier=instance_id,
+        )
+        return self.instance(instance_id)
+
+    def wait_renamed(
+        self, old_id: str, new_id: str, timeout_s: float, timing: Timing
+    ) -> DbInstance:
+        """Poll until `new_id` is available and `old_id` is gone; return the instance.
+
+        No waiter fits: the available-waiter fails on DBInstanceNotFound while
+        the rename is in flight, and right after modify_db_instance the old
+        name still reads as available for a while.
+        """
+
+        def renamed() -> DbInstance | None:
+            if self.find_instance(old_id) is not None:
+                return None
+            new = self.find_instance(new_id)
+            return new if new is not None and new.status == "available" else None
+
+        return poll(
+            f"DB instance {old_id} to be renamed {new_id}",
+            renamed,
+            timeout=timeout_s,
+            timing=timing,
+            interval=5.0,
+            max_interval=30.0,
+        )
+
+    # Snapshots
+
+    def find_snapshot(self, snapshot_id: str) -> DbSnapshot | None:
+        """The snapshot named `snapshot_id`, or None."""
+        try:
+            with _errors(f"describing DB snapshot {snapshot_id}"):
+                found = self._client.describe_db_snapshots(DBSnapshotIdentifier=snapshot_id)
+        except NotFound:
+            return None
+        items = found.get("DBSnapshots") or []
+        return DbSnapshot.from_api(items[0]) if items else None
+
+    def snapshot(self, snapshot_id: str) -> DbSnapshot:
+        """The snapshot named `snapshot_id`; raises NotFound."""
+        found = self.find_snapshot(snapshot_id)
+        if found is None:
+            raise NotFound(f"DB snapshot {snapshot_id} does not exist.", snapshot_id=snapshot_id)
+        return found
+
+    def create_snapshot(
+        self, snapshot_id: str, instance_id: str, tags: dict[str, str]
+    ) -> DbSnapshot:
+        """Start a manual snapshot of `instance_id`; raises AlreadyExists when the name is taken."""
+        with _errors(f"snapshotting DB instance {instance_id} as {snapshot_id}"):
+            made = self._client.create_db_snapshot(
+                DBSnapshotIdentifier=snapshot_id,
+                DBInstanceIdentifier=instance_id,
+                Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())],
+            )
+        return DbSnapshot.from_api(made["DBSnapshot"])
+
+    def wait_snapshot_available(self, snapshot_id: str, timeout_s: float) -> DbSnapshot:
+        """Wait with the boto3 waiter until `snapshot_id` is available; return it."""
+        self._wait(
+            "db_snapshot_available",
+            f"DB snapshot {snapshot_id} to be available",
+            timeout_s,
+            DBSnapshotIdentifier=snapshot_id,
+        )
+        return self.snapshot(snapshot_id)
+
+    def _wait(self, waiter_name: str, what: str, timeout_s: float, **params: Any) -> None:
+        import botocore.exceptions
+
+        delay = min(_WAITER_DELAY_S, max(1, int(timeout_s)))
+        attempts = max(1, math.ceil(timeout_s / delay))
+        waiter = self._client.get_waiter(waiter_name)
+        log.info("waiting for %s (up to %.0fs)", what, timeout_s)
+        try:
+            waiter.wait(**params, WaiterConfig={"Delay": delay, "MaxAttempts": attempts})
+        except botocore.exceptions.WaiterError as exc:
+            if "Max attempts exceeded" in str(exc):
+                raise CheckFailed(
+                    f"gave up waiting for {what} after {timeout_s:.0f}s.", waited_for=what
+                ) from exc
+            raise CloudError(f"waiting for {what} failed: {exc}", waited_for=what) from exc

@@ -1,0 +1,408 @@
+"""db-restore: put a release's RDS snapshot back under the live instance's name.
+
+The snapshot is restored into a new instance `<id>-restore-<run>` carrying the
+live instance's settings (a restore does not copy them by itself), the live
+instance is renamed aside to `<id>-pre-<run>` and the restored one takes the
+original identifier, so the endpoint the application uses stays the same.
+Nothing is deleted: the previous instance is kept under its aside name.
+
+How a restore is read back: describe_db_instances does not say which
+snapshot an instance came from (neither on AWS nor in moto), so the restore
+tags the new instance `rollback:restored-from=<snapshot>` and
+`rollback:run=<run>`, and verify also requires the instance to have been
+created after the snapshot was taken, which a renamed old instance cannot be.
+
+Every sub-step reads the current names first, so a process that died between
+the two renames continues where it stopped when apply runs again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from rollback.aws.rds import DbInstance, Rds, rds_identifier
+from rollback.errors import AlreadyExists, CheckFailed, NotFound, RollbackError, UsageError
+from rollback.models import Evidence, StepDescription
+from rollback.steps import Applied, evidence
+from rollback.steps.db_snapshot import RUN_TAG, snapshot_evidence
+from rollback.waiting import Timing
+
+RESTORED_FROM_TAG = "rollback:restored-from"
+
+
+def data_loss_window(snapshot_taken_at: datetime, now: datetime) -> timedelta:
+    """The writes a restore loses: the time from the snapshot to `now` (never negative)."""
+    return max(now - _aware(snapshot_taken_at), timedelta(0))
+
+
+def describe_window(window: timedelta) -> str:
+    """A window in words: `2d 3h 4m`, `5m 6s`."""
+    seconds = int(window.total_seconds())
+    days, seconds = divmod(seconds, 86400)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    parts = [
+        f"{days}d" if days else "",
+        f"{hours}h" if hours else "",
+        f"{minutes}m" if minutes else "",
+    ]
+    if not days and not hours:
+        parts.append(f"{seconds}s")
+    return " ".join(p for p in parts if p)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _parse_moment(value: datetime | str | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return _aware(value) if value else None
+    try:
+        return _aware(datetime.fromisoformat(value))
+    except ValueError as exc:
+        raise UsageError(f"snapshot time {value!r} is not an ISO 8601 time.") from exc
+
+
+class DbRestoreStep:
+    """Restore `snapshot_id` under `instance_id`'s name, keeping the old instance aside."""
+
+    kind = "db-restore"
+
+    def __init__(
+        self,
+        rds: Rds,
+        instance_id: str,
+        snapshot_id: str,
+        run_id: str,
+        accept_data_loss: bool,
+        snapshot_taken_at: datetime | str | None,
+        pre_snapshot_id: str,
+        timing: Timing,
+        timeout_s: float = 7200.0,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
+        """`pre_snapshot_id` is the db-snapshot step's snapshot: apply reads it back and
+        refuses unless it is available and of this instance. `snapshot_taken_at`
+        (the release's db_snapshot_at) dates the data-loss window; when None the
+        snapshot's own creation time is read from RDS.
+        """
+        self.rds = rds
+        self.instance_id = instance_id
+        self.snapshot_id = snapshot_id
+        self.run_id = run_id
+        self.accept_data_loss = accept_data_loss
+        self.snapshot_taken_at = _parse_moment(snapshot_taken_at)
+        self.pre_snapshot_id = pre_snapshot_id
+        self.timing = timing
+        self.timeout_s = timeout_s
+        self.now = now or (lambda: datetime.now(UTC))
+        self.restore_id = rds_identifier(instance_id, "restore", run_id)
+        self.aside_id = rds_identifier(instance_id, "pre", run_id)
+
+    def describe(self) -> StepDescription:
+        window = (
+            describe_window(data_loss_window(self.snapshot_taken_at, self.now()))
+            if self.snapshot_taken_at
+            else "unknown until the snapshot is read"
+        )
+        return StepDescription(
+            kind=self.kind,
+            summary=(
+                f"restore snapshot {self.snapshot_id} as {self.instance_id} (same endpoint); "
+                f"the current instance is kept as {self.aside_id}"
+            ),
+            changes={
+                "instance_id": self.instance_id,
+                "snapshot_id": self.snapshot_id,
+                "restore_id": self.restore_id,
+                "aside_id": self.aside_id,
+                "snapshot_taken_at": self.snapshot_taken_at.isoformat()
+                if self.snapshot_taken_at
+                else None,
+                "data_loss_window": window,
+            },
+            reason=(
+                f"writes made after the snapshot are lost from the live database "
+                f"(data-loss window {window}); they stay in {self.aside_id} and in "
+                f"snapshot {self.pre_snapshot_id}. Needs accept_data_loss. Compensation "
+                "renames the instances back; the restored copy is kept."
+            ),
+            expected_seconds=1800.0,
+        )
+
+    # apply
+
+    def apply(self) -> Applied:
+        """Restore, rename aside, rename into place; each part skipped when already done.
+
+        Raises UsageError without accept_data_loss (the message gives the
+        window), CheckFailed when the pre-restore snapshot does not verify,
+        NotFound/UsageError for a missing or unavailable snapshot,
+        AlreadyExists when a name it needs is taken, all before changing
+        anything; CheckFailed describing the names when a later part fails.
+        """
+        self._refuse_without_consent()
+        prior = self._prior()
+        current = self.rds.find_instance(self.instance_id)
+        if current is not None and self._is_restored(current):
+            if current.status != "available":
+                current = self.rds.wait_instance_available(self.instance_id, self.timeout_s)
+            return Applied(changed=False, prior=prior, detail=self._detail(current))
+
+        pre = snapshot_evidence(self.rds, self.pre_snapshot_id, {self.instance_id, self.aside_id})
+        if not pre.ok:
+            raise CheckFailed(
+                f"refusing to restore {self.instance_id}: the pre-restore snapshot did not "
+                f"verify ({pre.note}).",
+                pre_snapshot_id=self.pre_snapshot_id,
+            )
+        source = self.rds.snapshot(self.snapshot_id)
+        if source.status != "available":
+            raise UsageError(
+                f"snapshot {self.snapshot_id} is {source.status}, not available; wait for it "
+                "or choose another release.",
+                snapshot_id=self.snapshot_id,
+            )
+        restored = self.rds.find_instance(self.restore_id)
+        aside = self.rds.find_instance(self.aside_id)
+        template = self._check_names(current, restored, aside)
+
+        try:
+            self._swap(current, restored, template)
+        except RollbackError as exc:
+            raise CheckFailed(
+                f"db-restore stopped part-way: {exc.message} Now {self._state_sentence()}. "
+                "Running the step again continues from here; compensating puts the names back.",
+                state=self._state(),
+            ) from exc
+        final = self.rds.instance(self.instance_id)
+        return Applied(changed=True, prior=prior, detail=self._detail(final))
+
+    def _refuse_without_consent(self) -> None:
+        if self.accept_data_loss:
+            return
+        taken_at = self.snapshot_taken_at
+        if taken_at is None:
+            found = self.rds.find_snapshot(self.snapshot_id)
+            taken_at = found.created_at if found else None
+        if taken_at is None:
+            window = "an unknown time (the snapshot's time is not recorded)"
+        else:
+            window = (
+                f"{describe_window(data_loss_window(taken_at, self.now()))} "
+                f"(since {_aware(taken_at).isoformat(timespec='seconds')})"
+            )
+        raise UsageError(
+            f"restoring snapshot {self.snapshot_id} onto {self.instance_id} loses every write "
+            f"made in the last {window}; accept the data loss (--accept-data-loss) to go ahead.",
+            snapshot_id=self.snapshot_id,
+            instance_id=self.instance_id,
+        )
+
+    def _check_names(
+        self, current: DbInstance | None, restored: DbInstance | None, aside: DbInstance | None
+    ) -> DbInstance:
+        """Refuse taken names before any change; return the instance whose settings to copy."""
+        if restored is not None and not self._is_restored(restored):
+            raise AlreadyExists(
+                f"cannot restore into {self.restore_id}: that identifier is taken by an "
+                "instance this run did not restore.",
+                instance_id=self.restore_id,
+            )
+        if current is not None and aside is not None:
+            raise AlreadyExists(
+                f"cannot move {self.instance_id} aside: identifier {self.aside_id} is taken.",
+                instance_id=self.aside_id,
+            )
+        template = current or aside
+        if template is None:
+            raise NotFound(
+                f"DB instance {self.instance_id} does not exist (nor {self.aside_id}).",
+                instance_id=self.instance_id,
+            )
+        return template
+
+    def _swap(
+        self, current: DbInstance | None, restored: DbInstance | None, template: DbInstance
+    ) -> None:
+        if restored is None:
+            self.rds.restore_from_snapshot(
+                self.restore_id, self.snapshot_id, like=template, tags=self._tags(template)
+            )
+            self.rds.wait_instance_available(self.restore_id, self.timeout_s)
+        elif restored.status not in ("available", "renaming"):
+            self.rds.wait_instance_available(self.restore_id, self.timeout_s)
+        if current is not None:
+            self._rename(current, self.aside_id)
+        restored = self.rds.find_instance(self.restore_id)
+        if restored is not None:
+            self._rename(restored, self.instance_id)
+
+    def _rename(self, instance: DbInstance, new_id: str) -> None:
+        # A rename already in flight (the process died just after asking) is only awaited.
+        if instance.status != "renaming":
+            self.rds.rename_instance(instance.identifier, new_id)
+        self.rds.wait_renamed(instance.identifier, new_id, self.timeout_s, self.timing)
+
+    def _tags(self, template: DbInstance) -> dict[str, str]:
+        kept = {k: v for k, v in template.tags.items() if not k.startswith(("aws:", "rollback:"))}
+        return {**kept, RESTORED_FROM_TAG: self.snapshot_id, RUN_TAG: self.run_id}
+
+    def _is_restored(self, instance: DbInstance) -> bool:
+        """True for the instance this run restored (by its tags)."""
+        return (
+            instance.tags.get(RESTORED_FROM_TAG) == self.snapshot_id
+            and instance.tags.get(RUN_TAG) == self.run_id
+        )
+
+    # verify
+
+    def verify(self) -> list[Evidence]:
+        """Read back: the original name holds the restored instance, the old one is aside,
+        and both have the same settings."""
+        current = self.rds.find_instance(self.instance_id)
+        aside = self.rds.find_instance(self.aside_id)
+        source = self.rds.find_snapshot(self.snapshot_id)
+        snapshot_at = source.created_at if source else None
+        if current is None:
+            restored_ev = evidence(
+                "rds:DescribeDBInstances",
+                {"instance_id": self.instance_id, "exists": False},
+                False,
+                f"no instance is named {self.instance_id}",
+            )
+        else:
+            after_snapshot = (
+                current.created_at is not None
+                and snapshot_at is not None
+                and current.created_at >= snapshot_at
+            )
+            ok = current.status == "available" and self._is_restored(current) and after_snapshot
+            restored_ev = evidence(
+                "rds:DescribeDBInstances",
+                {
+                    "instance_id": self.instance_id,
+                    "exists": True,
+                    "status": current.status,
+                    "endpoint": current.endpoint,
+                    "restored_from": current.tags.get(RESTORED_FROM_TAG),
+                    "run": current.tags.get(RUN_TAG),
+                    "created_at": current.created_at.isoformat() if current.created_at else None,
+                    "snapshot_created_at": snapshot_at.isoformat() if snapshot_at else None,
+                    "expected_snapshot": self.snapshot_id,
+                },
+                ok,
+                ""
+                if ok
+                else (
+                    f"{self.instance_id} is {current.status}, tagged restored-from "
+                    f"{current.tags.get(RESTORED_FROM_TAG)!r} by run "
+                    f"{current.tags.get(RUN_TAG)!r}, created after the snapshot: {after_snapshot}"
+                ),
+            )
+        aside_ev = evidence(
+            "rds:DescribeDBInstances",
+            {
+                "instance_id": self.aside_id,
+                "exists": aside is not None,
+                "status": aside.status if aside else None,
+            },
+            aside is not None,
+            "" if aside else f"the previous instance is not under {self.aside_id}",
+        )
+        return [restored_ev, aside_ev, self._settings_evidence(current, aside)]
+
+    def _settings_evidence(self, current: DbInstance | None, aside: DbInstance | None) -> Evidence:
+        if current is None or aside is None:
+            return evidence(
+                "rds:DescribeDBInstances",
+                {"compared": False},
+                False,
+                "settings not compared: an instance is missing",
+            )
+        restored, previous = current.settings(), aside.settings()
+        differences = {
+            key: {"restored": restored[key], "previous": previous[key]}
+            for key in restored
+            if restored[key] != previous.get(key)
+        }
+        return evidence(
+            "rds:DescribeDBInstances",
+            {"compared": True, "settings": restored, "differences": differences},
+            not differences,
+            "" if not differences else f"settings differ: {', '.join(sorted(differences))}",
+        )
+
+    # compensate
+
+    def compensate(self, prior: dict[str, Any]) -> None:
+        """Put the names back: restored -> `<id>-restore-<run>`, aside -> the original id.
+
+        Resumable like apply. The restored instance is kept, not deleted: it may
+        hold writes made after the swap.
+        """
+        instance_id = str(prior.get("instance_id", self.instance_id))
+        restore_id = str(prior.get("restore_id", self.restore_id))
+        aside_id = str(prior.get("aside_id", self.aside_id))
+        try:
+            current = self.rds.find_instance(instance_id)
+            if current is not None and self._is_restored(current):
+                self._rename(current, restore_id)
+                current = None
+            aside = self.rds.find_instance(aside_id)
+            if aside is not None:
+                if current is not None:
+                    raise AlreadyExists(
+                        f"cannot move {aside_id} back: {instance_id} is taken by an instance "
+                        "this run did not restore.",
+                        instance_id=instance_id,
+                    )
+                self._rename(aside, instance_id)
+        except RollbackError as exc:
+            raise CheckFailed(
+                f"db-restore compensation stopped part-way: {exc.message} Now "
+                f"{self._state_sentence()}. Compensating again continues from here.",
+                state=self._state(),
+            ) from exc
+
+    # state for messages and the journal
+
+    def _prior(self) -> dict[str, Any]:
+        return {
+            "instance_id": self.instance_id,
+            "restore_id": self.restore_id,
+            "aside_id": self.aside_id,
+            "snapshot_id": self.snapshot_id,
+            "run_id": self.run_id,
+        }
+
+    def _state(self) -> dict[str, str | None]:
+        """Which instance each name holds now: restored, previous, other or absent."""
+        state: dict[str, str | None] = {}
+        for name in (self.instance_id, self.aside_id, self.restore_id):
+            try:
+                found = self.rds.find_instance(name)
+            except RollbackError:
+                state[name] = None  # unknown: the cloud did not answer
+                continue
+            if found is None:
+                state[name] = "absent"
+            elif self._is_restored(found):
+                state[name] = f"restored copy ({found.status})"
+            else:
+                state[name] = f"previous or other instance ({found.status})"
+        return state
+
+    def _state_sentence(self) -> str:
+        return "; ".join(f"{k}: {v or 'unknown'}" for k, v in self._state().items())
+
+    def _detail(self, instance: DbInstance) -> dict[str, Any]:
+        return {
+            "instance_id": instance.identifier,
+            "endpoint": instance.endpoint,
+            "restored_from": instance.tags.get(RESTORED_FROM_TAG),
+            "aside_id": self.aside_id,
+        }
