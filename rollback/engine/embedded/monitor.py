@@ -1,0 +1,172 @@
+"""The resource monitor the embedded engine gives the Pulumi SDK in place of the engine's.
+
+It subclasses the SDK's `MockMonitor` so the SDK's own runtime (serialization,
+secrets, dependency tracking) runs unchanged, and overrides what a mock gets
+wrong for a real deployment: URNs in Pulumi's form, the whole registration
+request kept, component and stack outputs captured, and each custom resource
+handed to a callback that makes it real (or, in a preview, pretends to).
+
+Imports pulumi at module level: import this module only when a program runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from google.protobuf import empty_pb2
+from pulumi.runtime import rpc
+from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
+from pulumi.runtime.proto import resource_pb2
+from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
+
+from rollback.engine.embedded.program import (
+    STACK_TYPE,
+    RegisteredResource,
+    Registration,
+    ResourceHandler,
+    pulumi_urn,
+    secret_outputs,
+)
+from rollback.errors import EngineError
+
+logger = logging.getLogger(__name__)
+
+# Resource references are turned off so the SDK sends a resource passed as an
+# input as its id (custom) or URN (component): plain values for the appliers.
+_UNSUPPORTED_FEATURES = {"outputValues", "resourceReferences"}
+
+
+class RefusingMocks(Mocks):
+    """Invokes (data sources) and reads of existing resources are not supported by the embedded engine."""
+
+    def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        raise EngineError(
+            f"the program calls the function {args.token}, which the embedded engine does not "
+            "support; use --engine pulumi.",
+            function=args.token,
+        )
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        raise EngineError(
+            f"the program reads the existing resource {args.typ} {args.name!r} (a `.get`), which "
+            "the embedded engine does not support; use --engine pulumi.",
+            type=args.typ,
+        )
+
+
+class EmbeddedMonitor(MockMonitor):
+    """Sees each RegisterResource request whole and applies it through `handler`."""
+
+    def __init__(self, handler: ResourceHandler) -> None:
+        super().__init__(RefusingMocks())
+        self._handler = handler
+        self._lock = threading.Lock()
+        self.registered: list[RegisteredResource] = []
+        self.component_outputs: dict[str, dict[str, Any]] = {}
+        self.stack_urn = ""
+        self.exports: dict[str, Any] = {}
+        self.failure: BaseException | None = None
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        from pulumi.runtime.settings import get_project, get_stack
+
+        return pulumi_urn(get_stack(), get_project(), parent, type_, name)
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        urn = self.make_urn(request.parent, request.type, request.name)
+        if request.type == STACK_TYPE:
+            with self._lock:
+                self.stack_urn = urn
+            return resource_pb2.RegisterResourceResponse(urn=urn)
+        _ensure_event_loop()  # type: ignore[no-untyped-call]
+        inputs = rpc.deserialize_properties(request.object, keep_internal=False)
+        registration = Registration(
+            urn=urn,
+            type=request.type,
+            name=request.name,
+            custom=bool(request.custom),
+            parent=request.parent,
+            dependencies=tuple(request.dependencies),
+            property_dependencies={
+                key: tuple(deps.urns) for key, deps in request.propertyDependencies.items()
+            },
+            provider=request.provider,
+            inputs=_plain_unknowns(inputs),
+            additional_secret_outputs=tuple(request.additionalSecretOutputs),
+            delete_before_replace=bool(request.deleteBeforeReplace),
+            protect=bool(request.protect),
+        )
+        resource_id, outputs = "", dict[str, Any]()
+        if registration.custom:
+            try:
+                resource_id, outputs = self._handler(registration)
+            except BaseException as exc:
+                self._fail(exc)
+                raise
+            outputs = secret_outputs(registration, outputs)
+        with self._lock:
+            self.registered.append(RegisteredResource(registration, resource_id, outputs))
+        proto = _sync_await(rpc.serialize_properties(outputs, {}))
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=resource_id, object=proto)
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802
+        _ensure_event_loop()  # type: ignore[no-untyped-call]
+        outputs = _plain_unknowns(rpc.deserialize_properties(request.outputs, keep_internal=False))
+        with self._lock:
+            if request.urn == self.stack_urn:
+                self.exports = dict(outputs)
+            else:
+                self.component_outputs[request.urn] = dict(outputs)
+        return empty_pb2.Empty()
+
+    def ReadResource(self, request: Any) -> Any:  # noqa: N802
+        try:
+            return self.mocks.new_resource(
+                MockResourceArgs(
+                    typ=request.type, name=request.name, inputs={}, resource_id=request.id
+                )
+            )
+        except EngineError as exc:
+            self._fail(exc)
+            raise
+
+    def Invoke(self, request: Any) -> Any:  # noqa: N802
+        try:
+            return super().Invoke(request)  # type: ignore[no-untyped-call]
+        except EngineError as exc:
+            self._fail(exc)
+            raise
+
+    def _fail(self, exc: BaseException) -> None:
+        """Remember the first failure: the SDK reports it only as a failed registration."""
+        with self._lock:
+            if self.failure is None:
+                self.failure = exc
+
+    def SupportsFeature(self, request: Any) -> Any:  # noqa: N802
+        has_support = request.id not in _UNSUPPORTED_FEATURES
+        return type("SupportsFeatureResponse", (object,), {"hasSupport": has_support})
+
+    def GetDeploymentInfo(self, request: Any) -> Any:  # noqa: N802
+        info = super().GetDeploymentInfo(request)  # type: ignore[no-untyped-call]
+        features = [
+            f
+            for f in info.supportedFeatures
+            if f != resource_pb2.RESOURCE_MONITOR_FEATURE_RESOURCE_REFERENCES
+        ]
+        return resource_pb2.DeploymentInfo(supportedFeatures=features)
+
+
+def _plain_unknowns(value: Any) -> Any:
+    """Replace the SDK's Unknown objects (previews only) by the wire sentinel, so values stay JSON."""
+    from pulumi.output import Unknown
+
+    if isinstance(value, Unknown):
+        return rpc.UNKNOWN
+    if isinstance(value, dict):
+        return {k: _plain_unknowns(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain_unknowns(v) for v in value]
+    return value

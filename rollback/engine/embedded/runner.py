@@ -1,0 +1,210 @@
+"""Run a Pulumi Python program in-process with the SDK's own runtime.
+
+The program runs as the Pulumi language host runs it (`run_in_stack`, which
+waits for every outstanding registration), but against an `EmbeddedMonitor`
+instead of the engine. Each run happens on its own thread: the SDK keeps its
+state in context variables and a per-thread event loop, so a fresh thread
+with freshly reset settings gives every run a clean runtime, and several runs
+in one process do not see each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import runpy
+import sys
+import threading
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from rollback.engine.embedded.program import ProgramRun, ResourceHandler
+from rollback.errors import EngineError, RollbackError, UsageError
+
+logger = logging.getLogger(__name__)
+_program_logger = logging.getLogger(__name__ + ".program")
+# Several programs never run at once in one process: cwd, sys.path and the
+# SDK's class-level callback registry are process-wide.
+_RUN_LOCK = threading.Lock()
+
+
+def program_main(program_dir: Path) -> Path:
+    """The program's entry file: `__main__.py` in the directory.
+
+    Raises UsageError when the directory holds no Python Pulumi program.
+    """
+    main = program_dir / "__main__.py"
+    if not main.is_file():
+        raise UsageError(
+            f"{program_dir} holds no Pulumi Python program (no __main__.py); "
+            "pass the program's directory with --program."
+        )
+    return main
+
+
+def run_program(
+    program_dir: Path,
+    *,
+    project: str,
+    stack: str,
+    config: Mapping[str, str],
+    secret_keys: Iterable[str],
+    preview: bool,
+    handler: ResourceHandler,
+    max_workers: int = 4,
+) -> ProgramRun:
+    """Run the program to completion; return every registration, its result and the exports.
+
+    `config` maps `project:key` to the plain string value (secrets decrypted);
+    `secret_keys` names those that are secret, so outputs derived from them stay
+    secret. `handler` is called for each custom resource. A failure of the
+    handler is re-raised as is (RollbackErrors) or as EngineError; an exception
+    of the program becomes an EngineError naming the program and the message.
+    """
+    program_dir = program_dir.resolve()
+    main = program_main(program_dir)
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["run"] = _run_on_this_thread(
+                main, project, stack, dict(config), list(secret_keys), preview, handler, max_workers
+            )
+        except BaseException as exc:  # noqa: BLE001 handed to the calling thread
+            outcome["error"] = exc
+
+    with _RUN_LOCK:
+        thread = threading.Thread(target=target, name=f"pulumi-program-{project}-{stack}")
+        thread.start()
+        thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    run: ProgramRun = outcome["run"]
+    return run
+
+
+def _run_on_this_thread(
+    main: Path,
+    project: str,
+    stack: str,
+    config: dict[str, str],
+    secret_keys: list[str],
+    preview: bool,
+    handler: ResourceHandler,
+    max_workers: int,
+) -> ProgramRun:
+    from google.protobuf import empty_pb2
+    from pulumi.runtime import config as runtime_config
+    from pulumi.runtime import settings
+    from pulumi.runtime.mocks import MockEngine, MockSettings
+    from pulumi.runtime.stack import run_in_stack
+
+    from rollback.engine.embedded.monitor import EmbeddedMonitor
+
+    program_dir = main.parent
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="pulumi-rpc")
+    loop.set_default_executor(executor)
+    monitor = EmbeddedMonitor(handler)
+    modules_before = set(sys.modules)
+    cwd_before = os.getcwd()
+    try:
+        # What set_mocks does, minus creating the root Stack: run_in_stack makes
+        # it, as under the real language host, so exports land on it.
+        settings.reset_options(
+            project=project,
+            stack=stack,
+            root_directory=str(program_dir),
+            preview=preview,
+            organization="organization",
+        )
+        settings.configure(
+            MockSettings(  # type: ignore[no-untyped-call]
+                monitor=monitor,
+                monitor_features=set(
+                    monitor.GetDeploymentInfo(empty_pb2.Empty()).supportedFeatures
+                ),
+                engine=MockEngine(_program_logger),
+                project=project,
+                stack=stack,
+                dry_run=preview,
+                organization="organization",
+                root_directory=str(program_dir),
+                callbacks=None,
+            )
+        )
+        runtime_config.set_all_config(config, secret_keys)
+        sys.path.insert(0, str(program_dir))
+        os.chdir(program_dir)
+
+        def program() -> None:
+            runpy.run_path(str(main), run_name="__main__")
+
+        try:
+            loop.run_until_complete(run_in_stack(program))
+        except BaseException as exc:
+            failure = monitor.failure
+            if isinstance(failure, RollbackError):
+                raise failure from None
+            if failure is not None:
+                raise EngineError(
+                    f"applying the program {main} failed: {type(failure).__name__}: {failure}",
+                    program=str(main),
+                ) from failure
+            if isinstance(exc, RollbackError):
+                raise
+            raise EngineError(
+                f"the program {main} failed: {_describe(exc)}", program=str(main)
+            ) from exc
+        if monitor.failure is not None:
+            raise EngineError(
+                f"applying the program {main} failed: {monitor.failure}", program=str(main)
+            ) from monitor.failure
+        return ProgramRun(
+            project=project,
+            stack=stack,
+            stack_urn=monitor.stack_urn,
+            resources=tuple(monitor.registered),
+            exports=dict(monitor.exports),
+            component_outputs=dict(monitor.component_outputs),
+        )
+    finally:
+        _close_loop(loop)
+        executor.shutdown(wait=True)
+        asyncio.set_event_loop(None)
+        os.chdir(cwd_before)
+        with contextlib.suppress(ValueError):
+            sys.path.remove(str(program_dir))
+        _forget_program_modules(program_dir, modules_before)
+
+
+def _describe(exc: BaseException) -> str:
+    from pulumi.errors import RunError
+
+    if isinstance(exc, RunError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what a failed run left pending (as the automation server does), then close."""
+    pending = asyncio.all_tasks(loop)
+    for task in pending:
+        task.cancel()
+    for task in pending:
+        with contextlib.suppress(BaseException):
+            loop.run_until_complete(task)
+    loop.close()
+
+
+def _forget_program_modules(program_dir: Path, before: set[str]) -> None:
+    """Unload the program's own modules so the next run imports its files afresh."""
+    for name in set(sys.modules) - before:
+        module_file = getattr(sys.modules.get(name), "__file__", None)
+        if module_file and Path(module_file).resolve().is_relative_to(program_dir):
+            del sys.modules[name]

@@ -1,0 +1,168 @@
+"""The embedded engine's runner: a Pulumi program run in-process under the SDK's own runtime.
+
+The handler here hands back ids and outputs derived from the registration
+itself, so the test can follow values from one resource to the next.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rollback.engine.embedded.program import Registration
+from rollback.engine.embedded.runner import run_program
+from rollback.engine.embedded.secrets import is_secret, reveal
+from rollback.errors import CloudError, EngineError, UsageError
+
+PROGRAMS = Path(__file__).parent.parent / "programs"
+STACK = "urn:pulumi:dev::webapp::pulumi:pulumi:Stack::webapp-dev"
+COMPONENT = "urn:pulumi:dev::webapp::tests:index:Artifacts::site"
+BUCKET = "urn:pulumi:dev::webapp::tests:index:Artifacts$aws:s3/bucket:Bucket::artifacts"
+VERSIONING = (
+    "urn:pulumi:dev::webapp::tests:index:Artifacts$aws:s3/bucketVersioning:BucketVersioning"
+    "::artifacts-versioning"
+)
+
+
+class RecordingHandler:
+    """Answers each registration with id `<name>-id` and outputs = inputs plus an ARN."""
+
+    def __init__(self) -> None:
+        self.seen: list[Registration] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, registration: Registration) -> tuple[str, dict[str, Any]]:
+        with self._lock:
+            self.seen.append(registration)
+        physical = f"{registration.name}-id"
+        return physical, {**reveal(registration.inputs), "arn": f"arn:test:{physical}"}
+
+
+def run_bucket(handler: RecordingHandler, **config: str) -> Any:
+    values = {"webapp:bucketName": "artifacts-bucket", "webapp:token": "s3cr3t-token"}
+    values.update({f"webapp:{k}": v for k, v in config.items()})
+    return run_program(
+        PROGRAMS / "bucket",
+        project="webapp",
+        stack="dev",
+        config=values,
+        secret_keys=["webapp:token"],
+        preview=False,
+        handler=handler,
+    )
+
+
+def test_run_captures_resources_with_pulumi_urns_parents_and_dependencies() -> None:
+    handler = RecordingHandler()
+    run = run_bucket(handler)
+
+    assert run.stack_urn == STACK
+    resources = run.by_urn()
+    assert set(resources) == {COMPONENT, BUCKET, VERSIONING}
+    component = resources[COMPONENT].registration
+    assert (component.custom, component.parent) == (False, STACK)
+    bucket = resources[BUCKET].registration
+    assert (bucket.type, bucket.name, bucket.parent) == (
+        "aws:s3/bucket:Bucket",
+        "artifacts",
+        COMPONENT,
+    )
+    assert bucket.inputs == {"bucket": "artifacts-bucket", "tags": {"env": "dev"}}
+    versioning = resources[VERSIONING].registration
+    assert versioning.parent == COMPONENT
+    assert BUCKET in versioning.dependencies
+    assert versioning.property_dependencies["bucket"] == (BUCKET,)
+    # The bucket's id reached the versioning's input: dependents get real values.
+    assert versioning.inputs["bucket"] == "artifacts-id"
+    assert resources[BUCKET].id == "artifacts-id"
+    assert [r.urn for r in handler.seen] == [BUCKET, VERSIONING]  # custom resources only
+
+
+def test_run_captures_exports_and_keeps_secret_config_secret() -> None:
+    run = run_bucket(RecordingHandler())
+
+    assert run.exports["bucket"] == "artifacts-id"
+    assert run.exports["arn"] == "arn:test:artifacts-id"
+    assert is_secret(run.exports["token"])
+    assert reveal(run.exports["token"]) == "s3cr3t-token"
+    assert run.component_outputs[COMPONENT] == {"bucket": "artifacts-id"}
+
+
+def test_two_runs_in_one_process_each_see_their_own_config() -> None:
+    first = run_bucket(RecordingHandler(), env="blue")
+    second = run_bucket(RecordingHandler(), env="green", withVersioning="false")
+
+    assert first.by_urn()[BUCKET].registration.inputs["tags"] == {"env": "blue"}
+    assert second.by_urn()[BUCKET].registration.inputs["tags"] == {"env": "green"}
+    assert VERSIONING in first.by_urn()
+    assert VERSIONING not in second.by_urn()
+
+
+def test_preview_run_marks_dependent_values_unknown_when_no_id_is_given() -> None:
+    def pretend(registration: Registration) -> tuple[str, dict[str, Any]]:
+        return "", dict(registration.inputs)
+
+    run = run_program(
+        PROGRAMS / "bucket",
+        project="webapp",
+        stack="dev",
+        config={"webapp:bucketName": "b", "webapp:token": "t"},
+        secret_keys=["webapp:token"],
+        preview=True,
+        handler=pretend,
+    )
+
+    versioning = run.by_urn()[VERSIONING].registration
+    assert versioning.inputs["bucket"] == "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+
+
+def test_a_program_that_raises_is_an_engine_error_naming_program_and_message() -> None:
+    with pytest.raises(EngineError) as caught:
+        run_program(
+            PROGRAMS / "failing",
+            project="webapp",
+            stack="dev",
+            config={},
+            secret_keys=[],
+            preview=False,
+            handler=RecordingHandler(),
+        )
+
+    assert "failing/__main__.py" in caught.value.message
+    assert "the blue weight must be between 0 and 100" in caught.value.message
+
+
+def test_a_failing_handler_error_reaches_the_caller_unchanged() -> None:
+    def refuse(registration: Registration) -> tuple[str, dict[str, Any]]:
+        raise CloudError(f"AWS refused {registration.name}")
+
+    with pytest.raises(CloudError, match="AWS refused artifacts"):
+        run_bucket_with(refuse)
+
+
+def test_a_directory_without_a_program_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="no __main__.py"):
+        run_program(
+            tmp_path,
+            project="webapp",
+            stack="dev",
+            config={},
+            secret_keys=[],
+            preview=True,
+            handler=RecordingHandler(),
+        )
+
+
+def run_bucket_with(handler: Any) -> Any:
+    return run_program(
+        PROGRAMS / "bucket",
+        project="webapp",
+        stack="dev",
+        config={"webapp:bucketName": "b", "webapp:token": "t"},
+        secret_keys=["webapp:token"],
+        preview=False,
+        handler=handler,
+    )
