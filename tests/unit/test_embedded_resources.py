@@ -55,6 +55,9 @@ class Chain:
     vpc_id: str
     subnet_ids: tuple[str, str]
     security_group_id: str
+    lb_arn: str
+    blue_tg_arn: str
+    green_tg_arn: str
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +85,31 @@ def chain(cloud: Cloud) -> Chain:
             ],
         },
     )
-    return Chain(vpc_id=vpc_id, subnet_ids=(subnet_ids[0], subnet_ids[1]), security_group_id=sg_id)
+    lb_arn, _ = cloud.applier("aws:lb/loadBalancer:LoadBalancer").create(
+        "alb",
+        {
+            "name": "web",
+            "loadBalancerType": "application",
+            "subnets": list(subnet_ids),
+            "securityGroups": [sg_id],
+        },
+    )
+    target_group = cloud.applier("aws:lb/targetGroup:TargetGroup")
+    blue_tg_arn, green_tg_arn = (
+        target_group.create(
+            f"tg-{color}",
+            {"name": f"web-{color}", "port": 80.0, "protocol": "HTTP", "vpcId": vpc_id},
+        )[0]
+        for color in ("blue", "green")
+    )
+    return Chain(
+        vpc_id=vpc_id,
+        subnet_ids=(subnet_ids[0], subnet_ids[1]),
+        security_group_id=sg_id,
+        lb_arn=lb_arn,
+        blue_tg_arn=blue_tg_arn,
+        green_tg_arn=green_tg_arn,
+    )
 
 
 def test_every_supported_token_has_an_applier(cloud: Cloud) -> None:
@@ -319,3 +346,189 @@ def test_instance_lifecycle(cloud: Cloud, chain: Chain) -> None:
     assert live["State"]["Name"] == "terminated"
     instance.delete(id, news)
     assert instance.read(id, news) is None
+
+
+# --- ELBv2 ------------------------------------------------------------------
+
+
+def _elbv2_tags(elbv2: Any, arn: str) -> dict[str, str]:
+    tags = elbv2.describe_tags(ResourceArns=[arn])["TagDescriptions"][0]["Tags"]
+    return {t["Key"]: t["Value"] for t in tags}
+
+
+def test_load_balancer_lifecycle(cloud: Cloud, chain: Chain) -> None:
+    elbv2 = cloud.client("elbv2")
+    lb = cloud.applier("aws:lb/loadBalancer:LoadBalancer")
+    inputs = {
+        "name": "api",
+        "loadBalancerType": "application",
+        "subnets": list(chain.subnet_ids),
+        "securityGroups": [chain.security_group_id],
+        "idleTimeout": 60.0,
+        "tags": {"app": "api"},
+    }
+
+    arn, outputs = lb.create("api", inputs)
+
+    assert outputs["arn"] == arn and outputs["arnSuffix"].startswith("app/api/")
+    assert outputs["dnsName"] and outputs["zoneId"] and outputs["vpcId"] == chain.vpc_id
+    assert outputs["subnets"] == sorted(chain.subnet_ids) and outputs["idleTimeout"] == 60.0
+    assert lb.read(arn, outputs) == outputs
+
+    news = {**inputs, "idleTimeout": 120.0, "tags": {"app": "api", "tier": "edge"}}
+    lb.update(arn, inputs, news)
+    attributes = elbv2.describe_load_balancer_attributes(LoadBalancerArn=arn)["Attributes"]
+    assert {a["Key"]: a["Value"] for a in attributes}["idle_timeout.timeout_seconds"] == "120"
+    assert _elbv2_tags(elbv2, arn) == {"app": "api", "tier": "edge"}
+
+    elbv2.remove_tags(ResourceArns=[arn], TagKeys=["tier"])
+    read = lb.read(arn, news)
+    assert read is not None and read["tags"] == {"app": "api"}
+
+    lb.delete(arn, news)
+    assert arn not in [
+        b["LoadBalancerArn"] for b in elbv2.describe_load_balancers()["LoadBalancers"]
+    ]
+    lb.delete(arn, news)
+    assert lb.read(arn, news) is None
+
+
+def test_target_group_lifecycle(cloud: Cloud, chain: Chain) -> None:
+    elbv2 = cloud.client("elbv2")
+    tg = cloud.applier("aws:lb/targetGroup:TargetGroup")
+    inputs = {
+        "name": "canary",
+        "port": 8080.0,
+        "protocol": "HTTP",
+        "vpcId": chain.vpc_id,
+        "healthCheck": {"path": "/health", "interval": 10.0, "matcher": "200"},
+        "deregistrationDelay": 30.0,
+        "tags": {"color": "blue"},
+    }
+
+    arn, outputs = tg.create("canary", inputs)
+
+    assert outputs["arnSuffix"].startswith("targetgroup/canary/") and outputs["port"] == 8080.0
+    assert (
+        outputs["healthCheck"]["path"] == "/health" and outputs["healthCheck"]["interval"] == 10.0
+    )
+    assert outputs["deregistrationDelay"] == 30.0
+    assert tg.read(arn, outputs) == outputs
+
+    news = {**inputs, "healthCheck": {"path": "/ready", "interval": 15.0, "matcher": "200-299"}}
+    tg.update(arn, inputs, news)
+    live = elbv2.describe_target_groups(TargetGroupArns=[arn])["TargetGroups"][0]
+    assert live["HealthCheckPath"] == "/ready" and live["HealthCheckIntervalSeconds"] == 15
+    assert live["Matcher"]["HttpCode"] == "200-299"
+
+    elbv2.modify_target_group(TargetGroupArn=arn, HealthCheckPath="/behind-your-back")
+    read = tg.read(arn, news)
+    assert read is not None and read["healthCheck"]["path"] == "/behind-your-back"
+
+    tg.delete(arn, news)
+    assert arn not in [t["TargetGroupArn"] for t in elbv2.describe_target_groups()["TargetGroups"]]
+    tg.delete(arn, news)
+    assert tg.read(arn, news) is None
+
+
+def test_target_group_attachment_lifecycle(cloud: Cloud, chain: Chain) -> None:
+    elbv2 = cloud.client("elbv2")
+    ec2 = cloud.client("ec2")
+    ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    instance_id = ec2.run_instances(
+        ImageId=ami, MinCount=1, MaxCount=1, SubnetId=chain.subnet_ids[0]
+    )["Instances"][0]["InstanceId"]
+    attachment = cloud.applier("aws:lb/targetGroupAttachment:TargetGroupAttachment")
+    inputs = {"targetGroupArn": chain.blue_tg_arn, "targetId": instance_id, "port": 80.0}
+
+    def registered() -> list[str]:
+        health = elbv2.describe_target_health(TargetGroupArn=chain.blue_tg_arn)
+        return [d["Target"]["Id"] for d in health["TargetHealthDescriptions"]]
+
+    id, outputs = attachment.create("blue-0", inputs)
+
+    assert instance_id in id and registered() == [instance_id]
+    assert attachment.read(id, outputs) == outputs
+
+    elbv2.deregister_targets(
+        TargetGroupArn=chain.blue_tg_arn, Targets=[{"Id": instance_id, "Port": 80}]
+    )
+    assert attachment.read(id, outputs) is None
+    attachment.create("blue-0", inputs)
+
+    attachment.delete(id, outputs)
+    assert instance_id not in registered()
+    attachment.delete(id, outputs)
+    assert attachment.read(id, outputs) is None
+
+
+def _weights(elbv2: Any, listener_arn: str) -> dict[str, int]:
+    action = elbv2.describe_listeners(ListenerArns=[listener_arn])["Listeners"][0][
+        "DefaultActions"
+    ][0]
+    return {g["TargetGroupArn"]: g["Weight"] for g in action["ForwardConfig"]["TargetGroups"]}
+
+
+def test_listener_lifecycle(cloud: Cloud, chain: Chain) -> None:
+    elbv2 = cloud.client("elbv2")
+    listener = cloud.applier("aws:lb/listener:Listener")
+
+    def forward(blue: float, green: float) -> list[dict[str, Any]]:
+        return [
+            {
+                "type": "forward",
+                "forward": {
+                    "targetGroups": [
+                        {"arn": chain.blue_tg_arn, "weight": blue},
+                        {"arn": chain.green_tg_arn, "weight": green},
+                    ],
+                    "stickiness": {"enabled": True, "duration": 300.0},
+                },
+            }
+        ]
+
+    inputs = {
+        "loadBalancerArn": chain.lb_arn,
+        "port": 80.0,
+        "protocol": "HTTP",
+        "defaultActions": forward(100.0, 0.0),
+    }
+
+    arn, outputs = listener.create("http", inputs)
+
+    assert _weights(elbv2, arn) == {chain.blue_tg_arn: 100, chain.green_tg_arn: 0}
+    assert outputs["defaultActions"] == inputs["defaultActions"] and outputs["port"] == 80.0
+    assert listener.read(arn, outputs) == outputs
+
+    news = {**inputs, "defaultActions": forward(10.0, 90.0), "tags": {"stage": "cutover"}}
+    listener.update(arn, inputs, news)
+    assert _weights(elbv2, arn) == {chain.blue_tg_arn: 10, chain.green_tg_arn: 90}
+    assert _elbv2_tags(elbv2, arn) == {"stage": "cutover"}
+
+    elbv2.modify_listener(
+        ListenerArn=arn,
+        DefaultActions=[
+            {
+                "Type": "forward",
+                "ForwardConfig": {
+                    "TargetGroups": [
+                        {"TargetGroupArn": chain.blue_tg_arn, "Weight": 100},
+                        {"TargetGroupArn": chain.green_tg_arn, "Weight": 0},
+                    ]
+                },
+            }
+        ],
+    )
+    read = listener.read(arn, news)
+    assert read is not None
+    groups = read["defaultActions"][0]["forward"]["targetGroups"]
+    assert [(g["arn"], g["weight"]) for g in groups] == [
+        (chain.blue_tg_arn, 100.0),
+        (chain.green_tg_arn, 0.0),
+    ]
+
+    listener.delete(arn, news)
+    live = elbv2.describe_listeners(LoadBalancerArn=chain.lb_arn)["Listeners"]
+    assert arn not in [item["ListenerArn"] for item in live]
+    listener.delete(arn, news)
+    assert listener.read(arn, news) is None

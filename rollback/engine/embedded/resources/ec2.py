@@ -7,17 +7,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rollback.aws.session import Clients
-from rollback.engine.embedded.resources.failures import applying, aws_code, present
+from rollback.engine.embedded.resources.failures import (
+    applying,
+    aws_code,
+    delete_when_free,
+    present,
+)
 from rollback.engine.embedded.resources.naming import physical_name
 from rollback.engine.embedded.resources.tagging import aws_tags, pulumi_tags, tag_changes, with_tags
-from rollback.waiting import poll
 
 if TYPE_CHECKING:
     from rollback.engine.embedded.resources import ResourceType
-
-# An ALB's network interfaces outlive it by minutes on real AWS; a subnet or
-# security group they use cannot be deleted until they are gone.
-DEPENDENCY_TIMEOUT = 600.0
 
 
 def _tag_specification(kind: str, inputs: dict[str, Any]) -> list[dict[str, Any]]:
@@ -36,25 +36,6 @@ def _retag(ec2: Any, id: str, olds: dict[str, Any], news: dict[str, Any]) -> Non
 
 def _arn(ec2: Any, owner: str, kind: str, id: str) -> str:
     return f"arn:aws:ec2:{ec2.meta.region_name}:{owner}:{kind}/{id}"
-
-
-def _delete_when_free(token: str, id: str, delete: Any, gone: set[str]) -> None:
-    """Call `delete` until AWS stops answering DependencyViolation; `gone` codes mean done."""
-    from botocore.exceptions import ClientError
-
-    def attempt() -> bool | None:
-        try:
-            delete()
-        except ClientError as exc:
-            if aws_code(exc) in gone:
-                return True
-            if aws_code(exc) == "DependencyViolation":
-                return None
-            raise
-        return True
-
-    with applying(token, id, "delete"):
-        poll(f"{token} {id} to be free of dependents", attempt, timeout=DEPENDENCY_TIMEOUT)
 
 
 @dataclass(frozen=True)
@@ -133,7 +114,7 @@ class Vpc:
 
     def delete(self, id: str, inputs: dict[str, Any]) -> None:
         ec2 = self.clients("ec2")
-        _delete_when_free(
+        delete_when_free(
             self.token, id, lambda: ec2.delete_vpc(VpcId=id), {"InvalidVpcID.NotFound"}
         )
 
@@ -217,7 +198,7 @@ class Subnet:
 
     def delete(self, id: str, inputs: dict[str, Any]) -> None:
         ec2 = self.clients("ec2")
-        _delete_when_free(
+        delete_when_free(
             self.token, id, lambda: ec2.delete_subnet(SubnetId=id), {"InvalidSubnetID.NotFound"}
         )
 
@@ -363,7 +344,7 @@ class SecurityGroup:
 
     def delete(self, id: str, inputs: dict[str, Any]) -> None:
         ec2 = self.clients("ec2")
-        _delete_when_free(
+        delete_when_free(
             self.token, id, lambda: ec2.delete_security_group(GroupId=id), {"InvalidGroup.NotFound"}
         )
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from rollback.errors import EngineError
+from rollback.errors import CheckFailed, EngineError
+from rollback.waiting import poll
+
+# An ALB's network interfaces outlive it by minutes on real AWS: a subnet or a
+# security group they use cannot be deleted until they are gone.
+DEPENDENCY_TIMEOUT = 600.0
+_BUSY = {"DependencyViolation", "ResourceInUse"}
 
 
 def aws_code(exc: BaseException) -> str:
@@ -59,3 +65,31 @@ def present(outputs: dict[str, Any] | None, token: str, id: str) -> dict[str, An
             type=token,
         )
     return outputs
+
+
+def delete_when_free(token: str, id: str, delete: Callable[[], object], gone: set[str]) -> None:
+    """Call `delete` until AWS stops answering that something still depends on the resource.
+
+    An error whose code is in `gone` means already deleted. Gives up with
+    EngineError after DEPENDENCY_TIMEOUT seconds.
+    """
+    from botocore.exceptions import ClientError
+
+    def attempt() -> bool | None:
+        try:
+            delete()
+        except ClientError as exc:
+            if aws_code(exc) in gone:
+                return True
+            if aws_code(exc) in _BUSY:
+                return None
+            raise
+        return True
+
+    with applying(token, id, "delete"):
+        try:
+            poll(f"{token} {id} to be free of dependents", attempt, timeout=DEPENDENCY_TIMEOUT)
+        except CheckFailed as exc:
+            raise EngineError(
+                f"Could not delete {token} {id!r}: {exc.message}", resource=id, type=token
+            ) from exc
