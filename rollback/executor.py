@@ -1,0 +1,716 @@
+"""Run a plan: take the stack lock, journal every transition, apply and verify each step.
+
+    executor = Executor(store, "webapp/prod", builder, health_check=probe, notifiers=[...])
+    result = executor.execute(plan, skips={"smoke": "flaky, see INC-42"}, actor="ana")
+    result = executor.resume(run_id, actor="ana")       # in a new process, after a crash
+
+A step is done when its `verify` evidence is all ok; anything else is a
+failure. On a failure the steps done so far are compensated in reverse, where
+that is safe:
+
+- a database snapshot is never undone (it keeps data recoverable);
+- a traffic or dns step sends traffic back only if every colour it would send
+  traffic to passes `health_check(colour)`; otherwise traffic stays where the
+  rollback put it (a verified state) and the result says so. Such steps
+  name those colours through `compensation_colors(prior)` (`RoutesTraffic`);
+  a step that does not is never compensated, since nobody can vouch for it;
+- a step whose apply changed nothing has nothing to put back.
+
+Between steps the executor asks `should_stop()` (an emergency stop, SIGTERM)
+and, if asked, ends on the verified state reached so far with result
+"stopped". A dry run gives the same plan to `DisplayExecutor`, which only
+describes. Nothing here prints: progress goes to `on_event` with each
+journal record as it is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from rollback.errors import LockHeld, RollbackError, UsageError
+from rollback.journal import Event, Journal, Now, Run, StepRecord, iso, seconds_between, utc_now
+from rollback.models import Evidence
+from rollback.notify import Notification, Notifier, NotifyOutcome, notify_all
+from rollback.plan import Plan, PlannedStep, StepBuilder
+from rollback.steps import Applied, Step
+from rollback.store import Store
+
+log = logging.getLogger(__name__)
+
+TRAFFIC_KINDS = frozenset({"traffic", "dns"})
+NEVER_UNDONE = frozenset({"db-snapshot"})
+LAYERS: dict[str, frozenset[str]] = {
+    "traffic": TRAFFIC_KINDS,
+    "stack": frozenset({"stack", "artifact"}),
+    "database": frozenset({"db-snapshot", "db-restore", "migrate", "integrity"}),
+    "checks": frozenset({"health", "smoke", "alarm"}),
+}
+DEFAULT_LEASE_SECONDS = 1800
+
+HealthCheck = Callable[[str], bool]
+OnEvent = Callable[[Event], None]
+ShouldStop = Callable[[], bool]
+
+
+@runtime_checkable
+class RoutesTraffic(Protocol):
+    """A traffic or dns step that can say where its compensation would send traffic."""
+
+    def compensation_colors(self, prior: dict[str, Any]) -> Sequence[str]:
+        """The colours that would receive traffic after `compensate(prior)`."""
+        ...
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """What became of one step, with the evidence its verify read from the cloud.
+
+    `state` is a journal state (verified, failed, compensated, skipped, ...)
+    or, from a dry run, `would-apply` / `would-skip`.
+    """
+
+    name: str
+    kind: str
+    summary: str
+    state: str
+    changed: bool = False
+    evidence: tuple[Evidence, ...] = ()
+    error: str = ""
+    note: str = ""
+    started_at: str | None = None
+    ended_at: str | None = None
+    duration_s: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The end of a run: its result, each step's outcome and the state per layer.
+
+    `result` is succeeded | failed | stopped (or `dry-run`); `state` maps a
+    layer (traffic, stack, database, checks) to sentences saying how the
+    system was left. The CLI exits 1 unless `ok`.
+    """
+
+    run_id: str
+    stack: str
+    from_version: str
+    to_version: str
+    result: str
+    message: str
+    steps: tuple[StepOutcome, ...]
+    state: dict[str, str]
+    warnings: tuple[str, ...] = ()
+    started_at: str | None = None
+    finished_at: str | None = None
+    traffic_restored_at: str | None = None
+    duration_s: float | None = None
+    time_to_traffic_restored_s: float | None = None
+    notifications: tuple[NotifyOutcome, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.result in ("succeeded", "dry-run")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["ok"] = self.ok
+        return data
+
+
+class Executor:
+    """Executes plans (and resumes runs) of one stack against the real cloud."""
+
+    def __init__(
+        self,
+        store: Store,
+        stack: str,
+        builder: StepBuilder,
+        *,
+        now: Now = utc_now,
+        on_event: OnEvent | None = None,
+        health_check: HealthCheck | None = None,
+        should_stop: ShouldStop = lambda: False,
+        notifiers: Sequence[Notifier] = (),
+    ) -> None:
+        self.store = store
+        self.stack = stack
+        self.builder = builder
+        self.now = now
+        self.on_event = on_event
+        self.health_check = health_check
+        self.should_stop = should_stop
+        self.notifiers = tuple(notifiers)
+
+    def execute(
+        self,
+        plan: Plan,
+        *,
+        actor: str,
+        skips: Mapping[str, str] | None = None,
+        lock_lease: int = DEFAULT_LEASE_SECONDS,
+        break_lock: bool = False,
+        confirmation: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> RunResult:
+        """Run `plan` to its end and return the result; a failed rollback is a result, not an error.
+
+        Raises UsageError for a plan of another stack or a bad skip, LockHeld
+        (before anything is journaled) when another run holds the lock.
+        `confirmation` says how the actor confirmed (e.g. "--yes").
+        """
+        skips = dict(skips or {})
+        check_plan(plan, self.stack, skips)
+        steps = {planned.name: self.builder(planned) for planned in plan.steps}
+        self._lock(plan.run_id, lock_lease, break_lock, resuming=False)
+        try:
+            run_options = {
+                **dict(options or {}),
+                "skips": {name: {"reason": why, "by": actor} for name, why in skips.items()},
+                "lock_lease": lock_lease,
+                "break_lock": break_lock,
+                "confirmation": confirmation,
+            }
+            journal = Journal.create(
+                self.store, plan, actor=actor, options=run_options, now=self.now
+            )
+            run = _Course(self, journal, plan, steps, actor)
+            run.record(
+                "started",
+                data={"actor": actor, "reason": plan.reason, "warnings": list(plan.warnings)},
+            )
+            run.notify("started")
+            if confirmation:
+                run.record("confirmed", data={"by": actor, "how": confirmation})
+            for name, why in skips.items():
+                run.record("skipped", step=name, data={"reason": why, "by": actor})
+            return run.go(Journal.load(self.store, plan.stack, plan.run_id))
+        finally:
+            self._unlock(plan.run_id)
+
+    def resume(
+        self,
+        run_id: str,
+        *,
+        actor: str,
+        lock_lease: int = DEFAULT_LEASE_SECONDS,
+        break_lock: bool = False,
+    ) -> RunResult:
+        """Finish a run whose process died, from what its journal says.
+
+        The step in flight is verified first: if the cloud already shows it
+        done it is recorded verified (its prior is then unknown, so it cannot
+        be compensated); otherwise it is applied again (apply is idempotent).
+        A run that had failed carries on compensating. Raises NotFound for an
+        unknown run, UsageError for a finished one, LockHeld as `execute`.
+        """
+        before = Journal.load(self.store, self.stack, run_id)
+        if before.finished:
+            raise UsageError(
+                f"run {run_id} finished ({before.result}) at {before.finished_at}; "
+                "there is nothing to resume. Plan a new rollback instead.",
+                run_id=run_id,
+            )
+        steps = {planned.name: self.builder(planned) for planned in before.plan.steps}
+        took_over = self._lock(run_id, lock_lease, break_lock, resuming=True)
+        try:
+            journal = Journal.reopen(self.store, self.stack, run_id, now=self.now)
+            run = _Course(self, journal, before.plan, steps, actor)
+            in_flight = before.in_flight
+            run.record(
+                "resumed",
+                data={
+                    "by": actor,
+                    "in_flight": in_flight.name if in_flight else None,
+                    "in_flight_state": in_flight.state if in_flight else None,
+                    "lock_taken_over": took_over,
+                },
+            )
+            return run.go(before)
+        finally:
+            self._unlock(run_id)
+
+    def _lock(self, run_id: str, lease: int, break_lock: bool, *, resuming: bool) -> str | None:
+        """Take the stack lock; on resume, take over a lock our own run left on this host.
+
+        Returns a sentence when a lock was taken over, else None. A lock held
+        by this run id whose process is gone from this host is safe to
+        replace: nobody else can be running this run.
+        """
+        from rollback.store.lock import acquire_lock, read_lock, release_lock
+
+        try:
+            acquire_lock(
+                self.store, self.stack, run_id, lease_seconds=lease, break_expired=break_lock
+            )
+            return None
+        except LockHeld:
+            held = read_lock(self.store, self.stack)
+            if not (
+                resuming
+                and held is not None
+                and held.run_id == run_id
+                and held.host == socket.gethostname()
+                and not _alive(held.pid)
+            ):
+                raise
+        release_lock(self.store, self.stack, run_id)
+        acquire_lock(self.store, self.stack, run_id, lease_seconds=lease, break_expired=break_lock)
+        note = (
+            f"took over the lock run {run_id} left behind (pid {held.pid} on {held.host} is gone)"
+        )
+        log.warning("%s", note)
+        return note
+
+    def _unlock(self, run_id: str) -> None:
+        from rollback.store.lock import release_lock
+
+        release_lock(self.store, self.stack, run_id)
+
+
+class _Course:
+    """One pass of the executor over a run's steps (a fresh run or a resumed one)."""
+
+    def __init__(
+        self,
+        executor: Executor,
+        journal: Journal,
+        plan: Plan,
+        steps: dict[str, Step],
+        actor: str,
+    ) -> None:
+        self.x = executor
+        self.journal = journal
+        self.plan = plan
+        self.steps = steps
+        self.actor = actor
+        self.notified: list[NotifyOutcome] = []
+
+    def record(
+        self,
+        type: str,
+        *,
+        step: str | None = None,
+        state: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> Event:
+        event = self.journal.append(type, step=step, state=state, data=data)
+        if self.x.on_event:
+            self.x.on_event(event)
+        return event
+
+    def notify(self, event: str, result: str | None = None, text: str = "") -> None:
+        if not self.x.notifiers:
+            return
+        note = Notification(
+            event=event,
+            run_id=self.plan.run_id,
+            stack=self.plan.stack,
+            from_version=self.plan.from_version,
+            to_version=self.plan.to_version,
+            text=text or _headline(self.plan, event, result),
+            result=result,
+            actor=self.actor,
+            at=iso(self.x.now()),
+        )
+        outcomes = notify_all(self.x.notifiers, note)
+        self.notified.extend(outcomes)
+        self.record("notified", data={"event": event, "outcomes": [o.to_dict() for o in outcomes]})
+
+    def go(self, before: Run) -> RunResult:
+        """Advance every unfinished step, compensate on failure, record the end."""
+        records = {r.name: r for r in before.steps}
+        traffic_restored = before.traffic_restored_at is not None
+        failing = any(r.state in _FAILURE_STATES for r in before.steps)
+        stopped_before: str | None = None
+        for planned in self.plan.steps:
+            record = records[planned.name]
+            if failing or record.state in ("verified", "skipped"):
+                continue
+            if self.x.should_stop():
+                stopped_before = planned.name
+                self.record("stopped", data={"before": planned.name, "by": self.actor})
+                break
+            if not self._advance(planned, record):
+                failing = True
+                continue
+            if planned.kind in TRAFFIC_KINDS and not traffic_restored:
+                traffic_restored = True
+                self.record("traffic-restored", data={"step": planned.name})
+                self.notify("traffic-restored")
+        if failing:
+            self._compensate()
+        return self._finish(stopped_before)
+
+    def _advance(self, planned: PlannedStep, record: StepRecord) -> bool:
+        """Take one step from where the journal left it to verified; False if it failed."""
+        step = self.steps[planned.name]
+        if record.state == "applying":
+            # In flight when a process died: the cloud may already show it done.
+            evidence, error = _verify(step)
+            if not error:
+                self.record(
+                    "step",
+                    step=planned.name,
+                    state="verified",
+                    data={
+                        "evidence": _ev(evidence),
+                        "note": "found already done on resume; its prior state was not recorded, so it cannot be compensated",
+                    },
+                )
+                return True
+        if record.state in ("pending", "applying"):
+            self.record("step", step=planned.name, state="applying")
+            try:
+                applied = step.apply()
+            except Exception as exc:
+                self.record(
+                    "step",
+                    step=planned.name,
+                    state="failed",
+                    data={"error": _sentence(exc, "apply")},
+                )
+                log.warning("step %s failed to apply", planned.name, exc_info=True)
+                return False
+            self.record("step", step=planned.name, state="applied", data=_applied(applied))
+        evidence, error = _verify(step)
+        state = "failed" if error else "verified"
+        data: dict[str, Any] = {"evidence": _ev(evidence)}
+        if error:
+            data["error"] = error
+        self.record("step", step=planned.name, state=state, data=data)
+        return not error
+
+    def _compensate(self) -> None:
+        """Undo, in reverse, what the steps done so far changed, where that is safe."""
+        run = Journal.load(self.x.store, self.plan.stack, self.plan.run_id)
+        for record in reversed(run.steps):
+            if record.state not in ("applied", "verified", "failed", "compensating"):
+                continue
+            if record.prior is None:
+                if record.state != "failed":
+                    self._skip_compensation(
+                        record, "its prior state was never recorded (it was found done on resume)"
+                    )
+                continue  # a failed apply never returned: nothing recorded to put back
+            if not record.changed:
+                self._skip_compensation(record, "its apply changed nothing")
+                continue
+            step = self.steps[record.name]
+            if record.kind in NEVER_UNDONE or not getattr(step, "reversible", True):
+                self._skip_compensation(
+                    record, "a snapshot is never undone: it keeps the data recoverable"
+                )
+                continue
+            if record.kind in TRAFFIC_KINDS:
+                safe, why = self._traffic_safe(step, record.prior)
+                if not safe:
+                    self._skip_compensation(record, why)
+                    continue
+            self.record(
+                "step", step=record.name, state="compensating", data={"prior": record.prior}
+            )
+            try:
+                step.compensate(record.prior)
+            except Exception as exc:
+                log.warning("step %s could not be compensated", record.name, exc_info=True)
+                self.record(
+                    "step",
+                    step=record.name,
+                    state="compensation-failed",
+                    data={"note": _sentence(exc, "compensate") + "; check it by hand"},
+                )
+                continue
+            self.record(
+                "step",
+                step=record.name,
+                state="compensated",
+                data={"note": "put back as it was before the run"},
+            )
+
+    def _skip_compensation(self, record: StepRecord, why: str) -> None:
+        self.record("step", step=record.name, state="compensation-skipped", data={"note": why})
+
+    def _traffic_safe(self, step: Step, prior: dict[str, Any]) -> tuple[bool, str]:
+        """Whether sending traffic back is safe, and the sentence that says why (not)."""
+        stays = "traffic stays where the rollback put it and verified it"
+        if not isinstance(step, RoutesTraffic):
+            return (
+                False,
+                f"the step does not say which colour its compensation would send traffic to, so {stays}",
+            )
+        colors = list(step.compensation_colors(prior))
+        if self.x.health_check is None:
+            return (
+                False,
+                f"no health check was given to confirm {', '.join(colors) or 'any colour'} healthy, so {stays}",
+            )
+        for color in colors:
+            try:
+                healthy = self.x.health_check(color)
+            except Exception as exc:
+                log.warning("health check of colour %s raised", color, exc_info=True)
+                return (
+                    False,
+                    f"colour {color} could not be health-checked ({_sentence(exc, 'check')}), so {stays}",
+                )
+            if not healthy:
+                return (
+                    False,
+                    f"colour {color}, where compensation would send traffic, is not healthy, so {stays}",
+                )
+        return True, f"{', '.join(colors)} verified healthy"
+
+    def _finish(self, stopped_before: str | None) -> RunResult:
+        run = Journal.load(self.x.store, self.plan.stack, self.plan.run_id)
+        failed = next((r for r in run.steps if r.state in _FAILURE_STATES and r.error), None)
+        if failed is None:
+            failed = next((r for r in run.steps if r.state in _FAILURE_STATES), None)
+        if failed is not None:
+            result = "failed"
+            message = (
+                f"The rollback of {self.plan.stack} to {self.plan.to_version} failed at step "
+                f"{failed.name}: {failed.error or 'see the journal'}. The steps done before it were "
+                "compensated where safe; the state per layer says where the system is."
+            )
+        elif stopped_before is not None:
+            result = "stopped"
+            message = (
+                f"The rollback of {self.plan.stack} to {self.plan.to_version} stopped on request "
+                f"before step {stopped_before}; every step done so far is verified."
+            )
+        else:
+            result = "succeeded"
+            message = (
+                f"Rolled back {self.plan.stack} from {self.plan.from_version} to "
+                f"{self.plan.to_version}; every step verified."
+            )
+        state = describe_layers(run)
+        self.notify("finished", result, text=message)
+        event = self.record(
+            "finished",
+            data={"result": result, "message": message, "state": state, "by": self.actor},
+        )
+        return _result(run, result, message, state, finished_at=event.at, notified=self.notified)
+
+
+_FAILURE_STATES = frozenset(
+    {"failed", "compensating", "compensated", "compensation-skipped", "compensation-failed"}
+)
+
+
+class DisplayExecutor:
+    """A dry run: what `Executor.execute` would do with the same plan, without acting.
+
+    Builds each step and calls only `describe()` (which may read the cloud,
+    never write it); writes nothing to the store and takes no lock.
+    """
+
+    def __init__(self, stack: str, builder: StepBuilder) -> None:
+        self.stack = stack
+        self.builder = builder
+
+    def execute(
+        self,
+        plan: Plan,
+        *,
+        actor: str,
+        skips: Mapping[str, str] | None = None,
+        lock_lease: int = DEFAULT_LEASE_SECONDS,
+        break_lock: bool = False,
+        confirmation: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> RunResult:
+        """Describe the run; raises UsageError as `Executor.execute` would."""
+        skips = dict(skips or {})
+        check_plan(plan, self.stack, skips)
+        outcomes = []
+        for planned in plan.steps:
+            description = self.builder(planned).describe()
+            if planned.name in skips:
+                state, note = "would-skip", f"skipped by {actor}: {skips[planned.name]}"
+            else:
+                state, note = "would-apply", description.reason
+            outcomes.append(
+                StepOutcome(planned.name, planned.kind, description.summary, state, note=note)
+            )
+        state_by_layer = {
+            layer: " ".join(
+                f"{o.summary} ({'would be skipped' if o.state == 'would-skip' else 'would be applied and verified'})."
+                for o in outcomes
+                if o.kind in kinds
+            )
+            or "Not touched by this plan."
+            for layer, kinds in LAYERS.items()
+        }
+        return RunResult(
+            run_id=plan.run_id,
+            stack=plan.stack,
+            from_version=plan.from_version,
+            to_version=plan.to_version,
+            result="dry-run",
+            message=(
+                f"Dry run: rolling back {plan.stack} from {plan.from_version} to {plan.to_version} "
+                f"would run {sum(o.state == 'would-apply' for o in outcomes)} of {len(outcomes)} steps; nothing was changed."
+            ),
+            steps=tuple(outcomes),
+            state=state_by_layer,
+            warnings=plan.warnings,
+        )
+
+
+def check_plan(plan: Plan, stack: str, skips: Mapping[str, str]) -> None:
+    """Refuse a plan of another stack, a skip of an unknown or unskippable step, a skip without a reason."""
+    if plan.stack != stack:
+        raise UsageError(
+            f"plan {plan.run_id} is for stack {plan.stack}, not {stack}; plan again for {stack}."
+        )
+    for name, why in skips.items():
+        planned = plan.step(name)
+        if not planned.skippable:
+            raise UsageError(
+                f"step {name} cannot be skipped: {planned.description.summary}. Run without --skip {name}.",
+                step=name,
+            )
+        if not why.strip():
+            raise UsageError(
+                f"skipping step {name} needs a reason; say why it is safe to skip.", step=name
+            )
+
+
+def describe_layers(run: Run) -> dict[str, str]:
+    """Sentences per layer (traffic, stack, database, checks) saying how the run left it."""
+    summaries = {p.name: p.description.summary for p in run.plan.steps}
+    state = {}
+    for layer, kinds in LAYERS.items():
+        sentences = [_state_sentence(summaries[r.name], r) for r in run.steps if r.kind in kinds]
+        if sentences or layer != "checks":
+            state[layer] = " ".join(sentences) or "Not touched by this run."
+    return state
+
+
+def _state_sentence(summary: str, record: StepRecord) -> str:
+    text = {
+        "pending": "not started",
+        "applying": "in flight; `rollback resume` finishes it",
+        "applied": "applied, not yet verified; `rollback resume` verifies it",
+        "verified": "done and verified",
+        "failed": f"failed ({record.error.rstrip('.')})",
+        "compensating": "being put back; `rollback resume` finishes it",
+        "compensated": "undone after the failure, put back as it was before the run",
+        "compensation-skipped": f"left as the rollback set it: {record.note}",
+        "compensation-failed": f"could not be undone: {record.note}",
+        "skipped": f"skipped by {record.skipped_by}: {record.skip_reason}",
+    }.get(record.state, record.state)
+    return f"{summary.rstrip('.')}: {text}."
+
+
+def _result(
+    run: Run,
+    result: str,
+    message: str,
+    state: dict[str, str],
+    *,
+    finished_at: str,
+    notified: list[NotifyOutcome],
+) -> RunResult:
+    summaries = {p.name: p.description.summary for p in run.plan.steps}
+    outcomes = tuple(
+        StepOutcome(
+            name=r.name,
+            kind=r.kind,
+            summary=summaries[r.name],
+            state=r.state,
+            changed=r.changed,
+            evidence=r.evidence,
+            error=r.error,
+            note=r.note or r.skip_reason,
+            started_at=r.started_at,
+            ended_at=r.ended_at,
+            duration_s=r.duration_s,
+        )
+        for r in run.steps
+    )
+    return RunResult(
+        run_id=run.run_id,
+        stack=run.stack,
+        from_version=run.plan.from_version,
+        to_version=run.plan.to_version,
+        result=result,
+        message=message,
+        steps=outcomes,
+        state=state,
+        warnings=run.plan.warnings,
+        started_at=run.started_at,
+        finished_at=finished_at,
+        traffic_restored_at=run.traffic_restored_at,
+        duration_s=seconds_between(run.started_at, finished_at),
+        time_to_traffic_restored_s=run.time_to_traffic_restored_s,
+        notifications=tuple(notified),
+    )
+
+
+def _verify(step: Step) -> tuple[list[Evidence], str]:
+    """Run verify; return its evidence and an error sentence ('' when all is ok)."""
+    try:
+        found = step.verify()
+    except Exception as exc:
+        log.warning("verify raised", exc_info=True)
+        return [], _sentence(exc, "verify")
+    if not found:
+        return [], "verify read nothing back from the cloud"
+    bad = [e for e in found if not e.ok]
+    if bad:
+        return found, "; ".join(f"{e.api}: {e.note or 'not as expected'}" for e in bad)
+    return found, ""
+
+
+def _applied(applied: Applied) -> dict[str, Any]:
+    return {"changed": applied.changed, "prior": applied.prior, "detail": applied.detail}
+
+
+def _ev(found: list[Evidence]) -> list[dict[str, Any]]:
+    return [asdict(e) for e in found]
+
+
+def _sentence(exc: Exception, during: str) -> str:
+    if isinstance(exc, RollbackError):
+        return exc.message.rstrip(".")
+    return f"{during} raised {type(exc).__name__}: {exc}"
+
+
+def _headline(plan: Plan, event: str, result: str | None) -> str:
+    if event == "started":
+        return f"Rollback of {plan.stack} from {plan.from_version} to {plan.to_version} started (run {plan.run_id})."
+    if event == "traffic-restored":
+        return f"Traffic of {plan.stack} is back on {plan.to_version} (run {plan.run_id})."
+    return f"Rollback of {plan.stack} to {plan.to_version} {result} (run {plan.run_id})."
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+__all__ = [
+    "DisplayExecutor",
+    "Executor",
+    "HealthCheck",
+    "RoutesTraffic",
+    "RunResult",
+    "StepOutcome",
+    "check_plan",
+    "describe_layers",
+]
