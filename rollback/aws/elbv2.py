@@ -1,0 +1,154 @@
+"""Elastic Load Balancing v2: listener and rule forward weights, target health.
+
+Weights are handled as `{target group ARN: weight}`; `forward_weights` reads
+them out of a list of actions and `with_weights` writes them back, keeping
+every other field (stickiness, order, non-forward actions) as it was.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from rollback.errors import CloudError, NotFound, UsageError
+
+Actions = list[dict[str, Any]]
+
+_NOT_FOUND = {"ListenerNotFound", "RuleNotFound", "TargetGroupNotFound", "LoadBalancerNotFound"}
+
+
+@contextmanager
+def _translated(what: str) -> Iterator[None]:
+    """Turn a botocore ClientError into NotFound or CloudError naming `what`."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        message = exc.response.get("Error", {}).get("Message", str(exc))
+        if code in _NOT_FOUND:
+            raise NotFound(
+                f"{what}: {message} ({code}); check the stack's topology.", code=code
+            ) from exc
+        raise CloudError(f"{what} failed: {message} ({code}).", code=code) from exc
+    except BotoCoreError as exc:
+        raise CloudError(f"{what} failed: {exc}.") from exc
+
+
+@dataclass(frozen=True)
+class TargetHealth:
+    """One registered target as describe_target_health reports it."""
+
+    target_id: str
+    port: int | None
+    state: str  # initial | healthy | unhealthy | unused | draining | unavailable | ...
+    reason: str = ""
+    description: str = ""
+
+    @property
+    def routable(self) -> bool:
+        """Whether the load balancer sends requests to this target.
+
+        'healthy' counts. So does 'unavailable' with reason
+        Target.HealthCheckDisabled: a target group without health checks routes
+        to every registered target, and AWS reports that state for them. Every
+        other state (initial, unhealthy, unused, draining) does not count.
+        """
+        return self.state == "healthy" or (
+            self.state == "unavailable" and self.reason == "Target.HealthCheckDisabled"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.target_id,
+            "port": self.port,
+            "state": self.state,
+            "reason": self.reason,
+            "description": self.description,
+        }
+
+
+def forward_weights(actions: Actions) -> dict[str, int]:
+    """The target-group weights of the forward action in `actions`.
+
+    A forward action given only as TargetGroupArn counts as weight 1 for it.
+    Raises UsageError when there is no forward action.
+    """
+    action = _forward_action(actions)
+    config = action.get("ForwardConfig")
+    if config and config.get("TargetGroups"):
+        return {tg["TargetGroupArn"]: int(tg.get("Weight", 1)) for tg in config["TargetGroups"]}
+    return {action["TargetGroupArn"]: 1}
+
+
+def with_weights(actions: Actions, weights: dict[str, int]) -> Actions:
+    """A copy of `actions` whose forward action carries `weights`, all else kept.
+
+    The TargetGroupStickinessConfig is kept; a plain TargetGroupArn is replaced
+    by the equivalent ForwardConfig (the API rejects both with differing groups).
+    """
+    result = copy.deepcopy(actions)
+    action = _forward_action(result)
+    config = dict(action.get("ForwardConfig") or {})
+    config["TargetGroups"] = [{"TargetGroupArn": arn, "Weight": w} for arn, w in weights.items()]
+    action["ForwardConfig"] = config
+    action.pop("TargetGroupArn", None)
+    return result
+
+
+def _forward_action(actions: Actions) -> dict[str, Any]:
+    for action in actions:
+        if action.get("Type") == "forward":
+            return action
+    raise UsageError(
+        "the listener or rule has no forward action, so there are no target-group weights to set; "
+        "check the stack's topology.",
+    )
+
+
+class LoadBalancing:
+    """Typed access to the elbv2 calls the traffic step makes."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def listener_actions(self, listener_arn: str) -> Actions:
+        """The listener's default actions; raises NotFound when it does not exist."""
+        with _translated(f"reading listener {listener_arn}"):
+            listeners = self.client.describe_listeners(ListenerArns=[listener_arn])["Listeners"]
+        return list(listeners[0]["DefaultActions"])
+
+    def rule_actions(self, rule_arns: list[str]) -> dict[str, Actions]:
+        """Each rule's actions, in one call; raises NotFound when one does not exist."""
+        if not rule_arns:
+            return {}
+        with _translated(f"reading rules {', '.join(rule_arns)}"):
+            rules = self.client.describe_rules(RuleArns=rule_arns)["Rules"]
+        return {rule["RuleArn"]: list(rule["Actions"]) for rule in rules}
+
+    def target_health(self, target_group_arn: str) -> list[TargetHealth]:
+        """Every registered target of the group with its health state."""
+        with _translated(f"reading target health of {target_group_arn}"):
+            found = self.client.describe_target_health(TargetGroupArn=target_group_arn)
+        return [
+            TargetHealth(
+                target_id=d["Target"]["Id"],
+                port=d["Target"].get("Port"),
+                state=d["TargetHealth"]["State"],
+                reason=d["TargetHealth"].get("Reason", ""),
+                description=d["TargetHealth"].get("Description", ""),
+            )
+            for d in found["TargetHealthDescriptions"]
+        ]
+
+    def set_listener_actions(self, listener_arn: str, actions: Actions) -> None:
+        with _translated(f"modifying listener {listener_arn}"):
+            self.client.modify_listener(ListenerArn=listener_arn, DefaultActions=actions)
+
+    def set_rule_actions(self, rule_arn: str, actions: Actions) -> None:
+        with _translated(f"modifying rule {rule_arn}"):
+            self.client.modify_rule(RuleArn=rule_arn, Actions=actions)
