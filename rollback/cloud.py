@@ -21,8 +21,6 @@ import signal
 import socket
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -233,6 +231,9 @@ def is_embedded_endpoint(url: str | None, timeout: float = 1.0) -> bool:
     """
     if not url:
         return False
+    # http.client and email are imported here, not when the CLI starts.
+    import urllib.request
+
     try:
         parts = urlsplit(url)
         host = parts.hostname
