@@ -1,0 +1,72 @@
+"""`--engine auto|pulumi|embedded`: which StackEngine runs the program.
+
+`auto` prefers the Pulumi CLI. Without it, the embedded engine is chosen only
+when the endpoint is the embedded cloud (a moto server on loopback): a
+rollback of real AWS never falls back to the embedded engine.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rollback.config import ENGINES
+from rollback.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rollback.aws.session import Clients
+    from rollback.engine import StackEngine
+    from rollback.store import Store
+
+logger = logging.getLogger(__name__)
+
+
+def select_engine(
+    name: str,
+    *,
+    endpoint_url: str | None,
+    store: Store,
+    clients: Clients,
+    project: str = "webapp",
+    project_dir: Path | None = None,
+    backend_url: str | None = None,
+) -> StackEngine:
+    """Build the engine `name` names, or for `auto` the one that fits the target.
+
+    `project_dir` is the Pulumi project (default: the working directory), used
+    by the pulumi engine for commands that take no program. Raises ConfigError
+    for an unknown name, a `pulumi` choice without the CLI, or `auto` with
+    neither the CLI nor the embedded cloud.
+    """
+    from rollback.engine.pulumi_cli import CLI_MISSING, cli_available
+
+    if name not in ENGINES:
+        raise ConfigError(f"engine {name!r} is unknown; choose one of {', '.join(ENGINES)}.")
+    if name == "pulumi" or (name == "auto" and cli_available()):
+        if not cli_available():
+            raise ConfigError(CLI_MISSING)
+        from rollback.engine.pulumi_cli import PulumiEngine
+
+        return PulumiEngine(project_dir=project_dir or Path.cwd(), backend_url=backend_url)
+
+    from rollback.cloud import is_embedded_endpoint
+
+    embedded_target = is_embedded_endpoint(endpoint_url)
+    if name == "auto" and not embedded_target:
+        target = f"the endpoint {endpoint_url}" if endpoint_url else "AWS (no AWS_ENDPOINT_URL)"
+        raise ConfigError(
+            f"no stack engine fits {target}: the Pulumi CLI is not on PATH, and the embedded "
+            "engine only serves the embedded cloud. Install the Pulumi CLI to work on real AWS, "
+            "or run `rollback cloud start` and point AWS_ENDPOINT_URL at it for a rehearsal.",
+            endpoint_url=endpoint_url,
+        )
+    if not embedded_target:
+        logger.warning(
+            "the embedded engine was chosen explicitly for %s, which is not the embedded cloud",
+            endpoint_url or "AWS",
+        )
+    from rollback.engine.embedded.engine import EmbeddedEngine
+
+    engine: StackEngine = EmbeddedEngine(store=store, clients=clients, project=project)
+    return engine
