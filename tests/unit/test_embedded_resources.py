@@ -58,6 +58,8 @@ class Chain:
     lb_arn: str
     blue_tg_arn: str
     green_tg_arn: str
+    zone_id: str
+    ami: str
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +104,11 @@ def chain(cloud: Cloud) -> Chain:
         )[0]
         for color in ("blue", "green")
     )
+    zone_id, _ = cloud.applier("aws:route53/zone:Zone").create("zone", {"name": "example.com"})
+    images = cloud.client("ec2").describe_images(Owners=["amazon"])["Images"]
     return Chain(
+        zone_id=zone_id,
+        ami=images[0]["ImageId"],
         vpc_id=vpc_id,
         subnet_ids=(subnet_ids[0], subnet_ids[1]),
         security_group_id=sg_id,
@@ -315,10 +321,9 @@ def test_security_group_lifecycle(cloud: Cloud, chain: Chain) -> None:
 
 def test_instance_lifecycle(cloud: Cloud, chain: Chain) -> None:
     ec2 = cloud.client("ec2")
-    ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     instance = cloud.applier("aws:ec2/instance:Instance")
     inputs = {
-        "ami": ami,
+        "ami": chain.ami,
         "instanceType": "t3.micro",
         "subnetId": chain.subnet_ids[0],
         "vpcSecurityGroupIds": [chain.security_group_id],
@@ -434,9 +439,8 @@ def test_target_group_lifecycle(cloud: Cloud, chain: Chain) -> None:
 def test_target_group_attachment_lifecycle(cloud: Cloud, chain: Chain) -> None:
     elbv2 = cloud.client("elbv2")
     ec2 = cloud.client("ec2")
-    ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     instance_id = ec2.run_instances(
-        ImageId=ami, MinCount=1, MaxCount=1, SubnetId=chain.subnet_ids[0]
+        ImageId=chain.ami, MinCount=1, MaxCount=1, SubnetId=chain.subnet_ids[0]
     )["Instances"][0]["InstanceId"]
     attachment = cloud.applier("aws:lb/targetGroupAttachment:TargetGroupAttachment")
     inputs = {"targetGroupArn": chain.blue_tg_arn, "targetId": instance_id, "port": 80.0}
@@ -532,3 +536,131 @@ def test_listener_lifecycle(cloud: Cloud, chain: Chain) -> None:
     assert arn not in [item["ListenerArn"] for item in live]
     listener.delete(arn, news)
     assert listener.read(arn, news) is None
+
+
+# --- Route53 ----------------------------------------------------------------
+
+
+def test_zone_lifecycle(cloud: Cloud) -> None:
+    route53 = cloud.client("route53")
+    zone = cloud.applier("aws:route53/zone:Zone")
+    inputs = {"name": "shop.example.org", "tags": {"app": "shop"}, "forceDestroy": True}
+
+    id, outputs = zone.create("zone", inputs)
+
+    assert outputs["zoneId"] == id and outputs["name"] == "shop.example.org"
+    assert outputs["nameServers"] and outputs["primaryNameServer"] in outputs["nameServers"]
+    assert zone.read(id, outputs) == outputs
+
+    news = {**inputs, "comment": "storefront", "tags": {"app": "shop", "team": "web"}}
+    zone.update(id, inputs, news)
+    assert route53.get_hosted_zone(Id=id)["HostedZone"]["Config"]["Comment"] == "storefront"
+    tags = route53.list_tags_for_resource(ResourceType="hostedzone", ResourceId=id)
+    assert {t["Key"]: t["Value"] for t in tags["ResourceTagSet"]["Tags"]} == news["tags"]
+
+    route53.update_hosted_zone_comment(Id=id, Comment="edited by hand")
+    read = zone.read(id, news)
+    assert read is not None and read["comment"] == "edited by hand"
+
+    route53.change_resource_record_sets(
+        HostedZoneId=id,
+        ChangeBatch={
+            "Changes": [
+                {
+                    "Action": "CREATE",
+                    "ResourceRecordSet": {
+                        "Name": "www.shop.example.org",
+                        "Type": "A",
+                        "TTL": 60,
+                        "ResourceRecords": [{"Value": "192.0.2.1"}],
+                    },
+                }
+            ]
+        },
+    )
+    zone.delete(id, news)
+    assert id not in [
+        z["Id"].rsplit("/", 1)[-1] for z in route53.list_hosted_zones()["HostedZones"]
+    ]
+    zone.delete(id, news)
+    assert zone.read(id, news) is None
+
+
+def _record_sets(route53: Any, zone_id: str, name: str) -> dict[str, dict[str, Any]]:
+    sets = route53.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
+    return {r.get("SetIdentifier", ""): r for r in sets if r["Name"].rstrip(".") == name}
+
+
+def test_weighted_record_lifecycle(cloud: Cloud, chain: Chain) -> None:
+    route53 = cloud.client("route53")
+    record = cloud.applier("aws:route53/record:Record")
+    inputs = {
+        "zoneId": chain.zone_id,
+        "name": "app",
+        "type": "CNAME",
+        "ttl": 60.0,
+        "records": ["blue.example.com"],
+        "setIdentifier": "blue",
+        "weightedRoutingPolicies": [{"weight": 100.0}],
+    }
+
+    id, outputs = record.create("app-blue", inputs)
+
+    assert id == f"{chain.zone_id}_app_CNAME_blue" and outputs["fqdn"] == "app.example.com"
+    live = _record_sets(route53, chain.zone_id, "app.example.com")["blue"]
+    assert live["Weight"] == 100 and live["TTL"] == 60
+    assert record.read(id, outputs) == outputs
+
+    news = {**inputs, "ttl": 30.0, "weightedRoutingPolicies": [{"weight": 0.0}]}
+    record.update(id, inputs, news)
+    live = _record_sets(route53, chain.zone_id, "app.example.com")["blue"]
+    assert live["Weight"] == 0 and live["TTL"] == 30
+
+    route53.change_resource_record_sets(
+        HostedZoneId=chain.zone_id,
+        ChangeBatch={
+            "Changes": [{"Action": "UPSERT", "ResourceRecordSet": {**live, "Weight": 25}}]
+        },
+    )
+    read = record.read(id, news)
+    assert read is not None and read["weightedRoutingPolicies"] == [{"weight": 25.0}]
+
+    record.delete(id, news)
+    assert "blue" not in _record_sets(route53, chain.zone_id, "app.example.com")
+    record.delete(id, news)
+    assert record.read(id, news) is None
+
+
+def test_alias_record_points_at_the_load_balancer(cloud: Cloud, chain: Chain) -> None:
+    lb = cloud.client("elbv2").describe_load_balancers(LoadBalancerArns=[chain.lb_arn])
+    dns_name = lb["LoadBalancers"][0]["DNSName"]
+    zone_id = lb["LoadBalancers"][0]["CanonicalHostedZoneId"]
+    record = cloud.applier("aws:route53/record:Record")
+    inputs = {
+        "zoneId": chain.zone_id,
+        "name": "www.example.com",
+        "type": "A",
+        "aliases": [{"name": dns_name, "zoneId": zone_id, "evaluateTargetHealth": True}],
+    }
+
+    id, outputs = record.create("www", inputs)
+
+    assert record.read(id, outputs) == outputs
+    assert outputs["aliases"] == inputs["aliases"]
+    record.delete(id, outputs)
+    assert "" not in _record_sets(cloud.client("route53"), chain.zone_id, "www.example.com")
+
+
+def test_other_routing_policies_are_refused(cloud: Cloud, chain: Chain) -> None:
+    record = cloud.applier("aws:route53/record:Record")
+    with pytest.raises(EngineError, match="failoverRoutingPolicies"):
+        record.create(
+            "failover",
+            {
+                "zoneId": chain.zone_id,
+                "name": "db",
+                "type": "A",
+                "records": ["192.0.2.1"],
+                "failoverRoutingPolicies": [{"type": "PRIMARY"}],
+            },
+        )

@@ -284,7 +284,9 @@ class TargetGroup:
         if "Port" in tg:
             outputs["port"] = float(tg["Port"])
         if "deregistration_delay.timeout_seconds" in attributes:
-            outputs["deregistrationDelay"] = float(attributes["deregistration_delay.timeout_seconds"])
+            outputs["deregistrationDelay"] = float(
+                attributes["deregistration_delay.timeout_seconds"]
+            )
         if "stickiness" in inputs or attributes.get("stickiness.enabled") == "true":
             outputs["stickiness"] = {
                 **(inputs.get("stickiness") or {}),
