@@ -34,11 +34,16 @@ def check_prefix(prefix: str) -> str:
 
 def check_digest(sha256: str) -> str:
     """Return a lower-case sha256 hex digest; raise UsageError for anything else."""
-    if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
+    if not isinstance(sha256, str) or not is_digest(sha256):
         raise UsageError(
             f"{sha256!r} is not a sha256 digest; pass 64 lower-case hex characters.",
         )
     return sha256
+
+
+def is_digest(name: str) -> bool:
+    """True for a lower-case sha256 hex digest (a blob's file or object name)."""
+    return bool(_SHA256.fullmatch(name))
 
 
 def blob_key(sha256: str) -> str:

@@ -18,7 +18,7 @@ from typing import Any, BinaryIO, TypeVar
 from rollback.errors import AlreadyExists, ConfigError, NotFound, UsageError
 from rollback.models import BlobRef
 from rollback.store.hashing import check_digest_matches, copy_hashing, fetch_verified
-from rollback.store.keys import BLOB_PREFIX, blob_key, check_digest, check_key, check_prefix
+from rollback.store.keys import BLOB_PREFIX, blob_key, check_key, check_prefix, is_digest
 
 _TMP_PREFIX = ".tmp-"
 
@@ -100,8 +100,8 @@ class LocalStore:
             return
         for shard in sorted(p for p in base.iterdir() if p.is_dir()):
             for blob in sorted(shard.iterdir()):
-                with contextlib.suppress(Exception):
-                    yield check_digest(blob.name)
+                if is_digest(blob.name):
+                    yield blob.name
 
     # documents
 

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 from rollback.errors import AlreadyExists, CloudError, ConfigError, NotFound, UsageError
 from rollback.models import BlobRef
 from rollback.store.hashing import CHUNK, check_digest_matches, copy_hashing, fetch_verified
-from rollback.store.keys import BLOB_PREFIX, blob_key, check_digest, check_key, check_prefix
+from rollback.store.keys import BLOB_PREFIX, blob_key, check_key, check_prefix, is_digest
 
 _MISSING = ("404", "NoSuchKey", "NotFound")
 _CONFLICT = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
@@ -57,6 +57,10 @@ class S3Store:
         try:
             client.head_bucket(Bucket=bucket)
         except Exception as exc:  # noqa: BLE001 - translated by _translate below
+            if _code(exc) == "InvalidBucketName":
+                raise ConfigError(
+                    f"{bucket!r} is not a valid bucket name; fix --store.", bucket=bucket
+                ) from exc
             if _code(exc) in _MISSING or _code(exc) == "NoSuchBucket":
                 raise ConfigError(
                     f"bucket {bucket} does not exist; create it or fix --store.",
@@ -129,10 +133,8 @@ class S3Store:
     def list_blobs(self) -> Iterator[str]:
         for key in self._list(BLOB_PREFIX):
             name = key.rsplit("/", 1)[-1]
-            try:
-                yield check_digest(name)
-            except UsageError:
-                continue
+            if is_digest(name):
+                yield name
 
     # documents
 

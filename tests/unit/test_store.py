@@ -335,3 +335,19 @@ def test_s3_store_keeps_to_its_prefix(tmp_path: Path) -> None:
         store.put_doc("locks/webapp/dev.lock", b"{}")
         assert list(stored_objects(store)) == ["team/prod/locks/webapp/dev.lock"]
         assert store.url == f"s3://{BUCKET}/team/prod"
+
+
+@pytest.mark.parametrize(
+    "url", ["s3://Not_A_Bucket/x", "s3://", "s3:///prefix", "s3://ok-bucket/../x"]
+)
+def test_malformed_s3_urls_are_config_or_usage_errors(url: str) -> None:
+    from moto import mock_aws
+
+    from rollback.aws.session import Clients, make_session
+
+    with mock_aws():
+        clients = Clients(make_session("us-east-1"))
+        with pytest.raises(UsageError) as raised:
+            open_store(url, clients)
+        assert raised.value.exit_code == 2
+        assert clients("s3").list_buckets()["Buckets"] == []
