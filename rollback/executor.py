@@ -39,6 +39,7 @@ from rollback.notify import Notification, Notifier, NotifyOutcome, notify_all
 from rollback.plan import Plan, PlannedStep, StepBuilder
 from rollback.steps import Applied, Step
 from rollback.store import Store
+from rollback.store.lock import DEFAULT_LEASE_SECONDS, acquire_lock, read_lock, release_lock
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,6 @@ LAYERS: dict[str, frozenset[str]] = {
     "database": frozenset({"db-snapshot", "db-restore", "migrate", "integrity"}),
     "checks": frozenset({"health", "smoke", "alarm"}),
 }
-DEFAULT_LEASE_SECONDS = 1800
 
 HealthCheck = Callable[[str], bool]
 OnEvent = Callable[[Event], None]
@@ -244,8 +244,6 @@ class Executor:
         by this run id whose process is gone from this host is safe to
         replace: nobody else can be running this run.
         """
-        from rollback.store.lock import acquire_lock, read_lock, release_lock
-
         try:
             acquire_lock(
                 self.store, self.stack, run_id, lease_seconds=lease, break_expired=break_lock
@@ -270,8 +268,6 @@ class Executor:
         return note
 
     def _unlock(self, run_id: str) -> None:
-        from rollback.store.lock import release_lock
-
         release_lock(self.store, self.stack, run_id)
 
 

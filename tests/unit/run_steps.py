@@ -143,7 +143,7 @@ def main(argv: list[str]) -> int:
     else:
         executor = Executor(store, "webapp/dev", builder_for(s3, bucket))
         result = executor.resume(arg, actor="subprocess")
-    print(json.dumps(result.to_dict(), default=str))
+    print(json.dumps(result.to_dict()))
     return 0 if result.ok else 1
 
 
