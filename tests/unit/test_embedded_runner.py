@@ -156,9 +156,9 @@ def test_a_directory_without_a_program_is_a_usage_error(tmp_path: Path) -> None:
         )
 
 
-def run_bucket_with(handler: Any) -> Any:
+def run_bucket_with(handler: Any, program_dir: Path = PROGRAMS / "bucket") -> Any:
     return run_program(
-        PROGRAMS / "bucket",
+        program_dir,
         project="webapp",
         stack="dev",
         config={"webapp:bucketName": "b", "webapp:token": "t"},
@@ -166,3 +166,13 @@ def run_bucket_with(handler: Any) -> Any:
         preview=False,
         handler=handler,
     )
+
+
+def test_a_project_directory_runs_the_program_its_pulumi_yaml_names(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.yaml").write_text(
+        f"name: webapp\nruntime: python\nmain: {PROGRAMS / 'bucket'}\n"
+    )
+
+    run = run_bucket_with(RecordingHandler(), program_dir=tmp_path)
+
+    assert BUCKET in run.by_urn()

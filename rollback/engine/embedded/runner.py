@@ -33,11 +33,21 @@ _RUN_LOCK = threading.Lock()
 
 
 def program_main(program_dir: Path) -> Path:
-    """The program's entry file: `__main__.py` in the directory.
+    """The program's entry file: `__main__.py` in the directory, or under the `main:` of its Pulumi.yaml.
 
-    Raises UsageError when the directory holds no Python Pulumi program.
+    Raises UsageError when neither holds a Python Pulumi program.
     """
     main = program_dir / "__main__.py"
+    project_file = program_dir / "Pulumi.yaml"
+    if not main.is_file() and project_file.is_file():
+        import yaml
+
+        try:
+            project = yaml.safe_load(project_file.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise UsageError(f"{project_file} is not valid YAML: {exc}.") from exc
+        if isinstance(project, dict) and project.get("main"):
+            main = program_dir / str(project["main"]) / "__main__.py"
     if not main.is_file():
         raise UsageError(
             f"{program_dir} holds no Pulumi Python program (no __main__.py); "
