@@ -1,0 +1,61 @@
+"""CloudWatch: the state of named metric and composite alarms."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rollback.errors import CloudError
+
+
+@dataclass(frozen=True)
+class AlarmState:
+    """One alarm as describe_alarms reports it."""
+
+    name: str
+    state: str  # OK | ALARM | INSUFFICIENT_DATA
+    reason: str
+    updated_at: str
+
+
+class Alarms:
+    """Typed access to describe_alarms."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def states(self, names: list[str]) -> dict[str, AlarmState]:
+        """The named alarms that exist, keyed by name (metric and composite alarms).
+
+        A name that is absent from the result does not exist; the caller decides
+        what that means. Raises CloudError when the call fails.
+        """
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        found: dict[str, AlarmState] = {}
+        # describe_alarms takes at most 100 names per call.
+        for start in range(0, len(names), 100):
+            chunk = names[start : start + 100]
+            try:
+                pages = self.client.get_paginator("describe_alarms").paginate(
+                    AlarmNames=chunk, AlarmTypes=["MetricAlarm", "CompositeAlarm"]
+                )
+                for page in pages:
+                    for alarm in [*page.get("MetricAlarms", []), *page.get("CompositeAlarms", [])]:
+                        updated = alarm.get("StateUpdatedTimestamp")
+                        found[alarm["AlarmName"]] = AlarmState(
+                            name=alarm["AlarmName"],
+                            state=alarm["StateValue"],
+                            reason=alarm.get("StateReason", ""),
+                            updated_at=updated.isoformat() if updated else "",
+                        )
+            except ClientError as exc:
+                error = exc.response.get("Error", {})
+                raise CloudError(
+                    f"reading alarms {', '.join(chunk)} failed: {error.get('Message', exc)} "
+                    f"({error.get('Code', '')}).",
+                    code=error.get("Code", ""),
+                ) from exc
+            except BotoCoreError as exc:
+                raise CloudError(f"reading alarms {', '.join(chunk)} failed: {exc}.") from exc
+        return found
