@@ -193,25 +193,10 @@ class Registry:
         Everything is checked before anything is written: a refused record
         leaves the store and the repository as they were.
         """
-        version = parse_version(version)
-        repo = open_repo(repo_dir)
-        if not allow_dirty and repo.is_dirty(untracked_files=True):
-            raise UsageError(
-                f"the repository {repo_dir} has uncommitted changes; commit them or pass --allow-dirty.",
-            )
-        sha = self._resolve_commit(repo, commit or "HEAD")
+        version, repo, sha = self.check_record(
+            version, artifact, repo_dir, commit=commit, allow_dirty=allow_dirty
+        )
         tag = tag_name(version)
-        if any(t.name == tag for t in repo.tags):
-            raise AlreadyExists(
-                f"tag {tag} already exists in {repo_dir}; choose a new version.", version=version
-            )
-        if self.store.has_doc(self._manifest_key(version)):
-            raise AlreadyExists(
-                f"release {version} of {self.stack} is already recorded; choose a new version.",
-                version=version,
-            )
-        _check_artifact(artifact)
-
         ref = self.store.put_blob_file(artifact)
         blobs = {
             name: self._put_bytes(data)
@@ -257,6 +242,39 @@ class Registry:
         self._append_status(version, "candidate", "recorded")
         self.set_current(version, "recorded")
         return self.show(version)
+
+    def check_record(
+        self,
+        version: str,
+        artifact: Path,
+        repo_dir: Path,
+        *,
+        commit: str | None = None,
+        allow_dirty: bool = False,
+    ) -> tuple[str, git.Repo, str]:
+        """Everything `record` checks, changing nothing: (normalised version, repo, commit sha).
+
+        Raises UsageError, NotFound or AlreadyExists with one sentence.
+        """
+        version = parse_version(version)
+        repo = open_repo(repo_dir)
+        if not allow_dirty and repo.is_dirty(untracked_files=True):
+            raise UsageError(
+                f"the repository {repo_dir} has uncommitted changes; commit them or pass --allow-dirty.",
+            )
+        sha = self._resolve_commit(repo, commit or "HEAD")
+        tag = tag_name(version)
+        if any(t.name == tag for t in repo.tags):
+            raise AlreadyExists(
+                f"tag {tag} already exists in {repo_dir}; choose a new version.", version=version
+            )
+        if self.store.has_doc(self._manifest_key(version)):
+            raise AlreadyExists(
+                f"release {version} of {self.stack} is already recorded; choose a new version.",
+                version=version,
+            )
+        _check_artifact(artifact)
+        return version, repo, sha
 
     def _put_bytes(self, data: bytes) -> BlobRef:
         import io
@@ -489,6 +507,26 @@ def _blob_refs(manifest: dict[str, Any]) -> set[str]:
         for name in ("artifact", "checkpoint", "config", "topology")
         if isinstance(manifest.get(name), dict)
     }
+
+
+def integrity_checks_from(data: bytes) -> tuple[dict[str, Any], ...]:
+    """Parse a JSON list of integrity checks (`name`, `sql`, and `expect` or `min`/`max`).
+
+    Raises UsageError naming what is wrong.
+    """
+    try:
+        checks = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            f"the integrity checks are not valid JSON ({exc.msg}); pass a JSON list."
+        ) from exc
+    if not isinstance(checks, list) or not all(
+        isinstance(c, dict) and c.get("name") and c.get("sql") for c in checks
+    ):
+        raise UsageError(
+            "each integrity check needs a `name` and an `sql` query; pass a JSON list of them."
+        )
+    return tuple(checks)
 
 
 def _check_artifact(path: Path) -> None:

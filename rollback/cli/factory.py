@@ -12,7 +12,11 @@ from typing import TYPE_CHECKING, Any
 from rollback import config
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from rollback.aws.session import Clients
+    from rollback.engine import StackEngine
+    from rollback.releases import Registry
     from rollback.store import Store
 
 
@@ -45,3 +49,24 @@ class Factory:
             )
         store: Store = self._built["store"]
         return store
+
+    def registry(self) -> Registry:
+        from rollback.releases import Registry
+
+        return Registry(self.store(), self.settings.stack)
+
+    def engine(self, project_dir: Path | None = None) -> StackEngine:
+        """The stack engine of --engine (auto: the Pulumi CLI, else embedded on the embedded cloud)."""
+        if "engine" not in self._built:
+            from rollback.engine.select import select_engine
+
+            self._built["engine"] = select_engine(
+                self.settings.engine,
+                endpoint_url=self.settings.endpoint_url,
+                store=self.store(),
+                clients=self.clients(),
+                project=self.settings.project,
+                project_dir=project_dir,
+            )
+        engine: StackEngine = self._built["engine"]
+        return engine

@@ -35,12 +35,30 @@ def release() -> None:
     default=".",
     show_default=True,
     type=click.Path(path_type=Path),
-    help="The IaC git repository.",
+    help="The IaC git repository (a Pulumi project).",
 )
 @click.option("--commit", help="Commit to release  [default: HEAD]")
 @click.option("--allow-dirty", is_flag=True, help="Record even with uncommitted changes.")
 @click.option(
-    "--color", type=click.Choice(["blue", "green"]), help="The colour this release runs on."
+    "--color",
+    type=click.Choice(["blue", "green"]),
+    help="The live colour  [default: the topology's]",
+)
+@click.option(
+    "--schema-revision",
+    help="The database schema revision this release runs (e.g. an Alembic revision).",
+)
+@click.option(
+    "--migration-command",
+    help="Command template that migrates to {revision}, e.g. 'alembic downgrade {revision}'.",
+)
+@click.option(
+    "--integrity-checks",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="JSON list of SQL checks run after a restore or migration.",
+)
+@click.option(
+    "--smoke-command", help="Command run after a rollback to this release (exit 0 passes)."
 )
 @click.pass_context
 def record(
@@ -51,17 +69,44 @@ def record(
     commit: str | None,
     allow_dirty: bool,
     color: str | None,
+    schema_revision: str | None,
+    migration_command: str | None,
+    integrity_checks: Path | None,
+    smoke_command: str | None,
 ) -> None:
-    """Record VERSION: store the artifact and manifest, tag the commit vVERSION."""
-    from rollback.releases import Attachments
+    """Record VERSION: the artifact, the stack's checkpoint, config, topology and a
+    database snapshot; tag the commit vVERSION.
 
-    view = _registry(ctx).record(
-        version,
-        artifact,
-        repo,
-        commit=commit,
-        allow_dirty=allow_dirty,
-        attachments=Attachments(color=color),
+    Nothing is written (and no snapshot taken) unless every check passes.
+    """
+    from rollback import stacks
+    from rollback.releases import Attachments, integrity_checks_from
+
+    factory = ctx.find_root().obj
+    registry = factory.registry()
+    registry.check_record(version, artifact, repo, commit=commit, allow_dirty=allow_dirty)
+    checks = integrity_checks_from(integrity_checks.read_bytes()) if integrity_checks else ()
+    state: dict[str, Any] = {}
+    if (repo / "Pulumi.yaml").exists():
+        from rollback.aws.rds import Rds
+
+        engine = factory.engine(repo)
+        project = stacks.load_project(repo)
+        rds = Rds(factory.clients()("rds"))
+        state = (
+            stacks.release_state(engine, project, factory.settings.stack_name, version, rds) or {}
+        )
+    if color:
+        state["color"] = color
+    attachments = Attachments(
+        schema_revision=schema_revision,
+        migration_command=migration_command,
+        integrity_checks=checks,
+        smoke_command=smoke_command,
+        **state,
+    )
+    view = registry.record(
+        version, artifact, repo, commit=commit, allow_dirty=allow_dirty, attachments=attachments
     )
     emit(
         ctx,

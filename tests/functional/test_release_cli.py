@@ -28,7 +28,7 @@ def test_record_list_show_verify_mark_changelog_local(
     run_cli: RunCli, repo: git.Repo, artifact: Path, tmp_path: Path
 ) -> None:
     store = str(tmp_path / "artifacts")
-    base = ("--store", store, "--stack", "webapp/prod")
+    base = ("--store", store, "--stack", "webapp/prod", "--engine", "embedded")
     r = run_cli(
         *base,
         "release",
@@ -71,7 +71,7 @@ def test_bad_input_exit_codes(
     run_cli: RunCli, repo: git.Repo, artifact: Path, tmp_path: Path
 ) -> None:
     store = tmp_path / "artifacts"
-    base = ("--store", str(store))
+    base = ("--store", str(store), "--engine", "embedded")
     r = run_cli(*base, "release", "show", "2.0.0")
     assert r.returncode == 2 and r.stderr.strip() == (
         "error: release 2.0.0 of webapp/dev is not recorded; `rollback release list` shows the recorded ones."
@@ -117,7 +117,7 @@ def test_s3_store_against_the_moto_server(
     run_cli: RunCli, moto_endpoint: str, repo: git.Repo, artifact: Path
 ) -> None:
     boto3.client("s3", endpoint_url=moto_endpoint).create_bucket(Bucket="releases")
-    base = ("--store", "s3://releases/teams/web")
+    base = ("--store", "s3://releases/teams/web", "--engine", "embedded")
     r = run_cli(
         *base, "release", "record", "1.0.0", "--artifact", str(artifact), "--repo", repo.working_dir
     )

@@ -1,0 +1,344 @@
+"""Stack operations over an engine: up, verify (drift), reapply a release, and
+the stack state a release records.
+
+A Pulumi project is a directory with `Pulumi.yaml` (its `main` names the
+program directory) and `Pulumi.<stack>.yaml` beside it. Re-applying a release
+checks its tagged commit out into a temporary git worktree, applies it with
+the release's recorded config, and proves the result against the release's
+checkpoint; the worktree is removed afterwards, also on failure.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rollback.engine import Change, StackConfig
+from rollback.errors import CheckFailed, ConfigError, IntegrityError, NotFound
+from rollback.models import Checkpoint, Release, Topology
+
+if TYPE_CHECKING:
+    from rollback.aws.rds import Rds
+    from rollback.engine import StackEngine
+    from rollback.store import Store
+
+TOPOLOGY_OUTPUT = "rollback"
+
+
+@dataclass(frozen=True)
+class Project:
+    """A Pulumi project on disk."""
+
+    root: Path
+    name: str
+    program_dir: Path
+
+    def config(self, stack: str) -> StackConfig:
+        """The stack's config from `Pulumi.<stack>.yaml` (secrets stay encrypted)."""
+        from rollback.engine.embedded.stack_config import load_stack_config
+
+        return load_stack_config(self.root, stack, self.name)
+
+
+def load_project(root: Path) -> Project:
+    """Read `Pulumi.yaml` at `root`; raises NotFound or ConfigError."""
+    import yaml
+
+    path = root / "Pulumi.yaml"
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError as exc:
+        raise NotFound(
+            f"{root} holds no Pulumi.yaml; pass the project directory with --program."
+        ) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}.") from exc
+    if not isinstance(doc, dict) or not doc.get("name"):
+        raise ConfigError(f"{path} has no project `name`.")
+    return Project(root=root, name=str(doc["name"]), program_dir=root / str(doc.get("main") or "."))
+
+
+def config_to_bytes(config: StackConfig) -> bytes:
+    """The config as a release stores it: JSON, secret values still ciphertext."""
+    doc = {
+        "values": config.values,
+        "secrets": config.secrets,
+        "encryption_salt": config.encryption_salt,
+    }
+    return json.dumps(doc, sort_keys=True, indent=2).encode()
+
+
+def config_from_bytes(data: bytes) -> StackConfig:
+    doc = json.loads(data)
+    return StackConfig(
+        values=dict(doc.get("values") or {}),
+        secrets=dict(doc.get("secrets") or {}),
+        encryption_salt=doc.get("encryption_salt"),
+    )
+
+
+def topology_of(checkpoint: Checkpoint) -> Topology | None:
+    """The stack's `rollback` output, or None when the program exports none."""
+    raw = checkpoint.outputs().get(TOPOLOGY_OUTPUT)
+    return Topology.from_dict(raw) if isinstance(raw, dict) else None
+
+
+@dataclass(frozen=True)
+class UpResult:
+    stack: str
+    engine: str
+    changes: tuple[Change, ...]
+    resources: int
+    topology: Topology | None
+
+    def counts(self) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for change in self.changes:
+            found[change.op] = found.get(change.op, 0) + 1
+        return found
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stack": self.stack,
+            "engine": self.engine,
+            "resources": self.resources,
+            "counts": self.counts(),
+            "changes": [vars(c) | {"diff": list(c.diff)} for c in self.changes if c.op != "same"],
+            "topology": self.topology.to_dict() if self.topology else None,
+        }
+
+
+def up(
+    engine: StackEngine, project: Project, stack: str, config: StackConfig | None = None
+) -> UpResult:
+    """Apply the project's program to `stack`; the engine keeps the checkpoint."""
+    checkpoint = engine.up(project.program_dir, stack, config or project.config(stack))
+    changes = tuple(getattr(engine, "last_changes", ()))
+    custom = [r for r in checkpoint.resources if r.get("custom")]
+    return UpResult(stack, engine.name, changes, len(custom), topology_of(checkpoint))
+
+
+@dataclass(frozen=True)
+class Drift:
+    """One property of one resource that differs from what was recorded."""
+
+    urn: str
+    property: str
+    expected: Any
+    actual: Any
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    stack: str
+    version: str | None
+    checked: int
+    drift: tuple[Drift, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        return not self.drift
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stack": self.stack,
+            "version": self.version,
+            "checked": self.checked,
+            "ok": self.ok,
+            "drift": [vars(d) for d in self.drift],
+        }
+
+
+def verify(
+    engine: StackEngine, stack: str, checkpoint: Checkpoint, version: str | None = None
+) -> VerifyReport:
+    """Read every resource of `checkpoint` back from the cloud, property by property.
+
+    Compares each recorded input the cloud reports; secrets are compared but
+    never shown. Raises ConfigError when the engine cannot read the cloud.
+    """
+    from rollback.engine.embedded.engine import normalised
+    from rollback.engine.embedded.secrets import contains_secrets
+
+    read_live = getattr(engine, "read_live", None)
+    if read_live is None:
+        raise ConfigError(
+            f"the {engine.name} engine cannot read resources back; use --engine embedded, or `pulumi refresh --preview-only` with Pulumi."
+        )
+    live: dict[str, dict[str, Any] | None] = read_live(checkpoint)
+    drift: list[Drift] = []
+    for res in checkpoint.resources:
+        urn = str(res.get("urn"))
+        if urn not in live:
+            continue
+        now = live[urn]
+        if now is None:
+            drift.append(Drift(urn, "(resource)", "exists", "missing"))
+            continue
+        inputs = res.get("inputs") or {}
+        for key in sorted(inputs):
+            if key not in now or key.startswith("__"):
+                continue
+            secret = contains_secrets(inputs[key])
+            expected, actual = normalised(inputs[key]), normalised(now[key])
+            if expected != actual:
+                shown = ("[secret]", "[secret]") if secret else (expected, actual)
+                drift.append(Drift(urn, key, *shown))
+    return VerifyReport(stack, version, len(live), tuple(drift))
+
+
+def compare_checkpoints(expected: Checkpoint, actual: Checkpoint) -> list[Drift]:
+    """Differences in resource set (by URN) and inputs between two checkpoints."""
+    from rollback.engine.embedded.engine import normalised
+    from rollback.engine.embedded.secrets import contains_secrets
+
+    want = {
+        r["urn"]: r
+        for r in expected.resources
+        if r.get("custom") and not r["type"].startswith("pulumi:providers:")
+    }
+    have = {
+        r["urn"]: r
+        for r in actual.resources
+        if r.get("custom") and not r["type"].startswith("pulumi:providers:")
+    }
+    found = [Drift(urn, "(resource)", "exists", "missing") for urn in sorted(set(want) - set(have))]
+    found += [Drift(urn, "(resource)", "absent", "exists") for urn in sorted(set(have) - set(want))]
+    for urn in sorted(set(want) & set(have)):
+        old, new = want[urn].get("inputs") or {}, have[urn].get("inputs") or {}
+        for key in sorted(set(old) | set(new)):
+            if contains_secrets(old.get(key)) or contains_secrets(new.get(key)):
+                continue  # ciphertexts differ by nonce; the secret's effect is read back by verify
+            if normalised(old.get(key)) != normalised(new.get(key)):
+                found.append(Drift(urn, key, normalised(old.get(key)), normalised(new.get(key))))
+    return found
+
+
+@contextmanager
+def worktree(repo_dir: Path, commit: str) -> Iterator[Path]:
+    """A temporary detached git worktree at `commit`, removed afterwards (also on failure)."""
+    from rollback.releases import open_repo
+
+    repo = open_repo(repo_dir)
+    with tempfile.TemporaryDirectory(prefix="rollback-reapply-") as tmp:
+        path = Path(tmp) / "src"
+        repo.git.worktree("add", "--detach", str(path), commit)
+        try:
+            yield path
+        finally:
+            repo.git.worktree("remove", "--force", str(path))
+            repo.git.worktree("prune")
+
+
+@dataclass(frozen=True)
+class ReapplyResult:
+    stack: str
+    version: str
+    up: UpResult
+    differences: tuple[Drift, ...]
+    verify: VerifyReport | None
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences and (self.verify is None or self.verify.ok)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stack": self.stack,
+            "version": self.version,
+            "ok": self.ok,
+            "up": self.up.to_dict(),
+            "differences": [vars(d) for d in self.differences],
+            "verify": self.verify.to_dict() if self.verify else None,
+        }
+
+
+def release_checkpoint(store: Store, release: Release) -> Checkpoint:
+    if release.checkpoint is None:
+        raise NotFound(
+            f"release {release.version} carries no checkpoint; it was recorded before `rollback stack up`."
+        )
+    return Checkpoint.from_dict(json.loads(store.get_blob(release.checkpoint.sha256)))
+
+
+def reapply(engine: StackEngine, store: Store, release: Release, stack: str) -> ReapplyResult:
+    """Apply the release's tagged program with its recorded config and prove the result.
+
+    Raises NotFound when the release holds no checkpoint or config,
+    IntegrityError when a blob was tampered with, CheckFailed when the cloud
+    does not match the release after the apply.
+    """
+    expected = release_checkpoint(store, release)
+    if release.config is None:
+        raise NotFound(
+            f"release {release.version} carries no stack config; it cannot be re-applied."
+        )
+    config = config_from_bytes(store.get_blob(release.config.sha256))
+    with worktree(Path(release.repo), release.commit) as src:
+        project = load_project(src)
+        result = up(engine, project, stack, config)
+    actual = engine.export(stack)
+    differences = tuple(compare_checkpoints(expected, actual))
+    report = (
+        verify(engine, stack, actual, release.version) if hasattr(engine, "read_live") else None
+    )
+    outcome = ReapplyResult(stack, release.version, result, differences, report)
+    if not outcome.ok:
+        shown = "; ".join(
+            f"{d.urn.rsplit('::', 1)[-1]} {d.property}"
+            for d in (*differences, *(report.drift if report else ()))
+        )
+        raise CheckFailed(
+            f"after re-applying {release.version} the stack still differs from the release: {shown}.",
+            result=outcome.to_dict(),
+        )
+    return outcome
+
+
+def release_state(
+    engine: StackEngine,
+    project: Project,
+    stack: str,
+    version: str,
+    rds: Rds | None,
+) -> dict[str, Any] | None:
+    """What a release records of the stack as it runs now: checkpoint, config,
+    topology, live colour, and a fresh snapshot of the database it names.
+
+    None when the stack has no state yet (a release without infrastructure).
+    Raises IntegrityError when the program exports no topology.
+    """
+    try:
+        checkpoint = engine.export(stack)
+    except NotFound:
+        return None
+    topology = topology_of(checkpoint)
+    if topology is None:
+        raise IntegrityError(
+            f"stack {project.name}/{stack} exports no `{TOPOLOGY_OUTPUT}` output; see docs/topology.md."
+        )
+    state: dict[str, Any] = {
+        "checkpoint": json.dumps(checkpoint.to_dict(), sort_keys=True).encode(),
+        "config": config_to_bytes(project.config(stack)),
+        "topology": json.dumps(topology.to_dict(), sort_keys=True).encode(),
+        "color": topology.live_color,
+    }
+    if rds is not None and topology.db_instance_id and rds.find_instance(topology.db_instance_id):
+        from rollback.aws.rds import SNAPSHOT_ID_MAX, rds_identifier
+
+        snapshot_id = rds_identifier(
+            topology.db_instance_id, "release", version, limit=SNAPSHOT_ID_MAX
+        )
+        if rds.find_snapshot(snapshot_id) is None:
+            rds.create_snapshot(snapshot_id, topology.db_instance_id, {"rollback:release": version})
+        snap = rds.wait_snapshot_available(snapshot_id, timeout_s=3600)
+        state["db_snapshot_id"] = snapshot_id
+        taken = snap.created_at or datetime.now(UTC)
+        state["db_snapshot_at"] = taken.isoformat(timespec="seconds")
+    return state
