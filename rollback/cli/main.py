@@ -21,6 +21,7 @@ from rollback.errors import ExitCode, RollbackError
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "cloud": ("rollback.cli.cloud", "cloud", "Start, stop or check the embedded cloud."),
     "release": ("rollback.cli.release", "release", "Record, list, verify and mark releases."),
+    "stack": ("rollback.cli.stack", "stack", "Apply the stack, check drift, re-apply a release."),
     "lock": ("rollback.cli.lock", "lock", "Show the stack's lock, or break an expired one."),
 }
 
