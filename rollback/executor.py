@@ -49,8 +49,10 @@ LAYERS: dict[str, frozenset[str]] = {
     "traffic": TRAFFIC_KINDS,
     "stack": frozenset({"stack", "artifact"}),
     "database": frozenset({"db-snapshot", "db-restore", "migrate", "integrity"}),
-    "checks": frozenset({"health", "smoke", "alarm"}),
+    "checks": frozenset({"preflight", "health", "smoke", "alarm"}),
+    "release": frozenset({"mark"}),
 }
+ALWAYS_STATED = ("traffic", "stack", "database")
 
 HealthCheck = Callable[[str], bool]
 OnEvent = Callable[[Event], None]
@@ -537,15 +539,17 @@ class DisplayExecutor:
             outcomes.append(
                 StepOutcome(planned.name, planned.kind, description.summary, state, note=note)
             )
-        state_by_layer = {
-            layer: " ".join(
-                f"{o.summary} ({'would be skipped' if o.state == 'would-skip' else 'would be applied and verified'})."
+        state_by_layer = by_layer(
+            [
+                (
+                    o.kind,
+                    f"{o.summary.rstrip('.')}: would be "
+                    f"{'skipped' if o.state == 'would-skip' else 'applied and verified'}.",
+                )
                 for o in outcomes
-                if o.kind in kinds
-            )
-            or "Not touched by this plan."
-            for layer, kinds in LAYERS.items()
-        }
+            ],
+            untouched="Not touched by this plan.",
+        )
         return RunResult(
             run_id=plan.run_id,
             stack=plan.stack,
@@ -582,13 +586,27 @@ def check_plan(plan: Plan, stack: str, skips: Mapping[str, str]) -> None:
 
 
 def describe_layers(run: Run) -> dict[str, str]:
-    """Sentences per layer (traffic, stack, database, checks) saying how the run left it."""
+    """Sentences per layer saying how the run left it.
+
+    Traffic, stack and database are always stated; checks, release and
+    `other` (kinds no layer claims) only when the plan has such steps.
+    """
     summaries = {p.name: p.description.summary for p in run.plan.steps}
+    return by_layer(
+        [(r.kind, _state_sentence(summaries[r.name], r)) for r in run.steps],
+        untouched="Not touched by this run.",
+    )
+
+
+def by_layer(sentences: list[tuple[str, str]], *, untouched: str) -> dict[str, str]:
+    """Group (step kind, sentence) pairs into one text per layer, in plan order."""
+    known = frozenset().union(*LAYERS.values())
+    layers = {**LAYERS, "other": frozenset(k for k, _ in sentences if k not in known)}
     state = {}
-    for layer, kinds in LAYERS.items():
-        sentences = [_state_sentence(summaries[r.name], r) for r in run.steps if r.kind in kinds]
-        if sentences or layer != "checks":
-            state[layer] = " ".join(sentences) or "Not touched by this run."
+    for layer, kinds in layers.items():
+        texts = [text for kind, text in sentences if kind in kinds]
+        if texts or layer in ALWAYS_STATED:
+            state[layer] = " ".join(texts) or untouched
     return state
 
 

@@ -449,7 +449,13 @@ def test_a_dry_run_describes_and_changes_nothing(s3: Any, store: LocalStore) -> 
         rollback_plan(), actor="ana", skips={"stack": "by hand"}
     )
     assert result.result == "dry-run" and result.ok
+    # The steps' own describe() (which may read the cloud), not the planner's words.
     assert [s.state for s in result.steps] == ["would-apply", "would-apply", "would-skip"]
+    assert result.state == {
+        "traffic": f"set s3://{BUCKET}/live to blue: would be applied and verified.",
+        "stack": f"set s3://{BUCKET}/app to 1.4.0: would be skipped.",
+        "database": f"set s3://{BUCKET}/snapshot to taken: would be applied and verified.",
+    }
     assert cloud(s3, "live", "app", "snapshot") == {
         "live": "green",
         "app": "1.5.0",

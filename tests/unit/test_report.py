@@ -105,6 +105,7 @@ def test_the_report_of_a_failed_run_tells_what_when_why_and_where(
     assert stack_evidence[0]["observed"]["content"] == "1.4.0"
     assert "not healthy" in report["final_state"]["traffic"]  # green has no health: stays blue
     assert "never undone" in report["final_state"]["database"]
+    assert "skipped by ana" in report["final_state"]["checks"]  # smoke, stated once present
     durations = {s["name"]: s["duration_s"] for s in report["steps"]}
     assert durations["traffic"] == 2.0  # applying -> applied -> verified
 
