@@ -186,6 +186,31 @@ def test_a_resource_removed_from_the_program_is_deleted_from_the_cloud(
     assert [c.op for c in engine.last_changes if c.type.endswith("BucketVersioning")] == ["delete"]
 
 
+def test_a_failing_aws_call_leaves_a_checkpoint_of_what_was_done(
+    cloud: Cloud, tmp_path: Path, secrets_state: str
+) -> None:
+    engine = engine_for(cloud, tmp_path)
+
+    with pytest.raises(EngineError):
+        engine.up(
+            PROGRAMS / "bucket",
+            "dev",
+            bucket_config(secrets_state, versioningBucket="no-such-bucket"),
+        )
+
+    assert cloud.buckets() == ["artifacts-bucket"]
+    assert [r["urn"] for r in engine.export("dev").resources if r["type"].startswith("aws:")] == [
+        BUCKET_URN
+    ]
+    cloud.mutations.operations.clear()
+    engine.up(PROGRAMS / "bucket", "dev", bucket_config(secrets_state))
+    # The bucket made before the failure is kept, not made again.
+    assert "CreateBucket" not in cloud.mutations.operations
+    assert (
+        cloud.clients("s3").get_bucket_versioning(Bucket="artifacts-bucket")["Status"] == "Enabled"
+    )
+
+
 def test_an_unsupported_type_is_refused_before_anything_changes(
     cloud: Cloud, tmp_path: Path
 ) -> None:

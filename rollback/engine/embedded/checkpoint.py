@@ -115,6 +115,13 @@ class Deployment:
             if r.custom and not r.type.startswith("pulumi:providers:")
         }
 
+    def exports(self) -> dict[str, Any]:
+        """The stack resource's outputs (secrets wrapped)."""
+        for res in self.resources:
+            if res.type == STACK_TYPE:
+                return dict(res.outputs)
+        return {}
+
     def default_provider(self) -> ResourceState | None:
         for res in self.resources:
             if res.type == PROVIDER_TYPE and res.urn.split("::")[-1].startswith("default"):

@@ -128,7 +128,9 @@ class EmbeddedEngine:
                 program_dir, stack, values, secret_keys, False, lambda reg: self._apply(work, reg)
             )
         except BaseException:
-            self._write(stack, config, previous, provider, {}, list(work.state.values()))
+            # Record what was applied before the failure; the exports stay the previous ones.
+            exports = previous.exports() if previous else {}
+            self._write(stack, config, previous, provider, exports, list(work.state.values()))
             raise
         declared = run.by_urn()
         final: list[ResourceState] = []
