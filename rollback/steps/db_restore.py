@@ -26,7 +26,7 @@ from rollback.aws.rds import DbInstance, Rds, rds_identifier
 from rollback.errors import AlreadyExists, CheckFailed, NotFound, RollbackError, UsageError
 from rollback.models import Evidence, StepDescription
 from rollback.steps import Applied, evidence
-from rollback.steps.db_snapshot import RUN_TAG, snapshot_evidence
+from rollback.steps.db_snapshot import RUN_TAG, pre_rollback_snapshot_id, snapshot_evidence
 from rollback.waiting import Timing
 
 RESTORED_FROM_TAG = "rollback:restored-from"
@@ -79,13 +79,14 @@ class DbRestoreStep:
         run_id: str,
         accept_data_loss: bool,
         snapshot_taken_at: datetime | str | None,
-        pre_snapshot_id: str,
+        pre_snapshot_id: str | None,
         timing: Timing,
         timeout_s: float = 7200.0,
         now: Callable[[], datetime] | None = None,
     ) -> None:
-        """`pre_snapshot_id` is the db-snapshot step's snapshot: apply reads it back and
-        refuses unless it is available and of this instance. `snapshot_taken_at`
+        """`pre_snapshot_id` is the db-snapshot step's snapshot (None: the name that step
+        gives it for this run): apply reads it back and refuses unless it is
+        available and of this instance. `snapshot_taken_at`
         (the release's db_snapshot_at) dates the data-loss window; when None the
         snapshot's own creation time is read from RDS.
         """
@@ -95,7 +96,7 @@ class DbRestoreStep:
         self.run_id = run_id
         self.accept_data_loss = accept_data_loss
         self.snapshot_taken_at = _parse_moment(snapshot_taken_at)
-        self.pre_snapshot_id = pre_snapshot_id
+        self.pre_snapshot_id = pre_snapshot_id or pre_rollback_snapshot_id(instance_id, run_id)
         self.timing = timing
         self.timeout_s = timeout_s
         self.now = now or (lambda: datetime.now(UTC))

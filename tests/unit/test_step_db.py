@@ -127,7 +127,7 @@ def restore_step(client: Any, timing: Timing, **overrides: Any) -> DbRestoreStep
         "run_id": RUN,
         "accept_data_loss": True,
         "snapshot_taken_at": "2026-01-01T09:00:00+00:00",
-        "pre_snapshot_id": f"{DB}-pre-rollback-{RUN}",
+        "pre_snapshot_id": None,  # the name the db-snapshot step gives it
         "timing": timing,
         "now": lambda: datetime(2026, 1, 1, 12, 30, tzinfo=UTC),
     }
@@ -396,3 +396,27 @@ def test_a_failure_between_the_steps_leaves_a_described_state_and_apply_resumes(
     assert instance_ids(client) == sorted([DB, ASIDE])
     assert describe(client, ASIDE)["InstanceCreateTime"] == original["InstanceCreateTime"]
     assert all(e.ok for e in step.verify())
+
+
+def test_compensate_after_a_failure_between_the_renames_puts_the_names_back(
+    client: Any, timing: Timing, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = describe(client, DB)
+    snapshot_step(client, timing).apply()
+    real_rename = Rds.rename_instance
+
+    def second_rename_fails(self: Rds, instance_id: str, new_id: str) -> None:
+        if new_id == DB:
+            raise CloudError("renaming failed (InternalFailure)")
+        real_rename(self, instance_id, new_id)
+
+    monkeypatch.setattr(Rds, "rename_instance", second_rename_fails)
+    step = restore_step(client, timing)
+    with pytest.raises(CheckFailed):
+        step.apply()
+    monkeypatch.setattr(Rds, "rename_instance", real_rename)
+
+    step.compensate({})  # a failed apply returns no prior: the step knows its names
+
+    assert instance_ids(client) == sorted([DB, RESTORED])
+    assert describe(client, DB)["InstanceCreateTime"] == original["InstanceCreateTime"]
