@@ -330,29 +330,51 @@ def _remove_record(state_dir: Path) -> None:
 
 
 def _is_our_server(state: CloudState) -> bool:
-    """The pid runs (not a zombie) and its command line is moto.server on the recorded port."""
+    """The pid runs (not a zombie) and its command line is moto.server on the recorded port.
+
+    An unreadable or empty command line (a process mid-exec shows none) is not
+    a match: when in doubt, the process is not ours to signal.
+    """
+    if not _is_running(state.pid):
+        return False
     argv = _command_line(state.pid)
-    return argv is not None and "moto.server" in argv and str(state.port) in argv
+    return "moto.server" in argv and str(state.port) in argv
 
 
-def _command_line(pid: int) -> list[str] | None:
-    """The live process's argv, or None when it is gone or a zombie."""
+def _is_running(pid: int) -> bool:
+    """The process exists and is not a zombie (reaping it first when it is our child)."""
     _reap(pid)
-    proc = Path(f"/proc/{pid}")
-    if proc.is_dir():
+    if not Path("/proc/self").exists():  # no procfs (macOS): existence is all we can ask
         try:
-            raw = (proc / "cmdline").read_bytes()
-        except OSError:
-            return None
-        # A zombie's cmdline is empty: it runs nothing any more.
-        return [part.decode(errors="replace") for part in raw.split(b"\0") if part] or None
-    if Path("/proc/self").exists():
-        return None
-    # No procfs (macOS): ask ps, which prints nothing for a missing pid.
-    result = subprocess.run(
-        ["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True, check=False
-    )
-    return result.stdout.split() or None
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass  # another user's process: it exists
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # Field 3, after the parenthesised command name: Z (zombie) and X (dead) run nothing.
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+
+
+def _command_line(pid: int) -> list[str]:
+    """The process's argv; empty when it cannot be read."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        if Path("/proc/self").exists():
+            return []
+        # No procfs (macOS): ask ps, which prints nothing for a missing pid.
+        result = subprocess.run(
+            ["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True, check=False
+        )
+        return result.stdout.split()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
 def _reap(pid: int) -> None:
@@ -367,7 +389,7 @@ def _terminate(pid: int, timing: Timing) -> None:
         os.kill(pid, signal.SIGTERM)
 
     def gone() -> bool | None:
-        return True if _command_line(pid) is None else None
+        return None if _is_running(pid) else True
 
     try:
         poll(
