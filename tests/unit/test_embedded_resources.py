@@ -789,3 +789,62 @@ def test_db_instance_delete_takes_the_final_snapshot(cloud: Cloud, chain: Chain)
     snapshot = rds.describe_db_snapshots(DBSnapshotIdentifier="orders-final")["DBSnapshots"][0]
     assert snapshot["DBInstanceIdentifier"] == "orders-db"
     assert db.read(id, outputs) is None
+
+
+# --- CloudWatch -------------------------------------------------------------
+
+
+def test_metric_alarm_lifecycle(cloud: Cloud, chain: Chain) -> None:
+    cloudwatch = cloud.client("cloudwatch")
+    alarm = cloud.applier("aws:cloudwatch/metricAlarm:MetricAlarm")
+    suffix = chain.blue_tg_arn.split(":")[-1]
+    inputs = {
+        "name": "blue-5xx",
+        "comparisonOperator": "GreaterThanThreshold",
+        "evaluationPeriods": 2.0,
+        "metricName": "HTTPCode_Target_5XX_Count",
+        "namespace": "AWS/ApplicationELB",
+        "period": 60.0,
+        "statistic": "Sum",
+        "threshold": 5.0,
+        "treatMissingData": "notBreaching",
+        "dimensions": {"TargetGroup": suffix},
+        "tags": {"color": "blue"},
+    }
+
+    id, outputs = alarm.create("blue-5xx", inputs)
+
+    assert id == "blue-5xx" and outputs["arn"].endswith(":alarm:blue-5xx")
+    assert outputs["threshold"] == 5.0 and outputs["dimensions"] == {"TargetGroup": suffix}
+    assert alarm.read(id, outputs) == outputs
+
+    news = {**inputs, "threshold": 10.0, "tags": {"color": "blue", "team": "web"}}
+    alarm.update(id, inputs, news)
+    live = cloudwatch.describe_alarms(AlarmNames=[id])["MetricAlarms"][0]
+    assert live["Threshold"] == 10.0
+    tags = cloudwatch.list_tags_for_resource(ResourceARN=live["AlarmArn"])["Tags"]
+    assert {t["Key"]: t["Value"] for t in tags} == {"color": "blue", "team": "web"}
+
+    cloudwatch.put_metric_alarm(
+        **{k: v for k, v in live.items() if k in _ALARM_PARAMETERS}, Threshold=50.0
+    )
+    read = alarm.read(id, news)
+    assert read is not None and read["threshold"] == 50.0
+
+    alarm.delete(id, news)
+    assert not cloudwatch.describe_alarms(AlarmNames=[id])["MetricAlarms"]
+    alarm.delete(id, news)
+    assert alarm.read(id, news) is None
+
+
+_ALARM_PARAMETERS = {
+    "AlarmName",
+    "ComparisonOperator",
+    "EvaluationPeriods",
+    "MetricName",
+    "Namespace",
+    "Period",
+    "Statistic",
+    "Dimensions",
+    "TreatMissingData",
+}
