@@ -70,7 +70,7 @@ class LazyGroup(click.Group):
 )
 @click.version_option(package_name="rollback")
 @click.pass_context
-def cli(ctx: click.Context, **flags: Any) -> None:
+def cli(ctx: click.Context, /, **flags: Any) -> None:
     """Roll a Pulumi-managed deployment back to a known-good release.
 
     Every step is planned, journalled and verified against the cloud. Exit
