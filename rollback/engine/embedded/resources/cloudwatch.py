@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rollback.aws.session import Clients
+from rollback.engine.embedded.resources.declared import in_declared_order
 from rollback.engine.embedded.resources.failures import applying, aws_code, present
 from rollback.engine.embedded.resources.naming import physical_name
 from rollback.engine.embedded.resources.tagging import aws_tags, pulumi_tags, tag_changes, with_tags
@@ -148,7 +149,7 @@ class MetricAlarm:
                 outputs[key] = float(alarm[parameter]) if kind in (int, float) else alarm[parameter]
         for key, parameter in _ACTIONS.items():
             if alarm.get(parameter) or key in inputs:
-                outputs[key] = list(alarm.get(parameter, []))
+                outputs[key] = in_declared_order(list(alarm.get(parameter, [])), inputs.get(key))
         if alarm.get("Dimensions") or "dimensions" in inputs:
             outputs["dimensions"] = {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])}
         if alarm.get("Metrics") or "metricQueries" in inputs:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rollback.aws.session import Clients
+from rollback.engine.embedded.resources.declared import in_declared_order
 from rollback.engine.embedded.resources.failures import (
     applying,
     aws_code,
@@ -273,6 +274,33 @@ def _rules(atoms: set[_Atom], group_id: str) -> list[dict[str, Any]]:
     return list(rules.values())
 
 
+def _read_rules(live: set[_Atom], declared: Any, group_id: str) -> list[dict[str, Any]]:
+    """The live rules: each declared rule as written when all of it is live, cut down to
+    its live parts when some is, left out when none is; then undeclared live rules."""
+    remaining = set(live)
+    rules: list[dict[str, Any]] = []
+    for rule in declared if isinstance(declared, list) else []:
+        wanted = _atoms([rule], group_id)
+        present = wanted & remaining
+        remaining -= present
+        if present == wanted:
+            rules.append(rule)
+        elif present:
+            values = {(key, value) for *_, key, value, _ in present}
+            partial = {
+                **rule,
+                **{
+                    key: [v for v in rule.get(key) or () if (key, str(v)) in values]
+                    for key, _, _ in _RULE_LISTS
+                    if key in rule
+                },
+            }
+            if rule.get("self"):
+                partial["self"] = ("securityGroups", group_id) in values
+            rules.append(partial)
+    return rules + _rules(remaining, group_id)
+
+
 def _permissions(atoms: set[_Atom]) -> list[dict[str, Any]]:
     """Atoms -> AWS IpPermissions, one permission per atom."""
     permissions = []
@@ -337,8 +365,12 @@ class SecurityGroup:
             "vpcId": group.get("VpcId", ""),
             "ownerId": group["OwnerId"],
             "arn": _arn(ec2, group["OwnerId"], "security-group", id),
-            "ingress": _rules(_live_atoms(group.get("IpPermissions", [])), id),
-            "egress": _rules(_live_atoms(group.get("IpPermissionsEgress", [])), id),
+            "ingress": _read_rules(
+                _live_atoms(group.get("IpPermissions", [])), inputs.get("ingress"), id
+            ),
+            "egress": _read_rules(
+                _live_atoms(group.get("IpPermissionsEgress", [])), inputs.get("egress"), id
+            ),
         }
         return with_tags(outputs, pulumi_tags(group.get("Tags")))
 
@@ -499,7 +531,10 @@ class Instance:
             "instanceType": instance["InstanceType"],
             "availabilityZone": instance.get("Placement", {}).get("AvailabilityZone", ""),
             "subnetId": instance.get("SubnetId", ""),
-            "vpcSecurityGroupIds": sorted(g["GroupId"] for g in instance.get("SecurityGroups", [])),
+            "vpcSecurityGroupIds": in_declared_order(
+                [g["GroupId"] for g in instance.get("SecurityGroups", [])],
+                inputs.get("vpcSecurityGroupIds"),
+            ),
             "privateIp": instance.get("PrivateIpAddress", ""),
             "privateDns": instance.get("PrivateDnsName", ""),
             "publicIp": instance.get("PublicIpAddress", ""),

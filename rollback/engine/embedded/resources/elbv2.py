@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rollback.aws.session import Clients
+from rollback.engine.embedded.resources.declared import declared_keys, in_declared_order
 from rollback.engine.embedded.resources.failures import (
     applying,
     aws_code,
@@ -128,8 +129,12 @@ class LoadBalancer:
             "internal": lb["Scheme"] == "internal",
             "loadBalancerType": lb["Type"],
             "ipAddressType": lb.get("IpAddressType", "ipv4"),
-            "subnets": sorted(z["SubnetId"] for z in lb.get("AvailabilityZones", [])),
-            "securityGroups": sorted(lb.get("SecurityGroups", [])),
+            "subnets": in_declared_order(
+                [z["SubnetId"] for z in lb.get("AvailabilityZones", [])], inputs.get("subnets")
+            ),
+            "securityGroups": in_declared_order(
+                list(lb.get("SecurityGroups", [])), inputs.get("securityGroups")
+            ),
         }
         for key, (attribute, kind) in _LB_ATTRIBUTES.items():
             if attribute in attributes:
@@ -272,7 +277,7 @@ class TargetGroup:
             "arnSuffix": id.split(":")[-1],
             "targetType": tg.get("TargetType", "instance"),
             "loadBalancerArns": sorted(tg.get("LoadBalancerArns", [])),
-            "healthCheck": health_check,
+            "healthCheck": declared_keys(health_check, inputs.get("healthCheck")),
         }
         for key, parameter in (
             ("protocol", "Protocol"),
@@ -288,14 +293,14 @@ class TargetGroup:
                 attributes["deregistration_delay.timeout_seconds"]
             )
         if "stickiness" in inputs or attributes.get("stickiness.enabled") == "true":
-            outputs["stickiness"] = {
-                **(inputs.get("stickiness") or {}),
+            live_stickiness = {
                 "enabled": attributes.get("stickiness.enabled") == "true",
                 "type": attributes.get("stickiness.type", "lb_cookie"),
                 "cookieDuration": float(
                     attributes.get("stickiness.lb_cookie.duration_seconds", 86400)
                 ),
             }
+            outputs["stickiness"] = declared_keys(live_stickiness, inputs.get("stickiness"))
         return with_tags(outputs, tags)
 
     def delete(self, id: str, inputs: dict[str, Any]) -> None:
@@ -491,12 +496,25 @@ def _pulumi_action(aws: dict[str, Any], declared: dict[str, Any]) -> dict[str, A
     if aws.get("TargetGroupArn") and ("targetGroupArn" in declared or not uses_forward):
         action["targetGroupArn"] = aws["TargetGroupArn"]
     if config and uses_forward:
+        declared_forward = declared.get("forward") or {}
+        declared_groups = {g.get("arn"): g for g in declared_forward.get("targetGroups") or []}
+        order = list(declared_groups)
+        live_groups = sorted(
+            groups,
+            key=lambda g: (
+                order.index(g["TargetGroupArn"]) if g["TargetGroupArn"] in order else len(order)
+            ),
+        )
         forward: dict[str, Any] = {
             "targetGroups": [
-                {"arn": g["TargetGroupArn"], "weight": float(g.get("Weight", 1))} for g in groups
+                declared_keys(
+                    {"arn": g["TargetGroupArn"], "weight": float(g.get("Weight", 1))},
+                    declared_groups.get(g["TargetGroupArn"]),
+                )
+                for g in live_groups
             ]
         }
-        declared_stickiness = (declared.get("forward") or {}).get("stickiness")
+        declared_stickiness = declared_forward.get("stickiness")
         live_stickiness = config.get("TargetGroupStickinessConfig") or {}
         if declared_stickiness is not None or live_stickiness.get("Enabled"):
             stickiness: dict[str, Any] = {"enabled": bool(live_stickiness.get("Enabled", False))}
@@ -504,7 +522,7 @@ def _pulumi_action(aws: dict[str, Any], declared: dict[str, Any]) -> dict[str, A
                 stickiness["duration"] = float(live_stickiness["DurationSeconds"])
             elif declared_stickiness and "duration" in declared_stickiness:
                 stickiness["duration"] = declared_stickiness["duration"]
-            forward["stickiness"] = stickiness
+            forward["stickiness"] = declared_keys(stickiness, declared_stickiness)
         action["forward"] = forward
     if aws.get("FixedResponseConfig"):
         fixed = aws["FixedResponseConfig"]

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rollback.aws.session import Clients
+from rollback.engine.embedded.resources.declared import in_declared_order
 from rollback.engine.embedded.resources.failures import applying, aws_code, present
 from rollback.engine.embedded.resources.naming import physical_name
 from rollback.engine.embedded.resources.tagging import aws_tags, pulumi_tags, tag_changes, with_tags
@@ -79,7 +80,9 @@ class SubnetGroup:
             **inputs,
             "name": group["DBSubnetGroupName"],
             "description": group["DBSubnetGroupDescription"],
-            "subnetIds": sorted(s["SubnetIdentifier"] for s in group.get("Subnets", [])),
+            "subnetIds": in_declared_order(
+                [s["SubnetIdentifier"] for s in group.get("Subnets", [])], inputs.get("subnetIds")
+            ),
             "vpcId": group.get("VpcId", ""),
             "arn": group["DBSubnetGroupArn"],
             "supportedNetworkTypes": list(group.get("SupportedNetworkTypes", [])),
@@ -158,6 +161,13 @@ def _parameters(inputs: dict[str, Any], table: dict[str, tuple[str, type]]) -> d
     }
 
 
+def _with_password(outputs: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+    """Create and update outputs carry the declared password, as Pulumi's state does."""
+    if "password" in inputs:
+        return {**outputs, "password": inputs["password"]}
+    return outputs
+
+
 @dataclass(frozen=True)
 class DbInstance:
     """aws:rds/instance:Instance; id is the DBI resource id (`db-...`), as in pulumi-aws v7.
@@ -166,7 +176,8 @@ class DbInstance:
     across a restore-and-rename. Changes in _MODIFIABLE are applied with
     ModifyDBInstance, immediately unless `applyImmediately` is false; create
     and update wait for `available`. With `snapshotIdentifier`, create
-    restores that snapshot. The password is never read back.
+    restores that snapshot. The password is in create and update outputs
+    but never in `read`: AWS does not return it.
     """
 
     clients: Clients
@@ -215,7 +226,7 @@ class DbInstance:
         outputs = present(
             self.read("", {**inputs, "identifier": identifier}), self.token, identifier
         )
-        return str(outputs["resourceId"]), outputs
+        return str(outputs["resourceId"]), _with_password(outputs, inputs)
 
     def update(self, id: str, olds: dict[str, Any], news: dict[str, Any]) -> dict[str, Any]:
         rds = self.clients("rds")
@@ -236,7 +247,8 @@ class DbInstance:
                     **changed,
                 )
                 rds.get_waiter("db_instance_available").wait(DBInstanceIdentifier=identifier)
-        return present(self.read(id, {**news, "identifier": identifier}), self.token, id)
+        outputs = present(self.read(id, {**news, "identifier": identifier}), self.token, id)
+        return _with_password(outputs, news)
 
     def read(self, id: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
         db = self._describe(id, inputs)
@@ -267,8 +279,9 @@ class DbInstance:
             "backupRetentionPeriod": float(db.get("BackupRetentionPeriod", 0)),
             "deletionProtection": bool(db.get("DeletionProtection", False)),
             "storageEncrypted": bool(db.get("StorageEncrypted", False)),
-            "vpcSecurityGroupIds": sorted(
-                g["VpcSecurityGroupId"] for g in db.get("VpcSecurityGroups", [])
+            "vpcSecurityGroupIds": in_declared_order(
+                [g["VpcSecurityGroupId"] for g in db.get("VpcSecurityGroups", [])],
+                inputs.get("vpcSecurityGroupIds"),
             ),
             "dbSubnetGroupName": (db.get("DBSubnetGroup") or {}).get("DBSubnetGroupName", ""),
             "availabilityZone": db.get("AvailabilityZone", ""),
@@ -280,6 +293,8 @@ class DbInstance:
         }
         if db.get("DBName"):
             outputs["dbName"] = db["DBName"]
+        # AWS never returns the password: leaving it out keeps drift checks from guessing.
+        outputs.pop("password", None)
         return with_tags(outputs, tags)
 
     def delete(self, id: str, inputs: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rollback.aws.session import Clients
+from rollback.engine.embedded.resources.declared import in_declared_order
 from rollback.engine.embedded.resources.failures import applying, aws_code, present
 from rollback.engine.embedded.resources.tagging import aws_tags, pulumi_tags, tag_changes, with_tags
 from rollback.errors import EngineError
@@ -184,7 +185,9 @@ class Record:
         if "TTL" in live:
             outputs["ttl"] = float(live["TTL"])
         if live.get("ResourceRecords"):
-            outputs["records"] = [r["Value"] for r in live["ResourceRecords"]]
+            outputs["records"] = in_declared_order(
+                [r["Value"] for r in live["ResourceRecords"]], inputs.get("records")
+            )
         if "Weight" in live:
             outputs["weightedRoutingPolicies"] = [{"weight": float(live["Weight"])}]
         if live.get("SetIdentifier"):
