@@ -138,6 +138,18 @@ def test_every_supported_token_has_an_applier(cloud: Cloud) -> None:
     assert all(applier.token == token for token, applier in cloud.types.items())
 
 
+def test_the_supported_tokens_import_without_boto3() -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; from rollback.engine.embedded.resources import SUPPORTED; "
+        "print(len(SUPPORTED), any(m.startswith(('boto3', 'botocore')) for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [str(len(SUPPORTED)), "False"]
+
+
 # --- S3 ---------------------------------------------------------------------
 
 
