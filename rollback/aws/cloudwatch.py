@@ -1,8 +1,9 @@
-"""CloudWatch: the state of named metric and composite alarms."""
+"""CloudWatch: the state of named metric and composite alarms; metric datapoints."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from rollback.errors import CloudError
@@ -59,3 +60,49 @@ class Alarms:
             except BotoCoreError as exc:
                 raise CloudError(f"reading alarms {', '.join(chunk)} failed: {exc}.") from exc
         return found
+
+
+class Metrics:
+    """Typed access to get_metric_data."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def get_metric_data(
+        self, queries: list[dict[str, Any]], start: datetime, end: datetime
+    ) -> dict[str, list[float]]:
+        """Each query's datapoint values (query id -> values, oldest first), all pages read.
+
+        A query with no datapoints in [start, end) maps to []. Raises
+        CloudError when the call fails (moto, for one, cannot compute
+        percentile statistics such as p99 and answers HTTP 500).
+        """
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        found: dict[str, list[float]] = {q["Id"]: [] for q in queries}
+        kwargs: dict[str, Any] = {
+            "MetricDataQueries": queries,
+            "StartTime": start,
+            "EndTime": end,
+            "ScanBy": "TimestampAscending",
+        }
+        what = ", ".join(q["Id"] for q in queries)
+        try:
+            while True:
+                page = self.client.get_metric_data(**kwargs)
+                for result in page.get("MetricDataResults", []):
+                    found.setdefault(result["Id"], []).extend(
+                        float(v) for v in result.get("Values", []) if v is not None
+                    )
+                if not page.get("NextToken"):
+                    return found
+                kwargs["NextToken"] = page["NextToken"]
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            raise CloudError(
+                f"reading metrics {what} failed: {error.get('Message', exc)} "
+                f"({error.get('Code', '')}).",
+                code=error.get("Code", ""),
+            ) from exc
+        except BotoCoreError as exc:
+            raise CloudError(f"reading metrics {what} failed: {exc}.") from exc

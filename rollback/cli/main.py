@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "release": ("rollback.cli.release", "release", "Record, list, verify and mark releases."),
     "stack": ("rollback.cli.stack", "stack", "Apply the stack, check drift, re-apply a release."),
     "lock": ("rollback.cli.lock", "lock", "Show the stack's lock, or break an expired one."),
+    "cutover": ("rollback.cli.cutover", "cutover", "Shift traffic to COLOR in steps, watching."),
+    "watch": ("rollback.cli.cutover", "watch", "Watch the release; roll back on a breach."),
 }
 
 

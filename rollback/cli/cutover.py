@@ -1,0 +1,338 @@
+"""`rollback cutover COLOR` and `rollback watch`: automated rollback triggers.
+
+SIGTERM and Ctrl-C set a flag (and wake any wait); the core sees it at its
+next check and leaves traffic on a verified state. Waits are shown on stderr
+only when it is a terminal.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from rollback.cli.render import emit
+
+SIGNAL_OPTIONS = (
+    click.option(
+        "--alarm",
+        "alarms",
+        multiple=True,
+        help="CloudWatch alarm that must not reach ALARM (repeatable).",
+    ),
+    click.option(
+        "--health", "health_urls", multiple=True, help="Health URL of the new colour (repeatable)."
+    ),
+    click.option(
+        "--max-5xx-rate", help="Highest target 5xx rate, a fraction (0.05) or a percentage (5%)."
+    ),
+    click.option(
+        "--max-p99-ms", type=float, help="Highest p99 target response time, in milliseconds."
+    ),
+    click.option(
+        "--health-failures",
+        type=int,
+        default=3,
+        show_default=True,
+        help="Failed health checks in a row that are a breach.",
+    ),
+    click.option(
+        "--interval", default="10s", show_default=True, help="How often the signals are read."
+    ),
+)
+
+
+def _signal_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(SIGNAL_OPTIONS):
+        command = option(command)
+    return command
+
+
+class _Interrupt:
+    """The flag SIGTERM/SIGINT set; `sleep` waits on it so a signal ends a wait at once."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.name: str | None = None
+
+    def __call__(self) -> str | None:
+        return self.name
+
+    def sleep(self, seconds: float) -> None:
+        self.event.wait(seconds)
+
+    @contextmanager
+    def installed(self) -> Iterator[_Interrupt]:
+        def handler(signum: int, frame: Any) -> None:
+            self.name = signal.Signals(signum).name
+            self.event.set()
+
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield self
+        finally:
+            for s, old in previous.items():
+                signal.signal(s, old)
+
+
+def _on_wait(what: str, elapsed: float, deadline: float) -> None:
+    if sys.stderr.isatty():
+        click.echo(f"  waiting for {what}: {elapsed:.0f}s of {deadline:.0f}s", err=True)
+
+
+def _signal_spec(
+    alarms: tuple[str, ...],
+    health_urls: tuple[str, ...],
+    max_5xx_rate: str | None,
+    max_p99_ms: float | None,
+    health_failures: int,
+    interval: str,
+) -> Any:
+    from rollback.triggers import SignalSpec, parse_duration, parse_rate
+
+    return SignalSpec(
+        alarms=alarms,
+        health_urls=health_urls,
+        max_5xx_rate=parse_rate(max_5xx_rate) if max_5xx_rate is not None else None,
+        max_p99_ms=max_p99_ms,
+        failures=health_failures,
+        interval_s=parse_duration(interval, "--interval"),
+    )
+
+
+def _apis(factory: Any) -> Any:
+    from rollback.aws.cloudwatch import Alarms, Metrics
+    from rollback.aws.elbv2 import LoadBalancing
+    from rollback.aws.route53 import Dns
+    from rollback.triggers import CloudApis
+
+    clients = factory.clients()
+    return CloudApis(
+        elbv2=LoadBalancing(clients("elbv2")),
+        route53=Dns(clients("route53")),
+        alarms=Alarms(clients("cloudwatch")),
+        metrics=Metrics(clients("cloudwatch")),
+    )
+
+
+def _notifiers(factory: Any) -> list[Any]:
+    from rollback.notify import SnsNotifier, WebhookNotifier
+
+    settings = factory.settings
+    found: list[Any] = []
+    if settings.webhook_url:
+        found.append(WebhookNotifier(settings.webhook_url))
+    if settings.sns_topic_arn:
+        found.append(SnsNotifier(factory.clients()("sns"), settings.sns_topic_arn))
+    return found
+
+
+def rollback_to_of(factory: Any, actor: str, via: str) -> Callable[[str, str], Any]:
+    """The full rollback (`rollback to VERSION --yes`) as `rollback_to(version, reason)`.
+
+    `via` names the command in the run's confirmation (cutover, watch).
+    """
+
+    def rollback_to(version: str, reason: str) -> Any:
+        from rollback.orchestrate import rollback_to as orchestrated
+        from rollback.planner import Options
+
+        return orchestrated(
+            factory.workbench(),
+            version,
+            Options(reason=reason, actor=actor),
+            confirmation=f"rollback {via}",
+        )
+
+    return rollback_to
+
+
+def resume_cutover_run(factory: Any, run_id: str) -> Any:
+    """`rollback resume RUN` for a cutover run: the same signal handling and signals as `cutover`."""
+    from rollback.cutover import Cutover
+    from rollback.waiting import Timing
+
+    actor = _actor()
+    interrupt = _Interrupt()
+    with interrupt.installed():
+        return Cutover(
+            factory.store(),
+            factory.settings.stack,
+            _apis(factory),
+            timing=Timing(sleep=interrupt.sleep, on_wait=_on_wait),
+            interrupted=interrupt,
+            notifiers=_notifiers(factory),
+            rollback_to=rollback_to_of(factory, actor, "cutover"),
+            actor=actor,
+        ).resume(run_id)
+
+
+def _actor() -> str:
+    from rollback.store.lock import current_user
+
+    return current_user()
+
+
+def _result_text(result: Any) -> str:
+    lines = [result.message]
+    for step in result.to_dict().get("steps", []):
+        lines.append(
+            f"  {step['state']:<20} {step['name']}{'  ' + step['error'] if step['error'] else ''}"
+        )
+    rollback = result.to_dict().get("rollback")
+    if rollback:
+        lines.append(f"  rollback run {rollback.get('run_id')}: {rollback.get('result')}")
+    return "\n".join(lines)
+
+
+@click.command()
+@click.argument("color", type=click.Choice(["blue", "green"]))
+@click.option(
+    "--steps",
+    default="100",
+    show_default=True,
+    help="Percentages of traffic for COLOR, e.g. 10,50,100.",
+)
+@click.option(
+    "--pause",
+    default="1m",
+    show_default=True,
+    help="How long each step before the last is watched.",
+)
+@click.option(
+    "--bake",
+    default="0",
+    show_default=True,
+    help="How long the last step is watched (90s, 10m, 1h).",
+)
+@_signal_options
+@click.option(
+    "--rollback-on-breach",
+    is_flag=True,
+    help="After reverting traffic, roll back to the previous stable release.",
+)
+@click.option("--promote", is_flag=True, help="Mark the release stable when the bake passes.")
+@click.pass_context
+def cutover(
+    ctx: click.Context,
+    color: str,
+    steps: str,
+    pause: str,
+    bake: str,
+    alarms: tuple[str, ...],
+    health_urls: tuple[str, ...],
+    max_5xx_rate: str | None,
+    max_p99_ms: float | None,
+    health_failures: int,
+    interval: str,
+    rollback_on_breach: bool,
+    promote: bool,
+) -> None:
+    """Move traffic to COLOR in steps, watching alarms, metrics and health URLs.
+
+    On a breach traffic goes back to the other colour at once (verified) and
+    the command exits 1; SIGTERM leaves it on the last verified step for
+    `rollback resume RUN`.
+    """
+    from rollback.cutover import Cutover, CutoverSpec, parse_steps
+    from rollback.triggers import parse_duration
+    from rollback.waiting import Timing
+
+    factory = ctx.find_root().obj
+    spec = CutoverSpec(
+        color=color,
+        steps=parse_steps(steps),
+        pause_s=parse_duration(pause, "--pause"),
+        bake_s=parse_duration(bake, "--bake"),
+        signals=_signal_spec(
+            alarms, health_urls, max_5xx_rate, max_p99_ms, health_failures, interval
+        ),
+        promote=promote,
+        rollback_on_breach=rollback_on_breach,
+    )
+    actor = _actor()
+    rollback_to = rollback_to_of(factory, actor, "cutover")
+    interrupt = _Interrupt()
+    with interrupt.installed():
+        runner = Cutover(
+            factory.store(),
+            factory.settings.stack,
+            _apis(factory),
+            timing=Timing(sleep=interrupt.sleep, on_wait=_on_wait),
+            interrupted=interrupt,
+            notifiers=_notifiers(factory),
+            rollback_to=rollback_to,
+            actor=actor,
+        )
+        result = runner.run(spec)
+    emit(ctx, result, _result_text)
+    if not result.ok:
+        ctx.exit(1)
+
+
+@click.command()
+@click.option(
+    "--window",
+    default="10m",
+    show_default=True,
+    help="How long after the release was recorded to watch.",
+)
+@_signal_options
+@click.option(
+    "--to", "to_version", help="Roll back to this version on a breach  [default: last stable]"
+)
+@click.option(
+    "--promote", is_flag=True, help="Mark the release stable when the window passes clean."
+)
+@click.pass_context
+def watch(
+    ctx: click.Context,
+    window: str,
+    alarms: tuple[str, ...],
+    health_urls: tuple[str, ...],
+    max_5xx_rate: str | None,
+    max_p99_ms: float | None,
+    health_failures: int,
+    interval: str,
+    to_version: str | None,
+    promote: bool,
+) -> None:
+    """Watch the current release for its window; roll back on a breach.
+
+    Exit 0 when the window passes clean, 1 when it rolled back (or stopped),
+    3 when another run holds the lock.
+    """
+    from rollback.triggers import WatchSpec, parse_duration, stop_checker, watch_release
+    from rollback.waiting import Timing
+
+    factory = ctx.find_root().obj
+    spec = WatchSpec(
+        window_s=parse_duration(window, "--window"),
+        signals=_signal_spec(
+            alarms, health_urls, max_5xx_rate, max_p99_ms, health_failures, interval
+        ),
+        to_version=to_version,
+        promote=promote,
+    )
+    actor = _actor()
+    rollback_to = rollback_to_of(factory, actor, "watch")
+    interrupt = _Interrupt()
+    store = factory.store()
+    with interrupt.installed():
+        result = watch_release(
+            factory.registry(),
+            _apis(factory),
+            spec,
+            rollback_to,
+            timing=Timing(sleep=interrupt.sleep, on_wait=_on_wait),
+            should_stop=stop_checker(store, factory.settings.stack, interrupt),
+            actor=actor,
+        )
+    emit(ctx, result, _result_text)
+    if not result.ok:
+        ctx.exit(1)
