@@ -120,7 +120,11 @@ def up(
     """Apply the project's program to `stack`; the engine keeps the checkpoint."""
     checkpoint = engine.up(project.program_dir, stack, config or project.config(stack))
     changes = tuple(getattr(engine, "last_changes", ()))
-    custom = [r for r in checkpoint.resources if r.get("custom")]
+    custom = [
+        r
+        for r in checkpoint.resources
+        if r.get("custom") and not str(r.get("type")).startswith("pulumi:providers:")
+    ]
     return UpResult(stack, engine.name, changes, len(custom), topology_of(checkpoint))
 
 

@@ -37,7 +37,12 @@ def up(ctx: click.Context, program: Path) -> None:
 
 
 def _up_text(result: Any) -> str:
-    counts = ", ".join(f"{n} {op}" for op, n in sorted(result.counts().items())) or "no changes"
+    found = result.counts()
+    counts = (
+        ", ".join(f"{n} {op}" for op, n in sorted(found.items()))
+        if set(found) - {"same"}
+        else "no changes"
+    )
     lines = [
         f"stack {result.stack} applied with the {result.engine} engine: {result.resources} resources ({counts})"
     ]
