@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
     from rollback.aws.session import Clients
     from rollback.engine import StackEngine
+    from rollback.orchestrate import Workbench
     from rollback.releases import Registry
     from rollback.store import Store
 
@@ -70,3 +71,36 @@ class Factory:
             )
         engine: StackEngine = self._built["engine"]
         return engine
+
+    def workbench(self) -> Workbench:
+        """What plans and steps are built from: clients, store, registry, engine, notifiers."""
+        import sys
+
+        from rollback.cli.render import progress
+        from rollback.orchestrate import Workbench
+        from rollback.waiting import Timing
+
+        def on_wait(what: str, elapsed: float, deadline: float) -> None:
+            progress(f"  waiting for {what}: {elapsed:.0f}s of {deadline:.0f}s")
+
+        # Waits show progress to people; a pipeline's log stays quiet.
+        timing = Timing(on_wait=on_wait) if sys.stderr.isatty() else Timing()
+        return Workbench(
+            clients=self.clients(),
+            store=self.store(),
+            registry=self.registry(),
+            engine=self.engine,
+            timing=timing,
+            notifiers=self.notifiers(),
+        )
+
+    def notifiers(self) -> list[Any]:
+        """Webhook and SNS notifiers from the settings (none configured: none)."""
+        from rollback.notify import SnsNotifier, WebhookNotifier
+
+        found: list[Any] = []
+        if self.settings.webhook_url:
+            found.append(WebhookNotifier(self.settings.webhook_url))
+        if self.settings.sns_topic_arn:
+            found.append(SnsNotifier(self.clients()("sns"), self.settings.sns_topic_arn))
+        return found

@@ -25,6 +25,17 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "lock": ("rollback.cli.lock", "lock", "Show the stack's lock, or break an expired one."),
     "cutover": ("rollback.cli.cutover", "cutover", "Shift traffic to COLOR in steps, watching."),
     "watch": ("rollback.cli.cutover", "watch", "Watch the release; roll back on a breach."),
+    "plan": ("rollback.cli.run", "plan_cmd", "Show the ordered rollback plan; changes nothing."),
+    "to": ("rollback.cli.run", "to", "Roll back to a version or last-stable."),
+    "resume": ("rollback.cli.run", "resume", "Finish a run whose process died."),
+    "status": ("rollback.cli.run", "status", "The run in progress, or the last one."),
+    "history": ("rollback.cli.run", "history", "Past runs: who, when, from, to, result."),
+    "report": ("rollback.cli.run", "report", "The incident report of a run."),
+    "emergency": (
+        "rollback.cli.run",
+        "emergency",
+        "Stop deploys and roll back to last-stable now.",
+    ),
 }
 
 

@@ -1,0 +1,270 @@
+"""`rollback plan | to | resume | status | history | report | emergency`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from rollback.cli.render import emit, progress, table
+
+
+def _bench(ctx: click.Context) -> Any:
+    return ctx.find_root().obj.workbench()
+
+
+def _actor() -> str:
+    from rollback.store.lock import current_user
+
+    return current_user()
+
+
+def _on_event(ctx: click.Context) -> Any:
+    """Progress of each step transition on stderr (quiet under --output json)."""
+    if ctx.find_root().obj.settings.output == "json":
+        return None
+
+    def show(event: Any) -> None:
+        if event.type == "step":
+            note = event.data.get("error") or ""
+            progress(
+                f"  {event.at[11:19]}  {event.step:<12} {event.state}{'  ' + note if note else ''}"
+            )
+        elif event.type in ("traffic-restored", "finished", "stopped"):
+            progress(f"  {event.at[11:19]}  {event.type} {event.data.get('result', '')}".rstrip())
+
+    return show
+
+
+def plan_text(plan: Any) -> str:
+    lines = [
+        f"rollback plan for {plan.stack}: {plan.from_version} -> {plan.to_version}  (run {plan.run_id})"
+    ]
+    for i, step in enumerate(plan.steps, 1):
+        d = step.description
+        lines.append(f"  {i:>2}. {step.name:<12} {d.summary}  (~{d.expected_seconds:.0f}s)")
+        if d.reason:
+            lines.append(f"      {'':<12} why here: {d.reason}")
+    if plan.warnings:
+        lines.append("warnings:")
+        lines += [f"  ! {w}" for w in plan.warnings]
+    return "\n".join(lines)
+
+
+def outcome_text(outcome: Any) -> str:
+    if outcome.result is None:
+        return outcome.plan.warnings[0] if outcome.plan.warnings else "nothing to do"
+    r = outcome.result
+    rows = [
+        (
+            s.name,
+            s.state,
+            f"{s.duration_s:.1f}s" if s.duration_s is not None else "-",
+            s.error or s.note,
+        )
+        for s in r.steps
+    ]
+    lines = [table(rows, ["STEP", "STATE", "TIME", "NOTE"]), ""]
+    lines.append(f"{r.result}: {r.message}")
+    if r.time_to_traffic_restored_s is not None:
+        lines.append(
+            f"traffic restored after {r.time_to_traffic_restored_s:.1f}s; total {r.duration_s or 0:.1f}s"
+        )
+    lines += [f"  {layer}: {sentence}" for layer, sentence in r.state.items()]
+    if outcome.report_keys:
+        lines.append(f"report: {outcome.report_keys[0]}")
+    return "\n".join(lines)
+
+
+def _finish(ctx: click.Context, outcome: Any) -> None:
+    emit(ctx, outcome, outcome_text)
+    if not outcome.ok:
+        ctx.exit(1)
+
+
+def _options(
+    reason: str, accept_data_loss: bool = False, force: bool = False, emergency: bool = False
+) -> Any:
+    from rollback.planner import Options
+
+    return Options(
+        accept_data_loss=accept_data_loss,
+        force=force,
+        reason=reason,
+        actor=_actor(),
+        emergency=emergency,
+    )
+
+
+@click.command(name="plan")
+@click.argument("version")
+@click.option(
+    "--accept-data-loss",
+    is_flag=True,
+    help="Plan a database restore even though it loses recent writes.",
+)
+@click.option("--force", is_flag=True, help="Allow a target marked bad.")
+@click.pass_context
+def plan_cmd(ctx: click.Context, version: str, accept_data_loss: bool, force: bool) -> None:
+    """Show the ordered plan to roll back to VERSION (or last-stable); changes nothing."""
+    plan = _bench(ctx).planner().plan(version, _options("", accept_data_loss, force))
+    emit(ctx, plan, plan_text)
+
+
+@click.command(name="to")
+@click.argument("version")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (pipelines).")
+@click.option(
+    "--accept-data-loss",
+    is_flag=True,
+    help="Allow a database restore that loses the writes since the release's snapshot.",
+)
+@click.option("--force", is_flag=True, help="Allow a target marked bad.")
+@click.option(
+    "--skip",
+    "skips",
+    multiple=True,
+    metavar="STEP[=REASON]",
+    help="Leave a step out (journalled with who and why).",
+)
+@click.option("--reason", default="", help="Why; goes into the journal, notifications and report.")
+@click.option("--break-lock", is_flag=True, help="Take over a lock whose lease has expired.")
+@click.pass_context
+def to(
+    ctx: click.Context,
+    version: str,
+    yes: bool,
+    accept_data_loss: bool,
+    force: bool,
+    skips: tuple[str, ...],
+    reason: str,
+    break_lock: bool,
+) -> None:
+    """Roll back to VERSION (or last-stable): plan, confirm, execute, verify, report."""
+    from rollback.orchestrate import rollback_to
+
+    def confirm(plan: Any) -> bool:
+        progress(plan_text(plan))
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise click.UsageError(
+                "no terminal to confirm on; pass --yes to roll back from a pipeline."
+            )
+        return click.confirm(
+            f"roll {plan.stack} back from {plan.from_version} to {plan.to_version}?", err=True
+        )
+
+    skip_map = dict((s.split("=", 1) + ["skipped by request"])[:2] for s in skips)
+    outcome = rollback_to(
+        _bench(ctx),
+        version,
+        _options(reason, accept_data_loss, force),
+        skips=skip_map,
+        confirm=confirm,
+        confirmation="--yes" if yes else "prompt",
+        break_lock=break_lock,
+        on_event=_on_event(ctx),
+    )
+    _finish(ctx, outcome)
+
+
+@click.command()
+@click.argument("run_id", metavar="RUN")
+@click.pass_context
+def resume(ctx: click.Context, run_id: str) -> None:
+    """Finish RUN, whose process died: re-verify the step in flight, then continue."""
+    from rollback.orchestrate import resume as resume_run
+
+    _finish(ctx, resume_run(_bench(ctx), run_id, actor=_actor(), on_event=_on_event(ctx)))
+
+
+@click.command()
+@click.pass_context
+def status(ctx: click.Context) -> None:
+    """The run in progress, or the last one: each step's state."""
+    from rollback.journal import RunSummary, latest_run
+
+    factory = ctx.find_root().obj
+    run = latest_run(factory.store(), factory.settings.stack)
+    if run is None:
+        emit(ctx, {"run": None}, f"no rollback has run on {factory.settings.stack}")
+        return
+    rows = [(s.name, s.state, s.error or s.note) for s in run.steps]
+    summary = RunSummary.of(run)
+    text = (
+        f"run {run.run_id} ({summary.result}) {run.plan.from_version} -> {run.plan.to_version} by {run.actor}\n"
+        + table(rows, ["STEP", "STATE", "NOTE"])
+    )
+    emit(ctx, {"run": summary, "steps": run.steps}, text)
+
+
+@click.command()
+@click.pass_context
+def history(ctx: click.Context) -> None:
+    """Runs on the stack: who, when, from, to, result, duration, time to traffic restored."""
+    from rollback.journal import list_runs
+
+    factory = ctx.find_root().obj
+    runs = list_runs(factory.store(), factory.settings.stack)
+    secs = lambda v: "-" if v is None else f"{v:.1f}s"  # noqa: E731
+    rows = [
+        (
+            r.run_id,
+            r.actor,
+            r.started_at,
+            r.from_version,
+            r.to_version,
+            r.result,
+            secs(r.duration_s),
+            secs(r.time_to_traffic_restored_s),
+        )
+        for r in runs
+    ]
+    emit(
+        ctx,
+        {"runs": runs},
+        table(rows, ["RUN", "WHO", "STARTED", "FROM", "TO", "RESULT", "TOOK", "TRAFFIC BACK"])
+        if rows
+        else "no runs",
+    )
+
+
+@click.command()
+@click.argument("run_id", metavar="RUN")
+@click.pass_context
+def report(ctx: click.Context, run_id: str) -> None:
+    """The incident report of RUN (Markdown; JSON with --output json); stored with the run."""
+    import json
+
+    from rollback.journal import Journal
+    from rollback.report import build_report, render_markdown, store_report
+
+    factory = ctx.find_root().obj
+    store, stack = factory.store(), factory.settings.stack
+    keys = store_report(store, stack, run_id)
+    data = build_report(Journal.load(store, stack, run_id))
+    progress(f"report stored at {store.url.rstrip('/')}/{keys[0]}")
+    if factory.settings.output == "json":
+        click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+    else:
+        click.echo(render_markdown(data))
+
+
+@click.command()
+@click.option(
+    "--reason", default="emergency rollback", help="Why; goes into the journal and notifications."
+)
+@click.option("--break-lock", is_flag=True, help="Take over a lock whose lease has expired.")
+@click.pass_context
+def emergency(ctx: click.Context, reason: str, break_lock: bool) -> None:
+    """Stop what is deploying, then roll back to last-stable at once (no confirmation)."""
+    from rollback.orchestrate import emergency as run_emergency
+
+    _finish(
+        ctx,
+        run_emergency(
+            _bench(ctx), reason, actor=_actor(), break_lock=break_lock, on_event=_on_event(ctx)
+        ),
+    )

@@ -1,0 +1,321 @@
+"""Orchestration: turn planned steps into Step objects, and run a rollback end to end.
+
+`Workbench` holds what every step needs (clients, store, registry, engine,
+timing) and builds steps from the plan's JSON params, so a run resumed in a
+new process rebuilds exactly the same steps from its journal. `rollback_to`
+is the one path every entry point takes (`rollback to`, `emergency`, `watch`,
+`cutover --rollback-on-breach`, the fleet and the demo): plan, execute,
+store the report.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from rollback.errors import UsageError
+from rollback.models import BlobRef, Topology
+from rollback.plan import Plan, PlannedStep
+from rollback.planner import Options, Planner, read_live
+from rollback.waiting import Timing
+
+if TYPE_CHECKING:
+    from rollback.aws.session import Clients
+    from rollback.engine import StackEngine
+    from rollback.executor import OnEvent, RunResult, ShouldStop
+    from rollback.notify import Notifier
+    from rollback.releases import Registry
+    from rollback.steps import Step
+    from rollback.store import Store
+
+
+@dataclass
+class Workbench:
+    """Everything steps are built from, for one stack. Built by the CLI factory."""
+
+    clients: Clients
+    store: Store
+    registry: Registry
+    engine: Callable[[], StackEngine]  # built on first use: only the stack step needs it
+    timing: Timing = field(default_factory=Timing)
+    notifiers: Sequence[Notifier] = ()
+    environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    @property
+    def stack_name(self) -> str:
+        return self.registry.stack.split("/", 1)[1]
+
+    def planner(self) -> Planner:
+        from rollback.aws.elbv2 import LoadBalancing
+        from rollback.aws.rds import Rds
+
+        elbv2, rds = LoadBalancing(self.clients("elbv2")), Rds(self.clients("rds"))
+        return Planner(self.registry, lambda topo, target: read_live(elbv2, rds, topo, target))
+
+    def build(self, planned: PlannedStep) -> Step:
+        """The Step for a planned step; raises UsageError for an unknown kind."""
+        p = planned.params
+        t = self.timing
+        kind = planned.kind
+        if kind == "preflight":
+            from rollback.aws.elbv2 import LoadBalancing
+            from rollback.aws.rds import Rds
+            from rollback.steps.preflight import PreflightStep
+
+            return PreflightStep(
+                self.store,
+                list(p["blobs"]),
+                LoadBalancing(self.clients("elbv2")),
+                p.get("target_group"),
+                Rds(self.clients("rds")),
+                p.get("snapshot_id"),
+            )
+        if kind == "traffic":
+            from rollback.aws.elbv2 import LoadBalancing
+            from rollback.steps.traffic import TrafficStep
+
+            return TrafficStep(
+                LoadBalancing(self.clients("elbv2")),
+                Topology.from_dict(p["topology"]),
+                p["weights"],
+                t,
+            )
+        if kind == "dns":
+            from rollback.aws.route53 import Dns
+            from rollback.steps.dns import DnsStep
+
+            return DnsStep(
+                Dns(self.clients("route53")), Topology.from_dict(p["topology"]), p["weights"], t
+            )
+        if kind == "db-snapshot":
+            from rollback.aws.rds import Rds
+            from rollback.steps.db_snapshot import DbSnapshotStep
+
+            return DbSnapshotStep(Rds(self.clients("rds")), p["instance_id"], p["run_id"], t)
+        if kind == "db-restore":
+            from rollback.aws.rds import Rds
+            from rollback.steps.db_restore import DbRestoreStep
+
+            return DbRestoreStep(
+                Rds(self.clients("rds")),
+                p["instance_id"],
+                p["snapshot_id"],
+                p["run_id"],
+                bool(p["accept_data_loss"]),
+                p.get("snapshot_taken_at"),
+                None,
+                t,
+            )
+        if kind == "migrate":
+            from rollback.steps.migrate import MigrateStep
+
+            return MigrateStep(
+                p["command"],
+                p["revision"],
+                p["database_url_env"],
+                None,
+                float(p.get("timeout_s", 1800)),
+                t,
+                upgrade_template=p.get("upgrade_command"),
+                environ=self.environ,
+            )
+        if kind == "integrity":
+            from rollback.steps.integrity import IntegrityStep
+
+            return IntegrityStep(p["database_url_env"], list(p["checks"]), t, environ=self.environ)
+        if kind == "health":
+            from rollback.aws.cloudwatch import Alarms
+            from rollback.steps.health import HealthStep
+
+            return HealthStep(
+                list(p["urls"]), Alarms(self.clients("cloudwatch")), list(p["alarms"]), timing=t
+            )
+        if kind == "artifact":
+            from rollback.aws.s3 import Objects
+            from rollback.steps.artifact import ArtifactStep
+
+            ref = BlobRef(p["sha256"], int(p["size"]))
+            return ArtifactStep(
+                Objects(self.clients("s3")), self.store, ref, p["bucket"], p["key"], t
+            )
+        if kind == "smoke":
+            from rollback.steps.smoke import SmokeStep
+
+            urls = {f"ROLLBACK_{c.upper()}_URLS": " ".join(u) for c, u in dict(p["urls"]).items()}
+            return SmokeStep(p["command"], urls, timing=t)
+        if kind == "stack":
+            from rollback.steps.stack import StackStep
+
+            return StackStep(
+                self.engine(), self.registry, p["version"], self.stack_name, p.get("previous")
+            )
+        if kind == "mark":
+            from rollback.steps.mark import MarkStep
+
+            return MarkStep(self.registry, p["bad"], p["current"], p["reason"])
+        raise UsageError(
+            f"the plan names a step kind {kind!r} this toolkit does not know; upgrade rollback."
+        )
+
+    def health_check(self, colour: str) -> bool:
+        """True when `colour` can take traffic back: routable targets and its health URLs answer.
+
+        One pass, short deadline: compensation must not wait long on a colour
+        that is down.
+        """
+        from rollback.aws.elbv2 import LoadBalancing
+        from rollback.steps.health import HealthStep
+
+        current = self.registry.current()
+        if current is None:
+            return False
+        topology = self.planner().topology_of(self.registry.show(current).release)
+        arn = topology.target_groups.get(colour)
+        if not arn or not any(
+            t.routable for t in LoadBalancing(self.clients("elbv2")).target_health(arn)
+        ):
+            return False
+        urls = topology.health_urls.get(colour, [])
+        probe = HealthStep(urls, passes=1, deadline_s=5.0, interval_s=1.0, timing=self.timing)
+        return all(e.ok for e in probe.verify())
+
+    def executor(
+        self, on_event: OnEvent | None = None, should_stop: ShouldStop = lambda: False
+    ) -> Any:
+        from rollback.executor import Executor
+
+        return Executor(
+            self.store,
+            self.registry.stack,
+            self.build,
+            on_event=on_event,
+            health_check=self.health_check,
+            should_stop=should_stop,
+            notifiers=self.notifiers,
+        )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A finished (or refused-as-nothing-to-do) rollback: the plan, the result, the report keys."""
+
+    plan: Plan
+    result: RunResult | None
+    report_keys: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.result is None or self.result.ok
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "plan": self.plan.to_dict(),
+            "result": self.result.to_dict() if self.result else None,
+            "report": list(self.report_keys),
+        }
+
+
+def rollback_to(
+    bench: Workbench,
+    target: str,
+    options: Options,
+    *,
+    skips: dict[str, str] | None = None,
+    confirm: Callable[[Plan], bool] | None = None,
+    confirmation: str | None = None,
+    break_lock: bool = False,
+    on_event: OnEvent | None = None,
+    should_stop: ShouldStop = lambda: False,
+) -> Outcome:
+    """Plan a rollback to `target`, execute it and store its report.
+
+    Already at `target`: returns an Outcome with no result (nothing changed).
+    `confirm` sees the plan first; a False answer raises UsageError before
+    anything changes. Raises LockHeld when another run holds the stack.
+    """
+    from rollback.report import store_report
+
+    plan = bench.planner().plan(target, options)
+    if not plan.steps:
+        return Outcome(plan, None)
+    if confirm is not None and not confirm(plan):
+        raise UsageError("the rollback was not confirmed; nothing was changed.")
+    result = bench.executor(on_event, should_stop).execute(
+        plan,
+        actor=options.actor,
+        skips=skips or {},
+        break_lock=break_lock,
+        confirmation=confirmation,
+        options={
+            "accept_data_loss": options.accept_data_loss,
+            "force": options.force,
+            "emergency": options.emergency,
+        },
+    )
+    keys = store_report(bench.store, bench.registry.stack, plan.run_id)
+    return Outcome(plan, result, tuple(keys))
+
+
+def resume(
+    bench: Workbench, run_id: str, *, actor: str, on_event: OnEvent | None = None
+) -> Outcome:
+    """Finish a run whose process died; re-verifies the step in flight first."""
+    from rollback.journal import Journal
+    from rollback.report import store_report
+
+    result = bench.executor(on_event).resume(run_id, actor=actor)
+    plan = Journal.load(bench.store, bench.registry.stack, run_id).plan
+    return Outcome(plan, result, tuple(store_report(bench.store, bench.registry.stack, run_id)))
+
+
+def emergency(
+    bench: Workbench,
+    reason: str,
+    *,
+    actor: str,
+    break_lock: bool = False,
+    on_event: OnEvent | None = None,
+    lock_wait_s: float = 120.0,
+) -> Outcome:
+    """Stop what is deploying, then roll back to last-stable at once, traffic first.
+
+    A cutover in progress sees the stop request at its next check and halts on
+    a verified state; with the pulumi engine an update in progress is
+    cancelled. The request is cleared when the rollback ends.
+    """
+    import logging
+
+    from rollback.store.lock import read_lock
+    from rollback.triggers import clear_stop, request_stop
+    from rollback.waiting import poll
+
+    stack = bench.registry.stack
+    request_stop(bench.store, stack, reason, actor)
+    try:
+        cancel = getattr(bench.engine(), "cancel", None)
+        if cancel is not None:
+            try:
+                cancel(bench.stack_name)
+            except Exception as exc:  # noqa: BLE001 - nothing to cancel is the common case
+                logging.getLogger(__name__).info("no stack update to cancel: %s", exc)
+        if not break_lock:
+            # The cutover we stopped releases the lock once it is on a verified state.
+            poll(
+                f"the lock on {stack} to be released by the run we stopped",
+                lambda: True if read_lock(bench.store, stack) is None else None,
+                timeout=lock_wait_s,
+                timing=bench.timing,
+            )
+        return rollback_to(
+            bench,
+            "last-stable",
+            Options(reason=reason, actor=actor, emergency=True),
+            confirmation="emergency",
+            break_lock=break_lock,
+            on_event=on_event,
+        )
+    finally:
+        clear_stop(bench.store, stack)

@@ -1,0 +1,425 @@
+"""The planner: from the current release, the target release and the live cloud,
+the ordered plan of a rollback. It only reads; `rollback plan` changes nothing.
+
+Order (DESIGN.md, "Order"): traffic first when the target colour still runs
+the target version, can take traffic and the schema is compatible — users get
+the good version back in seconds, and the slow work follows. Otherwise the
+stack is rebuilt and the database brought back before traffic moves. A
+snapshot of the current database always comes before anything touches it;
+health and alarms come last; the releases are marked at the end.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from rollback.errors import NotFound, UsageError
+from rollback.models import COLORS, Release, StepDescription, Topology
+from rollback.plan import Plan, PlannedStep, new_run_id
+from rollback.releases import Registry, version_key
+
+if TYPE_CHECKING:
+    from rollback.aws.elbv2 import LoadBalancing
+    from rollback.aws.rds import Rds
+
+DATABASE_URL_ENV = "ROLLBACK_DATABASE_URL"
+
+
+@dataclass(frozen=True)
+class LiveView:
+    """What the planner read from the cloud: weights, routable targets, the snapshot."""
+
+    weights: dict[str, int]  # colour -> listener weight now
+    routable: dict[str, int]  # colour -> targets that can take traffic
+    snapshot_status: (
+        str | None
+    )  # the target release's snapshot: available, creating, ... or None if absent
+    db_exists: bool
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the person (or pipeline) asked for."""
+
+    accept_data_loss: bool = False
+    force: bool = False
+    reason: str = ""
+    actor: str = ""
+    emergency: bool = False
+    smoke_command: str | None = None
+    extra_health_urls: tuple[str, ...] = ()
+
+
+def read_live(
+    elbv2: LoadBalancing, rds: Rds | None, topology: Topology, target: Release
+) -> LiveView:
+    """Read the listener weights, target health and the target's snapshot (read-only)."""
+    from rollback.aws.elbv2 import forward_weights
+
+    by_arn = forward_weights(elbv2.listener_actions(topology.listener_arn))
+    weights = {c: by_arn.get(arn, 0) for c, arn in topology.target_groups.items()}
+    routable = {
+        c: sum(1 for t in elbv2.target_health(arn) if t.routable)
+        for c, arn in topology.target_groups.items()
+    }
+    status = None
+    db_exists = False
+    if rds is not None and topology.db_instance_id:
+        db_exists = rds.find_instance(topology.db_instance_id) is not None
+        if target.db_snapshot_id:
+            snap = rds.find_snapshot(target.db_snapshot_id)
+            status = snap.status if snap else None
+    return LiveView(weights, routable, status, db_exists)
+
+
+@dataclass
+class _Builder:
+    """Accumulates planned steps and warnings in order."""
+
+    steps: list[PlannedStep] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def add(
+        self,
+        kind: str,
+        summary: str,
+        reason: str,
+        seconds: float,
+        params: dict[str, Any],
+        *,
+        changes: dict[str, Any] | None = None,
+        skippable: bool = True,
+    ) -> None:
+        self.steps.append(
+            PlannedStep(
+                name=kind,
+                kind=kind,
+                description=StepDescription(kind, summary, changes or {}, reason, seconds),
+                params=params,
+                skippable=skippable,
+            )
+        )
+
+
+class Planner:
+    """Builds plans for one stack; every cloud read goes through `live`."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        live: Callable[[Topology, Release], LiveView],
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.registry = registry
+        self.live = live
+        self.now = now
+
+    def topology_of(self, release: Release) -> Topology:
+        """The topology recorded with a release; raises NotFound when it has none."""
+        if release.topology is None:
+            raise NotFound(
+                f"release {release.version} carries no topology; record releases after `rollback stack up` so they hold the stack's `rollback` output."
+            )
+        return Topology.from_dict(json.loads(self.registry.store.get_blob(release.topology.sha256)))
+
+    def plan(self, target_version: str, options: Options = Options()) -> Plan:
+        """The ordered plan from the current release to `target_version` (or last-stable).
+
+        Raises NotFound for an unknown version or no current release, UsageError
+        for a target marked bad (unless forced).
+        """
+        registry = self.registry
+        target_view = registry.show(target_version)
+        target = target_view.release
+        current_version = registry.current()
+        if current_version is None:
+            raise NotFound(
+                f"no release of {registry.stack} is current; record the deployed release with `rollback release record`."
+            )
+        current = registry.show(current_version).release
+        run_id = new_run_id(self.now())
+        base = {
+            "run_id": run_id,
+            "stack": registry.stack,
+            "from_version": current.version,
+            "to_version": target.version,
+            "created_at": self.now().isoformat(timespec="seconds"),
+            "created_by": options.actor,
+            "reason": options.reason,
+        }
+        if current.version == target.version:
+            return Plan(
+                steps=(),
+                warnings=(f"{registry.stack} is already at {target.version}; nothing to do.",),
+                **base,
+            )
+        if target_view.status == "bad" and not options.force:
+            raise UsageError(
+                f"release {target.version} is marked bad; choose another target or pass --force if you are sure."
+            )
+
+        b = _Builder()
+        if target_view.status != "stable":
+            b.warnings.append(
+                f"release {target.version} is not marked stable (it is {target_view.status})."
+            )
+        live_topology = self.topology_of(current)
+        target_topology = self.topology_of(target) if target.topology else live_topology
+        color = target.color or target_topology.live_color
+        if color not in live_topology.target_groups:
+            raise UsageError(
+                f"release {target.version} ran on colour {color!r}, which the live topology does not have ({', '.join(live_topology.target_groups)})."
+            )
+        live = self.live(live_topology, target)
+        runs_target = live_topology.versions.get(color) == target.version
+        schema_changes = current.schema_revision != target.schema_revision
+        # An emergency puts traffic first even across a schema change: serving
+        # the old code on the new schema beats serving the broken release.
+        traffic_first = (
+            runs_target
+            and live.routable.get(color, 0) > 0
+            and (not schema_changes or options.emergency)
+        )
+        if not runs_target:
+            b.warnings.append(
+                f"colour {color} runs {live_topology.versions.get(color, 'nothing')}, not {target.version}: the stack step must rebuild it before traffic moves."
+            )
+        elif live.routable.get(color, 0) == 0:
+            b.warnings.append(
+                f"colour {color} has no healthy targets now: traffic moves only after the stack step."
+            )
+        between = self._schema_changes_between(target, current)
+        if between:
+            b.warnings.append(
+                f"releases between {target.version} and {current.version} changed the schema: {', '.join(between)}."
+            )
+
+        restore = schema_changes and not target.migration_command
+        window = None
+        if restore:
+            if not target.db_snapshot_id:
+                raise UsageError(
+                    f"the schema differs ({current.schema_revision} -> {target.schema_revision}) and release {target.version} records neither a migration command nor a database snapshot; nothing can bring the data back."
+                )
+            taken = datetime.fromisoformat(target.db_snapshot_at) if target.db_snapshot_at else None
+            window = (self.now() - taken).total_seconds() if taken else None
+            b.warnings.append(
+                f"restoring snapshot {target.db_snapshot_id} loses every write since {target.db_snapshot_at} ({_human(window)}); pass --accept-data-loss to allow it."
+            )
+            if live.snapshot_status != "available":
+                raise UsageError(
+                    f"snapshot {target.db_snapshot_id} of release {target.version} is {live.snapshot_status or 'missing'}, not available; it cannot be restored."
+                )
+
+        weights = {c: (100 if c == color else 0) for c in live_topology.target_groups}
+        self._preflight(b, target, live_topology, color, restore, traffic_first)
+        if live_topology.db_instance_id and live.db_exists:
+            b.add(
+                "db-snapshot",
+                f"snapshot {live_topology.db_instance_id} before anything touches it",
+                "a rollback never destroys data: this snapshot is the way back from every later step",
+                120,
+                {"instance_id": live_topology.db_instance_id, "run_id": run_id},
+                skippable=not (restore or schema_changes),
+            )
+        traffic = lambda why: self._traffic(b, live_topology, weights, live, why)  # noqa: E731
+        if traffic_first:
+            traffic(
+                "the target colour still runs the target version and the schema is compatible: users get it back first"
+            )
+        self._stack(
+            b,
+            target,
+            current.version,
+            "re-apply the target release's program and config so the stack matches what was tested",
+        )
+        if live_topology.artifact_bucket and live_topology.artifact_key:
+            b.add(
+                "artifact",
+                f"ensure s3://{live_topology.artifact_bucket}/{target_topology.artifact_key or live_topology.artifact_key} holds {target.artifact_name}",
+                "the rebuilt colour pulls the release's artifact from the bucket",
+                10,
+                {
+                    "bucket": live_topology.artifact_bucket,
+                    "key": target_topology.artifact_key or live_topology.artifact_key,
+                    "sha256": target.artifact.sha256,
+                    "size": target.artifact.size,
+                },
+            )
+        if schema_changes and target.migration_command:
+            b.add(
+                "migrate",
+                f"migrate the schema down to {target.schema_revision} with `{target.migration_command}`",
+                "the target release's code expects its own schema revision",
+                60,
+                {
+                    "command": target.migration_command,
+                    "revision": target.schema_revision,
+                    "prior_revision": current.schema_revision,
+                    "upgrade_command": upgrade_template(target.migration_command),
+                    "database_url_env": DATABASE_URL_ENV,
+                },
+            )
+        if restore:
+            b.add(
+                "db-restore",
+                f"restore {live_topology.db_instance_id} from {target.db_snapshot_id} (keeps the endpoint)",
+                "no down-migration is recorded, so the data comes back from the release's snapshot",
+                900,
+                {
+                    "instance_id": live_topology.db_instance_id,
+                    "snapshot_id": target.db_snapshot_id,
+                    "snapshot_taken_at": target.db_snapshot_at,
+                    "run_id": run_id,
+                    "accept_data_loss": options.accept_data_loss,
+                },
+                changes={"data_loss_window_s": window},
+            )
+        if target.integrity_checks and (schema_changes or restore):
+            b.add(
+                "integrity",
+                f"run {len(target.integrity_checks)} data integrity check(s)",
+                "prove the data survived the migration or restore before users reach it",
+                10,
+                {"checks": list(target.integrity_checks), "database_url_env": DATABASE_URL_ENV},
+            )
+        if not traffic_first:
+            traffic(
+                "traffic moves only once the target colour is rebuilt and the database matches it"
+            )
+        urls = [*live_topology.health_urls.get(color, []), *options.extra_health_urls]
+        alarms = live_topology.alarms.get(color, [])
+        b.add(
+            "health",
+            f"check {len(urls)} health URL(s) and {len(alarms)} alarm(s) of {color}",
+            "last: proves users are served by the target version",
+            30,
+            {"urls": urls, "alarms": alarms},
+        )
+        smoke = options.smoke_command or target.smoke_command
+        if smoke:
+            b.add(
+                "smoke",
+                f"run the smoke test `{smoke}`",
+                "exercise the user workflows end to end",
+                120,
+                {"command": smoke, "urls": {color: urls}},
+            )
+        b.add(
+            "mark",
+            f"mark {current.version} bad and make {target.version} current",
+            "the registry must say what runs, so the next deploy and rollback start from the truth",
+            1,
+            {
+                "bad": current.version,
+                "current": target.version,
+                "reason": options.reason or f"rolled back to {target.version}",
+            },
+        )
+        return Plan(
+            steps=tuple(b.steps), warnings=tuple(b.warnings), data_loss_window_s=window, **base
+        )
+
+    def _preflight(
+        self,
+        b: _Builder,
+        target: Release,
+        topology: Topology,
+        color: str,
+        restore: bool,
+        traffic_first: bool,
+    ) -> None:
+        blobs = [
+            r.sha256
+            for r in (target.artifact, target.checkpoint, target.config, target.topology)
+            if r
+        ]
+        b.add(
+            "preflight",
+            f"check {len(blobs)} stored blob(s) of {target.version}"
+            + (f", snapshot {target.db_snapshot_id}" if restore else "")
+            + (f", healthy targets in {color}" if traffic_first else ""),
+            "nothing moves until the target release is intact and reachable",
+            5,
+            {
+                "blobs": blobs,
+                "snapshot_id": target.db_snapshot_id if restore else None,
+                "target_group": topology.target_groups[color] if traffic_first else None,
+            },
+            skippable=False,
+        )
+
+    def _traffic(
+        self, b: _Builder, topology: Topology, weights: dict[str, int], live: LiveView, why: str
+    ) -> None:
+        params = {"topology": topology.to_dict(), "weights": weights}
+        b.add(
+            "traffic",
+            f"listener weights {_split(live.weights)} -> {_split(weights)}",
+            why,
+            5,
+            params,
+            changes={"from": live.weights, "to": weights},
+        )
+        if topology.zone_id and topology.set_identifiers:
+            b.add(
+                "dns",
+                f"Route53 weights of {topology.record_name} -> {_split(weights)}",
+                "clients resolving the name directly follow the load balancer",
+                60,
+                params,
+                changes={"to": weights},
+            )
+
+    def _stack(self, b: _Builder, target: Release, previous: str, why: str) -> None:
+        if target.checkpoint is None:
+            b.warnings.append(
+                f"release {target.version} carries no checkpoint: the stack is not re-applied."
+            )
+            return
+        b.add(
+            "stack",
+            f"re-apply the program of {target.tag} ({target.commit[:12]}) with its recorded config",
+            why,
+            180,
+            {"version": target.version, "previous": previous},
+        )
+
+    def _schema_changes_between(self, target: Release, current: Release) -> list[str]:
+        low, high = sorted((target.version, current.version), key=version_key)
+        found = []
+        previous = None
+        for version in sorted(self.registry.versions(), key=version_key):
+            if not version_key(low) <= version_key(version) <= version_key(high):
+                continue
+            revision = self.registry.show(version).release.schema_revision
+            if previous is not None and revision != previous[1]:
+                found.append(f"{version} ({previous[1]} -> {revision})")
+            previous = (version, revision)
+        return found
+
+
+def upgrade_template(template: str) -> str | None:
+    """The way back up for compensation: Alembic's `downgrade` becomes `upgrade`.
+
+    None when the template names no direction: compensation then says it cannot.
+    """
+    return template.replace("downgrade", "upgrade") if "downgrade" in template else None
+
+
+def _split(weights: dict[str, int]) -> str:
+    return "/".join(f"{c} {weights.get(c, 0)}" for c in COLORS if c in weights)
+
+
+def _human(seconds: float | None) -> str:
+    if seconds is None:
+        return "an unknown time"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -1,0 +1,105 @@
+"""Stack re-apply: the engine's re-apply of a prior release, in the Step contract.
+
+apply is idempotent: when the stack's state already matches the release
+(same resources, same inputs) it changes nothing. verify compares the stack's
+checkpoint with the release's and reads every resource back from the cloud.
+compensate re-applies the release that ran before.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rollback.errors import NotFound
+from rollback.models import Evidence, StepDescription
+from rollback.steps import Applied, evidence
+
+if TYPE_CHECKING:
+    from rollback.engine import StackEngine
+    from rollback.releases import Registry
+
+
+class StackStep:
+    kind = "stack"
+
+    def __init__(
+        self,
+        engine: StackEngine,
+        registry: Registry,
+        version: str,
+        stack: str,
+        previous: str | None,
+    ) -> None:
+        self.engine = engine
+        self.registry = registry
+        self.version = version
+        self.stack = stack  # the stack name (without project)
+        self.previous = previous
+
+    def describe(self) -> StepDescription:
+        release = self.registry.show(self.version).release
+        return StepDescription(
+            self.kind,
+            f"re-apply {release.tag} ({release.commit[:12]}) with its recorded config",
+            {"version": self.version, "commit": release.commit, "engine": self.engine.name},
+        )
+
+    def _differences(self) -> list[Any]:
+        from rollback import stacks
+
+        release = self.registry.show(self.version).release
+        try:
+            actual = self.engine.export(self.stack)
+        except NotFound:
+            return ["the stack has no state"]
+        return stacks.compare_checkpoints(
+            stacks.release_checkpoint(self.registry.store, release), actual
+        )
+
+    def apply(self) -> Applied:
+        from rollback import stacks
+
+        if not self._differences():
+            return Applied(changed=False, prior={"version": self.previous})
+        release = self.registry.show(self.version).release
+        result = stacks.reapply(self.engine, self.registry.store, release, self.stack)
+        return Applied(
+            changed=True, prior={"version": self.previous}, detail={"counts": result.up.counts()}
+        )
+
+    def verify(self) -> list[Evidence]:
+        from rollback import stacks
+
+        differences = self._differences()
+        found = [
+            evidence(
+                f"{self.engine.name}.export",
+                {"differences": [vars(d) if hasattr(d, "urn") else d for d in differences][:20]},
+                not differences,
+                ""
+                if not differences
+                else f"{len(differences)} difference(s) from release {self.version}",
+            )
+        ]
+        if not differences and hasattr(self.engine, "read_live"):
+            report = stacks.verify(
+                self.engine, self.stack, self.engine.export(self.stack), self.version
+            )
+            found.append(
+                evidence(
+                    f"{self.engine.name}.read_live",
+                    {"checked": report.checked, "drift": [vars(d) for d in report.drift][:20]},
+                    report.ok,
+                    "" if report.ok else f"{len(report.drift)} drifted properties",
+                )
+            )
+        return found
+
+    def compensate(self, prior: dict[str, Any]) -> None:
+        from rollback import stacks
+
+        version = prior.get("version")
+        if not version:
+            return
+        release = self.registry.show(str(version)).release
+        stacks.reapply(self.engine, self.registry.store, release, self.stack)
