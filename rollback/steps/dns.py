@@ -160,6 +160,10 @@ class DnsStep:
             )
         ]
 
+    def compensation_colors(self, prior: dict[str, Any]) -> list[str]:
+        """The colours `compensate(prior)` would send DNS traffic back to."""
+        return sorted(c for c, w in dict(prior.get("weights") or {}).items() if int(w) > 0)
+
     def compensate(self, prior: dict[str, Any]) -> None:
         """Put back the weights apply replaced and wait for INSYNC; no call when already back."""
         weights = {c: int(w) for c, w in dict(prior.get("weights") or {}).items()}

@@ -185,6 +185,11 @@ class TrafficStep:
             )
         return found
 
+    def compensation_colors(self, prior: dict[str, Any]) -> list[str]:
+        """The colours `compensate(prior)` would send listener traffic back to."""
+        weights = dict(prior.get("weights") or {}).get(self.topology.listener_arn) or {}
+        return sorted(self._colour_of(arn) for arn, w in dict(weights).items() if int(w) > 0)
+
     def compensate(self, prior: dict[str, Any]) -> None:
         """Put back the weights apply replaced; skips what is already back (idempotent)."""
         for arn, weights in dict(prior.get("weights") or {}).items():
