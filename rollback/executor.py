@@ -375,7 +375,7 @@ class _Course:
                     state="failed",
                     data={"error": _sentence(exc, "apply")},
                 )
-                log.warning("step %s failed to apply", planned.name, exc_info=True)
+                log.debug("step %s failed to apply", planned.name, exc_info=True)
                 return False
             self.record("step", step=planned.name, state="applied", data=_applied(applied))
         evidence, error = _verify(step)
@@ -418,7 +418,7 @@ class _Course:
             try:
                 step.compensate(record.prior)
             except Exception as exc:
-                log.warning("step %s could not be compensated", record.name, exc_info=True)
+                log.debug("step %s could not be compensated", record.name, exc_info=True)
                 self.record(
                     "step",
                     step=record.name,
@@ -454,7 +454,7 @@ class _Course:
             try:
                 healthy = self.x.health_check(color)
             except Exception as exc:
-                log.warning("health check of colour %s raised", color, exc_info=True)
+                log.debug("health check of colour %s raised", color, exc_info=True)
                 return (
                     False,
                     f"colour {color} could not be health-checked ({_sentence(exc, 'check')}), so {stays}",
@@ -676,7 +676,7 @@ def _verify(step: Step) -> tuple[list[Evidence], str]:
     try:
         found = step.verify()
     except Exception as exc:
-        log.warning("verify raised", exc_info=True)
+        log.debug("verify raised", exc_info=True)
         return [], _sentence(exc, "verify")
     if not found:
         return [], "verify read nothing back from the cloud"

@@ -164,8 +164,8 @@ def verify(
 ) -> VerifyReport:
     """Read every resource of `checkpoint` back from the cloud, property by property.
 
-    Compares each recorded input the cloud reports; secrets are compared but
-    never shown. Raises ConfigError when the engine cannot read the cloud.
+    Compares each recorded input the cloud reports; secrets are skipped (AWS
+    does not return them) and never shown. Raises ConfigError when the engine cannot read the cloud.
     """
     from rollback.engine.embedded.engine import normalised
     from rollback.engine.embedded.secrets import contains_secrets
@@ -189,11 +189,11 @@ def verify(
         for key in sorted(inputs):
             if key not in now or key.startswith("__"):
                 continue
-            secret = contains_secrets(inputs[key])
+            if contains_secrets(inputs[key]):
+                continue  # AWS never reads a secret back (a password); its effect is the check
             expected, actual = normalised(inputs[key]), normalised(now[key])
             if expected != actual:
-                shown = ("[secret]", "[secret]") if secret else (expected, actual)
-                drift.append(Drift(urn, key, *shown))
+                drift.append(Drift(urn, key, expected, actual))
     return VerifyReport(stack, version, len(live), tuple(drift))
 
 

@@ -302,7 +302,8 @@ class EmbeddedEngine:
                 modified=work.now if op != "same" else (old.modified if old else work.now),
             )
             work.changes.append(Change(reg.urn, reg.type, op, diff))
-            logger.info("%s %s", op, reg.urn)
+            # Progress for people: what changed, not the unchanged majority.
+            logger.log(logging.DEBUG if op == "same" else logging.INFO, "%s %s", op, reg.urn)
             return resource_id, outputs
 
     def _delete(self, old: ResourceState) -> None:
