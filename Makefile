@@ -12,19 +12,10 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/python -m pip install -q -e '.[test,dev]'
 	touch $(STAMP)
 
-# Until `rollback demo` lands: the smallest real job. Start the embedded cloud,
-# record a release of a throw-away git repository into a temporary store, list
-# it, stop the cloud (also when a step fails).
+# The demo: release v1.0.0 on blue, deploy v2.0.0 to green, green fails, roll back
+# to last-stable; all on the embedded cloud, which it starts and stops.
 demo: $(STAMP)
-	@set -e; tmp=$$(mktemp -d); rb="$(CURDIR)/$(VENV)/bin/rollback --store $$tmp/store"; \
-	trap '$$rb cloud stop >/dev/null 2>&1 || true; rm -rf $$tmp' EXIT; \
-	eval "$$($$rb cloud start)"; echo "embedded cloud at $$AWS_ENDPOINT_URL"; \
-	git init -q $$tmp/iac; cd $$tmp/iac; echo 'name: webapp' > Pulumi.yaml; \
-	git add Pulumi.yaml; git -c user.name=demo -c user.email=demo@example.invalid commit -qm 'feat: first stack'; \
-	echo 'app build 1' > $$tmp/app.tgz; \
-	$$rb release record v1.0.0 --artifact $$tmp/app.tgz --repo $$tmp/iac --color blue; \
-	$$rb release mark 1.0.0 --stable --reason 'demo'; \
-	$$rb release list; $$rb release verify 1.0.0; $$rb cloud status
+	$(VENV)/bin/rollback demo
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q

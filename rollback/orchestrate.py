@@ -256,7 +256,7 @@ def rollback_to(
         },
     )
     keys = store_report(bench.store, bench.registry.stack, plan.run_id)
-    return Outcome(plan, result, tuple(keys))
+    return Outcome(plan, result, tuple(_located(bench.store, k) for k in keys))
 
 
 def resume(
@@ -268,7 +268,13 @@ def resume(
 
     result = bench.executor(on_event).resume(run_id, actor=actor)
     plan = Journal.load(bench.store, bench.registry.stack, run_id).plan
-    return Outcome(plan, result, tuple(store_report(bench.store, bench.registry.stack, run_id)))
+    keys = store_report(bench.store, bench.registry.stack, run_id)
+    return Outcome(plan, result, tuple(_located(bench.store, k) for k in keys))
+
+
+def _located(store: Store, key: str) -> str:
+    """Where a stored document is, for people: a path or an s3:// URL."""
+    return f"{store.url.rstrip('/')}/{key}"
 
 
 def emergency(

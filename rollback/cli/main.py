@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "emergency",
         "Stop deploys and roll back to last-stable now.",
     ),
+    "demo": ("rollback.cli.demo", "demo", "A bad deploy and its rollback on the embedded cloud."),
 }
 
 

@@ -1,0 +1,251 @@
+"""The demo: a whole bad deploy and its rollback, from nothing, on the embedded cloud.
+
+1. start the embedded cloud and two real HTTP servers on loopback, the blue
+   and green colours' health endpoints;
+2. make a scratch git repository holding the reference stack (stacks/webapp);
+3. release v1.0.0: blue live, recorded with its checkpoint, RDS snapshot and
+   artifact, marked stable;
+4. deploy v2.0.0 to green (a program change and a new artifact) and cut
+   traffic over; green's health endpoint starts failing;
+5. `rollback to last-stable`: every step verified against the cloud;
+6. stop what it started (unless `keep`).
+
+It goes through the same core functions as the CLI commands. Progress goes to
+`on_progress`; the result is data.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rollback.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rollback.executor import OnEvent
+    from rollback.orchestrate import Outcome
+
+SOURCE = Path(__file__).resolve().parents[1]  # a source checkout: Pulumi.yaml, stacks/
+STACK = "webapp/dev"
+# The reference stack's dev passphrase (Pulumi.dev.yaml says so); demo only.
+DEMO_PASSPHRASE = "test-passphrase"
+
+# v2.0.0's program change: a bucket for release notes that v1.0.0 does not have.
+V2_PROGRAM_CHANGE = """
+
+# v2.0.0: release notes published next to the artifacts.
+aws.s3.Bucket(
+    "release-notes",
+    bucket=f"webapp-{pulumi.get_stack()}-release-notes",
+    tags={"Project": pulumi.get_project(), "Stack": pulumi.get_stack(), "ManagedBy": "rollback-webapp"},
+)
+"""
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    workdir: str
+    store: str
+    endpoint_url: str
+    outcome: Outcome
+    kept: bool
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome.ok
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "workdir": self.workdir,
+            "store": self.store,
+            "endpoint_url": self.endpoint_url,
+            "kept": self.kept,
+            "rollback": self.outcome.to_dict(),
+        }
+
+
+def _config_yaml(
+    salt: str, password: str, *, live: str, versions: dict[str, str], health: dict[str, str]
+) -> str:
+    weights = {c: 100 if c == live else 0 for c in ("blue", "green")}
+    lines = [
+        f"encryptionsalt: {salt}",
+        "config:",
+        "  aws:region: us-east-1",
+        f"  webapp:liveColor: {live}",
+        *[f'  webapp:{c}Version: "{v}"' for c, v in versions.items()],
+        *[f'  webapp:{c}Weight: "{w}"' for c, w in weights.items()],
+        *[f"  webapp:healthUrl{c.capitalize()}: {u}" for c, u in health.items()],
+        "  webapp:dbUsername: webapp",
+        "  webapp:dbPassword:",
+        f"    secure: {password}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _dev_secrets() -> tuple[str, str]:
+    """The encryption salt and ciphertext password of the reference Pulumi.dev.yaml."""
+    import yaml
+
+    doc = yaml.safe_load((SOURCE / "Pulumi.dev.yaml").read_text())
+    return str(doc["encryptionsalt"]), str(doc["config"]["webapp:dbPassword"]["secure"])
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set variables for the demo's duration, then put the old ones back."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def run_demo(
+    keep: bool = False,
+    on_progress: Callable[[str], None] = lambda _: None,
+    on_event: OnEvent | None = None,
+    show_plan: Callable[[Any], None] = lambda _: None,
+) -> DemoResult:
+    """Run the whole demo; returns the rollback's outcome. Raises ConfigError outside a source checkout."""
+    import git
+
+    from rollback import cloud, stacks
+    from rollback.aws.rds import Rds
+    from rollback.aws.session import Clients, make_session
+    from rollback.engine.embedded.engine import EmbeddedEngine
+    from rollback.healthserver import HealthServer
+    from rollback.orchestrate import Workbench, rollback_to
+    from rollback.planner import Options
+    from rollback.releases import Attachments, Registry
+    from rollback.store import open_store
+    from rollback.store.lock import current_user
+
+    if not (SOURCE / "stacks" / "webapp" / "__main__.py").exists():
+        raise ConfigError(
+            "the demo needs the reference stack of a source checkout (stacks/webapp); run it from the repository."
+        )
+    work = Path(tempfile.mkdtemp(prefix="rollback-demo-"))
+    store_dir = work / "store"
+    with ExitStack() as cleanup:
+        on_progress(f"starting the embedded cloud (state in {store_dir / '.state'}) ...")
+        state = cloud.start(store_dir / ".state")
+        if not keep:
+            # The store stays (small, in the temp dir): it holds the run's report.
+            cleanup.callback(cloud.stop, store_dir / ".state")
+            cleanup.callback(shutil.rmtree, work / "iac", True)
+        env = {
+            **cloud.fake_environment(state.url),
+            "PULUMI_CONFIG_PASSPHRASE": os.environ.get("PULUMI_CONFIG_PASSPHRASE", DEMO_PASSPHRASE),
+        }
+        cleanup.enter_context(_environment(env))
+        servers = {c: cleanup.enter_context(HealthServer()) for c in ("blue", "green")}
+        for colour, server in servers.items():
+            server.body = f"ok {colour}".encode()
+        health = {c: s.url for c, s in servers.items()}
+        on_progress(
+            f"embedded cloud at {state.url}; health endpoints blue {health['blue']}, green {health['green']}"
+        )
+
+        clients = Clients(make_session("us-east-1"), endpoint_url=state.url)
+        store = open_store(str(store_dir))
+        registry = Registry(store, STACK)
+        engine = EmbeddedEngine(store=store, clients=clients, project="webapp")
+        rds = Rds(clients("rds"))
+
+        repo_dir = work / "iac"
+        shutil.copytree(
+            SOURCE / "stacks" / "webapp",
+            repo_dir / "stacks" / "webapp",
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
+        shutil.copy(SOURCE / "Pulumi.yaml", repo_dir / "Pulumi.yaml")
+        salt, password = _dev_secrets()
+        config = repo_dir / "Pulumi.dev.yaml"
+        config.write_text(
+            _config_yaml(
+                salt,
+                password,
+                live="blue",
+                versions={"blue": "1.0.0", "green": "1.0.0"},
+                health=health,
+            )
+        )
+        repo = git.Repo.init(repo_dir)
+        author = git.Actor("rollback demo", "demo@rollback.invalid")
+        repo.index.add(["Pulumi.yaml", "Pulumi.dev.yaml", "stacks"])
+        repo.index.commit("feat: webapp 1.0.0 on blue", author=author, committer=author)
+        project = stacks.load_project(repo_dir)
+
+        def release(version: str, artifact: bytes) -> None:
+            path = work / f"webapp-{version}.tgz"
+            path.write_bytes(artifact)
+            result = stacks.up(engine, project, "dev")
+            counts = ", ".join(f"{n} {op}" for op, n in sorted(result.counts().items()))
+            on_progress(f"stack up for {version}: {result.resources} resources ({counts})")
+            attached = stacks.release_state(engine, project, "dev", version, rds) or {}
+            view = registry.record(version, path, repo_dir, attachments=Attachments(**attached))
+            on_progress(
+                f"recorded v{version}: {view.release.color} live, snapshot {view.release.db_snapshot_id}, artifact {view.release.artifact.sha256[:12]}"
+            )
+
+        release("1.0.0", b"webapp 1.0.0 build\n")
+        registry.mark("1.0.0", "stable", "baked in production for a week")
+        on_progress("marked 1.0.0 stable")
+
+        on_progress("deploying 2.0.0 to green and cutting traffic over ...")
+        with (repo_dir / "stacks" / "webapp" / "__main__.py").open("a") as main:
+            main.write(V2_PROGRAM_CHANGE)
+        config.write_text(
+            _config_yaml(
+                salt,
+                password,
+                live="green",
+                versions={"blue": "1.0.0", "green": "2.0.0"},
+                health=health,
+            )
+        )
+        repo.index.add(["Pulumi.dev.yaml", "stacks"])
+        repo.index.commit(
+            "feat: 2.0.0 on green, with release notes", author=author, committer=author
+        )
+        release("2.0.0", b"webapp 2.0.0 build\n")
+
+        servers["green"].status = 500
+        on_progress("green's health endpoint now answers 500: rolling back to last-stable")
+        bench = Workbench(clients=clients, store=store, registry=registry, engine=lambda: engine)
+
+        def confirm(plan: Any) -> bool:
+            show_plan(plan)
+            return True
+
+        outcome = rollback_to(
+            bench,
+            "last-stable",
+            Options(
+                reason="green's health endpoint answers 500 after the 2.0.0 cutover",
+                actor=current_user(),
+            ),
+            confirm=confirm,
+            confirmation="demo",
+            on_event=on_event,
+        )
+        if keep:
+            on_progress(
+                f"kept: export AWS_ENDPOINT_URL={state.url} PULUMI_CONFIG_PASSPHRASE={DEMO_PASSPHRASE}; "
+                f"rollback --store {store_dir} history; stop with: rollback --store {store_dir} cloud stop"
+            )
+        return DemoResult(str(work), str(store_dir), state.url, outcome, keep)
+    raise AssertionError("unreachable")  # ExitStack does not swallow exceptions
