@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,9 @@ from rollback.aws.elbv2 import LoadBalancing
 from rollback.aws.route53 import Dns
 from rollback.cutover import Cutover, CutoverSpec, is_cutover, parse_steps
 from rollback.errors import CheckFailed, LockHeld, NotFound, UsageError
-from rollback.journal import Journal
+from rollback.journal import Journal, list_runs
 from rollback.releases import Attachments, Registry
+from rollback.report import build_report, render_markdown
 from rollback.steps.traffic import TrafficStep
 from rollback.store import open_store
 from rollback.store.lock import acquire_lock, read_lock
@@ -316,6 +317,14 @@ def test_green_failing_in_the_second_step_sends_traffic_back_to_blue(stage: Stag
     assert states["watch-50"] == "failed" and states["traffic-100"] == "pending"
     assert states["traffic-10"] == states["traffic-50"] == "compensated"
     assert run.result == "failed" and run.traffic_restored_at is not None
+    # history and report see the cutover like any run
+    summary = list_runs(stage.registry.store, STACK)[-1]
+    assert (summary.run_id, summary.result, summary.to_version) == (
+        result.run_id,
+        "failed",
+        "1.5.0",
+    )
+    assert "watch-50" in render_markdown(build_report(run))
     # Confirmation probes come faster than the interval: detection took well under 3 intervals.
     assert stage.clock.now < 60 + 10 + 1
     assert stage.registry.show("1.5.0").status == "candidate"
