@@ -21,15 +21,12 @@ import json
 import os
 import random
 import statistics
-import sys
 import tempfile
 import threading
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 TARGET = 1.5
 
@@ -127,10 +124,10 @@ def trial(endpoint: str, interval: float, work: Path, n: int) -> tuple[float, fl
     from rollback.aws.cloudwatch import Alarms, Metrics
     from rollback.aws.elbv2 import LoadBalancing
     from rollback.cutover import Cutover, CutoverSpec
+    from rollback.healthserver import HealthServer
     from rollback.models import Topology
     from rollback.store import open_store
     from rollback.triggers import CloudApis, SignalSpec
-    from tests.unit.healthserver import HealthServer
 
     reset = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
     urllib.request.urlopen(reset).close()  # each trial starts from an empty cloud
