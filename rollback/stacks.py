@@ -167,8 +167,7 @@ def verify(
     Compares each recorded input the cloud reports; secrets are skipped (AWS
     does not return them) and never shown. Raises ConfigError when the engine cannot read the cloud.
     """
-    from rollback.engine.embedded.engine import normalised
-    from rollback.engine.embedded.secrets import contains_secrets
+    from rollback.engine.embedded.engine import drifted, normalised
 
     read_live = getattr(engine, "read_live", None)
     if read_live is None:
@@ -186,14 +185,9 @@ def verify(
             drift.append(Drift(urn, "(resource)", "exists", "missing"))
             continue
         inputs = res.get("inputs") or {}
-        for key in sorted(inputs):
-            if key not in now or key.startswith("__"):
-                continue
-            if contains_secrets(inputs[key]):
-                continue  # AWS never reads a secret back (a password); its effect is the check
-            expected, actual = normalised(inputs[key]), normalised(now[key])
-            if expected != actual:
-                drift.append(Drift(urn, key, expected, actual))
+        drift += [
+            Drift(urn, k, normalised(inputs[k]), normalised(now[k])) for k in drifted(inputs, now)
+        ]
     return VerifyReport(stack, version, len(live), tuple(drift))
 
 

@@ -270,12 +270,22 @@ class EmbeddedEngine:
             if old is None:
                 resource_id, outputs = applier.create(reg.name, inputs)
             elif op == "same":
-                if applier.read(old.id, reveal(old.inputs)) is not None:
-                    resource_id, outputs, created = old.id, old.outputs, old.created or work.now
-                else:
+                live = applier.read(old.id, reveal(old.inputs))
+                drift = drifted(old.inputs, live) if live is not None else ()
+                if live is None:
                     logger.warning("%s was deleted outside the stack; creating it again", reg.urn)
                     op = "create"
                     resource_id, outputs = applier.create(reg.name, inputs)
+                elif drift:
+                    # Changed behind the stack's back: put the declared values back,
+                    # so a re-apply converges on the program (a rollback must).
+                    logger.warning("%s drifted (%s); updating it back", reg.urn, ", ".join(drift))
+                    op, diff = "update", drift
+                    as_found = {**reveal(old.inputs), **{k: live[k] for k in drift}}
+                    outputs = applier.update(old.id, as_found, inputs)
+                    resource_id, created = old.id, old.created or work.now
+                else:
+                    resource_id, outputs, created = old.id, old.outputs, old.created or work.now
             elif op == "update":
                 outputs = applier.update(old.id, reveal(old.inputs), inputs)
                 resource_id, created = old.id, old.created or work.now
@@ -416,6 +426,20 @@ def normalised(value: Any) -> Any:
     """A value as compared between runs: secrets unwrapped, integral floats as ints, no null keys."""
     plain = json_values(reveal(value))
     return _drop_nulls(plain)
+
+
+def drifted(declared: dict[str, Any], live: dict[str, Any]) -> tuple[str, ...]:
+    """Declared input names whose live value differs. Secrets are skipped: AWS never returns them."""
+    return tuple(
+        sorted(
+            key
+            for key, value in declared.items()
+            if key in live
+            and not key.startswith("__")
+            and not contains_secrets(value)
+            and normalised(value) != normalised(live[key])
+        )
+    )
 
 
 def _drop_nulls(value: Any) -> Any:
