@@ -178,7 +178,7 @@ def _actor() -> str:
     return current_user()
 
 
-def _result_text(result: Any) -> str:
+def cutover_text(result: Any) -> str:
     lines = [result.message]
     for step in result.to_dict().get("steps", []):
         lines.append(
@@ -270,7 +270,7 @@ def cutover(
             actor=actor,
         )
         result = runner.run(spec)
-    emit(ctx, result, _result_text)
+    emit(ctx, result, cutover_text)
     if not result.ok:
         ctx.exit(1)
 
@@ -333,6 +333,6 @@ def watch(
             should_stop=stop_checker(store, factory.settings.stack, interrupt),
             actor=actor,
         )
-    emit(ctx, result, _result_text)
+    emit(ctx, result, cutover_text)
     if not result.ok:
         ctx.exit(1)

@@ -175,8 +175,19 @@ def to(
 @click.pass_context
 def resume(ctx: click.Context, run_id: str) -> None:
     """Finish RUN, whose process died: re-verify the step in flight, then continue."""
+    from rollback.cutover import is_cutover
+    from rollback.journal import Journal
     from rollback.orchestrate import resume as resume_run
 
+    factory = ctx.find_root().obj
+    if is_cutover(Journal.load(factory.store(), factory.settings.stack, run_id)):
+        from rollback.cli.cutover import cutover_text, resume_cutover_run
+
+        result = resume_cutover_run(factory, run_id)
+        emit(ctx, result, cutover_text)
+        if not result.ok:
+            ctx.exit(1)
+        return
     _finish(ctx, resume_run(_bench(ctx), run_id, actor=_actor(), on_event=_on_event(ctx)))
 
 
