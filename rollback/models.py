@@ -100,7 +100,9 @@ class Release:
                 integrity_checks=tuple(data.get("integrity_checks") or ()),
                 smoke_command=data.get("smoke_command"),
                 color=data.get("color"),
-                **blobs,
+                checkpoint=blobs["checkpoint"],
+                config=blobs["config"],
+                topology=blobs["topology"],
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise IntegrityError(

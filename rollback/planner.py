@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -142,20 +142,19 @@ class Planner:
             )
         current = registry.show(current_version).release
         run_id = new_run_id(self.now())
-        base = {
-            "run_id": run_id,
-            "stack": registry.stack,
-            "from_version": current.version,
-            "to_version": target.version,
-            "created_at": self.now().isoformat(timespec="seconds"),
-            "created_by": options.actor,
-            "reason": options.reason,
-        }
+        base = Plan(
+            run_id=run_id,
+            stack=registry.stack,
+            from_version=current.version,
+            to_version=target.version,
+            steps=(),
+            created_at=self.now().isoformat(timespec="seconds"),
+            created_by=options.actor,
+            reason=options.reason,
+        )
         if current.version == target.version:
-            return Plan(
-                steps=(),
-                warnings=(f"{registry.stack} is already at {target.version}; nothing to do.",),
-                **base,
+            return replace(
+                base, warnings=(f"{registry.stack} is already at {target.version}; nothing to do.",)
             )
         if target_view.status == "bad" and not options.force:
             raise UsageError(
@@ -226,10 +225,13 @@ class Planner:
                 {"instance_id": live_topology.db_instance_id, "run_id": run_id},
                 skippable=not (restore or schema_changes),
             )
-        traffic = lambda why: self._traffic(b, live_topology, weights, live, why)  # noqa: E731
         if traffic_first:
-            traffic(
-                "the target colour still runs the target version and the schema is compatible: users get it back first"
+            self._traffic(
+                b,
+                live_topology,
+                weights,
+                live,
+                "the target colour still runs the target version and the schema is compatible: users get it back first",
             )
         self._stack(
             b,
@@ -288,8 +290,12 @@ class Planner:
                 {"checks": list(target.integrity_checks), "database_url_env": DATABASE_URL_ENV},
             )
         if not traffic_first:
-            traffic(
-                "traffic moves only once the target colour is rebuilt and the database matches it"
+            self._traffic(
+                b,
+                live_topology,
+                weights,
+                live,
+                "traffic moves only once the target colour is rebuilt and the database matches it",
             )
         urls = [*live_topology.health_urls.get(color, []), *options.extra_health_urls]
         alarms = live_topology.alarms.get(color, [])
@@ -320,8 +326,8 @@ class Planner:
                 "reason": options.reason or f"rolled back to {target.version}",
             },
         )
-        return Plan(
-            steps=tuple(b.steps), warnings=tuple(b.warnings), data_loss_window_s=window, **base
+        return replace(
+            base, steps=tuple(b.steps), warnings=tuple(b.warnings), data_loss_window_s=window
         )
 
     def _preflight(

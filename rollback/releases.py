@@ -224,7 +224,9 @@ class Registry:
             integrity_checks=attachments.integrity_checks,
             smoke_command=attachments.smoke_command,
             color=attachments.color,
-            **blobs,
+            checkpoint=blobs.get("checkpoint"),
+            config=blobs.get("config"),
+            topology=blobs.get("topology"),
         )
         manifest = _canonical(release.to_dict())
         digest = hashlib.sha256(manifest).hexdigest()
@@ -333,7 +335,7 @@ class Registry:
         status = history[-1].status if history else "candidate"
         return ReleaseView(release, status, history, digest, self.current() == release.version)
 
-    def list(self) -> list[ReleaseView]:
+    def views(self) -> list[ReleaseView]:
         return [self.show(v) for v in self.versions()]
 
     def resolve(self, version: str) -> str:

@@ -121,7 +121,7 @@ def record(
 @click.pass_context
 def list_(ctx: click.Context) -> None:
     """Releases, newest first, with status and colour."""
-    views = _registry(ctx).list()
+    views = _registry(ctx).views()
     rows = [
         (
             "*" if v.current else "",

@@ -20,8 +20,11 @@ def _actor() -> str:
     return current_user()
 
 
-def _on_event(ctx: click.Context) -> Any:
-    """Progress of each step transition on stderr (quiet under --output json)."""
+def _on_event(ctx: click.Context, prefix: str = "") -> Any:
+    """Progress of each step transition on stderr (quiet under --output json).
+
+    A fleet member's lines start with `prefix`, its stack.
+    """
     if ctx.find_root().obj.settings.output == "json":
         return None
 
@@ -29,12 +32,18 @@ def _on_event(ctx: click.Context) -> Any:
         if event.type == "step":
             note = event.data.get("error") or ""
             progress(
-                f"  {event.at[11:19]}  {event.step:<12} {event.state}{'  ' + note if note else ''}"
+                f"{prefix}  {event.at[11:19]}  {event.step:<12} {event.state}{'  ' + note if note else ''}"
             )
         elif event.type in ("traffic-restored", "finished", "stopped"):
-            progress(f"  {event.at[11:19]}  {event.type} {event.data.get('result', '')}".rstrip())
+            progress(
+                f"{prefix}  {event.at[11:19]}  {event.type} {event.data.get('result', '')}".rstrip()
+            )
 
     return show
+
+
+def secs(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}s"
 
 
 def plan_text(plan: Any) -> str:
@@ -130,6 +139,13 @@ def plan_cmd(ctx: click.Context, version: str, accept_data_loss: bool, force: bo
 )
 @click.option("--reason", default="", help="Why; goes into the journal, notifications and report.")
 @click.option("--break-lock", is_flag=True, help="Take over a lock whose lease has expired.")
+@click.option(
+    "--parallel",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="With several --stack: how many stacks roll back at once.",
+)
 @click.pass_context
 def to(
     ctx: click.Context,
@@ -140,9 +156,24 @@ def to(
     skips: tuple[str, ...],
     reason: str,
     break_lock: bool,
+    parallel: int,
 ) -> None:
-    """Roll back to VERSION (or last-stable): plan, confirm, execute, verify, report."""
+    """Roll back to VERSION (or last-stable): plan, confirm, execute, verify, report.
+
+    With several stacks, each rolls back on its own (own lock and journal),
+    PARALLEL at a time, after one confirmation for all; one summary ends it.
+    """
     from rollback.orchestrate import rollback_to
+
+    skip_map = dict((s.split("=", 1) + ["skipped by request"])[:2] for s in skips)
+    if len(ctx.find_root().obj.settings.stacks) > 1:
+        from rollback.cli.fleet import fleet_to
+
+        options = _options(reason, accept_data_loss, force)
+        fleet_to(
+            ctx, version, options, yes=yes, skips=skip_map, break_lock=break_lock, parallel=parallel
+        )
+        return
 
     def confirm(plan: Any) -> bool:
         progress(plan_text(plan))
@@ -156,7 +187,6 @@ def to(
             f"roll {plan.stack} back from {plan.from_version} to {plan.to_version}?", err=True
         )
 
-    skip_map = dict((s.split("=", 1) + ["skipped by request"])[:2] for s in skips)
     outcome = rollback_to(
         _bench(ctx),
         version,
@@ -219,7 +249,6 @@ def history(ctx: click.Context) -> None:
 
     factory = ctx.find_root().obj
     runs = list_runs(factory.store(), factory.settings.stack)
-    secs = lambda v: "-" if v is None else f"{v:.1f}s"  # noqa: E731
     rows = [
         (
             r.run_id,
@@ -268,10 +297,26 @@ def report(ctx: click.Context, run_id: str) -> None:
     "--reason", default="emergency rollback", help="Why; goes into the journal and notifications."
 )
 @click.option("--break-lock", is_flag=True, help="Take over a lock whose lease has expired.")
+@click.option(
+    "--parallel",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="With several --stack: how many stacks roll back at once.",
+)
 @click.pass_context
-def emergency(ctx: click.Context, reason: str, break_lock: bool) -> None:
-    """Stop what is deploying, then roll back to last-stable at once (no confirmation)."""
+def emergency(ctx: click.Context, reason: str, break_lock: bool, parallel: int) -> None:
+    """Stop what is deploying, then roll back to last-stable at once (no confirmation).
+
+    With several stacks, each does so on its own, PARALLEL at a time; one summary ends it.
+    """
     from rollback.orchestrate import emergency as run_emergency
+
+    if len(ctx.find_root().obj.settings.stacks) > 1:
+        from rollback.cli.fleet import fleet_emergency
+
+        fleet_emergency(ctx, reason, _actor(), break_lock=break_lock, parallel=parallel)
+        return
 
     _finish(
         ctx,

@@ -87,7 +87,7 @@ def test_list_newest_first_by_semver_and_last_stable(
     for version in ("1.0.0", "1.1.0-rc.1", "1.1.0", "1.10.0"):
         commit(repo, "main.py", version, f"chore: {version}")
         reg.record(version, artifact, Path(repo.working_dir))
-    assert [v.release.version for v in reg.list()] == ["1.10.0", "1.1.0", "1.1.0-rc.1", "1.0.0"]
+    assert [v.release.version for v in reg.views()] == ["1.10.0", "1.1.0", "1.1.0-rc.1", "1.0.0"]
     with pytest.raises(NotFound, match="marked stable"):
         reg.resolve("last-stable")
     reg.mark("1.0.0", "stable", "baked a week")
