@@ -141,10 +141,10 @@ class Workbench:
                 Objects(self.clients("s3")), self.store, ref, p["bucket"], p["key"], t
             )
         if kind == "smoke":
-            from rollback.steps.smoke import SmokeStep
+            from rollback.steps.smoke import SmokeStep, colour_env
 
-            urls = {f"ROLLBACK_{c.upper()}_URLS": " ".join(u) for c, u in dict(p["urls"]).items()}
-            return SmokeStep(p["command"], urls, timing=t)
+            env = colour_env(Topology.from_dict(p["topology"]), p["color"])
+            return SmokeStep(p["command"], env, timing=t)
         if kind == "stack":
             from rollback.steps.stack import StackStep
 
@@ -241,6 +241,16 @@ def rollback_to(
     plan = bench.planner().plan(target, options)
     if not plan.steps:
         return Outcome(plan, None)
+    if any(s.kind == "db-restore" for s in plan.steps) and not options.accept_data_loss:
+        window = plan.data_loss_window_s
+        lost = (
+            f"{window / 60:.0f} minutes of writes"
+            if window is not None
+            else "the writes since the release's snapshot"
+        )
+        raise UsageError(
+            f"this rollback restores the database and loses {lost}; review `rollback plan` and pass --accept-data-loss to proceed."
+        )
     if confirm is not None and not confirm(plan):
         raise UsageError("the rollback was not confirmed; nothing was changed.")
     result = bench.executor(on_event, should_stop).execute(

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from rollback.errors import NotFound, UsageError
 from rollback.models import COLORS, Release, StepDescription, Topology
 from rollback.plan import Plan, PlannedStep, new_run_id
-from rollback.releases import Registry, version_key
+from rollback.releases import LAST_STABLE, Registry, version_key
 
 if TYPE_CHECKING:
     from rollback.aws.elbv2 import LoadBalancing
@@ -133,7 +133,7 @@ class Planner:
         for a target marked bad (unless forced).
         """
         registry = self.registry
-        target_view = registry.show(target_version)
+        target_view = registry.show(self._target(target_version))
         target = target_view.release
         current_version = registry.current()
         if current_version is None:
@@ -313,7 +313,7 @@ class Planner:
                 f"run the smoke test `{smoke}`",
                 "exercise the user workflows end to end",
                 120,
-                {"command": smoke, "urls": {color: urls}},
+                {"command": smoke, "topology": live_topology.to_dict(), "color": color},
             )
         b.add(
             "mark",
@@ -328,6 +328,22 @@ class Planner:
         )
         return replace(
             base, steps=tuple(b.steps), warnings=tuple(b.warnings), data_loss_window_s=window
+        )
+
+    def _target(self, version: str) -> str:
+        """`last-stable` for a rollback: the newest stable release that is not the current one.
+
+        (A promoted release that goes bad is stable and current; rolling back
+        to it would do nothing.)
+        """
+        if version != LAST_STABLE:
+            return version
+        current = self.registry.current()
+        for candidate in self.registry.versions():
+            if candidate != current and self.registry.show(candidate).status == "stable":
+                return candidate
+        raise NotFound(
+            f"no release of {self.registry.stack} other than the current one is marked stable; mark one with `rollback release mark VERSION --stable`."
         )
 
     def _preflight(

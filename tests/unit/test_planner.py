@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import git
 import pytest
 
 from rollback.aws.elbv2 import LoadBalancing
@@ -28,8 +27,8 @@ NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 class World:
     """A registry of releases over the moto ALB, with an RDS instance and snapshot."""
 
-    def __init__(self, alb: Alb, tmp_path: Path) -> None:
-        self.alb = alb
+    def __init__(self, moto_alb: Alb, tmp_path: Path) -> None:
+        self.alb = moto_alb
         self.store = open_store(str(tmp_path / "store"))
         self.registry = Registry(self.store, "webapp/prod")
         self.repo = make_repo(tmp_path / "iac")
@@ -53,7 +52,7 @@ class World:
         )
         self.rds.create_db_snapshot(DBSnapshotIdentifier="db-v1-4-0", DBInstanceIdentifier="db")
         self.mutating: list[str] = []
-        for client in (self.rds, alb.client):
+        for client in (self.rds, moto_alb.client):
             client.meta.events.register("before-call.*", self._count)
 
     def _count(self, model: Any, **_: Any) -> None:
@@ -74,10 +73,10 @@ class World:
         )
 
     def planner(self) -> Planner:
-        live = lambda topo, target: read_live(
-            LoadBalancing(self.alb.client), Rds(self.rds), topo, target
-        )  # noqa: E731
-        return Planner(self.registry, live, now=lambda: NOW)
+        elbv2, rds = LoadBalancing(self.alb.client), Rds(self.rds)
+        return Planner(
+            self.registry, lambda topo, target: read_live(elbv2, rds, topo, target), now=lambda: NOW
+        )
 
 
 @pytest.fixture
@@ -187,3 +186,50 @@ def test_refusals_and_nothing_to_do(world: World) -> None:
         world.planner().plan("9.9.9")
     same = world.planner().plan("1.5.0")
     assert same.steps == () and "already at 1.5.0" in same.warnings[0]
+
+
+def test_last_stable_skips_a_current_release_that_was_promoted(world: World) -> None:
+    world.record("1.4.0", "green")
+    world.registry.mark("1.4.0", "stable", "baked")
+    world.record("1.5.0", "blue")
+    world.registry.mark("1.5.0", "stable", "promoted by the cutover, then went bad")
+    plan = world.planner().plan("last-stable")
+    assert (plan.from_version, plan.to_version) == ("1.5.0", "1.4.0")
+    assert plan.steps  # not "already there"
+
+
+def test_restore_without_accept_data_loss_is_refused_before_anything_runs(world: World) -> None:
+    from rollback.aws.session import Clients, make_session
+    from rollback.orchestrate import Workbench, rollback_to
+
+    world.record(
+        "1.4.0",
+        "green",
+        schema_revision="r1",
+        db_snapshot_id="db-v1-4-0",
+        db_snapshot_at=NOW.isoformat(),
+    )
+    world.record("1.5.0", "blue", schema_revision="r2")
+    bench = Workbench(
+        Clients(make_session("us-east-1")), world.store, world.registry, engine=lambda: None
+    )  # type: ignore[arg-type,return-value]
+    snapshots = world.rds.describe_db_snapshots()["DBSnapshots"]
+    with pytest.raises(
+        UsageError, match="restores the database and loses .* pass --accept-data-loss"
+    ):
+        rollback_to(bench, "1.4.0", Options())
+    assert world.rds.describe_db_snapshots()["DBSnapshots"] == snapshots
+    assert world.store.list_docs("runs/") == [] and world.mutating == []
+
+
+def test_stack_compensation_is_routed_like_a_traffic_shift(world: World) -> None:
+    """Re-applying the previous release re-applies its weights: the executor must see where they go."""
+    from rollback.steps.stack import StackStep
+
+    world.record("1.4.0", "green")
+    world.record("1.5.0", "blue")
+    step = StackStep(
+        engine=None, registry=world.registry, version="1.4.0", stack="prod", previous="1.5.0"
+    )  # type: ignore[arg-type]
+    assert step.compensation_colors({"version": "1.5.0"}) == ["blue"]
+    assert step.compensation_colors({"version": None}) == []
