@@ -42,9 +42,9 @@ from typing import Any
 
 from rollback.errors import CheckFailed, LockHeld, NotFound, RollbackError, UsageError
 from rollback.executor import TRAFFIC_KINDS, describe_layers
-from rollback.journal import Journal, Run, iso
+from rollback.journal import Journal, Run, RunLog, iso
 from rollback.models import StepDescription, Topology
-from rollback.notify import Notification, Notifier, NotifyOutcome, notify_all
+from rollback.notify import Notifier
 from rollback.plan import Plan, PlannedStep, new_run_id
 from rollback.releases import Registry
 from rollback.steps import Step
@@ -462,40 +462,14 @@ class _Course:
             now=cutover.now,
         )
         self.watcher = Watcher(signals, spec.signals, timing=cutover.timing, now=cutover.now)
-        self.notified: list[NotifyOutcome] = []
+        self.log = RunLog(
+            journal, plan, cutover.actor, cutover.now, cutover.on_event, cutover.notifiers
+        )
+        self.record = self.log.record
+        self.notify = self.log.notify
+        self.notified = self.log.notified
         self.breach: dict[str, Any] | None = None
         self.stop: StopReason | None = None
-
-    def record(
-        self,
-        type: str,
-        *,
-        step: str | None = None,
-        state: str | None = None,
-        data: dict[str, Any] | None = None,
-    ) -> Any:
-        event = self.journal.append(type, step=step, state=state, data=data)
-        if self.c.on_event:
-            self.c.on_event(event)
-        return event
-
-    def notify(self, event: str, result: str | None = None, text: str = "") -> None:
-        if not self.c.notifiers:
-            return
-        note = Notification(
-            event=event,
-            run_id=self.plan.run_id,
-            stack=self.plan.stack,
-            from_version=self.plan.from_version,
-            to_version=self.plan.to_version,
-            text=text,
-            result=result,
-            actor=self.c.actor,
-            at=iso(self.c.now()),
-        )
-        outcomes = notify_all(self.c.notifiers, note)
-        self.notified.extend(outcomes)
-        self.record("notified", data={"event": event, "outcomes": [o.to_dict() for o in outcomes]})
 
     def step(self, planned: PlannedStep) -> Step:
         weights = dict(planned.params.get("weights") or {})

@@ -33,9 +33,18 @@ from dataclasses import asdict, dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from rollback.errors import LockHeld, RollbackError, UsageError
-from rollback.journal import Event, Journal, Now, Run, StepRecord, iso, seconds_between, utc_now
+from rollback.journal import (
+    Event,
+    Journal,
+    Now,
+    Run,
+    RunLog,
+    StepRecord,
+    seconds_between,
+    utc_now,
+)
 from rollback.models import Evidence
-from rollback.notify import Notification, Notifier, NotifyOutcome, notify_all
+from rollback.notify import Notifier, NotifyOutcome
 from rollback.plan import Plan, PlannedStep, StepBuilder
 from rollback.steps import Applied, Step
 from rollback.store import Store
@@ -289,38 +298,18 @@ class _Course:
         self.plan = plan
         self.steps = steps
         self.actor = actor
-        self.notified: list[NotifyOutcome] = []
-
-    def record(
-        self,
-        type: str,
-        *,
-        step: str | None = None,
-        state: str | None = None,
-        data: dict[str, Any] | None = None,
-    ) -> Event:
-        event = self.journal.append(type, step=step, state=state, data=data)
-        if self.x.on_event:
-            self.x.on_event(event)
-        return event
-
-    def notify(self, event: str, result: str | None = None, text: str = "") -> None:
-        if not self.x.notifiers:
-            return
-        note = Notification(
-            event=event,
-            run_id=self.plan.run_id,
-            stack=self.plan.stack,
-            from_version=self.plan.from_version,
-            to_version=self.plan.to_version,
-            text=text or _headline(self.plan, event, result),
-            result=result,
-            actor=self.actor,
-            at=iso(self.x.now()),
+        self.log = RunLog(
+            journal,
+            plan,
+            actor,
+            executor.now,
+            executor.on_event,
+            executor.notifiers,
+            headline=_headline,
         )
-        outcomes = notify_all(self.x.notifiers, note)
-        self.notified.extend(outcomes)
-        self.record("notified", data={"event": event, "outcomes": [o.to_dict() for o in outcomes]})
+        self.record = self.log.record
+        self.notify = self.log.notify
+        self.notified = self.log.notified
 
     def go(self, before: Run) -> RunResult:
         """Advance every unfinished step, compensate on failure, record the end."""

@@ -20,13 +20,14 @@ which step was in flight; `load` folds the events back into a `Run`.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from rollback.errors import AlreadyExists, IntegrityError, NotFound, UsageError
 from rollback.models import Evidence
+from rollback.notify import Notification, Notifier, NotifyOutcome, notify_all
 from rollback.plan import Plan
 from rollback.store import Store
 
@@ -450,3 +451,53 @@ def _fold_steps(plan: Plan, events: list[Event]) -> tuple[StepRecord, ...]:
 
 def _dump(doc: dict[str, Any]) -> bytes:
     return json.dumps(doc, indent=2, sort_keys=True, default=str).encode() + b"\n"
+
+
+@dataclass
+class RunLog:
+    """How a run's course writes: each event journalled then shown, each notification
+    sent and its outcome journalled. Shared by rollbacks and cutovers.
+    """
+
+    journal: Journal
+    plan: Plan
+    actor: str
+    now: Now
+    on_event: Callable[[Event], None] | None = None
+    notifiers: Sequence[Notifier] = ()
+    headline: Callable[[Plan, str, str | None], str] | None = None
+    notified: list[NotifyOutcome] = field(default_factory=list)
+
+    def record(
+        self,
+        type: str,
+        *,
+        step: str | None = None,
+        state: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> Event:
+        event = self.journal.append(type, step=step, state=state, data=data)
+        if self.on_event:
+            self.on_event(event)
+        return event
+
+    def notify(self, event: str, result: str | None = None, text: str = "") -> None:
+        """Notify every notifier; a failing one is recorded, never raised."""
+        if not self.notifiers:
+            return
+        if not text and self.headline is not None:
+            text = self.headline(self.plan, event, result)
+        note = Notification(
+            event=event,
+            run_id=self.plan.run_id,
+            stack=self.plan.stack,
+            from_version=self.plan.from_version,
+            to_version=self.plan.to_version,
+            text=text,
+            result=result,
+            actor=self.actor,
+            at=iso(self.now()),
+        )
+        outcomes = notify_all(self.notifiers, note)
+        self.notified.extend(outcomes)
+        self.record("notified", data={"event": event, "outcomes": [o.to_dict() for o in outcomes]})
