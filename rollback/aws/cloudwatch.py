@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from rollback.errors import CloudError
+from rollback.aws.failures import translated
 
 
 @dataclass(frozen=True)
@@ -31,13 +31,11 @@ class Alarms:
         A name that is absent from the result does not exist; the caller decides
         what that means. Raises CloudError when the call fails.
         """
-        from botocore.exceptions import BotoCoreError, ClientError
-
         found: dict[str, AlarmState] = {}
         # describe_alarms takes at most 100 names per call.
         for start in range(0, len(names), 100):
             chunk = names[start : start + 100]
-            try:
+            with translated(f"reading alarms {', '.join(chunk)}"):
                 pages = self.client.get_paginator("describe_alarms").paginate(
                     AlarmNames=chunk, AlarmTypes=["MetricAlarm", "CompositeAlarm"]
                 )
@@ -50,15 +48,6 @@ class Alarms:
                             reason=alarm.get("StateReason", ""),
                             updated_at=updated.isoformat() if updated else "",
                         )
-            except ClientError as exc:
-                error = exc.response.get("Error", {})
-                raise CloudError(
-                    f"reading alarms {', '.join(chunk)} failed: {error.get('Message', exc)} "
-                    f"({error.get('Code', '')}).",
-                    code=error.get("Code", ""),
-                ) from exc
-            except BotoCoreError as exc:
-                raise CloudError(f"reading alarms {', '.join(chunk)} failed: {exc}.") from exc
         return found
 
 
@@ -77,8 +66,6 @@ class Metrics:
         CloudError when the call fails (moto, for one, cannot compute
         percentile statistics such as p99 and answers HTTP 500).
         """
-        from botocore.exceptions import BotoCoreError, ClientError
-
         found: dict[str, list[float]] = {q["Id"]: [] for q in queries}
         kwargs: dict[str, Any] = {
             "MetricDataQueries": queries,
@@ -86,8 +73,7 @@ class Metrics:
             "EndTime": end,
             "ScanBy": "TimestampAscending",
         }
-        what = ", ".join(q["Id"] for q in queries)
-        try:
+        with translated(f"reading metrics {', '.join(q['Id'] for q in queries)}"):
             while True:
                 page = self.client.get_metric_data(**kwargs)
                 for result in page.get("MetricDataResults", []):
@@ -97,12 +83,3 @@ class Metrics:
                 if not page.get("NextToken"):
                     return found
                 kwargs["NextToken"] = page["NextToken"]
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            raise CloudError(
-                f"reading metrics {what} failed: {error.get('Message', exc)} "
-                f"({error.get('Code', '')}).",
-                code=error.get("Code", ""),
-            ) from exc
-        except BotoCoreError as exc:
-            raise CloudError(f"reading metrics {what} failed: {exc}.") from exc

@@ -8,35 +8,15 @@ every other field (stickiness, order, non-forward actions) as it was.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from rollback.errors import CloudError, NotFound, UsageError
+from rollback.aws.failures import translated
+from rollback.errors import UsageError
 
 Actions = list[dict[str, Any]]
 
 _NOT_FOUND = {"ListenerNotFound", "RuleNotFound", "TargetGroupNotFound", "LoadBalancerNotFound"}
-
-
-@contextmanager
-def _translated(what: str) -> Iterator[None]:
-    """Turn a botocore ClientError into NotFound or CloudError naming `what`."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        yield
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        message = exc.response.get("Error", {}).get("Message", str(exc))
-        if code in _NOT_FOUND:
-            raise NotFound(
-                f"{what}: {message} ({code}); check the stack's topology.", code=code
-            ) from exc
-        raise CloudError(f"{what} failed: {message} ({code}).", code=code) from exc
-    except BotoCoreError as exc:
-        raise CloudError(f"{what} failed: {exc}.") from exc
 
 
 @dataclass(frozen=True)
@@ -118,7 +98,7 @@ class LoadBalancing:
 
     def listener_actions(self, listener_arn: str) -> Actions:
         """The listener's default actions; raises NotFound when it does not exist."""
-        with _translated(f"reading listener {listener_arn}"):
+        with translated(f"reading listener {listener_arn}", not_found=_NOT_FOUND):
             listeners = self.client.describe_listeners(ListenerArns=[listener_arn])["Listeners"]
         return list(listeners[0]["DefaultActions"])
 
@@ -126,13 +106,13 @@ class LoadBalancing:
         """Each rule's actions, in one call; raises NotFound when one does not exist."""
         if not rule_arns:
             return {}
-        with _translated(f"reading rules {', '.join(rule_arns)}"):
+        with translated(f"reading rules {', '.join(rule_arns)}", not_found=_NOT_FOUND):
             rules = self.client.describe_rules(RuleArns=rule_arns)["Rules"]
         return {rule["RuleArn"]: list(rule["Actions"]) for rule in rules}
 
     def target_health(self, target_group_arn: str) -> list[TargetHealth]:
         """Every registered target of the group with its health state."""
-        with _translated(f"reading target health of {target_group_arn}"):
+        with translated(f"reading target health of {target_group_arn}", not_found=_NOT_FOUND):
             found = self.client.describe_target_health(TargetGroupArn=target_group_arn)
         return [
             TargetHealth(
@@ -146,9 +126,9 @@ class LoadBalancing:
         ]
 
     def set_listener_actions(self, listener_arn: str, actions: Actions) -> None:
-        with _translated(f"modifying listener {listener_arn}"):
+        with translated(f"modifying listener {listener_arn}", not_found=_NOT_FOUND):
             self.client.modify_listener(ListenerArn=listener_arn, DefaultActions=actions)
 
     def set_rule_actions(self, rule_arn: str, actions: Actions) -> None:
-        with _translated(f"modifying rule {rule_arn}"):
+        with translated(f"modifying rule {rule_arn}", not_found=_NOT_FOUND):
             self.client.modify_rule(RuleArn=rule_arn, Actions=actions)

@@ -2,30 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-from rollback.errors import CloudError, NotFound
+from rollback.aws.failures import translated
 
-
-@contextmanager
-def _translated(what: str) -> Iterator[None]:
-    """Turn a botocore ClientError into NotFound or CloudError naming `what`."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        yield
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        message = exc.response.get("Error", {}).get("Message", str(exc))
-        if code in ("NoSuchHostedZone", "NoSuchChange"):
-            raise NotFound(
-                f"{what}: {message} ({code}); check the stack's topology.", code=code
-            ) from exc
-        raise CloudError(f"{what} failed: {message} ({code}).", code=code) from exc
-    except BotoCoreError as exc:
-        raise CloudError(f"{what} failed: {exc}.") from exc
+_NOT_FOUND = ("NoSuchHostedZone", "NoSuchChange")
 
 
 def record_name(name: str) -> str:
@@ -54,7 +35,9 @@ class Dns:
             "StartRecordType": record_type,
         }
         while True:
-            with _translated(f"listing records {wanted} {record_type} in zone {zone_id}"):
+            with translated(
+                f"listing records {wanted} {record_type} in zone {zone_id}", not_found=_NOT_FOUND
+            ):
                 page = self.client.list_resource_record_sets(**kwargs)
             for rrset in page["ResourceRecordSets"]:
                 if record_name(rrset["Name"]) != wanted or rrset["Type"] != record_type:
@@ -73,11 +56,11 @@ class Dns:
             "Comment": comment[:256],
             "Changes": [{"Action": "UPSERT", "ResourceRecordSet": r} for r in record_sets],
         }
-        with _translated(f"changing records in zone {zone_id}"):
+        with translated(f"changing records in zone {zone_id}", not_found=_NOT_FOUND):
             info = self.client.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch=batch)
         return str(info["ChangeInfo"]["Id"])
 
     def change_status(self, change_id: str) -> str:
         """PENDING or INSYNC."""
-        with _translated(f"reading change {change_id}"):
+        with translated(f"reading change {change_id}", not_found=_NOT_FOUND):
             return str(self.client.get_change(Id=change_id)["ChangeInfo"]["Status"])

@@ -10,13 +10,13 @@ limited to 5 GiB.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rollback.errors import CloudError, IntegrityError, NotFound, UsageError
+from rollback.aws.failures import translated
+from rollback.errors import CloudError, UsageError
 
 MAX_SINGLE_PUT = 5 * 1024**3
 
@@ -26,25 +26,14 @@ def sha256_b64(hex_digest: str) -> str:
     return base64.b64encode(bytes.fromhex(hex_digest)).decode("ascii")
 
 
-@contextmanager
-def _translated(what: str) -> Iterator[None]:
-    """Turn a botocore ClientError into NotFound, IntegrityError or CloudError naming `what`."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        yield
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        message = exc.response.get("Error", {}).get("Message", str(exc))
-        if code == "NoSuchBucket":
-            raise NotFound(
-                f"{what}: the bucket does not exist; check the stack's topology.", code=code
-            ) from exc
-        if code in ("BadDigest", "XAmzContentSHA256Mismatch", "InvalidDigest"):
-            raise IntegrityError(f"{what}: S3 refused the bytes ({message}).", code=code) from exc
-        raise CloudError(f"{what} failed: {message} ({code}).", code=code) from exc
-    except BotoCoreError as exc:
-        raise CloudError(f"{what} failed: {exc}.") from exc
+def _translated(what: str) -> AbstractContextManager[None]:
+    """The shared translation with S3's codes: a missing bucket, bytes that fail their checksum."""
+    return translated(
+        what,
+        not_found=("NoSuchBucket",),
+        absent="the bucket does not exist",
+        refused=("BadDigest", "XAmzContentSHA256Mismatch", "InvalidDigest"),
+    )
 
 
 @dataclass(frozen=True)
