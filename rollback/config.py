@@ -2,12 +2,18 @@
 
 The file is TOML, `rollback.toml` in the working directory or the path in
 ROLLBACK_CONFIG, with the same keys as the fields below (`store = "s3://..."`).
+
+Stacks: `--stack` (repeatable) or ROLLBACK_STACK (comma-separated) and
+`--stacks-file` (one PROJECT/STACK a line, `#` comments) together name the
+stacks; only when neither names one does the file's `stack` (or webapp/dev)
+apply. `stack` is the first of them, `stacks` all of them, each once.
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -23,6 +29,7 @@ class Settings:
     """Everything a command needs to build its collaborators."""
 
     stack: str = "webapp/dev"
+    stacks: tuple[str, ...] = ()  # every stack named (fleet mode); empty means (stack,)
     store: str = "./artifacts"
     engine: str = "auto"
     output: str = "text"
@@ -34,6 +41,14 @@ class Settings:
     sns_topic_arn: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if not self.stacks:
+            object.__setattr__(self, "stacks", (self.stack,))
+
+    def for_stack(self, stack: str) -> Settings:
+        """These settings for `stack` alone (a fleet member's own copy)."""
+        return replace(self, stack=stack, stacks=(stack,))
+
     @property
     def project(self) -> str:
         return self.stack.split("/", 1)[0]
@@ -43,11 +58,12 @@ class Settings:
         return self.stack.split("/", 1)[1]
 
     def validate(self) -> Settings:
-        if self.stack.count("/") != 1 or not all(self.stack.split("/")):
-            raise ConfigError(
-                f"stack {self.stack!r} is not PROJECT/STACK; pass --stack webapp/prod, for example.",
-                stack=self.stack,
-            )
+        for stack in (self.stack, *self.stacks):
+            if not is_stack(stack):
+                raise ConfigError(
+                    f"stack {stack!r} is not PROJECT/STACK; pass --stack webapp/prod, for example.",
+                    stack=stack,
+                )
         if self.engine not in ENGINES:
             raise ConfigError(
                 f"engine {self.engine!r} is unknown; choose one of {', '.join(ENGINES)}."
@@ -71,6 +87,11 @@ _ENV = {
 }
 
 
+def is_stack(text: str) -> bool:
+    """Whether `text` has the PROJECT/STACK shape."""
+    return text.count("/") == 1 and all(text.split("/")) and not any(c.isspace() for c in text)
+
+
 def load(
     flags: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
@@ -78,23 +99,35 @@ def load(
 ) -> Settings:
     """Resolve settings from flags, environment, file and defaults, in that order.
 
-    Raises ConfigError for an unreadable file, unknown keys or invalid values.
+    Flags may carry `stack` as a string or a sequence (`--stack` repeated) and
+    `stacks_file`, a path. Raises ConfigError for an unreadable file, unknown
+    keys or invalid values, naming the line of a malformed stacks file.
     """
     env = dict(os.environ) if env is None else env
+    cwd = cwd or Path.cwd()
+    flags = dict(flags or {})
     values: dict[str, Any] = {}
-    values.update(_read_file(env, cwd or Path.cwd()))
+    values.update(_read_file(env, cwd))
     for name, var in _ENV.items():
-        if env.get(var):
+        if env.get(var) and name != "stack":
             values[name] = env[var]
     if "region" not in values and env.get("AWS_DEFAULT_REGION"):
         values["region"] = env["AWS_DEFAULT_REGION"]
-    for name, value in (flags or {}).items():
+    stacks_file = flags.pop("stacks_file", None)
+    named = _stack_names(flags.pop("stack", None)) or _stack_names(env.get("ROLLBACK_STACK"))
+    listed = _read_stacks_file(cwd / stacks_file) if stacks_file else ()
+    for name, value in flags.items():
         if value is not None:
             values[name] = value
+    values.pop("stacks", None)  # named only by --stack and --stacks-file
     if isinstance(values.get("debug"), str):
         values["debug"] = _parse_bool("debug", values["debug"])
-    known = {f.name for f in fields(Settings)}
     _check_types(values)
+    if not named and not listed:
+        named = _stack_names(values.get("stack")) or (Settings.stack,)
+    values["stacks"] = tuple(dict.fromkeys((*named, *listed)))  # each once, first seen first
+    values["stack"] = values["stacks"][0]
+    known = {f.name for f in fields(Settings)}
     extra = {k: v for k, v in values.items() if k not in known}
     base = {k: v for k, v in values.items() if k in known}
     return replace(Settings(**base), extra=extra).validate()
@@ -113,7 +146,7 @@ def _check_types(values: dict[str, Any]) -> None:
     # configuration error (exit 2), not a crash later.
     for f in fields(Settings):
         value = values.get(f.name)
-        if value is None or f.name == "extra":
+        if value is None or f.name in ("extra", "stacks"):
             continue
         expected = bool if f.name == "debug" else str
         if not isinstance(value, expected):
@@ -121,6 +154,40 @@ def _check_types(values: dict[str, Any]) -> None:
                 f"setting {f.name} = {value!r} must be a {'boolean' if expected is bool else 'string'}; "
                 "fix rollback.toml or the environment."
             )
+
+
+def _stack_names(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    """Stacks from a flag or variable: one value or several, each maybe comma-separated."""
+    if value is None:
+        return ()
+    parts = value.split(",") if isinstance(value, str) else [p for v in value for p in v.split(",")]
+    return tuple(p.strip() for p in parts if p.strip())
+
+
+def _read_stacks_file(path: Path) -> tuple[str, ...]:
+    """PROJECT/STACK per line; `#` starts a comment; blank lines are skipped."""
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"stacks file {path} cannot be read: {exc}.", path=str(path)) from exc
+    found = []
+    for number, line in enumerate(text.splitlines(), 1):
+        entry = line.split("#", 1)[0].strip()
+        if not entry:
+            continue
+        if not is_stack(entry):
+            raise ConfigError(
+                f"stacks file {path} line {number}: {entry!r} is not PROJECT/STACK; "
+                "write one stack a line, # for comments.",
+                path=str(path),
+                line=number,
+            )
+        found.append(entry)
+    if not found:
+        raise ConfigError(
+            f"stacks file {path} names no stack; write one PROJECT/STACK a line.", path=str(path)
+        )
+    return tuple(found)
 
 
 def _read_file(env: dict[str, str], cwd: Path) -> dict[str, Any]:

@@ -24,11 +24,16 @@ if TYPE_CHECKING:
 @dataclass
 class Factory:
     settings: config.Settings
+    progress_prefix: str = ""  # a fleet member's waits name its stack
     _built: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_flags(cls, flags: dict[str, Any]) -> Factory:
         return cls(settings=config.load(flags))
+
+    def for_stack(self, stack: str) -> Factory:
+        """A factory of its own for one stack of a fleet: own session, store, lock and journal."""
+        return Factory(settings=self.settings.for_stack(stack), progress_prefix=f"{stack}: ")
 
     def clients(self) -> Clients:
         if "clients" not in self._built:
@@ -81,7 +86,9 @@ class Factory:
         from rollback.waiting import Timing
 
         def on_wait(what: str, elapsed: float, deadline: float) -> None:
-            progress(f"  waiting for {what}: {elapsed:.0f}s of {deadline:.0f}s")
+            progress(
+                f"{self.progress_prefix}  waiting for {what}: {elapsed:.0f}s of {deadline:.0f}s"
+            )
 
         # Waits show progress to people; a pipeline's log stays quiet.
         timing = Timing(on_wait=on_wait) if sys.stderr.isatty() else Timing()

@@ -39,6 +39,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("rollback.cli.demo", "demo", "A bad deploy and its rollback on the embedded cloud."),
 }
 
+# Commands that take several --stack: a fleet (to, emergency) or no stack at all.
+SEVERAL_STACKS = frozenset({"to", "emergency", "cloud", "demo"})
+
 
 class LazyGroup(click.Group):
     """A group whose subcommands are imported on first use."""
@@ -60,7 +63,17 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--stack", envvar="ROLLBACK_STACK", help="PROJECT/STACK  [default: webapp/dev]")
+@click.option(
+    "--stack",
+    envvar="ROLLBACK_STACK",
+    multiple=True,
+    help="PROJECT/STACK; repeat (or comma-separate) for a fleet  [default: webapp/dev]",
+)
+@click.option(
+    "--stacks-file",
+    metavar="FILE",
+    help="More stacks: one PROJECT/STACK a line, # for comments.",
+)
 @click.option(
     "--store",
     envvar="ROLLBACK_STORE",
@@ -94,6 +107,12 @@ def cli(ctx: click.Context, /, **flags: Any) -> None:
     from rollback.cli.factory import Factory
 
     ctx.obj = Factory.from_flags(flags)
+    stacks = ctx.obj.settings.stacks
+    if len(stacks) > 1 and ctx.invoked_subcommand not in SEVERAL_STACKS:
+        raise click.UsageError(
+            f"`rollback {ctx.invoked_subcommand}` works on one stack, and {len(stacks)} were "
+            f"named ({', '.join(stacks)}); pass a single --stack."
+        )
     _configure_logging(ctx.obj.settings.debug)
 
 
