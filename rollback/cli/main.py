@@ -7,9 +7,7 @@ Command modules are imported only when their command runs, so `rollback
 from __future__ import annotations
 
 import importlib
-import logging
 import sys
-import traceback
 from typing import Any
 
 import click
@@ -117,6 +115,8 @@ def cli(ctx: click.Context, /, **flags: Any) -> None:
 
 
 def _configure_logging(debug: bool) -> None:
+    import logging  # here, not at the top: `rollback --help` should not pay for it
+
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.INFO,
         format="%(message)s" if not debug else "%(asctime)s %(name)s %(levelname)s %(message)s",
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(ExitCode.USAGE)
     except RollbackError as exc:
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         _report(exc.message, exc.as_dict(), json_output)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - the one place that catches everything
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         message = f"internal error: {type(exc).__name__}: {exc}. Rerun with --debug and report it."
         _report(
             message, {"error": "InternalError", "message": message, "exit_code": 70}, json_output
@@ -193,3 +193,9 @@ def _report(message: str, data: dict[str, Any], json_output: bool) -> None:
         import json
 
         click.echo(json.dumps(data, sort_keys=True))
+
+
+def _print_traceback() -> None:
+    import traceback
+
+    traceback.print_exc()
