@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from rollback.errors import IntegrityError, NotFound
+from rollback.errors import IntegrityError, NotFound, UsageError
 from rollback.models import BlobRef
 
 CHUNK = 1024 * 1024
@@ -46,6 +46,21 @@ def chunks(stream: Readable) -> Iterator[memoryview]:
             if not data:
                 return
             yield memoryview(data)
+
+
+def open_source(path: Path) -> BinaryIO:
+    """Open a file whose bytes are to become a blob.
+
+    Raises UsageError for a directory and NotFound for a missing file, so every
+    backend refuses them in the same words.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{path} is a directory; pass a file.", path=str(path))
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise NotFound(f"file {path} does not exist; check the path.", path=str(path)) from None
 
 
 def copy_hashing(source: Readable, dest: BinaryIO | None = None) -> BlobRef:

@@ -17,7 +17,7 @@ from typing import Any, BinaryIO, TypeVar
 
 from rollback.errors import AlreadyExists, ConfigError, NotFound, UsageError
 from rollback.models import BlobRef
-from rollback.store.hashing import check_digest_matches, copy_hashing, fetch_verified
+from rollback.store.hashing import check_digest_matches, copy_hashing, fetch_verified, open_source
 from rollback.store.keys import BLOB_PREFIX, blob_key, check_key, check_prefix, is_digest
 
 _TMP_PREFIX = ".tmp-"
@@ -58,14 +58,7 @@ class LocalStore:
         return ref
 
     def put_blob_file(self, path: Path) -> BlobRef:
-        path = Path(path)
-        if path.is_dir():
-            raise UsageError(f"{path} is a directory; pass a file.", path=str(path))
-        try:
-            stream = open(path, "rb")  # noqa: SIM115 - closed below, after the error mapping
-        except FileNotFoundError:
-            raise NotFound(f"file {path} does not exist; check the path.", path=str(path)) from None
-        with stream:
+        with open_source(path) as stream:
             return self.put_blob(stream)
 
     def get_blob(self, sha256: str) -> bytes:
