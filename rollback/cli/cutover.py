@@ -7,16 +7,22 @@ only when it is a terminal.
 
 from __future__ import annotations
 
+import functools
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from rollback.cli.render import emit
+
+if TYPE_CHECKING:
+    from rollback.cutover import Cutover
+    from rollback.triggers import SignalSpec
 
 SIGNAL_OPTIONS = (
     click.option(
@@ -47,10 +53,45 @@ SIGNAL_OPTIONS = (
 )
 
 
+@dataclass(frozen=True)
+class _SignalOptions:
+    """The signal options as given (fields named as their click parameters).
+
+    `spec()` parses them, after the command's own options.
+    """
+
+    alarms: tuple[str, ...]
+    health_urls: tuple[str, ...]
+    max_5xx_rate: str | None
+    max_p99_ms: float | None
+    health_failures: int
+    interval: str
+
+    def spec(self) -> SignalSpec:
+        from rollback.triggers import SignalSpec, parse_duration, parse_rate
+
+        return SignalSpec(
+            alarms=self.alarms,
+            health_urls=self.health_urls,
+            max_5xx_rate=parse_rate(self.max_5xx_rate) if self.max_5xx_rate is not None else None,
+            max_p99_ms=self.max_p99_ms,
+            failures=self.health_failures,
+            interval_s=parse_duration(self.interval, "--interval"),
+        )
+
+
 def _signal_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Give `command` the signal options, handed to it as one `signals` argument."""
+
+    @functools.wraps(command)
+    def with_signals(*args: Any, **kwargs: Any) -> Any:
+        given = {f.name: kwargs.pop(f.name) for f in fields(_SignalOptions)}
+        return command(*args, signals=_SignalOptions(**given), **kwargs)
+
+    decorated: Callable[..., Any] = with_signals
     for option in reversed(SIGNAL_OPTIONS):
-        command = option(command)
-    return command
+        decorated = option(decorated)
+    return decorated
 
 
 class _Interrupt:
@@ -83,26 +124,6 @@ class _Interrupt:
 def _on_wait(what: str, elapsed: float, deadline: float) -> None:
     if sys.stderr.isatty():
         click.echo(f"  waiting for {what}: {elapsed:.0f}s of {deadline:.0f}s", err=True)
-
-
-def _signal_spec(
-    alarms: tuple[str, ...],
-    health_urls: tuple[str, ...],
-    max_5xx_rate: str | None,
-    max_p99_ms: float | None,
-    health_failures: int,
-    interval: str,
-) -> Any:
-    from rollback.triggers import SignalSpec, parse_duration, parse_rate
-
-    return SignalSpec(
-        alarms=alarms,
-        health_urls=health_urls,
-        max_5xx_rate=parse_rate(max_5xx_rate) if max_5xx_rate is not None else None,
-        max_p99_ms=max_p99_ms,
-        failures=health_failures,
-        interval_s=parse_duration(interval, "--interval"),
-    )
 
 
 def _apis(factory: Any) -> Any:
@@ -152,15 +173,16 @@ def rollback_to_of(factory: Any, actor: str, via: str) -> Callable[[str, str], A
     return rollback_to
 
 
-def resume_cutover_run(factory: Any, run_id: str) -> Any:
-    """`rollback resume RUN` for a cutover run: the same signal handling and signals as `cutover`."""
+@contextmanager
+def _cutover_runner(factory: Any) -> Iterator[Cutover]:
+    """The Cutover that `cutover` and `resume` run, with SIGTERM and Ctrl-C caught meanwhile."""
     from rollback.cutover import Cutover
     from rollback.waiting import Timing
 
     actor = _actor()
     interrupt = _Interrupt()
     with interrupt.installed():
-        return Cutover(
+        yield Cutover(
             factory.store(),
             factory.settings.stack,
             _apis(factory),
@@ -169,7 +191,13 @@ def resume_cutover_run(factory: Any, run_id: str) -> Any:
             notifiers=_notifiers(factory),
             rollback_to=rollback_to_of(factory, actor, "cutover"),
             actor=actor,
-        ).resume(run_id)
+        )
+
+
+def resume_cutover_run(factory: Any, run_id: str) -> Any:
+    """`rollback resume RUN` for a cutover run: the same signal handling and signals as `cutover`."""
+    with _cutover_runner(factory) as runner:
+        return runner.resume(run_id)
 
 
 def _actor() -> str:
@@ -224,12 +252,7 @@ def cutover(
     steps: str,
     pause: str,
     bake: str,
-    alarms: tuple[str, ...],
-    health_urls: tuple[str, ...],
-    max_5xx_rate: str | None,
-    max_p99_ms: float | None,
-    health_failures: int,
-    interval: str,
+    signals: _SignalOptions,
     rollback_on_breach: bool,
     promote: bool,
 ) -> None:
@@ -239,9 +262,8 @@ def cutover(
     the command exits 1; SIGTERM leaves it on the last verified step for
     `rollback resume RUN`.
     """
-    from rollback.cutover import Cutover, CutoverSpec, parse_steps
+    from rollback.cutover import CutoverSpec, parse_steps
     from rollback.triggers import parse_duration
-    from rollback.waiting import Timing
 
     factory = ctx.find_root().obj
     spec = CutoverSpec(
@@ -249,26 +271,11 @@ def cutover(
         steps=parse_steps(steps),
         pause_s=parse_duration(pause, "--pause"),
         bake_s=parse_duration(bake, "--bake"),
-        signals=_signal_spec(
-            alarms, health_urls, max_5xx_rate, max_p99_ms, health_failures, interval
-        ),
+        signals=signals.spec(),
         promote=promote,
         rollback_on_breach=rollback_on_breach,
     )
-    actor = _actor()
-    rollback_to = rollback_to_of(factory, actor, "cutover")
-    interrupt = _Interrupt()
-    with interrupt.installed():
-        runner = Cutover(
-            factory.store(),
-            factory.settings.stack,
-            _apis(factory),
-            timing=Timing(sleep=interrupt.sleep, on_wait=_on_wait),
-            interrupted=interrupt,
-            notifiers=_notifiers(factory),
-            rollback_to=rollback_to,
-            actor=actor,
-        )
+    with _cutover_runner(factory) as runner:
         result = runner.run(spec)
     emit(ctx, result, cutover_text)
     if not result.ok:
@@ -293,12 +300,7 @@ def cutover(
 def watch(
     ctx: click.Context,
     window: str,
-    alarms: tuple[str, ...],
-    health_urls: tuple[str, ...],
-    max_5xx_rate: str | None,
-    max_p99_ms: float | None,
-    health_failures: int,
-    interval: str,
+    signals: _SignalOptions,
     to_version: str | None,
     promote: bool,
 ) -> None:
@@ -313,9 +315,7 @@ def watch(
     factory = ctx.find_root().obj
     spec = WatchSpec(
         window_s=parse_duration(window, "--window"),
-        signals=_signal_spec(
-            alarms, health_urls, max_5xx_rate, max_p99_ms, health_failures, interval
-        ),
+        signals=signals.spec(),
         to_version=to_version,
         promote=promote,
     )
