@@ -396,7 +396,9 @@ class _Course:
                     record, "a snapshot is never undone: it keeps the data recoverable"
                 )
                 continue
-            if record.kind in TRAFFIC_KINDS:
+            # A stack re-apply moves traffic too (the release's weights): it says
+            # where through RoutesTraffic and obeys the same rule.
+            if record.kind in TRAFFIC_KINDS or isinstance(step, RoutesTraffic):
                 safe, why = self._traffic_safe(step, record.prior)
                 if not safe:
                     self._skip_compensation(record, why)
