@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from rollback.aws.session import Clients
 from rollback.engine.embedded.resources.declared import in_declared_order
-from rollback.engine.embedded.resources.failures import applying, aws_code, present
+from rollback.engine.embedded.resources.failures import already_gone, applying, present
 from rollback.engine.embedded.resources.naming import physical_name
 from rollback.engine.embedded.resources.tagging import aws_tags, pulumi_tags, tag_changes, with_tags
 
@@ -157,15 +157,9 @@ class MetricAlarm:
         return with_tags(outputs, tags)
 
     def delete(self, id: str, inputs: dict[str, Any]) -> None:
-        from botocore.exceptions import ClientError
-
         cloudwatch = self.clients("cloudwatch")
-        with applying(self.token, id, "delete"):
-            try:
-                cloudwatch.delete_alarms(AlarmNames=[id])
-            except ClientError as exc:
-                if aws_code(exc) != "ResourceNotFound":
-                    raise
+        with applying(self.token, id, "delete"), already_gone("ResourceNotFound"):
+            cloudwatch.delete_alarms(AlarmNames=[id])
 
     def _parameters(self, alarm: str, inputs: dict[str, Any]) -> dict[str, Any]:
         parameters: dict[str, Any] = {"AlarmName": alarm}

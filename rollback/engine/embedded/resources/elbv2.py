@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from rollback.aws.session import Clients
 from rollback.engine.embedded.resources.declared import declared_keys, in_declared_order
 from rollback.engine.embedded.resources.failures import (
+    already_gone,
     applying,
     aws_code,
     delete_when_free,
@@ -142,15 +143,10 @@ class LoadBalancer:
         return with_tags(outputs, tags)
 
     def delete(self, id: str, inputs: dict[str, Any]) -> None:
-        from botocore.exceptions import ClientError
-
         elbv2 = self.clients("elbv2")
         with applying(self.token, id, "delete"):
-            try:
+            with already_gone("LoadBalancerNotFound"):
                 elbv2.delete_load_balancer(LoadBalancerArn=id)
-            except ClientError as exc:
-                if aws_code(exc) != "LoadBalancerNotFound":
-                    raise
             elbv2.get_waiter("load_balancers_deleted").wait(LoadBalancerArns=[id])
 
     def _set_attributes(
@@ -411,16 +407,13 @@ class TargetGroupAttachment:
         return None
 
     def delete(self, id: str, inputs: dict[str, Any]) -> None:
-        from botocore.exceptions import ClientError
-
-        with applying(self.token, id, "delete"):
-            try:
-                self.clients("elbv2").deregister_targets(
-                    TargetGroupArn=inputs["targetGroupArn"], Targets=[_target(inputs)]
-                )
-            except ClientError as exc:
-                if aws_code(exc) not in {"TargetGroupNotFound", "InvalidTarget"}:
-                    raise
+        with (
+            applying(self.token, id, "delete"),
+            already_gone("TargetGroupNotFound", "InvalidTarget"),
+        ):
+            self.clients("elbv2").deregister_targets(
+                TargetGroupArn=inputs["targetGroupArn"], Targets=[_target(inputs)]
+            )
 
 
 def _aws_action(action: dict[str, Any]) -> dict[str, Any]:
@@ -615,14 +608,8 @@ class Listener:
         return with_tags(outputs, tags)
 
     def delete(self, id: str, inputs: dict[str, Any]) -> None:
-        from botocore.exceptions import ClientError
-
-        with applying(self.token, id, "delete"):
-            try:
-                self.clients("elbv2").delete_listener(ListenerArn=id)
-            except ClientError as exc:
-                if aws_code(exc) != "ListenerNotFound":
-                    raise
+        with applying(self.token, id, "delete"), already_gone("ListenerNotFound"):
+            self.clients("elbv2").delete_listener(ListenerArn=id)
 
     def _parameters(self, inputs: dict[str, Any]) -> dict[str, Any]:
         parameters: dict[str, Any] = {

@@ -56,6 +56,18 @@ def applying(token: str, name: str, action: str) -> Iterator[None]:
         ) from exc
 
 
+@contextmanager
+def already_gone(*codes: str) -> Iterator[None]:
+    """Let a delete pass when AWS answers with one of `codes`: the resource is gone already."""
+    from botocore.exceptions import ClientError
+
+    try:
+        yield
+    except ClientError as exc:
+        if aws_code(exc) not in codes:
+            raise
+
+
 def present(outputs: dict[str, Any] | None, token: str, id: str) -> dict[str, Any]:
     """`outputs` of a read right after a write; EngineError when the resource vanished meanwhile."""
     if outputs is None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from rollback.aws.session import Clients
 from rollback.engine.embedded.resources.declared import in_declared_order
-from rollback.engine.embedded.resources.failures import applying, aws_code, present
+from rollback.engine.embedded.resources.failures import already_gone, applying, aws_code, present
 from rollback.engine.embedded.resources.naming import physical_name
 from rollback.engine.embedded.resources.tagging import aws_tags, pulumi_tags, tag_changes, with_tags
 from rollback.errors import EngineError
@@ -90,14 +90,8 @@ class SubnetGroup:
         return with_tags(outputs, tags)
 
     def delete(self, id: str, inputs: dict[str, Any]) -> None:
-        from botocore.exceptions import ClientError
-
-        with applying(self.token, id, "delete"):
-            try:
-                self.clients("rds").delete_db_subnet_group(DBSubnetGroupName=id)
-            except ClientError as exc:
-                if aws_code(exc) != "DBSubnetGroupNotFoundFault":
-                    raise
+        with applying(self.token, id, "delete"), already_gone("DBSubnetGroupNotFoundFault"):
+            self.clients("rds").delete_db_subnet_group(DBSubnetGroupName=id)
 
 
 # Pulumi input -> (CreateDBInstance / ModifyDBInstance parameter, type); the ones that change in place.
@@ -303,8 +297,6 @@ class DbInstance:
         Raises EngineError, before calling AWS, when a final snapshot is due but
         `finalSnapshotIdentifier` is not set (as the AWS provider does).
         """
-        from botocore.exceptions import ClientError
-
         db = self._describe(id, inputs)
         if db is None:
             return
@@ -324,11 +316,8 @@ class DbInstance:
             parameters["FinalDBSnapshotIdentifier"] = inputs["finalSnapshotIdentifier"]
         rds = self.clients("rds")
         with applying(self.token, identifier, "delete"):
-            try:
+            with already_gone("DBInstanceNotFound"):
                 rds.delete_db_instance(**parameters)
-            except ClientError as exc:
-                if aws_code(exc) != "DBInstanceNotFound":
-                    raise
             rds.get_waiter("db_instance_deleted").wait(DBInstanceIdentifier=identifier)
 
     def _identifier(self, id: str, inputs: dict[str, Any]) -> str:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from rollback.aws.session import Clients
 from rollback.engine.embedded.resources.declared import in_declared_order
-from rollback.engine.embedded.resources.failures import applying, aws_code, present
+from rollback.engine.embedded.resources.failures import already_gone, applying, aws_code, present
 from rollback.engine.embedded.resources.tagging import aws_tags, pulumi_tags, tag_changes, with_tags
 from rollback.errors import EngineError
 
@@ -120,17 +120,11 @@ class Zone:
         return with_tags(outputs, pulumi_tags(tags["ResourceTagSet"].get("Tags")))
 
     def delete(self, id: str, inputs: dict[str, Any]) -> None:
-        from botocore.exceptions import ClientError
-
         route53 = self.clients("route53")
-        with applying(self.token, id, "delete"):
-            try:
-                if inputs.get("forceDestroy"):
-                    self._empty(route53, id)
-                route53.delete_hosted_zone(Id=id)
-            except ClientError as exc:
-                if aws_code(exc) != "NoSuchHostedZone":
-                    raise
+        with applying(self.token, id, "delete"), already_gone("NoSuchHostedZone"):
+            if inputs.get("forceDestroy"):
+                self._empty(route53, id)
+            route53.delete_hosted_zone(Id=id)
 
     def _empty(self, route53: Any, id: str) -> None:
         apex = _bare(route53.get_hosted_zone(Id=id)["HostedZone"]["Name"])
