@@ -174,6 +174,14 @@ _HEALTH_CHECK = {
 }
 
 
+# Pulumi targetGroup input -> create parameter and describe key, for the plain strings.
+_TARGET_GROUP_SETTINGS = (
+    ("protocol", "Protocol"),
+    ("vpcId", "VpcId"),
+    ("protocolVersion", "ProtocolVersion"),
+)
+
+
 def _health_check_parameters(health_check: dict[str, Any] | None) -> dict[str, Any]:
     parameters: dict[str, Any] = {}
     for key, value in (health_check or {}).items():
@@ -216,11 +224,7 @@ class TargetGroup:
             "TargetType": inputs.get("targetType", "instance"),
             **_health_check_parameters(inputs.get("healthCheck")),
         }
-        for key, parameter in (
-            ("protocol", "Protocol"),
-            ("vpcId", "VpcId"),
-            ("protocolVersion", "ProtocolVersion"),
-        ):
+        for key, parameter in _TARGET_GROUP_SETTINGS:
             if inputs.get(key):
                 kwargs[parameter] = inputs[key]
         if inputs.get("port") is not None:
@@ -275,11 +279,7 @@ class TargetGroup:
             "loadBalancerArns": sorted(tg.get("LoadBalancerArns", [])),
             "healthCheck": declared_keys(health_check, inputs.get("healthCheck")),
         }
-        for key, parameter in (
-            ("protocol", "Protocol"),
-            ("vpcId", "VpcId"),
-            ("protocolVersion", "ProtocolVersion"),
-        ):
+        for key, parameter in _TARGET_GROUP_SETTINGS:
             if parameter in tg:
                 outputs[key] = tg[parameter]
         if "Port" in tg:
@@ -416,6 +416,22 @@ class TargetGroupAttachment:
             )
 
 
+# Pulumi action key -> ELBv2 config key, for fixed responses and redirects.
+_FIXED_RESPONSE = (
+    ("contentType", "ContentType"),
+    ("messageBody", "MessageBody"),
+    ("statusCode", "StatusCode"),
+)
+_REDIRECT = (
+    ("host", "Host"),
+    ("path", "Path"),
+    ("port", "Port"),
+    ("protocol", "Protocol"),
+    ("query", "Query"),
+    ("statusCode", "StatusCode"),
+)
+
+
 def _aws_action(action: dict[str, Any]) -> dict[str, Any]:
     """A Pulumi listener default action -> an ELBv2 Action."""
     aws: dict[str, Any] = {"Type": action["type"]}
@@ -448,27 +464,12 @@ def _aws_action(action: dict[str, Any]) -> dict[str, Any]:
     fixed = action.get("fixedResponse")
     if fixed:
         aws["FixedResponseConfig"] = {
-            k: str(fixed[p])
-            for p, k in (
-                ("contentType", "ContentType"),
-                ("messageBody", "MessageBody"),
-                ("statusCode", "StatusCode"),
-            )
-            if fixed.get(p) is not None
+            k: str(fixed[p]) for p, k in _FIXED_RESPONSE if fixed.get(p) is not None
         }
     redirect = action.get("redirect")
     if redirect:
         aws["RedirectConfig"] = {
-            k: str(redirect[p])
-            for p, k in (
-                ("host", "Host"),
-                ("path", "Path"),
-                ("port", "Port"),
-                ("protocol", "Protocol"),
-                ("query", "Query"),
-                ("statusCode", "StatusCode"),
-            )
-            if redirect.get(p) is not None
+            k: str(redirect[p]) for p, k in _REDIRECT if redirect.get(p) is not None
         }
     return aws
 
@@ -519,29 +520,10 @@ def _pulumi_action(aws: dict[str, Any], declared: dict[str, Any]) -> dict[str, A
         action["forward"] = forward
     if aws.get("FixedResponseConfig"):
         fixed = aws["FixedResponseConfig"]
-        action["fixedResponse"] = {
-            p: fixed[k]
-            for p, k in (
-                ("contentType", "ContentType"),
-                ("messageBody", "MessageBody"),
-                ("statusCode", "StatusCode"),
-            )
-            if k in fixed
-        }
+        action["fixedResponse"] = {p: fixed[k] for p, k in _FIXED_RESPONSE if k in fixed}
     if aws.get("RedirectConfig"):
         redirect = aws["RedirectConfig"]
-        action["redirect"] = {
-            p: redirect[k]
-            for p, k in (
-                ("host", "Host"),
-                ("path", "Path"),
-                ("port", "Port"),
-                ("protocol", "Protocol"),
-                ("query", "Query"),
-                ("statusCode", "StatusCode"),
-            )
-            if k in redirect
-        }
+        action["redirect"] = {p: redirect[k] for p, k in _REDIRECT if k in redirect}
     return action
 
 
