@@ -487,6 +487,8 @@ class RunLog:
             return
         if not text and self.headline is not None:
             text = self.headline(self.plan, event, result)
+        if event == "started" and self.plan.reason:
+            text = f"{text} Reason: {self.plan.reason}"
         note = Notification(
             event=event,
             run_id=self.plan.run_id,
@@ -497,6 +499,7 @@ class RunLog:
             result=result,
             actor=self.actor,
             at=iso(self.now()),
+            reason=self.plan.reason,
         )
         outcomes = notify_all(self.notifiers, note)
         self.notified.extend(outcomes)

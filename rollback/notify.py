@@ -39,6 +39,7 @@ class Notification:
     result: str | None = None  # succeeded | failed | stopped, for `finished`
     actor: str = ""
     at: str = ""
+    reason: str = ""  # why the run started: the person's or the trigger's words
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
