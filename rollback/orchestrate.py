@@ -60,17 +60,11 @@ class Workbench:
         t = self.timing
         kind = planned.kind
         if kind == "preflight":
-            from rollback.aws.elbv2 import LoadBalancing
             from rollback.aws.rds import Rds
             from rollback.steps.preflight import PreflightStep
 
             return PreflightStep(
-                self.store,
-                list(p["blobs"]),
-                LoadBalancing(self.clients("elbv2")),
-                p.get("target_group"),
-                Rds(self.clients("rds")),
-                p.get("snapshot_id"),
+                self.store, list(p["blobs"]), Rds(self.clients("rds")), p.get("snapshot_id")
             )
         if kind == "traffic":
             from rollback.aws.elbv2 import LoadBalancing
@@ -194,7 +188,36 @@ class Workbench:
             health_check=self.health_check,
             should_stop=should_stop,
             notifiers=self.notifiers,
+            observe=self.observe_traffic,
         )
+
+    def observe_traffic(self) -> dict[str, str]:
+        """Where traffic is now, read from the listener and Route53 (for a failed run's report)."""
+        from rollback.aws.elbv2 import LoadBalancing, forward_weights
+        from rollback.aws.route53 import Dns
+        from rollback.steps import now_iso
+
+        current = self.registry.current()
+        if current is None:
+            return {}
+        topology = self.planner().topology_of(self.registry.show(current).release)
+        by_arn = forward_weights(
+            LoadBalancing(self.clients("elbv2")).listener_actions(topology.listener_arn)
+        )
+        alb = {c: by_arn.get(arn, 0) for c, arn in topology.target_groups.items()}
+        text = f"listener {_weights(alb)}"
+        if topology.zone_id and topology.set_identifiers:
+            colour = {sid: c for c, sid in topology.set_identifiers.items()}
+            records = Dns(self.clients("route53")).record_sets(
+                topology.zone_id, topology.record_name, topology.record_type
+            )
+            dns = {
+                colour[r["SetIdentifier"]]: int(r.get("Weight", 0))
+                for r in records
+                if r.get("SetIdentifier") in colour
+            }
+            text += f", Route53 {_weights(dns)}"
+        return {"traffic (read back)": f"{text}, as the cloud reports it at {now_iso()}."}
 
 
 @dataclass(frozen=True)
@@ -280,6 +303,10 @@ def resume(
     plan = Journal.load(bench.store, bench.registry.stack, run_id).plan
     keys = store_report(bench.store, bench.registry.stack, run_id)
     return Outcome(plan, result, tuple(_located(bench.store, k) for k in keys))
+
+
+def _weights(weights: dict[str, int]) -> str:
+    return " / ".join(f"{c} {w}" for c, w in sorted(weights.items()))
 
 
 def _located(store: Store, key: str) -> str:

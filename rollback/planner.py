@@ -215,16 +215,7 @@ class Planner:
                 )
 
         weights = {c: (100 if c == color else 0) for c in live_topology.target_groups}
-        self._preflight(b, target, live_topology, color, restore, traffic_first)
-        if live_topology.db_instance_id and live.db_exists:
-            b.add(
-                "db-snapshot",
-                f"snapshot {live_topology.db_instance_id} before anything touches it",
-                "a rollback never destroys data: this snapshot is the way back from every later step",
-                120,
-                {"instance_id": live_topology.db_instance_id, "run_id": run_id},
-                skippable=not (restore or schema_changes),
-            )
+        self._preflight(b, target, restore)
         if traffic_first:
             self._traffic(
                 b,
@@ -232,6 +223,17 @@ class Planner:
                 weights,
                 live,
                 "the target colour still runs the target version and the schema is compatible: users get it back first",
+            )
+        if live_topology.db_instance_id and live.db_exists:
+            # After a traffic-first shift (which touches no data), before the stack and the
+            # database steps: users get the good version back without waiting for it.
+            b.add(
+                "db-snapshot",
+                f"snapshot {live_topology.db_instance_id} before anything touches it",
+                "a rollback never destroys data: this snapshot is the way back from every later step",
+                120,
+                {"instance_id": live_topology.db_instance_id, "run_id": run_id},
+                skippable=not (restore or schema_changes),
             )
         self._stack(
             b,
@@ -346,15 +348,7 @@ class Planner:
             f"no release of {self.registry.stack} other than the current one is marked stable; mark one with `rollback release mark VERSION --stable`."
         )
 
-    def _preflight(
-        self,
-        b: _Builder,
-        target: Release,
-        topology: Topology,
-        color: str,
-        restore: bool,
-        traffic_first: bool,
-    ) -> None:
+    def _preflight(self, b: _Builder, target: Release, restore: bool) -> None:
         blobs = [
             r.sha256
             for r in (target.artifact, target.checkpoint, target.config, target.topology)
@@ -363,14 +357,13 @@ class Planner:
         b.add(
             "preflight",
             f"check {len(blobs)} stored blob(s) of {target.version}"
-            + (f", snapshot {target.db_snapshot_id}" if restore else "")
-            + (f", healthy targets in {color}" if traffic_first else ""),
+            + (f", snapshot {target.db_snapshot_id}" if restore else ""),
             "nothing moves until the target release is intact and reachable",
             5,
             {
                 "blobs": blobs,
                 "snapshot_id": target.db_snapshot_id if restore else None,
-                "target_group": topology.target_groups[color] if traffic_first else None,
+                # No target-health read here: the traffic step refuses an unhealthy colour itself.
             },
             skippable=False,
         )

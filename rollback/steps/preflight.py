@@ -1,7 +1,8 @@
-"""Preflight: prove the target release is intact and reachable before anything moves.
+"""Preflight: prove the target release is intact before anything moves.
 
 Read-only: apply changes nothing; verify re-hashes the release's blobs in the
-store, checks the snapshot a restore would use, and the receiving target group.
+store and checks the snapshot a restore would use. (The receiving colour's
+health is the traffic step's own precondition.)
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from rollback.models import Evidence, StepDescription
 from rollback.steps import Applied, evidence
 
 if TYPE_CHECKING:
-    from rollback.aws.elbv2 import LoadBalancing
     from rollback.aws.rds import Rds
     from rollback.store import Store
 
@@ -25,27 +25,19 @@ class PreflightStep:
         self,
         store: Store,
         blobs: list[str],
-        elbv2: LoadBalancing | None = None,
-        target_group: str | None = None,
         rds: Rds | None = None,
         snapshot_id: str | None = None,
     ) -> None:
         self.store = store
         self.blobs = blobs
-        self.elbv2 = elbv2
-        self.target_group = target_group
         self.rds = rds
         self.snapshot_id = snapshot_id
 
     def describe(self) -> StepDescription:
         return StepDescription(
             self.kind,
-            "check the release's stored blobs, the snapshot and the receiving targets",
-            {
-                "blobs": self.blobs,
-                "snapshot_id": self.snapshot_id,
-                "target_group": self.target_group,
-            },
+            "check the release's stored blobs and the snapshot a restore would use",
+            {"blobs": self.blobs, "snapshot_id": self.snapshot_id},
         )
 
     def apply(self) -> Applied:
@@ -72,21 +64,6 @@ class PreflightStep:
                     ""
                     if status == "available"
                     else f"snapshot {self.snapshot_id} is {status or 'missing'}",
-                )
-            )
-        if self.target_group and self.elbv2 is not None:
-            health = self.elbv2.target_health(self.target_group)
-            routable = [t.target_id for t in health if t.routable]
-            found.append(
-                evidence(
-                    "elbv2.describe_target_health",
-                    {
-                        "target_group": self.target_group,
-                        "routable": routable,
-                        "targets": len(health),
-                    },
-                    bool(routable),
-                    "" if routable else "the receiving target group has no healthy target",
                 )
             )
         return found

@@ -31,7 +31,7 @@ def test_demo_rolls_back_verified_and_leaves_no_secret_and_no_server(
     assert doc["ok"] and run["result"] == "succeeded"
     assert (run["from_version"], run["to_version"]) == ("2.0.0", "1.0.0")
     assert [s["state"] for s in run["steps"]] == ["verified"] * len(run["steps"])
-    assert [s["name"] for s in run["steps"]][:4] == ["preflight", "db-snapshot", "traffic", "dns"]
+    assert [s["name"] for s in run["steps"]][:4] == ["preflight", "traffic", "dns", "db-snapshot"]
     assert run["time_to_traffic_restored_s"] < run["duration_s"]
 
     report = Path(doc["rollback"]["report"][0])

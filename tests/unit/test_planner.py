@@ -94,7 +94,7 @@ def test_traffic_first_when_target_colour_still_runs_it(world: World) -> None:
     world.record("1.5.0", "blue", schema_revision="r1")
     plan = world.planner().plan("last-stable", Options(reason="5xx after deploy", actor="oncall"))
     assert (plan.from_version, plan.to_version) == ("1.5.0", "1.4.0")
-    assert names(plan) == ["preflight", "db-snapshot", "traffic", "dns", "stack", "health", "mark"]
+    assert names(plan) == ["preflight", "traffic", "dns", "db-snapshot", "stack", "health", "mark"]
     traffic = plan.step("traffic")
     assert traffic.params["weights"] == {"blue": 0, "green": 100}
     assert traffic.description.changes["from"] == {"blue": 100, "green": 0}
