@@ -150,6 +150,7 @@ class Executor:
         health_check: HealthCheck | None = None,
         should_stop: ShouldStop = lambda: False,
         notifiers: Sequence[Notifier] = (),
+        observe: Callable[[], dict[str, str]] | None = None,
     ) -> None:
         self.store = store
         self.stack = stack
@@ -159,6 +160,7 @@ class Executor:
         self.health_check = health_check
         self.should_stop = should_stop
         self.notifiers = tuple(notifiers)
+        self.observe = observe
 
     def execute(
         self,
@@ -482,6 +484,13 @@ class _Course:
                 f"{self.plan.to_version}; every step verified."
             )
         state = describe_layers(run)
+        if self.x.observe is not None and result != "succeeded":
+            # After a failure, say where things are as the cloud reports them, not only
+            # what the steps meant: a step that failed half-way may have moved them.
+            try:
+                state.update(self.x.observe())
+            except Exception as exc:  # noqa: BLE001 - a failed read must not hide the result
+                state["observed"] = f"could not read the cloud back: {exc}"
         self.notify("finished", result, text=message)
         event = self.record(
             "finished",

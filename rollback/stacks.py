@@ -265,12 +265,16 @@ def release_checkpoint(store: Store, release: Release) -> Checkpoint:
     return Checkpoint.from_dict(json.loads(store.get_blob(release.checkpoint.sha256)))
 
 
-def reapply(engine: StackEngine, store: Store, release: Release, stack: str) -> ReapplyResult:
+def reapply(
+    engine: StackEngine, store: Store, release: Release, stack: str, *, prove: bool = True
+) -> ReapplyResult:
     """Apply the release's tagged program with its recorded config and prove the result.
 
     Raises NotFound when the release holds no checkpoint or config,
     IntegrityError when a blob was tampered with, CheckFailed when the cloud
-    does not match the release after the apply.
+    does not match the release after the apply (unless `prove` is False: the
+    rollback's stack step applies here and proves in its own verify, so that a
+    failed proof still leaves a recorded, compensable apply).
     """
     expected = release_checkpoint(store, release)
     if release.config is None:
@@ -287,7 +291,7 @@ def reapply(engine: StackEngine, store: Store, release: Release, stack: str) -> 
         verify(engine, stack, actual, release.version) if hasattr(engine, "read_live") else None
     )
     outcome = ReapplyResult(stack, release.version, result, differences, report)
-    if not outcome.ok:
+    if prove and not outcome.ok:
         shown = "; ".join(
             f"{d.urn.rsplit('::', 1)[-1]} {d.property}"
             for d in (*differences, *(report.drift if report else ()))
