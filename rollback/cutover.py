@@ -33,14 +33,18 @@ How a cutover ends:
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from rollback.errors import CheckFailed, LockHeld, NotFound, RollbackError, UsageError
+from rollback.errors import (
+    CheckFailed,
+    NotFound,
+    RollbackError,
+    UsageError,
+    failure_sentence,
+)
 from rollback.executor import TRAFFIC_KINDS, describe_layers
 from rollback.journal import Journal, Run, RunLog, iso
 from rollback.models import StepDescription, Topology
@@ -51,7 +55,7 @@ from rollback.steps import Step
 from rollback.steps.dns import DnsStep
 from rollback.steps.traffic import TrafficStep
 from rollback.store import Store
-from rollback.store.lock import acquire_lock, read_lock, release_lock
+from rollback.store.lock import acquire_for_resume, acquire_lock, release_lock
 from rollback.triggers import (
     CloudApis,
     Now,
@@ -336,22 +340,11 @@ class Cutover:
     def _lock_for_resume(self, run_id: str, spec: CutoverSpec) -> str | None:
         """Take the lock; take over one this very run left on this host when its process is gone."""
         lease = int(len(spec.steps) * spec.pause_s + spec.bake_s + LEASE_MARGIN_S)
-        try:
-            acquire_lock(
-                self.store, self.stack, run_id, lease_seconds=lease, owner=self.actor or None
-            )
+        held = acquire_for_resume(
+            self.store, self.stack, run_id, lease_seconds=lease, owner=self.actor or None
+        )
+        if held is None:
             return None
-        except LockHeld:
-            held = read_lock(self.store, self.stack)
-            if (
-                held is None
-                or held.run_id != run_id
-                or held.host != socket.gethostname()
-                or _alive(held.pid)
-            ):
-                raise
-        release_lock(self.store, self.stack, run_id)
-        acquire_lock(self.store, self.stack, run_id, lease_seconds=lease, owner=self.actor or None)
         return f"took over the lock cutover {run_id} left behind (pid {held.pid} is gone)"
 
     def _plan(
@@ -531,7 +524,7 @@ class _Course:
             try:
                 applied = step.apply()
             except Exception as exc:
-                error = _sentence(exc, "apply")
+                error = failure_sentence(exc, "apply")
                 prior = exc.fields.get("prior") if isinstance(exc, RollbackError) else None
                 data: dict[str, Any] = {"error": error}
                 if prior:
@@ -548,7 +541,7 @@ class _Course:
         try:
             found = step.verify()
         except Exception as exc:
-            error = _sentence(exc, "verify")
+            error = failure_sentence(exc, "verify")
             self.record("step", step=planned.name, state="failed", data={"error": error})
             return error
         bad = [e for e in found if not e.ok]
@@ -636,7 +629,7 @@ class _Course:
                 if not all(e.ok for e in found):
                     raise CheckFailed("; ".join(e.note for e in found if not e.ok))
         except Exception as exc:
-            error = _sentence(exc, "revert")
+            error = failure_sentence(exc, "revert")
             for record in shifted:
                 self.record(
                     "step",
@@ -779,22 +772,6 @@ def _ev(found: Sequence[Any]) -> list[dict[str, Any]]:
     from dataclasses import asdict
 
     return [asdict(e) for e in found]
-
-
-def _sentence(exc: Exception, during: str) -> str:
-    if isinstance(exc, RollbackError):
-        return exc.message.rstrip(".")
-    return f"{during} raised {type(exc).__name__}: {exc}"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def resume_cutover(

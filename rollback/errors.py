@@ -41,6 +41,13 @@ class RollbackError(Exception):
         }
 
 
+def failure_sentence(exc: Exception, during: str) -> str:
+    """One sentence for a step's failure: our message, or what an unexpected error said."""
+    if isinstance(exc, RollbackError):
+        return exc.message.rstrip(".")
+    return f"{during} raised {type(exc).__name__}: {exc}"
+
+
 def _jsonable(value: Any) -> bool:
     return isinstance(value, str | int | float | bool | type(None) | list | dict)
 

@@ -26,13 +26,11 @@ journal record as it is written.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from rollback.errors import LockHeld, RollbackError, UsageError
+from rollback.errors import UsageError, failure_sentence
 from rollback.journal import (
     Event,
     Journal,
@@ -48,7 +46,12 @@ from rollback.notify import Notifier, NotifyOutcome
 from rollback.plan import Plan, PlannedStep, StepBuilder
 from rollback.steps import Applied, Step
 from rollback.store import Store
-from rollback.store.lock import DEFAULT_LEASE_SECONDS, acquire_lock, read_lock, release_lock
+from rollback.store.lock import (
+    DEFAULT_LEASE_SECONDS,
+    acquire_for_resume,
+    acquire_lock,
+    release_lock,
+)
 
 log = logging.getLogger(__name__)
 
@@ -257,23 +260,16 @@ class Executor:
         by this run id whose process is gone from this host is safe to
         replace: nobody else can be running this run.
         """
-        try:
+        if not resuming:
             acquire_lock(
                 self.store, self.stack, run_id, lease_seconds=lease, break_expired=break_lock
             )
             return None
-        except LockHeld:
-            held = read_lock(self.store, self.stack)
-            if not (
-                resuming
-                and held is not None
-                and held.run_id == run_id
-                and held.host == socket.gethostname()
-                and not _alive(held.pid)
-            ):
-                raise
-        release_lock(self.store, self.stack, run_id)
-        acquire_lock(self.store, self.stack, run_id, lease_seconds=lease, break_expired=break_lock)
+        held = acquire_for_resume(
+            self.store, self.stack, run_id, lease_seconds=lease, break_expired=break_lock
+        )
+        if held is None:
+            return None
         note = (
             f"took over the lock run {run_id} left behind (pid {held.pid} on {held.host} is gone)"
         )
@@ -364,7 +360,7 @@ class _Course:
                     "step",
                     step=planned.name,
                     state="failed",
-                    data={"error": _sentence(exc, "apply")},
+                    data={"error": failure_sentence(exc, "apply")},
                 )
                 log.debug("step %s failed to apply", planned.name, exc_info=True)
                 return False
@@ -416,7 +412,7 @@ class _Course:
                     "step",
                     step=record.name,
                     state="compensation-failed",
-                    data={"note": _sentence(exc, "compensate") + "; check it by hand"},
+                    data={"note": failure_sentence(exc, "compensate") + "; check it by hand"},
                 )
                 continue
             self.record(
@@ -450,7 +446,7 @@ class _Course:
                 log.debug("health check of colour %s raised", color, exc_info=True)
                 return (
                     False,
-                    f"colour {color} could not be health-checked ({_sentence(exc, 'check')}), so {stays}",
+                    f"colour {color} could not be health-checked ({failure_sentence(exc, 'check')}), so {stays}",
                 )
             if not healthy:
                 return (
@@ -677,7 +673,7 @@ def _verify(step: Step) -> tuple[list[Evidence], str]:
         found = step.verify()
     except Exception as exc:
         log.debug("verify raised", exc_info=True)
-        return [], _sentence(exc, "verify")
+        return [], failure_sentence(exc, "verify")
     if not found:
         return [], "verify read nothing back from the cloud"
     bad = [e for e in found if not e.ok]
@@ -694,28 +690,12 @@ def _ev(found: list[Evidence]) -> list[dict[str, Any]]:
     return [asdict(e) for e in found]
 
 
-def _sentence(exc: Exception, during: str) -> str:
-    if isinstance(exc, RollbackError):
-        return exc.message.rstrip(".")
-    return f"{during} raised {type(exc).__name__}: {exc}"
-
-
 def _headline(plan: Plan, event: str, result: str | None) -> str:
     if event == "started":
         return f"Rollback of {plan.stack} from {plan.from_version} to {plan.to_version} started (run {plan.run_id})."
     if event == "traffic-restored":
         return f"Traffic of {plan.stack} is back on {plan.to_version} (run {plan.run_id})."
     return f"Rollback of {plan.stack} to {plan.to_version} {result} (run {plan.run_id})."
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 __all__ = [

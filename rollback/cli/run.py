@@ -106,6 +106,18 @@ def _options(
     )
 
 
+BREAK_LOCK = click.option(
+    "--break-lock", is_flag=True, help="Take over a lock whose lease has expired."
+)
+PARALLEL = click.option(
+    "--parallel",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="With several --stack: how many stacks roll back at once.",
+)
+
+
 @click.command(name="plan")
 @click.argument("version")
 @click.option(
@@ -138,14 +150,8 @@ def plan_cmd(ctx: click.Context, version: str, accept_data_loss: bool, force: bo
     help="Leave a step out (journalled with who and why).",
 )
 @click.option("--reason", default="", help="Why; goes into the journal, notifications and report.")
-@click.option("--break-lock", is_flag=True, help="Take over a lock whose lease has expired.")
-@click.option(
-    "--parallel",
-    type=click.IntRange(min=1),
-    default=4,
-    show_default=True,
-    help="With several --stack: how many stacks roll back at once.",
-)
+@BREAK_LOCK
+@PARALLEL
 @click.pass_context
 def to(
     ctx: click.Context,
@@ -296,14 +302,8 @@ def report(ctx: click.Context, run_id: str) -> None:
 @click.option(
     "--reason", default="emergency rollback", help="Why; goes into the journal and notifications."
 )
-@click.option("--break-lock", is_flag=True, help="Take over a lock whose lease has expired.")
-@click.option(
-    "--parallel",
-    type=click.IntRange(min=1),
-    default=4,
-    show_default=True,
-    help="With several --stack: how many stacks roll back at once.",
-)
+@BREAK_LOCK
+@PARALLEL
 @click.pass_context
 def emergency(ctx: click.Context, reason: str, break_lock: bool, parallel: int) -> None:
     """Stop what is deploying, then roll back to last-stable at once (no confirmation).

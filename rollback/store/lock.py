@@ -143,6 +143,58 @@ def acquire_lock(
     raise LockHeld(f"stack {stack} lock is contended; retry in a moment.", stack=stack)
 
 
+def acquire_for_resume(
+    store: Store,
+    stack: str,
+    run_id: str,
+    *,
+    lease_seconds: int = DEFAULT_LEASE_SECONDS,
+    break_expired: bool = False,
+    owner: str | None = None,
+) -> LockInfo | None:
+    """Take the lock to resume `run_id`; returns the dead holder when it took its lock over.
+
+    A lock held by this very run whose process is gone from this host is safe
+    to replace: nobody else can be running this run. Any other holder raises
+    LockHeld as `acquire_lock` does.
+    """
+    try:
+        acquire_lock(
+            store,
+            stack,
+            run_id,
+            lease_seconds=lease_seconds,
+            break_expired=break_expired,
+            owner=owner,
+        )
+        return None
+    except LockHeld:
+        held = read_lock(store, stack)
+        if (
+            held is None
+            or held.run_id != run_id
+            or held.host != socket.gethostname()
+            or process_alive(held.pid)
+        ):
+            raise
+    release_lock(store, stack, run_id)
+    acquire_lock(
+        store, stack, run_id, lease_seconds=lease_seconds, break_expired=break_expired, owner=owner
+    )
+    return held
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def release_lock(store: Store, stack: str, run_id: str) -> None:
     """Release the stack's lock if `run_id` holds it; otherwise do nothing.
 
