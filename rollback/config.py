@@ -39,6 +39,7 @@ class Settings:
     profile: str | None = None
     webhook_url: str | None = None
     sns_topic_arn: str | None = None
+    health_deadline_s: float = 60.0  # how long the health step may wait for N passes in a row
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -84,6 +85,7 @@ _ENV = {
     "profile": "AWS_PROFILE",
     "webhook_url": "ROLLBACK_WEBHOOK_URL",
     "sns_topic_arn": "ROLLBACK_SNS_TOPIC_ARN",
+    "health_deadline_s": "ROLLBACK_HEALTH_DEADLINE",
 }
 
 
@@ -122,6 +124,10 @@ def load(
     values.pop("stacks", None)  # named only by --stack and --stacks-file
     if isinstance(values.get("debug"), str):
         values["debug"] = _parse_bool("debug", values["debug"])
+    if "health_deadline_s" in values:
+        values["health_deadline_s"] = _parse_seconds(
+            "health_deadline_s", values["health_deadline_s"]
+        )
     _check_types(values)
     if not named and not listed:
         named = _stack_names(values.get("stack")) or (Settings.stack,)
@@ -131,6 +137,18 @@ def load(
     extra = {k: v for k, v in values.items() if k not in known}
     base = {k: v for k, v in values.items() if k in known}
     return replace(Settings(**base), extra=extra).validate()
+
+
+def _parse_seconds(name: str, value: Any) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if isinstance(value, bool) or not seconds > 0:
+        raise ConfigError(
+            f"{name} {value!r} is not a number of seconds above 0; set it like 60 or 90.5."
+        )
+    return seconds
 
 
 def _parse_bool(name: str, text: str) -> bool:
@@ -146,7 +164,7 @@ def _check_types(values: dict[str, Any]) -> None:
     # configuration error (exit 2), not a crash later.
     for f in fields(Settings):
         value = values.get(f.name)
-        if value is None or f.name in ("extra", "stacks"):
+        if value is None or f.name in ("extra", "stacks", "health_deadline_s"):
             continue
         expected = bool if f.name == "debug" else str
         if not isinstance(value, expected):

@@ -42,6 +42,7 @@ class Workbench:
     timing: Timing = field(default_factory=Timing)
     notifiers: Sequence[Notifier] = ()
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    health_deadline_s: float = 60.0
 
     @property
     def stack_name(self) -> str:
@@ -52,7 +53,11 @@ class Workbench:
         from rollback.aws.rds import Rds
 
         elbv2, rds = LoadBalancing(self.clients("elbv2")), Rds(self.clients("rds"))
-        return Planner(self.registry, lambda topo, target: read_live(elbv2, rds, topo, target))
+        return Planner(
+            self.registry,
+            lambda topo, target: read_live(elbv2, rds, topo, target),
+            health_deadline_s=self.health_deadline_s,
+        )
 
     def build(self, planned: PlannedStep) -> Step:
         """The Step for a planned step; raises UsageError for an unknown kind."""
@@ -124,7 +129,11 @@ class Workbench:
             from rollback.steps.health import HealthStep
 
             return HealthStep(
-                list(p["urls"]), Alarms(self.clients("cloudwatch")), list(p["alarms"]), timing=t
+                list(p["urls"]),
+                Alarms(self.clients("cloudwatch")),
+                list(p["alarms"]),
+                deadline_s=float(p.get("deadline_s", 60.0)),
+                timing=t,
             )
         if kind == "artifact":
             from rollback.aws.s3 import Objects

@@ -113,10 +113,12 @@ class Planner:
         registry: Registry,
         live: Callable[[Topology, Release], LiveView],
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        health_deadline_s: float = 60.0,
     ) -> None:
         self.registry = registry
         self.live = live
         self.now = now
+        self.health_deadline_s = health_deadline_s
 
     def topology_of(self, release: Release) -> Topology:
         """The topology recorded with a release; raises NotFound when it has none."""
@@ -306,7 +308,7 @@ class Planner:
             f"check {len(urls)} health URL(s) and {len(alarms)} alarm(s) of {color}",
             "last: proves users are served by the target version",
             30,
-            {"urls": urls, "alarms": alarms},
+            {"urls": urls, "alarms": alarms, "deadline_s": self.health_deadline_s},
         )
         smoke = options.smoke_command or target.smoke_command
         if smoke:

@@ -99,6 +99,7 @@ class Factory:
             engine=self.engine,
             timing=timing,
             notifiers=self.notifiers(),
+            health_deadline_s=self.settings.health_deadline_s,
         )
 
     def notifiers(self) -> list[Any]:

@@ -434,7 +434,9 @@ def test_two_rollbacks_at_once_and_a_failing_health_check(world: World) -> None:
     world.blue.status = 500  # blue answers 500 too: the health step cannot pass
     runs = world.run_ids()
     args = ("--output", "json", "to", "last-stable", "--yes")
-    procs = [world.popen(*args), world.popen(*args)]
+    # A short health deadline (a setting operators tune): the winner fails in seconds, not a minute.
+    quick = {"ROLLBACK_HEALTH_DEADLINE": "6"}
+    procs = [world.popen(*args, env=quick), world.popen(*args, env=quick)]
     try:
         import json
 

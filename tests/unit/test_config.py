@@ -122,3 +122,14 @@ def test_bad_values_are_one_config_error(
     # One sentence that ends with what to do, not a traceback's worth of text.
     assert "\n" not in raised.value.message
     assert raised.value.message.endswith(".")
+
+
+def test_health_deadline_from_env_file_and_refused_when_not_positive(tmp_path: Path) -> None:
+    load = config.load
+    assert load(env={}, cwd=tmp_path).health_deadline_s == 60.0
+    assert load(env={"ROLLBACK_HEALTH_DEADLINE": "7.5"}, cwd=tmp_path).health_deadline_s == 7.5
+    (tmp_path / "rollback.toml").write_text("health_deadline_s = 120\n")
+    assert load(env={}, cwd=tmp_path).health_deadline_s == 120.0
+    for bad in ("0", "-3", "soon"):
+        with pytest.raises(ConfigError, match="not a number of seconds above 0"):
+            load(env={"ROLLBACK_HEALTH_DEADLINE": bad}, cwd=tmp_path)
