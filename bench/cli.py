@@ -21,6 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
+# bench/rollback.py would shadow the package when a script here runs: the checkout comes first.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 ROLLBACK = Path(sys.executable).parent / "rollback"
 HEAVY = ("pulumi", "pulumi_aws", "moto", "boto3", "botocore", "git")
 TARGET = 3.0

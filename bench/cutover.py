@@ -21,12 +21,16 @@ import json
 import os
 import random
 import statistics
+import sys
 import tempfile
 import threading
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+# bench/rollback.py would shadow the package when a script here runs: the checkout comes first.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 TARGET = 1.5
 

@@ -18,9 +18,13 @@ import multiprocessing
 import os
 import resource
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+# bench/rollback.py would shadow the package when a script here runs: the checkout comes first.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 MIB = 1024 * 1024
 ROUNDS = 5
