@@ -24,7 +24,7 @@ from rollback.waiting import Timing
 if TYPE_CHECKING:
     from rollback.aws.session import Clients
     from rollback.engine import StackEngine
-    from rollback.executor import OnEvent, RunResult, ShouldStop
+    from rollback.executor import Executor, OnEvent, RunResult, ShouldStop
     from rollback.notify import Notifier
     from rollback.releases import Registry
     from rollback.steps import Step
@@ -186,7 +186,7 @@ class Workbench:
 
     def executor(
         self, on_event: OnEvent | None = None, should_stop: ShouldStop = lambda: False
-    ) -> Any:
+    ) -> Executor:
         from rollback.executor import Executor
 
         return Executor(
