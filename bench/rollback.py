@@ -335,7 +335,7 @@ def main() -> None:
             for step in result.steps:
                 print(f"  {step.name:<12} {step.duration_s or 0.0:7.3f}s")
 
-            topology = bench.planner().topology_of(bench.registry.show(V1).release)
+            topology = bench.registry.topology(bench.registry.show(V1).release)
             weights = {topology.target_groups["blue"]: 100, topology.target_groups["green"]: 0}
             swap = bare_swap(
                 boto3.client("elbv2", endpoint_url=url), topology.listener_arn, weights

@@ -26,7 +26,7 @@ How a cutover ends:
   whoever pressed the button wants users off the new release.
 - interrupted: SIGTERM or Ctrl-C was seen at a check; traffic stays where the
   last verified step put it, the journal has a `stopped` event and the run
-  is left unfinished for `rollback resume RUN` (see `resume_cutover`).
+  is left unfinished for `rollback resume RUN` (see `Cutover.resume`).
 - failed: the revert itself failed; the state per layer says where traffic is.
 """
 
@@ -69,7 +69,6 @@ from rollback.triggers import (
     previous_stable,
     stop_checker,
     stop_requested,
-    topology_of,
     utc_now,
 )
 from rollback.waiting import Timing
@@ -220,7 +219,7 @@ class Cutover:
             raise NotFound(
                 f"no release of {self.stack} is current; record the deployed release with `rollback release record` before the cutover."
             )
-        topology = topology_of(self.store, self.registry.show(current).release)
+        topology = self.registry.topology(self.registry.show(current).release)
         if spec.color not in topology.target_groups:
             raise UsageError(
                 f"colour {spec.color!r} has no target group in the topology (it has {', '.join(sorted(topology.target_groups))})."
@@ -774,11 +773,4 @@ def _ev(found: Sequence[Any]) -> list[dict[str, Any]]:
     return [asdict(e) for e in found]
 
 
-def resume_cutover(
-    store: Store, stack: str, run_id: str, apis: CloudApis, **kwargs: Any
-) -> CutoverResult:
-    """`rollback resume RUN` for a cutover run (see `is_cutover`); kwargs as for `Cutover`."""
-    return Cutover(store, stack, apis, **kwargs).resume(run_id)
-
-
-__all__ = ["Cutover", "CutoverResult", "CutoverSpec", "is_cutover", "parse_steps", "resume_cutover"]
+__all__ = ["Cutover", "CutoverResult", "CutoverSpec", "is_cutover", "parse_steps"]

@@ -174,7 +174,7 @@ class Workbench:
         current = self.registry.current()
         if current is None:
             return False
-        topology = self.planner().topology_of(self.registry.show(current).release)
+        topology = self.registry.topology(self.registry.show(current).release)
         arn = topology.target_groups.get(colour)
         if not arn or not any(
             t.routable for t in LoadBalancing(self.clients("elbv2")).target_health(arn)
@@ -209,7 +209,7 @@ class Workbench:
         current = self.registry.current()
         if current is None:
             return {}
-        topology = self.planner().topology_of(self.registry.show(current).release)
+        topology = self.registry.topology(self.registry.show(current).release)
         by_arn = forward_weights(
             LoadBalancing(self.clients("elbv2")).listener_actions(topology.listener_arn)
         )

@@ -11,7 +11,6 @@ health and alarms come last; the releases are marked at the end.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -51,7 +50,6 @@ class Options:
     actor: str = ""
     emergency: bool = False
     smoke_command: str | None = None
-    extra_health_urls: tuple[str, ...] = ()
 
 
 def read_live(
@@ -120,14 +118,6 @@ class Planner:
         self.now = now
         self.health_deadline_s = health_deadline_s
 
-    def topology_of(self, release: Release) -> Topology:
-        """The topology recorded with a release; raises NotFound when it has none."""
-        if release.topology is None:
-            raise NotFound(
-                f"release {release.version} carries no topology; record releases after `rollback stack up` so they hold the stack's `rollback` output."
-            )
-        return Topology.from_dict(json.loads(self.registry.store.get_blob(release.topology.sha256)))
-
     def plan(self, target_version: str, options: Options = Options()) -> Plan:
         """The ordered plan from the current release to `target_version` (or last-stable).
 
@@ -168,8 +158,8 @@ class Planner:
             b.warnings.append(
                 f"release {target.version} is not marked stable (it is {target_view.status})."
             )
-        live_topology = self.topology_of(current)
-        target_topology = self.topology_of(target) if target.topology else live_topology
+        live_topology = registry.topology(current)
+        target_topology = registry.topology(target) if target.topology else live_topology
         color = target.color or target_topology.live_color
         if color not in live_topology.target_groups:
             raise UsageError(
@@ -301,7 +291,7 @@ class Planner:
                 live,
                 "traffic moves only once the target colour is rebuilt and the database matches it",
             )
-        urls = [*live_topology.health_urls.get(color, []), *options.extra_health_urls]
+        urls = live_topology.health_urls.get(color, [])
         alarms = live_topology.alarms.get(color, [])
         b.add(
             "health",

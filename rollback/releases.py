@@ -23,7 +23,7 @@ from rollback.errors import (
     RollbackError,
     UsageError,
 )
-from rollback.models import BlobRef, Release, StatusChange
+from rollback.models import BlobRef, Release, StatusChange, Topology
 
 if TYPE_CHECKING:
     import git
@@ -318,6 +318,14 @@ class Registry:
         if not isinstance(doc, dict):
             raise IntegrityError(f"the manifest of release {version} is not a JSON object.")
         return Release.from_dict(doc), hashlib.sha256(data).hexdigest()
+
+    def topology(self, release: Release) -> Topology:
+        """The topology recorded with `release` (hash-checked); raises NotFound when it has none."""
+        if release.topology is None:
+            raise NotFound(
+                f"release {release.version} carries no topology; record releases after `rollback stack up` so they hold the stack's `rollback` output."
+            )
+        return Topology.from_dict(json.loads(self.store.get_blob(release.topology.sha256)))
 
     def history(self, version: str) -> tuple[StatusChange, ...]:
         keys = self.store.list_docs(self._dir(version) + "status/")

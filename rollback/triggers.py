@@ -784,16 +784,6 @@ def previous_stable(registry: Registry, current: str) -> str:
     )
 
 
-def topology_of(store: Store, release: Any) -> Topology:
-    """The topology blob recorded with a release (hash-checked); NotFound when it has none."""
-    if release.topology is None:
-        raise NotFound(
-            f"release {release.version} carries no topology; record releases after `rollback stack up` "
-            "so they hold the stack's `rollback` output.",
-        )
-    return Topology.from_dict(json.loads(store.get_blob(release.topology.sha256)))
-
-
 @dataclass(frozen=True)
 class WatchSpec:
     """`rollback watch`: how long, what, where to roll back to, whether to promote."""
@@ -872,7 +862,7 @@ def watch_release(
             f"no release of {stack} is current; record the deployed release with `rollback release record`."
         )
     release = registry.show(current).release
-    topology = topology_of(store, release)
+    topology = registry.topology(release)
     color = release.color or topology.live_color
     target = (
         registry.resolve(spec.to_version) if spec.to_version else previous_stable(registry, current)

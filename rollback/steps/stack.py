@@ -102,16 +102,13 @@ class StackStep:
         Re-applying it re-applies its weights too, so the executor must treat
         this compensation like a traffic shift: only towards a healthy colour.
         """
-        import json
-
         version = prior.get("version")
         if not version:
             return []
         release = self.registry.show(str(version)).release
         if release.topology is None:
             return [release.color] if release.color else []
-        topology = json.loads(self.registry.store.get_blob(release.topology.sha256))
-        return [str(topology.get("live_color") or release.color)]
+        return [self.registry.topology(release).live_color]
 
     def compensate(self, prior: dict[str, Any]) -> None:
         from rollback import stacks
