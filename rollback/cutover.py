@@ -49,6 +49,8 @@ from rollback.executor import TRAFFIC_KINDS, describe_layers
 from rollback.journal import Journal, Run, RunLog, iso
 from rollback.models import StepDescription, Topology
 from rollback.notify import Notifier
+from rollback.outcome import Expected, OutcomeCheck, OutcomeReport
+from rollback.ownership import TrafficOwner
 from rollback.plan import Plan, PlannedStep, new_run_id
 from rollback.releases import Registry
 from rollback.steps import Step
@@ -186,6 +188,8 @@ class Cutover:
         rollback_to: RollbackTo | None = None,
         actor: str = "",
         on_event: Callable[[Any], None] | None = None,
+        owner: TrafficOwner | None = None,
+        outcome: Callable[[Topology], OutcomeCheck] | None = None,
     ) -> None:
         self.store = store
         self.stack = stack
@@ -197,6 +201,8 @@ class Cutover:
         self.rollback_to = rollback_to
         self.actor = actor
         self.on_event = on_event
+        self.owner = owner  # records each verified shift as the stack's desired traffic
+        self.outcome = outcome  # the end-of-run proof of who serves users
         self.registry = Registry(store, stack)
         self.should_stop = stop_checker(store, stack, interrupted)
 
@@ -550,6 +556,8 @@ class _Course:
         data = {"evidence": _ev(found)}
         if error:
             data["error"] = error
+        elif planned.kind == "traffic" and self.c.owner is not None:
+            self.c.owner.remember(dict(planned.params["weights"]), f"cutover {self.plan.run_id}")
         self.record("step", step=planned.name, state="failed" if error else "verified", data=data)
         return error
 
@@ -615,6 +623,8 @@ class _Course:
             evidence_all += found
             if not all(e.ok for e in found):
                 raise CheckFailed("; ".join(e.note for e in found if not e.ok))
+            if self.c.owner is not None:
+                self.c.owner.remember(back, f"cutover {self.plan.run_id} (reverted)")
             self.record("traffic-restored", data={"color": self.previous, "evidence": _ev(found)})
             self.notify(
                 "traffic-restored",
@@ -661,6 +671,22 @@ class _Course:
         )
         return self._finish("reverted", message, journal_result="failed")
 
+    def _outcome(self, succeeded: bool) -> OutcomeReport | None:
+        """Prove who serves users now: the new colour running the release, or the previous colour."""
+        if self.c.outcome is None:
+            return None
+        expected = (
+            Expected(version=self.plan.to_version, colours=frozenset({self.spec.color}))
+            if succeeded
+            else Expected(colours=frozenset({self.previous}))
+        )
+        try:
+            report = self.c.outcome(self.topology).check(expected)
+        except Exception as exc:  # noqa: BLE001 - an unreadable outcome is a failed one
+            report = OutcomeReport(False, f"Outcome check failed: {exc}.", {})
+        self.record("outcome", data=report.to_dict())
+        return report
+
     def _stopped(self, stop: StopReason, before: str) -> CutoverResult:
         weights = self._weights()
         self.stop = stop
@@ -687,6 +713,11 @@ class _Course:
     def _finish(
         self, result: str, message: str, journal_result: str = "succeeded"
     ) -> CutoverResult:
+        if result in ("succeeded", "reverted", "stopped"):
+            report = self._outcome(result == "succeeded")
+            if report is not None and not report.ok:
+                result, journal_result = "failed", "failed"
+                message = f"{message} But the outcome does not hold: {report.sentence}"
         run = Journal.load(self.c.store, self.plan.stack, self.plan.run_id)
         state = describe_layers(run)
         self.notify("finished", journal_result, text=message)

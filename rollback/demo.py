@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rollback.errors import ConfigError
+from rollback.errors import CheckFailed, ConfigError
 
 if TYPE_CHECKING:
     from rollback.executor import OnEvent
@@ -74,7 +74,9 @@ class DemoResult:
 def _config_yaml(
     salt: str, password: str, *, live: str, versions: dict[str, str], health: dict[str, str]
 ) -> str:
-    weights = {c: 100 if c == live else 0 for c in ("blue", "green")}
+    # The first deploy's weights. After it the toolkit owns traffic (rollback/ownership.py):
+    # the program ignores changes to them, and the cutover moves users.
+    weights = {"blue": 100, "green": 0}
     lines = [
         f"encryptionsalt: {salt}",
         "config:",
@@ -123,7 +125,11 @@ def run_demo(
     import git
 
     from rollback import cloud, stacks
+    from rollback.aws.cloudwatch import Alarms, Metrics
+    from rollback.aws.elbv2 import LoadBalancing
     from rollback.aws.rds import Rds
+    from rollback.aws.route53 import Dns
+    from rollback.cutover import Cutover, CutoverSpec
     from rollback.aws.session import Clients, make_session
     from rollback.engine.embedded.engine import EmbeddedEngine
     from rollback.healthserver import HealthServer
@@ -132,6 +138,7 @@ def run_demo(
     from rollback.releases import Attachments, Registry
     from rollback.store import open_store
     from rollback.store.lock import current_user
+    from rollback.triggers import CloudApis
 
     if not (SOURCE / "stacks" / "webapp" / "__main__.py").exists():
         raise ConfigError(
@@ -164,6 +171,7 @@ def run_demo(
         registry = Registry(store, STACK)
         engine = EmbeddedEngine(store=store, clients=clients, project="webapp")
         rds = Rds(clients("rds"))
+        bench = Workbench(clients=clients, store=store, registry=registry, engine=lambda: engine)
 
         repo_dir = work / "iac"
         shutil.copytree(
@@ -192,7 +200,9 @@ def run_demo(
         def release(version: str, artifact: bytes) -> None:
             path = work / f"webapp-{version}.tgz"
             path.write_bytes(artifact)
-            result = stacks.up(engine, project, "dev")
+            result = stacks.up(
+                engine, project, "dev", hold=bench.owner().holder(f"the demo's deploy of {version}")
+            )
             counts = ", ".join(f"{n} {op}" for op, n in sorted(result.counts().items()))
             on_progress(f"stack up for {version}: {result.resources} resources ({counts})")
             attached = stacks.release_state(engine, project, "dev", version, rds) or {}
@@ -222,10 +232,25 @@ def run_demo(
             "feat: 2.0.0 on green, with release notes", author=author, committer=author
         )
         release("2.0.0", b"webapp 2.0.0 build\n")
+        cut = Cutover(
+            store,
+            STACK,
+            CloudApis(
+                elbv2=LoadBalancing(clients("elbv2")),
+                route53=Dns(clients("route53")),
+                alarms=Alarms(clients("cloudwatch")),
+                metrics=Metrics(clients("cloudwatch")),
+            ),
+            actor=current_user(),
+            owner=bench.owner(),
+            outcome=bench.outcome_check,
+        ).run(CutoverSpec("green", steps=(100,), pause_s=0, bake_s=0))
+        on_progress(f"cutover to green: {cut.result}: {cut.message}")
+        if not cut.ok:
+            raise CheckFailed(f"the demo's cutover to green did not succeed: {cut.message}")
 
         servers["green"].status = 500
         on_progress("green's health endpoint now answers 500: rolling back to last-stable")
-        bench = Workbench(clients=clients, store=store, registry=registry, engine=lambda: engine)
 
         def confirm(plan: Any) -> bool:
             show_plan(plan)

@@ -1,12 +1,24 @@
-"""Run a plan: take the stack lock, journal every transition, apply and verify each step.
+"""Run a plan: take the stack lock, journal every transition, apply and verify each step,
+then prove the outcome.
 
     executor = Executor(store, "webapp/prod", builder, health_check=probe, notifiers=[...])
     result = executor.execute(plan, skips={"smoke": "flaky, see INC-42"}, actor="ana")
-    result = executor.resume(run_id, actor="ana")       # in a new process, after a crash
+    result = executor.resume(run_id, actor="ana")       # after a crash, or once a failure's cause is fixed
+    result = executor.abort(run_id, actor="ana")        # undo a failed rollback, on purpose
 
 A step is done when its `verify` evidence is all ok; anything else is a
-failure. On a failure the steps done so far are compensated in reverse, where
-that is safe:
+failure. A run succeeds only when every step is done *and* the outcome check
+(rollback/outcome.py) reads from the cloud that users are served the target
+version; that check is its own journalled stage (`outcome`).
+
+Failing forward (DESIGN.md): a failed rollback never sends users back to the
+release it is rolling away from. It stops at the last verified state: traffic
+stays where its verified traffic step put it, nothing is compensated, the
+journal says where traffic, stack and data are, and `resume` carries the run
+forward (the failed step is applied again) once the cause is fixed.
+
+Undoing a rollback is an explicit command, `abort`: the steps done are
+compensated in reverse, where that is safe:
 
 - a database snapshot is never undone (it keeps data recoverable);
 - a traffic or dns step sends traffic back only if every colour it would send
@@ -15,6 +27,10 @@ that is safe:
   name those colours through `compensation_colors(prior)` (`RoutesTraffic`);
   a step that does not is never compensated, since nobody can vouch for it;
 - a step whose apply changed nothing has nothing to put back.
+
+Every verified traffic change (and every compensated one) is written to the
+store as the stack's desired traffic (rollback/ownership.py), so no later
+`stack up` moves users.
 
 Between steps the executor asks `should_stop()` (an emergency stop, SIGTERM)
 and, if asked, ends on the verified state reached so far with result
@@ -43,6 +59,7 @@ from rollback.journal import (
 )
 from rollback.models import Evidence
 from rollback.notify import Notifier, NotifyOutcome
+from rollback.outcome import OutcomeReport
 from rollback.plan import Plan, PlannedStep, StepBuilder
 from rollback.steps import Applied, Step
 from rollback.store import Store
@@ -69,6 +86,8 @@ ALWAYS_STATED = ("traffic", "stack", "database")
 HealthCheck = Callable[[str], bool]
 OnEvent = Callable[[Event], None]
 ShouldStop = Callable[[], bool]
+OutcomeProbe = Callable[[Plan, frozenset[str]], "OutcomeReport"]  # plan, skipped step names
+Remember = Callable[[dict[str, int], str], object]  # weights by colour, run id: the desired traffic
 
 
 @runtime_checkable
@@ -108,7 +127,7 @@ class StepOutcome:
 class RunResult:
     """The end of a run: its result, each step's outcome and the state per layer.
 
-    `result` is succeeded | failed | stopped (or `dry-run`); `state` maps a
+    `result` is succeeded | failed | stopped | aborted (or `dry-run`); `state` maps a
     layer (traffic, stack, database, checks) to sentences saying how the
     system was left. The CLI exits 1 unless `ok`.
     """
@@ -128,6 +147,7 @@ class RunResult:
     duration_s: float | None = None
     time_to_traffic_restored_s: float | None = None
     notifications: tuple[NotifyOutcome, ...] = ()
+    outcome: dict[str, Any] | None = None  # the outcome check's report (rollback/outcome.py)
 
     @property
     def ok(self) -> bool:
@@ -154,6 +174,8 @@ class Executor:
         should_stop: ShouldStop = lambda: False,
         notifiers: Sequence[Notifier] = (),
         observe: Callable[[], dict[str, str]] | None = None,
+        outcome: OutcomeProbe | None = None,
+        remember: Remember | None = None,
     ) -> None:
         self.store = store
         self.stack = stack
@@ -164,6 +186,8 @@ class Executor:
         self.should_stop = should_stop
         self.notifiers = tuple(notifiers)
         self.observe = observe
+        self.outcome = outcome
+        self.remember = remember
 
     def execute(
         self,
@@ -219,19 +243,27 @@ class Executor:
         lock_lease: int = DEFAULT_LEASE_SECONDS,
         break_lock: bool = False,
     ) -> RunResult:
-        """Finish a run whose process died, from what its journal says.
+        """Carry a run forward: one whose process died, or one that failed once its cause is fixed.
 
         The step in flight is verified first: if the cloud already shows it
         done it is recorded verified (its prior is then unknown, so it cannot
         be compensated); otherwise it is applied again (apply is idempotent).
-        A run that had failed carries on compensating. Raises NotFound for an
-        unknown run, UsageError for a finished one, LockHeld as `execute`.
+        A failed step is applied again, then the rest, then the outcome check.
+        A stopped run carries on from where it stopped. Raises NotFound for an
+        unknown run, UsageError for a run that succeeded or was aborted,
+        LockHeld as `execute`.
         """
         before = Journal.load(self.store, self.stack, run_id)
-        if before.finished:
+        if before.finished and before.result not in ("failed", "stopped"):
             raise UsageError(
                 f"run {run_id} finished ({before.result}) at {before.finished_at}; "
                 "there is nothing to resume. Plan a new rollback instead.",
+                run_id=run_id,
+            )
+        if any(r.state in _COMPENSATION_STATES for r in before.steps):
+            raise UsageError(
+                f"run {run_id} was compensated (undone) after its failure, so it cannot be carried "
+                "forward; plan a new rollback instead.",
                 run_id=run_id,
             )
         steps = {planned.name: self.builder(planned) for planned in before.plan.steps}
@@ -250,6 +282,46 @@ class Executor:
                 },
             )
             return run.go(before)
+        finally:
+            self._unlock(run_id)
+
+    def abort(
+        self,
+        run_id: str,
+        *,
+        actor: str,
+        lock_lease: int = DEFAULT_LEASE_SECONDS,
+        break_lock: bool = False,
+    ) -> RunResult:
+        """Undo a rollback on purpose: compensate its done steps in reverse, where safe.
+
+        Traffic goes back only towards colours that pass the health check; a
+        snapshot is never undone. For a run that failed, stopped or died;
+        raises UsageError for one that succeeded or was already aborted, or
+        for a cutover (it reverts itself), LockHeld as `execute`.
+        """
+        before = Journal.load(self.store, self.stack, run_id)
+        if before.options.get("kind") == "cutover":
+            raise UsageError(
+                f"run {run_id} is a cutover: a failed cutover already returned users to the colour "
+                "they came from; `rollback resume` finishes an interrupted one.",
+                run_id=run_id,
+            )
+        if before.result in ("succeeded", "aborted"):
+            raise UsageError(
+                f"run {run_id} {before.result} at {before.finished_at}; there is nothing to abort. "
+                f"To go back to {before.plan.from_version}, plan a rollback to it.",
+                run_id=run_id,
+            )
+        steps = {planned.name: self.builder(planned) for planned in before.plan.steps}
+        took_over = self._lock(run_id, lock_lease, break_lock, resuming=True)
+        try:
+            journal = Journal.reopen(self.store, self.stack, run_id, now=self.now)
+            run = _Course(self, journal, before.plan, steps, actor)
+            run.record("resumed", data={"by": actor, "abort": True, "lock_taken_over": took_over})
+            run.record("aborting", data={"by": actor})
+            run.compensate()
+            return run.finish_abort()
         finally:
             self._unlock(run_id)
 
@@ -308,31 +380,48 @@ class _Course:
         self.record = self.log.record
         self.notify = self.log.notify
         self.notified = self.log.notified
+        self.skipped: frozenset[str] = frozenset()
 
     def go(self, before: Run) -> RunResult:
-        """Advance every unfinished step, compensate on failure, record the end."""
+        """Advance every unfinished step; stop at the first failure; prove the outcome; record the end."""
         records = {r.name: r for r in before.steps}
+        self.skipped = frozenset(r.name for r in before.steps if r.state == "skipped")
         traffic_restored = before.traffic_restored_at is not None
-        failing = any(r.state in _FAILURE_STATES for r in before.steps)
+        failed: str | None = None
         stopped_before: str | None = None
         for planned in self.plan.steps:
             record = records[planned.name]
-            if failing or record.state in ("verified", "skipped"):
+            if record.state in ("verified", "skipped"):
                 continue
             if self.x.should_stop():
                 stopped_before = planned.name
                 self.record("stopped", data={"before": planned.name, "by": self.actor})
                 break
             if not self._advance(planned, record):
-                failing = True
-                continue
+                failed = planned.name  # failing forward: nothing is undone, nothing more is done
+                break
             if planned.kind in TRAFFIC_KINDS and not traffic_restored:
                 traffic_restored = True
                 self.record("traffic-restored", data={"step": planned.name})
                 self.notify("traffic-restored")
-        if failing:
-            self._compensate()
-        return self._finish(stopped_before)
+        outcome = None
+        if failed is None and stopped_before is None:
+            outcome = self._outcome()
+        return self._finish(stopped_before, outcome)
+
+    def _outcome(self) -> OutcomeReport | None:
+        """The end-of-run proof, journalled as its own stage; None when no probe was given."""
+        if self.x.outcome is None:
+            return None
+        try:
+            report = self.x.outcome(self.plan, self.skipped)
+        except Exception as exc:  # noqa: BLE001 - an unreadable outcome is a failed one
+            log.debug("outcome check raised", exc_info=True)
+            report = OutcomeReport(
+                False, f"Outcome check failed: {failure_sentence(exc, 'read the outcome')}.", {}
+            )
+        self.record("outcome", data=report.to_dict())
+        return report
 
     def _advance(self, planned: PlannedStep, record: StepRecord) -> bool:
         """Take one step from where the journal left it to verified; False if it failed."""
@@ -351,7 +440,8 @@ class _Course:
                     },
                 )
                 return True
-        if record.state in ("pending", "applying"):
+        if record.state in ("pending", "applying", "failed"):
+            # A failed step is applied again when its run is resumed (apply is idempotent).
             self.record("step", step=planned.name, state="applying")
             try:
                 applied = step.apply()
@@ -370,11 +460,14 @@ class _Course:
         data: dict[str, Any] = {"evidence": _ev(evidence)}
         if error:
             data["error"] = error
+        elif planned.kind == "traffic" and self.x.remember is not None:
+            # Before the journal says verified: a crash in between re-verifies on resume.
+            self.x.remember(dict(getattr(step, "target_weights", {})), self.plan.run_id)
         self.record("step", step=planned.name, state=state, data=data)
         return not error
 
-    def _compensate(self) -> None:
-        """Undo, in reverse, what the steps done so far changed, where that is safe."""
+    def compensate(self) -> None:
+        """Undo, in reverse, what the steps done so far changed, where that is safe (`abort`)."""
         run = Journal.load(self.x.store, self.plan.stack, self.plan.run_id)
         for record in reversed(run.steps):
             if record.state not in ("applied", "verified", "failed", "compensating"):
@@ -415,6 +508,12 @@ class _Course:
                     data={"note": failure_sentence(exc, "compensate") + "; check it by hand"},
                 )
                 continue
+            if record.kind == "traffic" and self.x.remember is not None:
+                weights: dict[str, int] = getattr(step, "prior_weights", lambda _p: {})(
+                    record.prior
+                )
+                if weights:
+                    self.x.remember(weights, f"{self.plan.run_id} (aborted)")
             self.record(
                 "step",
                 step=record.name,
@@ -455,30 +554,55 @@ class _Course:
                 )
         return True, f"{', '.join(colors)} verified healthy"
 
-    def _finish(self, stopped_before: str | None) -> RunResult:
+    def _finish(self, stopped_before: str | None, outcome: OutcomeReport | None) -> RunResult:
         run = Journal.load(self.x.store, self.plan.stack, self.plan.run_id)
-        failed = next((r for r in run.steps if r.state in _FAILURE_STATES and r.error), None)
-        if failed is None:
-            failed = next((r for r in run.steps if r.state in _FAILURE_STATES), None)
+        failed = next((r for r in run.steps if r.state in _FAILURE_STATES), None)
+        what = f"The rollback of {self.plan.stack} to {self.plan.to_version}"
         if failed is not None:
             result = "failed"
             message = (
-                f"The rollback of {self.plan.stack} to {self.plan.to_version} failed at step "
-                f"{failed.name}: {failed.error or 'see the journal'}. The steps done before it were "
-                "compensated where safe; the state per layer says where the system is."
+                f"{what} failed at step {failed.name}: {failed.error or 'see the journal'}. "
+                "It stopped on the last verified state and undid nothing: users stay where its "
+                "verified steps put them; the state per layer says where traffic, stack and data "
+                f"are. Fix the cause and run `rollback resume {self.plan.run_id}` to carry it "
+                f"forward, or `rollback abort {self.plan.run_id}` to undo it towards a healthy colour."
             )
         elif stopped_before is not None:
             result = "stopped"
             message = (
-                f"The rollback of {self.plan.stack} to {self.plan.to_version} stopped on request "
-                f"before step {stopped_before}; every step done so far is verified."
+                f"{what} stopped on request before step {stopped_before}; every step done so far "
+                f"is verified. `rollback resume {self.plan.run_id}` carries it forward."
+            )
+        elif outcome is not None and not outcome.ok:
+            result = "failed"
+            message = (
+                f"{what}: every step verified, but the outcome does not hold. {outcome.sentence} "
+                f"Fix it and run `rollback resume {self.plan.run_id}` to check the outcome again."
             )
         else:
             result = "succeeded"
+            proof = f" {outcome.sentence}" if outcome is not None else ""
             message = (
                 f"Rolled back {self.plan.stack} from {self.plan.from_version} to "
-                f"{self.plan.to_version}; every step verified."
+                f"{self.plan.to_version}; every step verified.{proof}"
             )
+        return self._end(run, result, message)
+
+    def finish_abort(self) -> RunResult:
+        run = Journal.load(self.x.store, self.plan.stack, self.plan.run_id)
+        undone = [r.name for r in run.steps if r.state == "compensated"]
+        kept = [
+            r.name for r in run.steps if r.state in ("compensation-skipped", "compensation-failed")
+        ]
+        message = (
+            f"The rollback of {self.plan.stack} to {self.plan.to_version} was aborted by {self.actor}: "
+            f"undone {', '.join(undone) or 'nothing'}"
+            + (f"; left as the rollback set them: {', '.join(kept)}" if kept else "")
+            + ". The state per layer says where the system is."
+        )
+        return self._end(run, "aborted", message)
+
+    def _end(self, run: Run, result: str, message: str) -> RunResult:
         state = describe_layers(run)
         if self.x.observe is not None and result != "succeeded":
             # After a failure, say where things are as the cloud reports them, not only
@@ -492,12 +616,14 @@ class _Course:
             "finished",
             data={"result": result, "message": message, "state": state, "by": self.actor},
         )
+        run = Journal.load(self.x.store, self.plan.stack, self.plan.run_id)
         return _result(run, result, message, state, finished_at=event.at, notified=self.notified)
 
 
-_FAILURE_STATES = frozenset(
-    {"failed", "compensating", "compensated", "compensation-skipped", "compensation-failed"}
+_COMPENSATION_STATES = frozenset(
+    {"compensating", "compensated", "compensation-skipped", "compensation-failed"}
 )
+_FAILURE_STATES = frozenset({"failed"})
 
 
 class DisplayExecutor:
@@ -648,6 +774,8 @@ def _result(
         )
         for r in run.steps
     )
+    outcome = run.last("outcome")
+    step_warnings = tuple(w for r in run.steps for w in r.detail.get("warnings") or ())
     return RunResult(
         run_id=run.run_id,
         stack=run.stack,
@@ -657,13 +785,14 @@ def _result(
         message=message,
         steps=outcomes,
         state=state,
-        warnings=run.plan.warnings,
+        warnings=run.plan.warnings + step_warnings,
         started_at=run.started_at,
         finished_at=finished_at,
         traffic_restored_at=run.traffic_restored_at,
         duration_s=seconds_between(run.started_at, finished_at),
         time_to_traffic_restored_s=run.time_to_traffic_restored_s,
         notifications=tuple(notified),
+        outcome=dict(outcome.data) if outcome is not None else None,
     )
 
 

@@ -48,6 +48,8 @@ STEP_STATES = (
 RUN_EVENTS = (
     "started",
     "resumed",
+    "aborting",
+    "outcome",
     "confirmed",
     "skipped",
     "traffic-restored",
@@ -56,7 +58,7 @@ RUN_EVENTS = (
     "finished",
     "step",
 )
-RESULTS = ("succeeded", "failed", "stopped")
+RESULTS = ("succeeded", "failed", "stopped", "aborted")
 IN_FLIGHT = ("applying", "applied", "compensating")
 
 Now = Callable[[], datetime]
@@ -187,18 +189,22 @@ class Run:
 
     @property
     def finished(self) -> bool:
-        return self.last("finished") is not None
+        """Whether the run's last word is `finished` (a failed run resumed is running again)."""
+        for event in reversed(self.events):
+            if event.type in ("finished", "resumed"):
+                return event.type == "finished"
+        return False
 
     @property
     def result(self) -> str | None:
-        """succeeded | failed | stopped, or None while the run is unfinished."""
+        """succeeded | failed | stopped | aborted, or None while the run is unfinished."""
         event = self.last("finished")
-        return str(event.data["result"]) if event else None
+        return str(event.data["result"]) if event and self.finished else None
 
     @property
     def finished_at(self) -> str | None:
         event = self.last("finished")
-        return event.at if event else None
+        return event.at if event and self.finished else None
 
     @property
     def traffic_restored_at(self) -> str | None:

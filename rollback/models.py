@@ -110,6 +110,18 @@ class Release:
             ) from exc
 
 
+# Pulumi resource type -> the input that carries traffic weights. These belong to
+# the toolkit after the first deploy (rollback/ownership.py): stack checks skip
+# them, and the outcome check reads them instead.
+TRAFFIC_OWNED: dict[str, str] = {
+    "aws:lb/listener:Listener": "defaultActions",
+    "aws:alb/listener:Listener": "defaultActions",
+    "aws:lb/listenerRule:ListenerRule": "actions",
+    "aws:alb/listenerRule:ListenerRule": "actions",
+    "aws:route53/record:Record": "weightedRoutingPolicies",
+}
+
+
 @dataclass(frozen=True)
 class Topology:
     """Where a stack's rollback-relevant resources are: the stack's `rollback` output.
@@ -133,12 +145,21 @@ class Topology:
     rule_arns: tuple[str, ...] = ()
     artifact_bucket: str = ""
     artifact_key: str = ""
+    # colour -> the artifact's key for the version that colour runs; `artifact_key`
+    # (the live colour's) is the fallback for stacks that export only that.
+    artifact_keys: dict[str, str] = field(default_factory=dict)
+    # The tag on a colour's targets (instances) or target group naming the version it runs.
+    version_tag: str = "AppVersion"
     schema: int = TOPOLOGY_SCHEMA
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["rule_arns"] = list(self.rule_arns)
         return data
+
+    def artifact_key_of(self, colour: str) -> str:
+        """Where the artifact of the version `colour` runs lives ('' when the stack names none)."""
+        return self.artifact_keys.get(colour) or self.artifact_key
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Topology:
@@ -160,6 +181,10 @@ class Topology:
                 rule_arns=tuple(data.get("rule_arns") or ()),
                 artifact_bucket=str(data.get("artifact_bucket", "")),
                 artifact_key=str(data.get("artifact_key", "")),
+                artifact_keys={
+                    str(k): str(v) for k, v in dict(data.get("artifact_keys") or {}).items()
+                },
+                version_tag=str(data.get("version_tag") or "AppVersion"),
                 schema=int(data.get("schema", TOPOLOGY_SCHEMA)),
             )
         except (KeyError, TypeError, ValueError) as exc:

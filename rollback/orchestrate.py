@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rollback.errors import UsageError
-from rollback.models import BlobRef, Topology
+from rollback.models import BlobRef, Evidence, Topology
 from rollback.plan import Plan, PlannedStep
 from rollback.planner import Options, Planner, read_live
 from rollback.waiting import Timing
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from rollback.engine import StackEngine
     from rollback.executor import Executor, OnEvent, RunResult, ShouldStop
     from rollback.notify import Notifier
+    from rollback.outcome import OutcomeCheck, OutcomeReport
+    from rollback.ownership import TrafficOwner
     from rollback.releases import Registry
     from rollback.steps import Step
     from rollback.store import Store
@@ -152,7 +154,13 @@ class Workbench:
             from rollback.steps.stack import StackStep
 
             return StackStep(
-                self.engine(), self.registry, p["version"], self.stack_name, p.get("previous")
+                self.engine(),
+                self.registry,
+                p["version"],
+                self.stack_name,
+                p.get("previous"),
+                owner=self.owner(),
+                set_by=f"the stack step of a rollback to {p['version']}",
             )
         if kind == "mark":
             from rollback.steps.mark import MarkStep
@@ -184,6 +192,12 @@ class Workbench:
         probe = HealthStep(urls, passes=1, deadline_s=5.0, interval_s=1.0, timing=self.timing)
         return all(e.ok for e in probe.verify())
 
+    def owner(self) -> TrafficOwner:
+        """The toolkit's hold on this stack's traffic (rollback/ownership.py)."""
+        from rollback.ownership import TrafficOwner
+
+        return TrafficOwner(self.clients, self.store, self.registry.stack, self.timing)
+
     def executor(
         self, on_event: OnEvent | None = None, should_stop: ShouldStop = lambda: False
     ) -> Executor:
@@ -198,6 +212,89 @@ class Workbench:
             should_stop=should_stop,
             notifiers=self.notifiers,
             observe=self.observe_traffic,
+            outcome=self.outcome,
+            remember=lambda weights, run_id: self.owner().remember(weights, f"run {run_id}"),
+        )
+
+    def outcome(self, plan: Plan, skipped: frozenset[str] = frozenset()) -> OutcomeReport:
+        """The end-of-run proof for a rollback plan: read from the cloud, never from the plan."""
+        from rollback.outcome import Expected
+
+        steps = {s.kind: s for s in plan.steps if s.name not in skipped}
+        artifact = steps.get("artifact")
+        expected = Expected(
+            version=plan.to_version,
+            artifact=(
+                (artifact.params["bucket"], artifact.params["key"], artifact.params["sha256"])
+                if artifact
+                else None
+            ),
+            stack="stack" in steps,
+            current=plan.to_version if "mark" in steps else None,
+        )
+        return self.outcome_check(self._plan_topology(plan)).check(expected)
+
+    def outcome_check(self, topology: Topology) -> OutcomeCheck:
+        from rollback.outcome import OutcomeCheck
+
+        return OutcomeCheck(
+            self.clients,
+            topology,
+            health=lambda colour: self._health_evidence(topology, colour),
+            stack=self._stack_evidence,
+            current=self.registry.current,
+        )
+
+    def _plan_topology(self, plan: Plan) -> Topology:
+        for step in plan.steps:
+            if "topology" in step.params:
+                return Topology.from_dict(step.params["topology"])
+        return self.registry.topology(self.registry.show(plan.to_version).release)
+
+    def _health_evidence(self, topology: Topology, colour: str) -> list[Evidence]:
+        """One passing round of the colour's health URLs and alarms, within a short deadline."""
+        from rollback.aws.cloudwatch import Alarms
+        from rollback.steps import evidence
+        from rollback.steps.health import HealthStep
+
+        urls = topology.health_urls.get(colour, [])
+        alarms = topology.alarms.get(colour, [])
+        if not urls and not alarms:
+            return [
+                evidence(
+                    f"health of {colour}",
+                    {"colour": colour},
+                    True,
+                    f"the topology names no health URL or alarm for {colour}; its health is not proven",
+                )
+            ]
+        probe = HealthStep(
+            urls,
+            Alarms(self.clients("cloudwatch")) if alarms else None,
+            alarms,
+            passes=1,
+            deadline_s=min(self.health_deadline_s, 15.0),
+            interval_s=1.0,
+            timing=self.timing,
+        )
+        return probe.verify()
+
+    def _stack_evidence(self, version: str) -> Evidence:
+        from rollback import stacks
+        from rollback.steps import evidence
+
+        release = self.registry.show(version).release
+        actual = self.engine().export(self.stack_name)
+        differences = stacks.compare_checkpoints(
+            stacks.release_checkpoint(self.store, release), actual
+        )
+        return evidence(
+            f"{self.engine().name}.export",
+            {"version": version, "differences": [vars(d) for d in differences][:20]},
+            not differences,
+            ""
+            if not differences
+            else f"the stack's state differs from release {version} in {len(differences)} place(s)",
         )
 
     def observe_traffic(self) -> dict[str, str]:
@@ -309,6 +406,17 @@ def resume(
     from rollback.report import store_report
 
     result = bench.executor(on_event).resume(run_id, actor=actor)
+    plan = Journal.load(bench.store, bench.registry.stack, run_id).plan
+    keys = store_report(bench.store, bench.registry.stack, run_id)
+    return Outcome(plan, result, tuple(_located(bench.store, k) for k in keys))
+
+
+def abort(bench: Workbench, run_id: str, *, actor: str, break_lock: bool = False) -> Outcome:
+    """Undo a failed, stopped or dead rollback on purpose, only towards healthy colours."""
+    from rollback.journal import Journal
+    from rollback.report import store_report
+
+    result = bench.executor().abort(run_id, actor=actor, break_lock=break_lock)
     plan = Journal.load(bench.store, bench.registry.stack, run_id).plan
     keys = store_report(bench.store, bench.registry.stack, run_id)
     return Outcome(plan, result, tuple(_located(bench.store, k) for k in keys))

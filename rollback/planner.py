@@ -233,15 +233,20 @@ class Planner:
             current.version,
             "re-apply the target release's program and config so the stack matches what was tested",
         )
-        if live_topology.artifact_bucket and live_topology.artifact_key:
+        artifact_key = target_topology.artifact_key_of(color) or live_topology.artifact_key_of(
+            color
+        )
+        if live_topology.artifact_bucket and artifact_key:
+            # The key of the version the target colour runs: the live colour's key of the
+            # target's own topology may name another version's artifact.
             b.add(
                 "artifact",
-                f"ensure s3://{live_topology.artifact_bucket}/{target_topology.artifact_key or live_topology.artifact_key} holds {target.artifact_name}",
+                f"ensure s3://{live_topology.artifact_bucket}/{artifact_key} holds {target.artifact_name}",
                 "the rebuilt colour pulls the release's artifact from the bucket",
                 10,
                 {
                     "bucket": live_topology.artifact_bucket,
-                    "key": target_topology.artifact_key or live_topology.artifact_key,
+                    "key": artifact_key,
                     "sha256": target.artifact.sha256,
                     "size": target.artifact.size,
                 },

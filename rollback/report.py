@@ -108,6 +108,7 @@ def build_report(run: Run) -> dict[str, Any]:
             ],
         },
         "evidence": [{"step": r.name, **asdict(e)} for r in run.steps for e in r.evidence],
+        "outcome": _outcome(run),
         "data_loss_window_s": plan.data_loss_window_s,
         "time_to_traffic_restored_s": run.time_to_traffic_restored_s,
         "total_s": run.duration_s,
@@ -183,6 +184,24 @@ def render_markdown(report: dict[str, Any]) -> str:
         for c in d["resumes"]
     ]
     out += lines or ["- none"]
+    out += ["", "## Outcome", ""]
+    outcome = report["outcome"]
+    if outcome is None:
+        out += ["The outcome was not checked: the run did not get that far."]
+    else:
+        out += [
+            f"**{'Verified' if outcome['ok'] else 'FAILED'}** at {outcome['at']}: {outcome['sentence']}",
+            "",
+            "| Check | OK | Observed |",
+            "|---|---|---|",
+        ]
+        out += [
+            f"| `{e['api']}` | {'yes' if e['ok'] else 'NO'} | "
+            f"{_cell(json.dumps(e['observed'], sort_keys=True))}"
+            + (f" — {_cell(e['note'])}" if e["note"] else "")
+            + " |"
+            for e in outcome["evidence"]
+        ]
     out += ["", "## Evidence", "", "What each verify read back from the cloud.", ""]
     out += ["| Step | API | Time (UTC) | OK | Observed |", "|---|---|---|---|---|"]
     out += [
@@ -258,7 +277,23 @@ def _what(event: Event) -> str:
         "traffic-restored": f"traffic restored (step {d.get('step', '')})",
         "stopped": f"stop requested by {d.get('by', '')} before {d.get('before', '')}",
         "finished": f"run finished: {d.get('result', '')}",
+        "outcome": f"outcome {'verified' if d.get('ok') else 'FAILED'}: {d.get('sentence', '')}",
+        "aborting": f"abort requested by {d.get('by', '')}",
     }.get(event.type, event.type)
+
+
+def _outcome(run: Run) -> dict[str, Any] | None:
+    """The last outcome check of the run (with when it ran), or None if it never ran."""
+    event = run.last("outcome")
+    if event is None:
+        return None
+    return {
+        "at": event.at,
+        "ok": bool(event.data.get("ok")),
+        "sentence": str(event.data.get("sentence", "")),
+        "served": dict(event.data.get("served") or {}),
+        "evidence": list(event.data.get("evidence") or []),
+    }
 
 
 def _unfinished(run: Run) -> str:

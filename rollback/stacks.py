@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from rollback.engine import Change, StackConfig
 from rollback.errors import CheckFailed, ConfigError, IntegrityError, NotFound
-from rollback.models import Checkpoint, Release, Topology
+from rollback.models import TRAFFIC_OWNED, Checkpoint, Evidence, Release, Topology
 
 if TYPE_CHECKING:
     from rollback.aws.rds import Rds
@@ -89,6 +89,11 @@ def topology_of(checkpoint: Checkpoint) -> Topology | None:
     return Topology.from_dict(raw) if isinstance(raw, dict) else None
 
 
+# After an apply: keep users where the toolkit put them (rollback/ownership.py,
+# `TrafficOwner.hold`); gets the new topology and checkpoint, returns what it did.
+HoldTraffic = Callable[[Topology, Checkpoint], dict[str, Any]]
+
+
 @dataclass(frozen=True)
 class UpResult:
     stack: str
@@ -96,6 +101,8 @@ class UpResult:
     changes: tuple[Change, ...]
     resources: int
     topology: Topology | None
+    traffic: dict[str, Any] | None = None  # what holding the traffic found and did
+    warnings: tuple[str, ...] = ()
 
     def counts(self) -> dict[str, int]:
         found: dict[str, int] = {}
@@ -111,13 +118,22 @@ class UpResult:
             "counts": self.counts(),
             "changes": [vars(c) | {"diff": list(c.diff)} for c in self.changes if c.op != "same"],
             "topology": self.topology.to_dict() if self.topology else None,
+            "traffic": self.traffic,
+            "warnings": list(self.warnings),
         }
 
 
 def up(
-    engine: StackEngine, project: Project, stack: str, config: StackConfig | None = None
+    engine: StackEngine,
+    project: Project,
+    stack: str,
+    config: StackConfig | None = None,
+    hold: HoldTraffic | None = None,
 ) -> UpResult:
-    """Apply the project's program to `stack`; the engine keeps the checkpoint."""
+    """Apply the project's program to `stack`; the engine keeps the checkpoint.
+
+    With `hold`, users are kept where the toolkit put them: an apply never moves them.
+    """
     checkpoint = engine.up(project.program_dir, stack, config or project.config(stack))
     changes = tuple(getattr(engine, "last_changes", ()))
     custom = [
@@ -125,7 +141,17 @@ def up(
         for r in checkpoint.resources
         if r.get("custom") and not str(r.get("type")).startswith("pulumi:providers:")
     ]
-    return UpResult(stack, engine.name, changes, len(custom), topology_of(checkpoint))
+    topology = topology_of(checkpoint)
+    held = hold(topology, checkpoint) if hold is not None and topology is not None else None
+    return UpResult(
+        stack,
+        engine.name,
+        changes,
+        len(custom),
+        topology,
+        traffic=held,
+        warnings=tuple((held or {}).get("warnings") or ()),
+    )
 
 
 @dataclass(frozen=True)
@@ -160,12 +186,19 @@ class VerifyReport:
 
 
 def verify(
-    engine: StackEngine, stack: str, checkpoint: Checkpoint, version: str | None = None
+    engine: StackEngine,
+    stack: str,
+    checkpoint: Checkpoint,
+    version: str | None = None,
+    traffic: Callable[[Topology], Evidence] | None = None,
 ) -> VerifyReport:
     """Read every resource of `checkpoint` back from the cloud, property by property.
 
     Compares each recorded input the cloud reports; secrets are skipped (AWS
-    does not return them) and never shown. Raises ConfigError when the engine cannot read the cloud.
+    does not return them) and never shown. Traffic weights are the toolkit's,
+    not the stack's: with `traffic` (rollback/ownership.py, `TrafficOwner.check`)
+    they are compared with the stack's desired traffic instead of the state.
+    Raises ConfigError when the engine cannot read the cloud.
     """
     from rollback.engine.embedded.engine import drifted, normalised
 
@@ -185,9 +218,27 @@ def verify(
             drift.append(Drift(urn, "(resource)", "exists", "missing"))
             continue
         inputs = res.get("inputs") or {}
+        owned = TRAFFIC_OWNED.get(str(res.get("type")))  # the toolkit's, checked by the outcome
         drift += [
-            Drift(urn, k, normalised(inputs[k]), normalised(now[k])) for k in drifted(inputs, now)
+            Drift(urn, k, normalised(inputs[k]), normalised(now[k]))
+            for k in drifted(inputs, now)
+            if k != owned
         ]
+    topology = topology_of(checkpoint) if traffic is not None else None
+    if traffic is not None and topology is not None:
+        found = traffic(topology)
+        if not found.ok:
+            urn = next(
+                (
+                    str(r.get("urn"))
+                    for r in checkpoint.resources
+                    if (r.get("outputs") or {}).get("arn") == topology.listener_arn
+                ),
+                topology.listener_arn,
+            )
+            desired = (found.observed.get("desired") or {}).get("weights")
+            actual = (found.observed.get("found") or {}).get("listener")
+            drift.append(Drift(urn, "defaultActions", desired, actual))
     return VerifyReport(stack, version, len(live), tuple(drift))
 
 
@@ -210,7 +261,10 @@ def compare_checkpoints(expected: Checkpoint, actual: Checkpoint) -> list[Drift]
     found += [Drift(urn, "(resource)", "absent", "exists") for urn in sorted(set(have) - set(want))]
     for urn in sorted(set(want) & set(have)):
         old, new = want[urn].get("inputs") or {}, have[urn].get("inputs") or {}
+        owned = TRAFFIC_OWNED.get(str(have[urn].get("type")))
         for key in sorted(set(old) | set(new)):
+            if key == owned:
+                continue  # live traffic is the toolkit's (rollback/ownership.py), not the release's
             if contains_secrets(old.get(key)) or contains_secrets(new.get(key)):
                 continue  # ciphertexts differ by nonce; the secret's effect is read back by verify
             if normalised(old.get(key)) != normalised(new.get(key)):
@@ -266,7 +320,13 @@ def release_checkpoint(store: Store, release: Release) -> Checkpoint:
 
 
 def reapply(
-    engine: StackEngine, store: Store, release: Release, stack: str, *, prove: bool = True
+    engine: StackEngine,
+    store: Store,
+    release: Release,
+    stack: str,
+    *,
+    prove: bool = True,
+    hold: HoldTraffic | None = None,
 ) -> ReapplyResult:
     """Apply the release's tagged program with its recorded config and prove the result.
 
@@ -284,7 +344,7 @@ def reapply(
     config = config_from_bytes(store.get_blob(release.config.sha256))
     with worktree(Path(release.repo), release.commit) as src:
         project = load_project(src)
-        result = up(engine, project, stack, config)
+        result = up(engine, project, stack, config, hold)
     actual = engine.export(stack)
     differences = tuple(compare_checkpoints(expected, actual))
     report = (

@@ -125,6 +125,16 @@ class LoadBalancing:
             for d in found["TargetHealthDescriptions"]
         ]
 
+    def target_group_tags(self, target_group_arn: str) -> dict[str, str]:
+        """The target group's tags (key -> value)."""
+        with translated(f"reading tags of {target_group_arn}", not_found=_NOT_FOUND):
+            found = self.client.describe_tags(ResourceArns=[target_group_arn])
+        return {
+            t["Key"]: t["Value"]
+            for d in found.get("TagDescriptions", [])
+            for t in d.get("Tags", [])
+        }
+
     def set_listener_actions(self, listener_arn: str, actions: Actions) -> None:
         with translated(f"modifying listener {listener_arn}", not_found=_NOT_FOUND):
             self.client.modify_listener(ListenerArn=listener_arn, DefaultActions=actions)

@@ -181,6 +181,7 @@ def _cutover_runner(factory: Any) -> Iterator[Cutover]:
 
     actor = _actor()
     interrupt = _Interrupt()
+    bench = factory.workbench()
     with interrupt.installed():
         yield Cutover(
             factory.store(),
@@ -191,6 +192,8 @@ def _cutover_runner(factory: Any) -> Iterator[Cutover]:
             notifiers=_notifiers(factory),
             rollback_to=rollback_to_of(factory, actor, "cutover"),
             actor=actor,
+            owner=bench.owner(),
+            outcome=bench.outcome_check,
         )
 
 

@@ -25,7 +25,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "watch": ("rollback.cli.cutover", "watch", "Watch the release; roll back on a breach."),
     "plan": ("rollback.cli.run", "plan_cmd", "Show the ordered rollback plan; changes nothing."),
     "to": ("rollback.cli.run", "to", "Roll back to a version or last-stable."),
-    "resume": ("rollback.cli.run", "resume", "Finish a run whose process died."),
+    "resume": (
+        "rollback.cli.run",
+        "resume",
+        "Carry a run forward: after its process died, or once a failure's cause is fixed.",
+    ),
+    "abort": (
+        "rollback.cli.run",
+        "abort",
+        "Undo a failed rollback, only towards a healthy colour.",
+    ),
     "status": ("rollback.cli.run", "status", "The run in progress, or the last one."),
     "history": ("rollback.cli.run", "history", "Past runs: who, when, from, to, result."),
     "report": ("rollback.cli.run", "report", "The incident report of a run."),

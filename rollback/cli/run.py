@@ -1,4 +1,4 @@
-"""`rollback plan | to | resume | status | history | report | emergency`."""
+"""`rollback plan | to | resume | abort | status | history | report | emergency`."""
 
 from __future__ import annotations
 
@@ -38,6 +38,9 @@ def _on_event(ctx: click.Context, prefix: str = "") -> Any:
             progress(
                 f"{prefix}  {event.at[11:19]}  {event.type} {event.data.get('result', '')}".rstrip()
             )
+        elif event.type == "outcome":
+            verdict = "verified" if event.data.get("ok") else "FAILED"
+            progress(f"{prefix}  {event.at[11:19]}  outcome      {verdict}")
 
     return show
 
@@ -76,6 +79,7 @@ def outcome_text(outcome: Any) -> str:
     ]
     lines = [table(rows, ["STEP", "STATE", "TIME", "NOTE"]), ""]
     lines.append(f"{r.result}: {r.message}")
+    lines += [f"  ! {w}" for w in r.warnings if w not in outcome.plan.warnings]
     if r.time_to_traffic_restored_s is not None:
         lines.append(
             f"traffic restored after {r.time_to_traffic_restored_s:.1f}s; total {r.duration_s or 0:.1f}s"
@@ -210,7 +214,12 @@ def to(
 @click.argument("run_id", metavar="RUN")
 @click.pass_context
 def resume(ctx: click.Context, run_id: str) -> None:
-    """Finish RUN, whose process died: re-verify the step in flight, then continue."""
+    """Carry RUN forward: re-verify the step in flight (or re-apply the failed one), then
+    continue and check the outcome.
+
+    A rollback that failed stops on its last verified state and undoes nothing;
+    fix the cause, then resume it. `rollback abort RUN` undoes it instead.
+    """
     from rollback.cutover import is_cutover
     from rollback.journal import Journal
     from rollback.orchestrate import resume as resume_run
@@ -225,6 +234,30 @@ def resume(ctx: click.Context, run_id: str) -> None:
             ctx.exit(1)
         return
     _finish(ctx, resume_run(_bench(ctx), run_id, actor=_actor(), on_event=_on_event(ctx)))
+
+
+@click.command()
+@click.argument("run_id", metavar="RUN")
+@BREAK_LOCK
+@click.pass_context
+def abort(ctx: click.Context, run_id: str, break_lock: bool) -> None:
+    """Undo the failed, stopped or dead rollback RUN, on purpose.
+
+    Steps done are put back in reverse where that is safe: traffic returns
+    only to a colour that passes its health check (otherwise it stays), a
+    database snapshot is never undone. A cutover cannot be aborted: a failed
+    one already returned users to the colour they came from.
+
+    \b
+    Example:
+      rollback abort 20261130T101500Z-3f2a
+    """
+    from rollback.orchestrate import abort as abort_run
+
+    outcome = abort_run(_bench(ctx), run_id, actor=_actor(), break_lock=break_lock)
+    emit(ctx, outcome, outcome_text)
+    if outcome.result is None or outcome.result.result != "aborted":
+        ctx.exit(1)
 
 
 @click.command()

@@ -32,7 +32,8 @@ def up(ctx: click.Context, program: Path) -> None:
 
     factory = ctx.find_root().obj
     project = stacks.load_project(program)
-    result = stacks.up(factory.engine(program), project, factory.settings.stack_name)
+    hold = factory.workbench().owner().holder("rollback stack up")
+    result = stacks.up(factory.engine(program), project, factory.settings.stack_name, hold=hold)
     emit(ctx, result, _up_text)
 
 
@@ -51,6 +52,7 @@ def _up_text(result: Any) -> str:
         for c in result.changes
         if c.op != "same"
     ]
+    lines += [f"  ! {w}" for w in result.warnings]
     return "\n".join(lines)
 
 
@@ -68,7 +70,8 @@ def verify(ctx: click.Context, version: str | None) -> None:
         checkpoint = stacks.release_checkpoint(factory.store(), release)
     else:
         checkpoint = engine.export(factory.settings.stack_name)
-    report = stacks.verify(engine, factory.settings.stack, checkpoint, version)
+    owner = factory.workbench().owner()
+    report = stacks.verify(engine, factory.settings.stack, checkpoint, version, owner.check)
     emit(ctx, report, _verify_text)
     if not report.ok:
         ctx.exit(1)
@@ -95,7 +98,10 @@ def reapply(ctx: click.Context, version: str) -> None:
 
     factory = ctx.find_root().obj
     release = factory.registry().show(version).release
-    result = stacks.reapply(factory.engine(), factory.store(), release, factory.settings.stack_name)
+    hold = factory.workbench().owner().holder(f"rollback stack reapply {version}")
+    result = stacks.reapply(
+        factory.engine(), factory.store(), release, factory.settings.stack_name, hold=hold
+    )
     emit(
         ctx,
         result,

@@ -1,9 +1,13 @@
 """Stack re-apply: the engine's re-apply of a prior release, in the Step contract.
 
 apply is idempotent: when the stack's state already matches the release
-(same resources, same inputs) it changes nothing. verify compares the stack's
-checkpoint with the release's and reads every resource back from the cloud.
-compensate re-applies the release that ran before.
+(same resources, same inputs) it changes nothing. It never moves users: the
+traffic weights are the toolkit's (rollback/ownership.py), so after the apply
+the owner puts back the desired traffic if the program moved it, and says so.
+verify compares the stack's checkpoint with the release's, reads every
+resource back from the cloud and checks that traffic is where the toolkit put
+it. compensate (only `rollback abort` asks) re-applies the release that ran
+before, holding traffic the same way.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from rollback.steps import Applied, evidence
 
 if TYPE_CHECKING:
     from rollback.engine import StackEngine
+    from rollback.ownership import TrafficOwner
     from rollback.releases import Registry
 
 
@@ -29,12 +34,16 @@ class StackStep:
         version: str,
         stack: str,
         previous: str | None,
+        owner: TrafficOwner | None = None,
+        set_by: str = "the stack step",
     ) -> None:
         self.engine = engine
         self.registry = registry
         self.version = version
         self.stack = stack  # the stack name (without project)
         self.previous = previous
+        self.owner = owner
+        self.set_by = set_by
 
     def describe(self) -> StepDescription:
         release = self.registry.show(self.version).release
@@ -63,10 +72,15 @@ class StackStep:
             return Applied(changed=False, prior={"version": self.previous})
         release = self.registry.show(self.version).release
         # The proof is verify's job: raising here would lose the prior compensation needs.
-        result = stacks.reapply(self.engine, self.registry.store, release, self.stack, prove=False)
-        return Applied(
-            changed=True, prior={"version": self.previous}, detail={"counts": result.up.counts()}
+        # A failure to put traffic back is recorded, not raised: verify's traffic check fails.
+        hold = self.owner.holder(self.set_by, quiet=True) if self.owner else None
+        result = stacks.reapply(
+            self.engine, self.registry.store, release, self.stack, prove=False, hold=hold
         )
+        detail: dict[str, Any] = {"counts": result.up.counts(), "traffic": result.up.traffic}
+        if result.up.warnings:
+            detail["warnings"] = list(result.up.warnings)
+        return Applied(changed=True, prior={"version": self.previous}, detail=detail)
 
     def verify(self) -> list[Evidence]:
         from rollback import stacks
@@ -82,10 +96,18 @@ class StackStep:
                 else f"{len(differences)} difference(s) from release {self.version}",
             )
         ]
-        if not differences and hasattr(self.engine, "read_live"):
-            report = stacks.verify(
-                self.engine, self.stack, self.engine.export(self.stack), self.version
-            )
+        actual = None
+        if self.owner is not None or hasattr(self.engine, "read_live"):
+            try:
+                actual = self.engine.export(self.stack)
+            except NotFound:
+                actual = None
+        if self.owner is not None and actual is not None:
+            topology = stacks.topology_of(actual)
+            if topology is not None:
+                found.append(self.owner.check(topology))
+        if not differences and actual is not None and hasattr(self.engine, "read_live"):
+            report = stacks.verify(self.engine, self.stack, actual, self.version)
             found.append(
                 evidence(
                     f"{self.engine.name}.read_live",
@@ -96,20 +118,6 @@ class StackStep:
             )
         return found
 
-    def compensation_colors(self, prior: dict[str, Any]) -> list[str]:
-        """The colours the previous release's program sends traffic to.
-
-        Re-applying it re-applies its weights too, so the executor must treat
-        this compensation like a traffic shift: only towards a healthy colour.
-        """
-        version = prior.get("version")
-        if not version:
-            return []
-        release = self.registry.show(str(version)).release
-        if release.topology is None:
-            return [release.color] if release.color else []
-        return [self.registry.topology(release).live_color]
-
     def compensate(self, prior: dict[str, Any]) -> None:
         from rollback import stacks
 
@@ -117,4 +125,5 @@ class StackStep:
         if not version:
             return
         release = self.registry.show(str(version)).release
-        stacks.reapply(self.engine, self.registry.store, release, self.stack)
+        hold = self.owner.holder(self.set_by) if self.owner else None
+        stacks.reapply(self.engine, self.registry.store, release, self.stack, hold=hold)

@@ -185,6 +185,11 @@ class TrafficStep:
             )
         return found
 
+    def prior_weights(self, prior: dict[str, Any]) -> dict[str, int]:
+        """The listener's weights by colour that `compensate(prior)` puts back."""
+        weights = dict(prior.get("weights") or {}).get(self.topology.listener_arn) or {}
+        return {self._colour_of(arn): int(w) for arn, w in dict(weights).items()}
+
     def compensation_colors(self, prior: dict[str, Any]) -> list[str]:
         """The colours `compensate(prior)` would send listener traffic back to."""
         weights = dict(prior.get("weights") or {}).get(self.topology.listener_arn) or {}

@@ -179,7 +179,7 @@ def define_stack(settings: WebappSettings) -> dict[str, Any]:
             health_check=aws.lb.TargetGroupHealthCheckArgs(
                 path="/health", protocol="HTTP", matcher="200", interval=15
             ),
-            tags={**tags, "Color": color},
+            tags={**tags, "Color": color, "AppVersion": settings.versions[color]},
         )
         target_groups[color] = target_group
         for index in range(settings.counts[color]):
@@ -222,6 +222,9 @@ def define_stack(settings: WebappSettings) -> dict[str, Any]:
             )
         ],
         tags=tags,
+        # After the first deploy the weights are the rollback toolkit's (cutover,
+        # rollback): no `up` of this program may move users (docs/topology.md).
+        opts=pulumi.ResourceOptions(ignore_changes=["default_actions"]),
     )
 
     zone = aws.route53.Zone("zone", name=settings.domain, tags=tags)
@@ -238,6 +241,7 @@ def define_stack(settings: WebappSettings) -> dict[str, Any]:
             weighted_routing_policies=[
                 aws.route53.RecordWeightedRoutingPolicyArgs(weight=settings.weights[color])
             ],
+            opts=pulumi.ResourceOptions(ignore_changes=["weighted_routing_policies"]),
         )
 
     db_subnet_group = aws.rds.SubnetGroup(
@@ -314,6 +318,10 @@ def define_stack(settings: WebappSettings) -> dict[str, Any]:
         "versions": dict(settings.versions),
         "artifact_bucket": bucket.bucket,
         "artifact_key": f"releases/{settings.versions[settings.live_color]}/artifact",
+        "artifact_keys": {
+            color: f"releases/{settings.versions[color]}/artifact" for color in COLORS
+        },
+        "version_tag": "AppVersion",
     }
 
 

@@ -79,6 +79,9 @@ class World:
     endpoint: str
     blue: HealthServer
     green: HealthServer
+    # False: v2.0.0's program declares the weights without ignore_changes, as a user's
+    # program might; the toolkit must then put traffic back after every apply of it.
+    ignore_weights: bool = True
     artifacts: dict[str, Path] = field(default_factory=dict)
     rolled_back: dict[str, Any] = field(default_factory=dict)  # the cloud after a clean rollback
     _clients: dict[str, Any] = field(default_factory=dict)
@@ -246,14 +249,18 @@ class World:
         self.release(repo, "1.0.0")
         self.run("release", "mark", "1.0.0", "--stable", "--reason", "baked for a week")
 
+        # The weights in the config stay the first deploy's: the toolkit owns traffic from
+        # there on, and the cutover moves users (rollback/ownership.py).
         edit(repo, config, "webapp:liveColor: blue", "webapp:liveColor: green")
         edit(repo, config, "webapp:greenVersion: 1.0.0", "webapp:greenVersion: 2.0.0")
-        edit(repo, config, 'webapp:blueWeight: "100"', 'webapp:blueWeight: "0"')
-        edit(repo, config, 'webapp:greenWeight: "0"', 'webapp:greenWeight: "100"')
         program = self.repo_dir / "stacks" / "webapp" / "__main__.py"
-        program.write_text(program.read_text() + V2_PROGRAM_CHANGE)
+        text = program.read_text() + V2_PROGRAM_CHANGE
+        if not self.ignore_weights:
+            text = "\n".join(l for l in text.splitlines() if "ignore_changes" not in l) + "\n"
+        program.write_text(text)
         commit_all(repo, "feat: 2.0.0 on green, with release notes")
         self.release(repo, "2.0.0")
+        self.run("cutover", "green", "--steps", "100", "--bake", "0")
 
     def release(self, repo: git.Repo, version: str) -> None:
         artifact = self.root / f"webapp-{version}.tgz"
@@ -265,13 +272,16 @@ class World:
         )
 
     def back_to_v2(self) -> None:
-        """Undo a rollback: the stack re-applied at 2.0.0, 2.0.0 current and a candidate again."""
+        """Undo a rollback: the stack re-applied at 2.0.0, 2.0.0 current and a candidate
+        again, users cut over to green; then green starts failing."""
+        self.blue.status, self.green.status = 200, 200
         self.run("stack", "reapply", "2.0.0")
         registry = self.registry()
         if registry.show("2.0.0").status != "candidate":
             registry.mark("2.0.0", "candidate", "test: the deploy is back")
         registry.set_current("2.0.0", "test: the deploy is back")
-        self.blue.status, self.green.status = 200, 500
+        self.run("cutover", "green", "--steps", "100", "--bake", "0")
+        self.green.status = 500
         assert self.weights() == {
             "alb": {"blue": 0, "green": 100},
             "dns": {"blue": 0, "green": 100},

@@ -75,6 +75,10 @@ def test_the_demo_scenario_through_separate_commands(world: World) -> None:
     assert done["ok"] and result["result"] == "succeeded", done
     assert [(s["name"], s["state"]) for s in result["steps"]] == [(n, "verified") for n in STEPS]
     run_id = result["run_id"]
+    # The outcome, read from the cloud: blue serves everyone, and blue's instances say 1.0.0.
+    outcome = result["outcome"]
+    assert outcome["ok"] and outcome["served"] == {"blue": "1.0.0"}, outcome
+    assert "users are served 1.0.0" in outcome["sentence"]
     assert 0 < result["time_to_traffic_restored_s"] <= result["duration_s"], result
 
     # The cloud says it is v1 again.
@@ -97,7 +101,7 @@ def test_the_demo_scenario_through_separate_commands(world: World) -> None:
     assert releases["1.0.0"]["current"] and releases["1.0.0"]["status"] == "stable"
 
     # history, status and the report.
-    runs = world.json("history")["runs"]
+    runs = [r for r in world.json("history")["runs"] if r["run_id"] == run_id]
     assert [r["run_id"] for r in runs] == [run_id] and runs[0]["result"] == "succeeded"
     assert runs[0]["time_to_traffic_restored_s"] == pytest.approx(
         result["time_to_traffic_restored_s"]
@@ -110,7 +114,7 @@ def test_the_demo_scenario_through_separate_commands(world: World) -> None:
     assert [s["state"] for s in status["steps"]] == ["verified"] * len(STEPS)
     assert run_id in world.run("status").stdout
     report = world.run("report", run_id)
-    for heading in ("## Timeline", "## Evidence", "## Lessons learned"):
+    for heading in ("## Timeline", "## Outcome", "## Evidence", "## Lessons learned"):
         assert heading in report.stdout, report.stdout
     stored = world.runs_dir() / run_id / "report.md"
     assert stored.is_file() and "## Timeline" in stored.read_text()
@@ -390,9 +394,9 @@ def test_an_object_in_the_new_bucket_fails_the_stack(world: World) -> None:
         s3.delete_object(Bucket=NOTES_BUCKET, Key="notes/2.0.0.md")
     failed = failing_step(result)
     assert failed["name"] == "stack" and NOTES_BUCKET in failed["error"], failed
-    # Green (where undoing traffic would send users) is failing: traffic stays on blue.
+    # Failing forward: nothing is undone, users stay on blue where the verified step put them.
     states = {s["name"]: s["state"] for s in result["steps"]}
-    assert states["traffic"] == states["dns"] == "compensation-skipped", result["steps"]
+    assert states["traffic"] == states["dns"] == "verified", result["steps"]
     assert world.weights() == ON_BLUE and NOTES_BUCKET in world.buckets()
 
 
@@ -468,8 +472,8 @@ def test_two_rollbacks_at_once_and_a_failing_health_check(world: World) -> None:
     failed = failing_step(result)
     assert failed["name"] == "health" and "500" in failed["error"], failed
     states = {s["name"]: s["state"] for s in result["steps"]}
-    # Green is failing as well: nothing is undone towards it; users stay on blue with v1.0.0.
-    assert states["traffic"] == states["dns"] == states["stack"] == "compensation-skipped"
+    # Failing forward: nothing is undone; users stay on blue with v1.0.0.
+    assert states["traffic"] == states["dns"] == states["stack"] == "verified"
     check_story(world, result)
     assert world.weights() == ON_BLUE and NOTES_BUCKET not in world.buckets()
 
@@ -493,8 +497,8 @@ def test_a_deleted_hosted_zone_fails_dns(world: World) -> None:
     failed = failing_step(result)
     assert failed["name"] == "dns", failed
     states = {s["name"]: s["state"] for s in result["steps"]}
-    # The listener moved to blue and green is failing: it stays there, as the report says.
-    assert states["traffic"] == "compensation-skipped", result["steps"]
+    # The listener moved to blue: it stays there, as the report says.
+    assert states["traffic"] == "verified", result["steps"]
     assert world.weights()["alb"] == ON_BLUE["alb"]
-    assert "left as the rollback set it" in result["state"]["traffic"], result["state"]
+    assert "done and verified" in result["state"]["traffic"], result["state"]
     assert NOTES_BUCKET in world.buckets() and world.registry().current() == "2.0.0"

@@ -176,7 +176,7 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     commands = out.split("Commands:", 1)[1]
     for name, (_, _, short_help) in root.COMMANDS.items():
-        assert f"{name}  " in commands and short_help in commands
+        assert f"{name}  " in commands and short_help[:40] in commands
     for option in ("--stack", "--store", "--engine", "--output", "--debug", "--version"):
         assert option in out
 

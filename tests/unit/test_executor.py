@@ -139,7 +139,7 @@ def test_the_applying_record_is_in_the_store_before_apply_runs(s3: Any, store: L
     assert cloud(s3, "seen/one", "seen/two") == {"seen/one": "applying", "seen/two": "applying"}
 
 
-def test_failure_in_step_three_compensates_the_others_in_reverse(
+def test_a_failure_stops_forward_undoes_nothing_and_abort_undoes_in_reverse(
     s3: Any, store: LocalStore
 ) -> None:
     put(s3, "config", "new")
@@ -157,16 +157,63 @@ def test_failure_in_step_three_compensates_the_others_in_reverse(
     assert (
         "failed at step stack" in result.message and "expected 'something else'" in result.message
     )
+    assert f"rollback resume {plan.run_id}" in result.message
+    assert f"rollback abort {plan.run_id}" in result.message
+    # Failing forward: the cloud stays on the last verified state, nothing is compensated.
+    assert cloud(s3, "config", "artifact", "app") == {
+        "config": "old",
+        "artifact": "app-1.4.0.zip",
+        "app": "1.4.0",
+    }
+    run = Journal.load(store, STACK, result.run_id)
+    assert not any(e.state == "compensating" for e in run.events)
+    assert [r.state for r in run.steps] == ["verified", "verified", "failed"]
+    assert run.step("stack").error.startswith("s3:GetObject: content is '1.4.0'")
+    assert run.result == "failed"
+
+    aborted = Executor(store, STACK, builder_for(s3, BUCKET)).abort(plan.run_id, actor="bob")
+
+    assert aborted.result == "aborted" and not aborted.ok
     assert cloud(s3, "config", "artifact", "app") == before
     run = Journal.load(store, STACK, result.run_id)
     undone = [e.step for e in run.events if e.state == "compensating"]
     assert undone == ["stack", "artifact", "config"]
     assert [r.state for r in run.steps] == ["compensated"] * 3
-    assert run.step("stack").error.startswith("s3:GetObject: content is '1.4.0'")
-    assert run.result == "failed"
+    assert run.result == "aborted"
+    with pytest.raises(UsageError, match="nothing to abort"):
+        Executor(store, STACK, builder_for(s3, BUCKET)).abort(plan.run_id, actor="bob")
+    with pytest.raises(UsageError, match="nothing to resume"):
+        Executor(store, STACK, builder_for(s3, BUCKET)).resume(plan.run_id, actor="bob")
 
 
-def test_a_step_whose_apply_raises_fails_and_earlier_steps_are_compensated(
+def test_a_failed_run_is_resumed_forward_once_the_cause_is_fixed(
+    s3: Any, store: LocalStore
+) -> None:
+    seed(s3)
+    plan = rollback_plan("20261129T120000Z-0f0f")
+    plain = builder_for(s3, BUCKET)
+
+    def broken(planned: PlannedStep) -> Any:
+        step = plain(planned)
+        if planned.name == "stack":
+            step.bucket = "no-such-bucket"  # the cause: apply meets a real NoSuchBucket
+        return step
+
+    failed = Executor(store, STACK, broken).execute(plan, actor="ana")
+    assert failed.result == "failed"
+    assert cloud(s3, *FINAL) == {"live": "blue", "snapshot": "taken", "app": "1.5.0"}
+
+    result = Executor(store, STACK, plain).resume(plan.run_id, actor="bob")
+
+    assert result.result == "succeeded", result.message
+    assert cloud(s3, *FINAL) == FINAL
+    run = Journal.load(store, STACK, plan.run_id)
+    assert [r.state for r in run.steps] == ["verified"] * 3
+    assert run.result == "succeeded"
+    assert sum(e.type == "traffic-restored" for e in run.events) == 1
+
+
+def test_a_step_whose_apply_raises_fails_and_abort_undoes_the_earlier_ones(
     s3: Any, store: LocalStore
 ) -> None:
     plan = plan_of(
@@ -185,9 +232,12 @@ def test_a_step_whose_apply_raises_fails_and_earlier_steps_are_compensated(
     result = Executor(store, STACK, build).execute(plan, actor="ana")
 
     assert result.result == "failed"
+    assert cloud(s3, "a") == {"a": "1"}
+    assert states(store, plan.run_id) == {"first": "verified", "broken": "failed"}
+    assert "apply raised NoSuchBucket" in result.steps[1].error
+    Executor(store, STACK, build).abort(plan.run_id, actor="ana")
     assert cloud(s3, "a") == {"a": None}
     assert states(store, plan.run_id) == {"first": "compensated", "broken": "failed"}
-    assert "apply raised NoSuchBucket" in result.steps[1].error
 
 
 def test_a_snapshot_is_never_undone(s3: Any, store: LocalStore) -> None:
@@ -198,7 +248,8 @@ def test_a_snapshot_is_never_undone(s3: Any, store: LocalStore) -> None:
         object_step("stack", "app", "1.4.0", expect="nope"),
     )
 
-    result = Executor(store, STACK, builder_for(s3, BUCKET)).execute(plan, actor="ana")
+    Executor(store, STACK, builder_for(s3, BUCKET)).execute(plan, actor="ana")
+    result = Executor(store, STACK, builder_for(s3, BUCKET)).abort(plan.run_id, actor="ana")
 
     assert cloud(s3, "snapshot", "app") == {"snapshot": "taken", "app": "1.5.0"}
     snapshot = Journal.load(store, STACK, plan.run_id).step("snapshot")
@@ -207,7 +258,7 @@ def test_a_snapshot_is_never_undone(s3: Any, store: LocalStore) -> None:
 
 
 @pytest.mark.parametrize("green_health", ["ok", "failing"])
-def test_traffic_goes_back_only_to_a_healthy_colour(
+def test_a_failed_rollback_keeps_users_and_abort_sends_them_back_only_to_a_healthy_colour(
     s3: Any, store: LocalStore, green_health: str
 ) -> None:
     seed(s3)
@@ -227,6 +278,11 @@ def test_traffic_goes_back_only_to_a_healthy_colour(
     result = executor.execute(plan, actor="ana")
 
     assert result.result == "failed"
+    assert cloud(s3, "live") == {"live": "blue"}  # never back to the release rolled away from
+    assert Journal.load(store, STACK, plan.run_id).step("traffic").state == "verified"
+
+    aborted = executor.abort(plan.run_id, actor="ana")
+
     traffic = Journal.load(store, STACK, plan.run_id).step("traffic")
     if green_health == "ok":
         assert cloud(s3, "live") == {"live": "green"}
@@ -235,10 +291,12 @@ def test_traffic_goes_back_only_to_a_healthy_colour(
         assert cloud(s3, "live") == {"live": "blue"}  # stays on the verified colour
         assert traffic.state == "compensation-skipped"
         assert "colour green" in traffic.note and "not healthy" in traffic.note
-        assert "traffic stays where the rollback put it" in result.state["traffic"]
+        assert "traffic stays where the rollback put it" in aborted.state["traffic"]
 
 
-def test_without_a_health_check_traffic_is_not_sent_back(s3: Any, store: LocalStore) -> None:
+def test_without_a_health_check_abort_does_not_send_traffic_back(
+    s3: Any, store: LocalStore
+) -> None:
     seed(s3)
     put(s3, "health/green", "ok")
     plan = plan_of(
@@ -247,6 +305,7 @@ def test_without_a_health_check_traffic_is_not_sent_back(s3: Any, store: LocalSt
         object_step("stack", "app", "1.4.0", expect="nope"),
     )
     Executor(store, STACK, builder_for(s3, BUCKET)).execute(plan, actor="ana")
+    Executor(store, STACK, builder_for(s3, BUCKET)).abort(plan.run_id, actor="ana")
     assert cloud(s3, "live") == {"live": "blue"}
     assert "no health check" in Journal.load(store, STACK, plan.run_id).step("traffic").note
 
@@ -300,7 +359,9 @@ def test_a_held_lock_raises_lock_held_and_nothing_is_journaled(s3: Any, store: L
     assert held is not None and held.run_id == "20261129T110000Z-beef"
 
 
-def test_stop_ends_on_the_verified_state_and_cannot_be_resumed(s3: Any, store: LocalStore) -> None:
+def test_stop_ends_on_the_verified_state_and_resume_carries_it_forward(
+    s3: Any, store: LocalStore
+) -> None:
     seed(s3)
     builder = builder_for(s3, BUCKET)
     # The stop arrives once the traffic step is verified (e.g. SIGTERM sets a flag).
@@ -315,8 +376,9 @@ def test_stop_ends_on_the_verified_state_and_cannot_be_resumed(s3: Any, store: L
     assert run.last("stopped") is not None and run.last("stopped").data["before"] == "snapshot"
     assert [r.state for r in run.steps] == ["verified", "pending", "pending"]
     assert run.result == "stopped"
-    with pytest.raises(UsageError, match="nothing to resume"):
-        Executor(store, STACK, builder).resume(result.run_id, actor="ana")
+    resumed = Executor(store, STACK, builder).resume(result.run_id, actor="ana")
+    assert resumed.result == "succeeded"
+    assert cloud(s3, *FINAL) == FINAL
 
 
 BOUNDARIES = [
@@ -358,7 +420,7 @@ def test_resume_of_an_unknown_run_is_not_found(s3: Any, store: LocalStore) -> No
         Executor(store, STACK, builder_for(s3, BUCKET)).resume("20261129T120000Z-0bad", actor="a")
 
 
-def test_resume_after_a_crash_during_compensation_finishes_it(
+def test_abort_again_after_a_crash_during_compensation_finishes_it(
     s3: Any, store: LocalStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     put(s3, "config", "new")
@@ -383,15 +445,18 @@ def test_resume_after_a_crash_during_compensation_finishes_it(
 
         return build
 
+    Executor(store, STACK, builder()).execute(plan, actor="ana")
     monkeypatch.setenv(CRASH_ENV, "compensate")
     with pytest.raises(SimulatedCrash):
-        Executor(store, STACK, builder()).execute(plan, actor="ana")
+        Executor(store, STACK, builder()).abort(plan.run_id, actor="ana")
     assert states(store, plan.run_id) == {"config": "verified", "stack": "compensating"}
     monkeypatch.delenv(CRASH_ENV)
+    with pytest.raises(UsageError, match="compensated"):
+        Executor(store, STACK, builder()).resume(plan.run_id, actor="ana")
 
-    result = Executor(store, STACK, builder()).resume(plan.run_id, actor="ana")
+    result = Executor(store, STACK, builder()).abort(plan.run_id, actor="ana")
 
-    assert result.result == "failed"
+    assert result.result == "aborted"
     assert cloud(s3, "config", "app") == {"config": "new", "app": None}
     assert states(store, plan.run_id) == {"config": "compensated", "stack": "compensated"}
 

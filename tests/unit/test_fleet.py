@@ -67,6 +67,11 @@ def build_stacks(
     instances = dict(
         zip(("blue", "green"), (i["InstanceId"] for i in run["Instances"]), strict=True)
     )
+    # What each colour runs, where the outcome check reads it: the instances' AppVersion tag.
+    for colour, version in (("blue", "1.5.0"), ("green", "1.4.0")):
+        ec2.create_tags(
+            Resources=[instances[colour]], Tags=[{"Key": "AppVersion", "Value": version}]
+        )
     artifact = root_dir / "app.tgz"
     artifact.write_bytes(b"app")
     topologies: dict[str, Topology] = {}

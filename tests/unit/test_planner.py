@@ -220,16 +220,3 @@ def test_restore_without_accept_data_loss_is_refused_before_anything_runs(world:
         rollback_to(bench, "1.4.0", Options())
     assert world.rds.describe_db_snapshots()["DBSnapshots"] == snapshots
     assert world.store.list_docs("runs/") == [] and world.mutating == []
-
-
-def test_stack_compensation_is_routed_like_a_traffic_shift(world: World) -> None:
-    """Re-applying the previous release re-applies its weights: the executor must see where they go."""
-    from rollback.steps.stack import StackStep
-
-    world.record("1.4.0", "green")
-    world.record("1.5.0", "blue")
-    step = StackStep(
-        engine=None, registry=world.registry, version="1.4.0", stack="prod", previous="1.5.0"
-    )  # type: ignore[arg-type]
-    assert step.compensation_colors({"version": "1.5.0"}) == ["blue"]
-    assert step.compensation_colors({"version": None}) == []

@@ -103,8 +103,10 @@ def test_the_report_of_a_failed_run_tells_what_when_why_and_where(
     stack_evidence = [e for e in report["evidence"] if e["step"] == "stack"]
     assert stack_evidence[0]["api"] == "s3:GetObject" and stack_evidence[0]["ok"] is False
     assert stack_evidence[0]["observed"]["content"] == "1.4.0"
-    assert "not healthy" in report["final_state"]["traffic"]  # green has no health: stays blue
-    assert "never undone" in report["final_state"]["database"]
+    # Failing forward: users stay on blue where the verified traffic step put them.
+    assert "done and verified" in report["final_state"]["traffic"]
+    assert "done and verified" in report["final_state"]["database"]  # the snapshot is kept
+    assert report["outcome"] is None  # the run failed before the outcome stage
     assert "skipped by ana" in report["final_state"]["checks"]  # smoke, stated once present
     durations = {s["name"]: s["duration_s"] for s in report["steps"]}
     assert durations["traffic"] == 2.0  # applying -> applied -> verified
