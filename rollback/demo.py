@@ -129,8 +129,8 @@ def run_demo(
     from rollback.aws.elbv2 import LoadBalancing
     from rollback.aws.rds import Rds
     from rollback.aws.route53 import Dns
-    from rollback.cutover import Cutover, CutoverSpec
     from rollback.aws.session import Clients, make_session
+    from rollback.cutover import Cutover, CutoverSpec
     from rollback.engine.embedded.engine import EmbeddedEngine
     from rollback.healthserver import HealthServer
     from rollback.orchestrate import Workbench, rollback_to
