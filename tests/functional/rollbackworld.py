@@ -256,7 +256,7 @@ class World:
         program = self.repo_dir / "stacks" / "webapp" / "__main__.py"
         text = program.read_text() + V2_PROGRAM_CHANGE
         if not self.ignore_weights:
-            text = "\n".join(l for l in text.splitlines() if "ignore_changes" not in l) + "\n"
+            text = "\n".join(ln for ln in text.splitlines() if "ignore_changes" not in ln) + "\n"
         program.write_text(text)
         commit_all(repo, "feat: 2.0.0 on green, with release notes")
         self.release(repo, "2.0.0")
