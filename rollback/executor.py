@@ -255,9 +255,9 @@ class Executor:
         On resume, a lock this run id left behind on this host with its process
         gone is taken over (`note` says so): nobody else can be running this run.
         A lock held by a finished run, or by a run killed before its journal, is
-        taken over by anyone.
+        taken over by anyone. Reapply worktrees killed runs left are removed.
         """
-        return HeldLock(
+        lock = HeldLock(
             self.store,
             self.stack,
             run_id,
@@ -265,6 +265,10 @@ class Executor:
             break_expired=break_lock,
             resuming=resuming,
         ).acquire()
+        from rollback.stacks import prune_stale_worktrees
+
+        prune_stale_worktrees()  # what a killed run's stack step left in git
+        return lock
 
 
 class _Course:
