@@ -335,11 +335,15 @@ def reapply(
     """Apply the release's tagged program with its recorded config and prove the result.
 
     Raises NotFound when the release holds no checkpoint or config,
-    IntegrityError when a blob was tampered with, CheckFailed when the cloud
+    IntegrityError when a blob was tampered with or a checkpoint (the
+    release's or the live state) is corrupt, before anything is applied; CheckFailed when the cloud
     does not match the release after the apply (unless `prove` is False: the
     rollback's stack step applies here and proves in its own verify, so that a
     failed proof still leaves a recorded, compensable apply).
     """
+    from rollback.releases import check_checkpoints
+
+    check_checkpoints(store, release, release.stack)  # exit 4 before the engine touches anything
     expected = release_checkpoint(store, release)
     if release.config is None:
         raise NotFound(
