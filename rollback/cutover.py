@@ -57,7 +57,7 @@ from rollback.steps import Step
 from rollback.steps.dns import DnsStep
 from rollback.steps.traffic import TrafficStep
 from rollback.store import Store
-from rollback.store.lock import acquire_for_resume, acquire_lock, release_lock
+from rollback.store.lock import HeldLock
 from rollback.triggers import (
     CloudApis,
     Now,
@@ -272,9 +272,9 @@ class Cutover:
             "topology": topology.to_dict(),
         }
         lease = int(len(spec.steps) * spec.pause_s + spec.bake_s + LEASE_MARGIN_S)
-        acquire_lock(
+        lock = HeldLock(
             self.store, self.stack, plan.run_id, lease_seconds=lease, owner=self.actor or None
-        )
+        ).acquire()
         try:
             journal = Journal.create(
                 self.store, plan, actor=self.actor, options=options, now=self.now
@@ -289,7 +289,7 @@ class Cutover:
             )
             result = course.go(Journal.load(self.store, self.stack, plan.run_id))
         finally:
-            release_lock(self.store, self.stack, plan.run_id)
+            lock.release()
         return self._after(result, spec, target)
 
     def resume(self, run_id: str) -> CutoverResult:
@@ -321,7 +321,8 @@ class Cutover:
         )
         topology = Topology.from_dict(dict(opts["topology"]))
         started = datetime.fromisoformat(str(opts["since"]))
-        took_over = self._lock_for_resume(run_id, spec)
+        lock = self._lock_for_resume(run_id, spec)
+        took_over = lock.note
         try:
             journal = Journal.reopen(self.store, self.stack, run_id, now=self.now)
             course = _Course(
@@ -339,18 +340,20 @@ class Cutover:
             )
             result = course.go(before)
         finally:
-            release_lock(self.store, self.stack, run_id)
+            lock.release()
         return self._after(result, spec, opts.get("rollback_target"))
 
-    def _lock_for_resume(self, run_id: str, spec: CutoverSpec) -> str | None:
-        """Take the lock; take over one this very run left on this host when its process is gone."""
+    def _lock_for_resume(self, run_id: str, spec: CutoverSpec) -> HeldLock:
+        """Take the lock (renewed while held); take over one this very run left on this host when its process is gone."""
         lease = int(len(spec.steps) * spec.pause_s + spec.bake_s + LEASE_MARGIN_S)
-        held = acquire_for_resume(
-            self.store, self.stack, run_id, lease_seconds=lease, owner=self.actor or None
-        )
-        if held is None:
-            return None
-        return f"took over the lock cutover {run_id} left behind (pid {held.pid} is gone)"
+        return HeldLock(
+            self.store,
+            self.stack,
+            run_id,
+            lease_seconds=lease,
+            owner=self.actor or None,
+            resuming=True,
+        ).acquire()
 
     def _plan(
         self, spec: CutoverSpec, topology: Topology, version: str, previous: str, started: datetime

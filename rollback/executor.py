@@ -63,12 +63,7 @@ from rollback.outcome import OutcomeReport
 from rollback.plan import Plan, PlannedStep, StepBuilder
 from rollback.steps import Applied, Step
 from rollback.store import Store
-from rollback.store.lock import (
-    DEFAULT_LEASE_SECONDS,
-    acquire_for_resume,
-    acquire_lock,
-    release_lock,
-)
+from rollback.store.lock import DEFAULT_LEASE_SECONDS, HeldLock
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +204,7 @@ class Executor:
         skips = dict(skips or {})
         check_plan(plan, self.stack, skips)
         steps = {planned.name: self.builder(planned) for planned in plan.steps}
-        self._lock(plan.run_id, lock_lease, break_lock, resuming=False)
+        lock = self._lock(plan.run_id, lock_lease, break_lock, resuming=False)
         try:
             run_options = {
                 **dict(options or {}),
@@ -233,7 +228,7 @@ class Executor:
                 run.record("skipped", step=name, data={"reason": why, "by": actor})
             return run.go(Journal.load(self.store, plan.stack, plan.run_id))
         finally:
-            self._unlock(plan.run_id)
+            lock.release()
 
     def resume(
         self,
@@ -267,7 +262,8 @@ class Executor:
                 run_id=run_id,
             )
         steps = {planned.name: self.builder(planned) for planned in before.plan.steps}
-        took_over = self._lock(run_id, lock_lease, break_lock, resuming=True)
+        lock = self._lock(run_id, lock_lease, break_lock, resuming=True)
+        took_over = lock.note
         try:
             journal = Journal.reopen(self.store, self.stack, run_id, now=self.now)
             run = _Course(self, journal, before.plan, steps, actor)
@@ -283,7 +279,7 @@ class Executor:
             )
             return run.go(before)
         finally:
-            self._unlock(run_id)
+            lock.release()
 
     def abort(
         self,
@@ -314,42 +310,37 @@ class Executor:
                 run_id=run_id,
             )
         steps = {planned.name: self.builder(planned) for planned in before.plan.steps}
-        took_over = self._lock(run_id, lock_lease, break_lock, resuming=True)
+        lock = self._lock(run_id, lock_lease, break_lock, resuming=True)
         try:
             journal = Journal.reopen(self.store, self.stack, run_id, now=self.now)
             run = _Course(self, journal, before.plan, steps, actor)
-            run.record("resumed", data={"by": actor, "abort": True, "lock_taken_over": took_over})
+            run.record("resumed", data={"by": actor, "abort": True, "lock_taken_over": lock.note})
             run.record("aborting", data={"by": actor})
             run.compensate()
             return run.finish_abort()
         finally:
-            self._unlock(run_id)
+            lock.release()
 
-    def _lock(self, run_id: str, lease: int, break_lock: bool, *, resuming: bool) -> str | None:
-        """Take the stack lock; on resume, take over a lock our own run left on this host.
+    def _lock(self, run_id: str, lease: int, break_lock: bool, *, resuming: bool) -> HeldLock:
+        """Take the stack lock, renewed by a heartbeat until released (see store/lock.py).
 
-        Returns a sentence when a lock was taken over, else None. A lock held
-        by this run id whose process is gone from this host is safe to
-        replace: nobody else can be running this run.
+        On resume, a lock this run id left behind on this host with its process
+        gone is taken over (`note` says so): nobody else can be running this run.
+        A lock held by a finished run, or by a run killed before its journal, is
+        taken over by anyone. Reapply worktrees killed runs left are removed.
         """
-        if not resuming:
-            acquire_lock(
-                self.store, self.stack, run_id, lease_seconds=lease, break_expired=break_lock
-            )
-            return None
-        held = acquire_for_resume(
-            self.store, self.stack, run_id, lease_seconds=lease, break_expired=break_lock
-        )
-        if held is None:
-            return None
-        note = (
-            f"took over the lock run {run_id} left behind (pid {held.pid} on {held.host} is gone)"
-        )
-        log.warning("%s", note)
-        return note
+        lock = HeldLock(
+            self.store,
+            self.stack,
+            run_id,
+            lease_seconds=lease,
+            break_expired=break_lock,
+            resuming=resuming,
+        ).acquire()
+        from rollback.stacks import prune_stale_worktrees
 
-    def _unlock(self, run_id: str) -> None:
-        release_lock(self.store, self.stack, run_id)
+        prune_stale_worktrees()  # what a killed run's stack step left in git
+        return lock
 
 
 class _Course:

@@ -15,10 +15,24 @@ started, resumed, confirmed, skipped, traffic-restored, notified, stopped,
 finished (with the result). The executor appends a record *before* it acts
 and *after* it verifies, so a process that dies leaves a journal that says
 which step was in flight; `load` folds the events back into a `Run`.
+
+The records are hash-chained, `run.json` being the chain's root: every
+document carries `sha256`, the digest of its own canonical JSON without that
+field, and every event carries `prev`, the sha256 of the exact bytes of the
+record before it. `load` checks the whole chain, so an edited record (even one
+that stays valid JSON), a removed or a reordered one is an IntegrityError
+(exit 4) naming the run and the record, for every command that reads the run.
+The chain has no secret: it proves the journal is as written, against
+mistakes and casual edits, not against someone who rewrites every record
+after the one they changed. Only a removed *last* record cannot be told from a
+process that died before writing it; that is the crash a resume is built for
+(the step in flight is re-verified against the cloud). Schema-1 runs, written
+before the chain, are read as they are.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -31,7 +45,8 @@ from rollback.notify import Notification, Notifier, NotifyOutcome, notify_all
 from rollback.plan import Plan
 from rollback.store import Store
 
-RUN_SCHEMA = 1
+RUN_SCHEMA = 2  # 2: hash-chained records; 1 (unchained) is still read
+READ_SCHEMAS = (1, 2)
 
 STEP_STATES = (
     "pending",
@@ -276,7 +291,14 @@ class Journal:
     """
 
     def __init__(
-        self, store: Store, stack: str, run_id: str, *, now: Now = utc_now, next_seq: int = 1
+        self,
+        store: Store,
+        stack: str,
+        run_id: str,
+        *,
+        now: Now = utc_now,
+        next_seq: int = 1,
+        head: str | None = None,
     ) -> None:
         run_prefix(stack)
         self.store = store
@@ -284,6 +306,7 @@ class Journal:
         self.run_id = run_id
         self.now = now
         self.next_seq = next_seq
+        self.head = head  # sha256 of the last record's bytes; None: an unchained (schema 1) run
 
     @classmethod
     def create(
@@ -307,27 +330,34 @@ class Journal:
             "reason": plan.reason,
             "options": options,
         }
+        body = _sealed(doc)
         try:
-            store.put_doc(journal.key("run.json"), _dump(doc), create_only=True)
+            store.put_doc(journal.key("run.json"), body, create_only=True)
         except AlreadyExists:
             raise UsageError(
                 f"run {plan.run_id} already exists in {store.url}; plan again for a new run id, "
                 f"or `rollback resume {plan.run_id}`.",
                 run_id=plan.run_id,
             ) from None
+        journal.head = _digest(body)
         return journal
 
     @classmethod
     def reopen(cls, store: Store, stack: str, run_id: str, *, now: Now = utc_now) -> Journal:
         """A journal that appends after the last recorded event of an existing run."""
         events = _event_keys(store, stack, run_id)
-        if not store.has_doc(run_key(stack, run_id, "run.json")):
+        try:
+            root = store.get_doc(run_key(stack, run_id, "run.json"))
+        except NotFound:
             raise NotFound(
                 f"run {run_id} of {stack} is not in {store.url}; `rollback history` lists the runs.",
                 run_id=run_id,
-            )
+            ) from None
         next_seq = (int(events[-1].rsplit("/", 1)[1].split(".")[0]) + 1) if events else 1
-        return cls(store, stack, run_id, now=now, next_seq=next_seq)
+        chained = _schema_of(root, run_id) >= 2
+        last = store.get_doc(events[-1]) if events else root
+        head = _digest(last) if chained else None
+        return cls(store, stack, run_id, now=now, next_seq=next_seq, head=head)
 
     def key(self, name: str) -> str:
         return run_key(self.stack, self.run_id, name)
@@ -353,36 +383,66 @@ class Journal:
             state=state,
             data=data or {},
         )
-        self.store.put_doc(
-            self.key(f"events/{event.seq:06d}.json"), _dump(event.to_dict()), create_only=True
-        )
+        doc = event.to_dict()
+        if self.head is not None:
+            doc["prev"] = self.head
+        body = _sealed(doc) if self.head is not None else _dump(doc)
+        self.store.put_doc(self.key(f"events/{event.seq:06d}.json"), body, create_only=True)
         self.next_seq += 1
+        if self.head is not None:
+            self.head = _digest(body)
         return event
 
     @staticmethod
     def load(store: Store, stack: str, run_id: str) -> Run:
-        """Rebuild a run from its documents; raises NotFound or IntegrityError."""
+        """Rebuild a run from its documents, checking their hash chain; raises NotFound or IntegrityError."""
         try:
-            doc = json.loads(store.get_doc(run_key(stack, run_id, "run.json")))
+            root = store.get_doc(run_key(stack, run_id, "run.json"))
         except NotFound:
             raise NotFound(
                 f"run {run_id} of {stack} is not in {store.url}; `rollback history` lists the runs.",
                 run_id=run_id,
             ) from None
-        except ValueError as exc:
+        schema = _schema_of(root, run_id)
+        doc = json.loads(root)
+        chained = schema >= 2
+        if chained:
+            _check_seal(doc, run_id, "run.json")
+        try:
+            plan = Plan.from_dict(dict(doc["plan"]))
+        except (KeyError, TypeError, ValueError) as exc:
             raise IntegrityError(f"run {run_id} has an unreadable run.json ({exc}).") from exc
-        if doc.get("schema") != RUN_SCHEMA:
-            raise IntegrityError(
-                f"run {run_id} has schema {doc.get('schema')!r}; this toolkit reads {RUN_SCHEMA}."
-            )
-        plan = Plan.from_dict(dict(doc["plan"]))
         events = []
-        for key in _event_keys(store, stack, run_id):
+        prev = _digest(root)
+        for expected, key in enumerate(_event_keys(store, stack, run_id), start=1):
+            raw = store.get_doc(key)
+            record = key.rsplit("/", 1)[1].removesuffix(".json")
             try:
-                events.append(Event.from_dict(json.loads(store.get_doc(key))))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise IntegrityError(f"journal record {key} is unreadable ({exc}).") from exc
-        events.sort(key=lambda e: e.seq)
+                data = json.loads(raw)
+                event = Event.from_dict(data)
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise IntegrityError(
+                    f"run {run_id}: journal record {record} is unreadable ({exc}).",
+                    run_id=run_id,
+                    record=record,
+                ) from exc
+            if record != f"{expected:06d}":
+                raise _broken(run_id, record, f"record {expected:06d} before it is missing")
+            if event.seq != expected:
+                raise _broken(run_id, record, f"it says it is record {event.seq} (moved)")
+            if chained:
+                _check_seal(data, run_id, record)
+                if data.get("prev") != prev:
+                    raise _broken(
+                        run_id,
+                        record,
+                        "it does not follow the record before it (a record before it "
+                        "was changed, removed or moved)",
+                    )
+            elif "prev" in data or "sha256" in data:
+                raise _broken(run_id, record, "it is chained but its run.json says schema 1")
+            events.append(event)
+            prev = _digest(raw)
         return Run(
             run_id=run_id,
             stack=stack,
@@ -394,6 +454,21 @@ class Journal:
             events=tuple(events),
             steps=_fold_steps(plan, events),
         )
+
+
+def run_state(store: Store, stack: str, run_id: str) -> str:
+    """`absent` (no run.json), `unfinished`, or `finished (RESULT) at WHEN`, read through `load`.
+
+    What the lock needs to know of its holder; raises IntegrityError when the
+    run's journal does not pass its hash chain.
+    """
+    try:
+        run = Journal.load(store, stack, run_id)
+    except NotFound:
+        return "absent"
+    if run.finished:
+        return f"finished ({run.result}) at {run.finished_at}"
+    return "unfinished"
 
 
 def list_runs(store: Store, stack: str) -> list[RunSummary]:
@@ -457,6 +532,50 @@ def _fold_steps(plan: Plan, events: list[Event]) -> tuple[StepRecord, ...]:
 
 def _dump(doc: dict[str, Any]) -> bytes:
     return json.dumps(doc, indent=2, sort_keys=True, default=str).encode() + b"\n"
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _sealed(doc: dict[str, Any]) -> bytes:
+    """The record's bytes with `sha256`: the digest of its canonical JSON without that field.
+
+    Dumped once and loaded back first, so what is sealed is exactly what a
+    reader will re-dump (values JSON cannot hold became strings already).
+    """
+    plain = json.loads(_dump(doc))
+    plain.pop("sha256", None)
+    return _dump({**plain, "sha256": _digest(_dump(plain))})
+
+
+def _check_seal(doc: dict[str, Any], run_id: str, record: str) -> None:
+    rest = {k: v for k, v in doc.items() if k != "sha256"}
+    if doc.get("sha256") != _digest(_dump(rest)):
+        raise _broken(run_id, record, "its content does not match its sha256 (it was edited)")
+
+
+def _schema_of(root: bytes, run_id: str) -> int:
+    try:
+        doc = json.loads(root)
+    except ValueError as exc:
+        raise IntegrityError(f"run {run_id} has an unreadable run.json ({exc}).") from exc
+    schema = doc.get("schema") if isinstance(doc, dict) else None
+    if schema not in READ_SCHEMAS:
+        raise IntegrityError(
+            f"run {run_id} has schema {schema!r}; this toolkit reads {', '.join(map(str, READ_SCHEMAS))}."
+        )
+    return int(schema)
+
+
+def _broken(run_id: str, record: str, why: str) -> IntegrityError:
+    what = "run.json" if record == "run.json" else f"journal record {record}"
+    return IntegrityError(
+        f"run {run_id}: {what} breaks the journal's hash chain: {why}. A journal is evidence and "
+        "is never rewritten; restore the run's records from a backup of the store.",
+        run_id=run_id,
+        record=record,
+    )
 
 
 @dataclass

@@ -3,6 +3,30 @@
 A release is an immutable manifest in the store (its sha256 is written into
 an annotated git tag `vX.Y.Z` on the IaC commit) plus an append-only status
 history. Blobs (artifact, checkpoint, config, topology) are referenced by hash.
+
+Trust model of a manifest: every read (`load`, hence show, list, plan, to,
+resume, verify, ...) checks it against two anchors, and any mismatch is an
+IntegrityError (exit 4) before anything uses it.
+
+1. The digest record `releases/<stack>/<version>/manifest.sha256`, written
+   create-only before the manifest at record time. It catches any edit of
+   the manifest alone: a hand-edited `commit`, a script gone wrong, bit rot.
+2. The annotated tag, whenever its repository is reachable (the registry's
+   `repo_dir` from --repo, else the path the manifest recorded, else the
+   working directory): the tag's message must hold the manifest's sha256 and
+   the tag must point at the manifest's commit. The tag lives outside the
+   store, so it catches an edit of both store documents too.
+
+A store writer who also rewrites the tag in the repository is beyond what
+hashes without a key can catch; protect the repository's tags (protected
+refs, signed tags) if that is the threat. A repository that is reachable but
+lacks the tag (a clone without tags) leaves anchor 1 alone in charge; a
+release recorded before the digest record existed needs its tag (anchor 2)
+and is refused when no repository holding it is reachable.
+
+Checkpoints get the same care (`check_checkpoints`): the release's checkpoint
+blob must hash to its reference and, like the embedded engine's live state,
+have the shape of a Pulumi deployment v3 whose references resolve.
 """
 
 from __future__ import annotations
@@ -10,7 +34,9 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
+import os
 import re
+import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -160,11 +186,18 @@ def open_repo(path: Path) -> git.Repo:
 
 
 class Registry:
-    """Releases of one stack (PROJECT/STACK) in one store."""
+    """Releases of one stack (PROJECT/STACK) in one store.
 
-    def __init__(self, store: Store, stack: str) -> None:
+    `repo_dir` is where the IaC repository is (--repo), used to check
+    manifests against their tags; without it, the path each manifest
+    recorded and then the working directory are tried.
+    """
+
+    def __init__(self, store: Store, stack: str, repo_dir: Path | None = None) -> None:
         self.store = store
         self.stack = stack
+        self.repo_dir = repo_dir
+        self._checked: dict[str, str] = {}  # version -> manifest sha256 that passed both anchors
 
     # -- keys -------------------------------------------------------------
     def _dir(self, version: str) -> str:
@@ -172,6 +205,9 @@ class Registry:
 
     def _manifest_key(self, version: str) -> str:
         return self._dir(version) + "manifest.json"
+
+    def _digest_key(self, version: str) -> str:
+        return self._dir(version) + "manifest.sha256"
 
     @property
     def _current_key(self) -> str:
@@ -230,6 +266,8 @@ class Registry:
         )
         manifest = _canonical(release.to_dict())
         digest = hashlib.sha256(manifest).hexdigest()
+        # The digest record first: a manifest is never visible without its anchor.
+        self._put_digest(version, digest)
         # Create-only: of two writers recording the same version, one wins.
         self.store.put_doc(self._manifest_key(version), manifest, create_only=True)
         try:
@@ -240,6 +278,7 @@ class Registry:
             )
         except Exception:
             self.store.delete_doc(self._manifest_key(version))
+            self.store.delete_doc(self._digest_key(version))
             raise
         self._append_status(version, "candidate", "recorded")
         self.set_current(version, "recorded")
@@ -278,6 +317,25 @@ class Registry:
         _check_artifact(artifact)
         return version, repo, sha
 
+    def _put_digest(self, version: str, digest: str) -> None:
+        """Write the manifest's digest record (create-only).
+
+        A record without a manifest is what a record killed half-way leaves
+        (check_record saw no manifest): that one is replaced, conditionally.
+        """
+        doc = _canonical({"version": version, "manifest_sha256": digest})
+        key = self._digest_key(version)
+        try:
+            self.store.put_doc(key, doc, create_only=True)
+        except AlreadyExists:
+            if self.store.has_doc(self._manifest_key(version)):
+                raise
+            if not self.store.swap_doc(key, self.store.get_doc(key), doc):
+                raise AlreadyExists(
+                    f"release {version} of {self.stack} is being recorded by someone else; choose a new version.",
+                    version=version,
+                ) from None
+
     def _put_bytes(self, data: bytes) -> BlobRef:
         import io
 
@@ -305,9 +363,24 @@ class Registry:
         return sorted(found, key=version_key, reverse=True)
 
     def load(self, version: str) -> tuple[Release, str]:
-        """The release and its manifest's sha256; raises NotFound or IntegrityError."""
+        """The release and its manifest's sha256, checked against its digest record and tag.
+
+        Raises NotFound, or IntegrityError when the manifest is not what was
+        recorded (see the module docstring for what is checked).
+        """
         version = self.resolve(version)
         data = self.store.get_doc(self._manifest_key(version))
+        digest = hashlib.sha256(data).hexdigest()
+        recorded = self._recorded_digest(version)
+        if recorded is not None and recorded != digest:
+            raise IntegrityError(
+                f"the manifest of release {version} of {self.stack} was changed after it was recorded: "
+                f"it hashes to {digest[:12]}, its digest record says {recorded[:12]}; "
+                "restore it from a backup of the store (`rollback release verify` checks the rest).",
+                version=version,
+                manifest_sha256=digest,
+                recorded_sha256=recorded,
+            )
         try:
             doc = json.loads(data)
         except json.JSONDecodeError as exc:
@@ -317,7 +390,65 @@ class Registry:
             ) from exc
         if not isinstance(doc, dict):
             raise IntegrityError(f"the manifest of release {version} is not a JSON object.")
-        return Release.from_dict(doc), hashlib.sha256(data).hexdigest()
+        release = Release.from_dict(doc)
+        if self._checked.get(version) != digest:
+            self._check_tag(release, digest, anchored=recorded is not None)
+            self._checked[version] = digest
+        return release, digest
+
+    def _recorded_digest(self, version: str) -> str | None:
+        try:
+            raw = self.store.get_doc(self._digest_key(version))
+        except NotFound:
+            return None
+        try:
+            value = json.loads(raw)["manifest_sha256"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IntegrityError(
+                f"the digest record of release {version} of {self.stack} is unreadable ({exc}); "
+                "restore it from a backup of the store.",
+                version=version,
+            ) from exc
+        if not isinstance(value, str) or not re.fullmatch(r"[0-9a-f]{64}", value):
+            raise IntegrityError(
+                f"the digest record of release {version} of {self.stack} holds no sha256; "
+                "restore it from a backup of the store.",
+                version=version,
+            )
+        return value
+
+    def _check_tag(self, release: Release, digest: str, *, anchored: bool) -> None:
+        """Check the manifest against its annotated tag where a repository holding it is reachable."""
+        candidates = [p for p in (self.repo_dir, Path(release.repo), Path.cwd()) if p is not None]
+        for path in candidates:
+            found = read_tag(path, release.tag)
+            if found is None:
+                continue
+            commit, message = found
+            where = f"tag {release.tag} in {path}"
+            if commit != release.commit:
+                raise IntegrityError(
+                    f"release {release.version}: {where} points at {commit[:12]}, the release "
+                    f"recorded {release.commit[:12]}; the manifest or the tag was changed.",
+                    version=release.version,
+                )
+            holds = re.search(r"^manifest-sha256: ([0-9a-f]{64})$", message, re.MULTILINE)
+            if holds is None or holds.group(1) != digest:
+                said = holds.group(1)[:12] if holds else "no manifest sha256"
+                raise IntegrityError(
+                    f"the manifest of release {release.version} does not match {where}: the tag "
+                    f"holds {said}, the manifest hashes to {digest[:12]}; the manifest was "
+                    "changed after it was recorded.",
+                    version=release.version,
+                )
+            return
+        if not anchored:
+            raise IntegrityError(
+                f"release {release.version} of {self.stack} has no digest record and no reachable "
+                f"repository holds its tag {release.tag} (tried {', '.join(map(str, candidates))}); "
+                "pass --repo with the IaC repository so the tag can vouch for the manifest.",
+                version=release.version,
+            )
 
     def topology(self, release: Release) -> Topology:
         """The topology recorded with `release` (hash-checked); raises NotFound when it has none."""
@@ -546,3 +677,145 @@ def _check_artifact(path: Path) -> None:
         raise UsageError(
             f"artifact {path} is a directory; archive it first (tar czf app.tgz DIR) and pass the file."
         )
+
+
+def read_tag(repo_dir: Path, tag: str) -> tuple[str, str] | None:
+    """(commit, message) of the annotated tag `tag` in the repository at `repo_dir`.
+
+    None when `repo_dir` is not a git repository, git is missing, or the tag
+    is not there. A lightweight tag has an empty message. One `git
+    for-each-ref`, no GitPython: reads stay cheap.
+    """
+    if not repo_dir.is_dir():
+        return None
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    try:
+        done = subprocess.run(
+            [
+                "git",
+                "-C",
+                str(repo_dir),
+                "for-each-ref",
+                "--format=%(objecttype)%00%(objectname)%00%(*objectname)%00%(contents)",
+                f"refs/tags/{tag}",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=env,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode != 0 or not done.stdout:
+        return None
+    kind, name, peeled, message = done.stdout.split("\0", 3)
+    if kind == "tag":
+        return peeled, message
+    return name, ""
+
+
+def live_checkpoint_key(stack: str) -> str:
+    """Where the embedded engine keeps a stack's live state (`engine.embedded.engine.checkpoint_key`)."""
+    return f"stacks/{stack}/checkpoint.json"
+
+
+def check_checkpoints(store: Store, release: Release | None, stack: str) -> list[str]:
+    """Prove the checkpoints a stack step would read are intact; return what was checked.
+
+    Reads only. The release's checkpoint blob must hash to its reference;
+    it and the embedded engine's live state (when the store holds one) must
+    be a Pulumi deployment v3 whose references resolve (`check_deployment`).
+    For preflight and the stack step, before anything changes. Raises
+    IntegrityError naming the checkpoint, NotFound when the blob is gone.
+    """
+    checked = []
+    if release is not None and release.checkpoint is not None:
+        what = (
+            f"the checkpoint of release {release.version} (blob {release.checkpoint.sha256[:12]})"
+        )
+        data = store.get_blob(release.checkpoint.sha256)  # IntegrityError on a hash mismatch
+        check_deployment(_json(data, what), what)
+        checked.append(f"release {release.version} checkpoint")
+    key = live_checkpoint_key(stack)
+    try:
+        live = store.get_doc(key)
+    except NotFound:
+        return checked
+    what = f"the live state of stack {stack} ({key} in {store.url})"
+    check_deployment(_json(live, what), what)
+    checked.append(f"live state {key}")
+    return checked
+
+
+def check_deployment(data: Any, what: str) -> None:
+    """Raise IntegrityError unless `data` has the shape of a Pulumi deployment, version 3.
+
+    Minimal, after what Pulumi itself checks of a snapshot before using it
+    (pkg/resource/deploy/snapshot.go, Snapshot.VerifyIntegrity, and the
+    schema sdk/go/common/apitype/deployments.json): a manifest with `time`
+    and `magic`; resources with a URN of their own type; URNs unique except
+    for resources pending deletion; every parent, dependency and provider
+    reference naming a resource that comes earlier.
+    """
+
+    def bad(why: str) -> IntegrityError:
+        return IntegrityError(
+            f"{what} is corrupt: {why}; nothing was changed. Restore it from a backup of the store "
+            "(or bring the stack up again for the live state).",
+            checkpoint=what,
+        )
+
+    if not isinstance(data, dict) or data.get("version") != 3:
+        raise bad("it is not a Pulumi deployment of version 3")
+    deployment = data.get("deployment")
+    if not isinstance(deployment, dict):
+        raise bad("it has no `deployment` object")
+    manifest = deployment.get("manifest")
+    if not isinstance(manifest, dict) or not all(
+        isinstance(manifest.get(k), str) and manifest.get(k) for k in ("time", "magic")
+    ):
+        raise bad("its manifest lacks `time` or `magic`")
+    resources = deployment.get("resources") or []
+    if not isinstance(resources, list):
+        raise bad("`resources` is not a list")
+    seen: set[str] = set()
+    for i, res in enumerate(resources):
+        if not isinstance(res, dict):
+            raise bad(f"resource #{i} is not an object")
+        urn, kind = res.get("urn"), res.get("type")
+        if not isinstance(urn, str) or not isinstance(kind, str):
+            raise bad(f"resource #{i} has no `urn` or `type`")
+        parts = urn.split("::")
+        if not urn.startswith("urn:pulumi:") or len(parts) < 4:
+            raise bad(f"resource #{i} has a malformed URN {urn!r}")
+        if parts[2].rsplit("$", 1)[-1] != kind:
+            raise bad(f"resource {urn} says it is of type {kind!r}")
+        if urn in seen and not res.get("delete"):
+            raise bad(f"resource {urn} appears twice")
+        for field_name in ("inputs", "outputs"):
+            if field_name in res and not isinstance(res[field_name], dict):
+                raise bad(f"the {field_name} of {urn} are not an object")
+        refs = [("parent", res.get("parent"))]
+        deps = res.get("dependencies") or []
+        if not isinstance(deps, list):
+            raise bad(f"the dependencies of {urn} are not a list")
+        refs += [("dependency", d) for d in deps]
+        provider = res.get("provider")
+        if provider:
+            if not isinstance(provider, str) or "::" not in provider:
+                raise bad(f"the provider reference of {urn} is malformed")
+            refs.append(("provider", provider.rsplit("::", 1)[0]))
+        for role, ref in refs:
+            if ref and ref not in seen:
+                raise bad(f"resource {urn} refers to unknown {role} {ref}")
+        seen.add(urn)
+
+
+def _json(data: bytes, what: str) -> Any:
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise IntegrityError(
+            f"{what} is corrupt: it is not JSON ({exc}); nothing was changed.", checkpoint=what
+        ) from exc

@@ -11,6 +11,8 @@ checkpoint; the worktree is removed afterwards, also on failure.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
     from rollback.store import Store
 
 TOPOLOGY_OUTPUT = "rollback"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -272,13 +276,23 @@ def compare_checkpoints(expected: Checkpoint, actual: Checkpoint) -> list[Drift]
     return found
 
 
+_WORKTREE_PREFIX = "rollback-reapply-"
+
+
 @contextmanager
 def worktree(repo_dir: Path, commit: str) -> Iterator[Path]:
-    """A temporary detached git worktree at `commit`, removed afterwards (also on failure)."""
+    """A temporary detached git worktree at `commit`, removed afterwards (also on failure).
+
+    Its folder's name carries our pid (`rollback-reapply-<pid>-...`), so a
+    process killed inside leaves a worktree that `prune_stale_worktrees` can
+    tell from one in use; the next reapply (and every run, as it takes its
+    lock) removes it and its registration in the repository.
+    """
     from rollback.releases import open_repo
 
+    prune_stale_worktrees()
     repo = open_repo(repo_dir)
-    with tempfile.TemporaryDirectory(prefix="rollback-reapply-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"{_WORKTREE_PREFIX}{os.getpid()}-") as tmp:
         path = Path(tmp) / "src"
         repo.git.worktree("add", "--detach", str(path), commit)
         try:
@@ -286,6 +300,56 @@ def worktree(repo_dir: Path, commit: str) -> Iterator[Path]:
         finally:
             repo.git.worktree("remove", "--force", str(path))
             repo.git.worktree("prune")
+
+
+def prune_stale_worktrees(tmp_dir: Path | None = None) -> list[Path]:
+    """Remove the reapply worktrees that killed processes of this host left; return them.
+
+    A leftover is a `rollback-reapply-<pid>-*` folder in the temporary
+    directory whose pid is gone. Its checkout is deleted and its repository
+    (found through the worktree's `.git` file) runs `git worktree prune`, so
+    `git worktree list` no longer shows it. Folders of live processes are
+    left alone. Never raises for a leftover it cannot clean (logged instead).
+    """
+    import re
+    import shutil
+    import subprocess
+
+    from rollback.store.lock import process_alive
+
+    base = tmp_dir or Path(tempfile.gettempdir())
+    pattern = re.compile(rf"^{re.escape(_WORKTREE_PREFIX)}(\d+)-")
+    removed = []
+    try:
+        candidates = [p for p in base.iterdir() if pattern.match(p.name) and p.is_dir()]
+    except OSError:
+        return []
+    for folder in candidates:
+        match = pattern.match(folder.name)
+        if match is None or process_alive(int(match.group(1))):
+            continue
+        repos = set()
+        git_file = folder / "src" / ".git"
+        try:
+            text = git_file.read_text(encoding="utf-8").strip()
+            if text.startswith("gitdir:"):
+                # <repo>/.git/worktrees/<name>: the repository's git dir is two levels up
+                repos.add(Path(text.removeprefix("gitdir:").strip()).parent.parent)
+        except OSError:
+            pass
+        shutil.rmtree(folder, ignore_errors=True)
+        for git_dir in repos:
+            done = subprocess.run(
+                ["git", "--git-dir", str(git_dir), "worktree", "prune"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if done.returncode != 0:
+                log.warning("git worktree prune in %s failed: %s", git_dir, done.stderr.strip())
+        log.warning("removed the reapply worktree %s a killed run left behind", folder)
+        removed.append(folder)
+    return removed
 
 
 @dataclass(frozen=True)
@@ -331,11 +395,15 @@ def reapply(
     """Apply the release's tagged program with its recorded config and prove the result.
 
     Raises NotFound when the release holds no checkpoint or config,
-    IntegrityError when a blob was tampered with, CheckFailed when the cloud
+    IntegrityError when a blob was tampered with or a checkpoint (the
+    release's or the live state) is corrupt, before anything is applied; CheckFailed when the cloud
     does not match the release after the apply (unless `prove` is False: the
     rollback's stack step applies here and proves in its own verify, so that a
     failed proof still leaves a recorded, compensable apply).
     """
+    from rollback.releases import check_checkpoints
+
+    check_checkpoints(store, release, release.stack)  # exit 4 before the engine touches anything
     expected = release_checkpoint(store, release)
     if release.config is None:
         raise NotFound(

@@ -853,7 +853,7 @@ def watch_release(
     before watching), UsageError for a missing alarm.
     """
     from rollback.plan import new_run_id
-    from rollback.store.lock import acquire_lock, release_lock
+    from rollback.store.lock import HeldLock
 
     store, stack = registry.store, registry.stack
     current = registry.current()
@@ -873,13 +873,15 @@ def watch_release(
     left = max(0.0, spec.window_s - (now() - recorded).total_seconds())
     signals_spec = spec.signals.with_topology(topology, color)
     run_id = f"watch-{new_run_id(now())}"
-    acquire_lock(store, stack, run_id, lease_seconds=int(left + 900), owner=actor or None)
+    lock = HeldLock(
+        store, stack, run_id, lease_seconds=int(left + 900), owner=actor or None
+    ).acquire()
     try:
         signals = build_signals(signals_spec, topology, color, apis, since=recorded, now=now)
         watcher = Watcher(signals, signals_spec, timing=timing, now=now)
         outcome = watcher.watch(left, f"watch of {current} on {color}", should_stop)
     finally:
-        release_lock(store, stack, run_id)
+        lock.release()
     base: dict[str, Any] = {
         "stack": stack,
         "version": current,

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from rollback.cli.render import emit
-from rollback.store.lock import LockInfo, break_lock, read_lock
+from rollback.store.lock import LockInfo, break_lock, read_lock, stale_reason
 
 
 @click.group()
@@ -29,11 +29,16 @@ def show(ctx: click.Context) -> None:
 @lock.command("break")
 @click.pass_context
 def break_(ctx: click.Context) -> None:
-    """Remove the lock if its lease has expired (a live lease is never broken: exit 3)."""
+    """Remove the lock if its lease has expired, or its run finished or was killed before
+    its journal (a live lease of a run that may be running is never broken: exit 3)."""
     factory = ctx.find_root().obj
     stack = factory.settings.stack
-    removed = break_lock(factory.store(), stack)
-    emit(ctx, {"stack": stack, "broken": removed is not None, "holder": removed}, _break_text)
+    store = factory.store()
+    held = read_lock(store, stack)
+    why = stale_reason(store, held) if held is not None else None
+    removed = break_lock(store, stack)
+    result = {"stack": stack, "broken": removed is not None, "holder": removed, "why": why}
+    emit(ctx, result, _break_text)
 
 
 def _state(stack: str, info: LockInfo | None) -> dict[str, Any]:
@@ -53,4 +58,6 @@ def _break_text(result: dict[str, Any]) -> str:
     info: LockInfo | None = result["holder"]
     if info is None:
         return f"{result['stack']}: unlocked; nothing to break"
+    if result.get("why"):
+        return f"{result['stack']}: broke the lock of {info.describe()}: {result['why']}"
     return f"{result['stack']}: broke the expired lock of {info.describe()}"

@@ -223,8 +223,15 @@ def resume(ctx: click.Context, run_id: str) -> None:
     from rollback.cutover import is_cutover
     from rollback.journal import Journal
     from rollback.orchestrate import resume as resume_run
+    from rollback.store.lock import clear_left_lock
 
     factory = ctx.find_root().obj
+    # A run killed before its journal, or after `finished` but before unlocking,
+    # left only a lock: clear it, and say so, instead of resuming nothing.
+    cleared = clear_left_lock(factory.store(), factory.settings.stack, run_id)
+    if cleared is not None:
+        emit(ctx, {"run_id": run_id, "lock_cleared": True, "message": cleared}, cleared)
+        return
     if is_cutover(Journal.load(factory.store(), factory.settings.stack, run_id)):
         from rollback.cli.cutover import cutover_text, resume_cutover_run
 

@@ -79,6 +79,14 @@ class Store(Protocol):
 
     def delete_doc(self, key: str) -> None: ...
 
+    def swap_doc(self, key: str, expected: bytes, data: bytes | None) -> bool:
+        """Compare-and-swap: replace the document with `data` (None: delete it) only if
+        it still holds exactly `expected`; False, changing nothing, when it does not
+        (or is gone). Local: under an flock of its folder; S3: `If-Match` on the ETag
+        read with the bytes. Locks renew and release through this, never blindly.
+        """
+        ...
+
     def state_dir(self) -> Path:
         """A local directory for this machine's state (the embedded cloud's pid and address)."""
         ...

@@ -8,6 +8,7 @@ is created until the first write: opening a store changes nothing.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import tempfile
@@ -161,6 +162,40 @@ class LocalStore:
         path = self.root / check_key(key)
         with contextlib.suppress(FileNotFoundError):
             self._oserror_as_config(path.unlink)
+
+    def swap_doc(self, key: str, expected: bytes, data: bytes | None) -> bool:
+        path = self.root / check_key(key)
+        if not path.parent.is_dir():
+            return False
+        # Every swap in a folder holds its flock, so a swap cannot interleave with
+        # another's read-compare-write; a create-only link cannot succeed meanwhile
+        # either, since the document exists for as long as it compares equal.
+        fd = self._oserror_as_config(os.open, path.parent, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                current = path.read_bytes()
+            except FileNotFoundError:
+                return False
+            if current != expected:
+                return False
+            if data is None:
+                self._oserror_as_config(path.unlink)
+                return True
+            tmp = self._temp_file(path.parent)
+            try:
+                with open(tmp, "wb") as out:
+                    out.write(data)
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.chmod(tmp, 0o644)
+                self._oserror_as_config(os.replace, tmp, path)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+            return True
+        finally:
+            os.close(fd)  # releases the flock
 
     def state_dir(self) -> Path:
         return self._makedirs(self.root / ".state")

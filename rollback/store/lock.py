@@ -2,18 +2,38 @@
 
 The store's create-only write is the lock (local: link(2), which fails if the
 name exists, like O_EXCL; S3: `If-None-Match: *`), the way Terraform's S3
-backend locks. The document names its holder and a lease. An expired lease is
-never broken silently: the caller must ask (`--break-lock`), and a lock whose
-lease has not expired is never broken at all.
+backend locks. The document names its holder, the run it takes the lock
+for, and a lease. Every later change to it is a compare-and-swap
+(`Store.swap_doc`: local flock, S3 `If-Match`): a renewal, a release or a
+break lands only on the very document it read, so none of them can remove
+or overwrite a lock another run took meanwhile.
+
+While a run lives, a `Heartbeat` (a daemon thread) renews its lease every
+lease/3, so a restore that waits two hours keeps a 30-minute lease fresh and
+a lease that did expire means its holder stopped renewing: it is dead or cut
+off. An expired lease is still never broken silently: the caller must ask
+(`--break-lock`, `rollback lock break`).
+
+A live lease is never broken, with two exceptions where its holder provably
+cannot be running any more (`stale_reason`), taken over without being asked
+and with a logged note:
+- its run's journal has a `finished` event (the process died between its
+  last journal record and releasing the lock);
+- its pid is gone from this very host and its run has no journal: the run
+  was killed between taking the lock and writing `run.json`, before it
+  changed anything (a `watch` never writes one).
+A killed run that has a journal and did not finish is not stale: it must be
+resumed (`rollback resume RUN` takes over its own lock), not run over.
 
 Breaking is itself guarded by a create-only marker
 `locks/<project>/<stack>.lock.broken/<fingerprint>` (one per lock document
-ever written), so of two runs breaking the same expired lock only one
-proceeds; the markers stay as the record of who broke what.
+ever written), so of two runs breaking the same lock only one proceeds; the
+markers stay as the record of who broke what, and why.
 """
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import hashlib
 import json
@@ -21,10 +41,12 @@ import logging
 import math
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from rollback.errors import AlreadyExists, IntegrityError, LockHeld, NotFound, UsageError
@@ -131,11 +153,15 @@ def acquire_lock(
         if current is None:
             continue  # released between our write and our read
         raw, held = current
+        stale = stale_reason(store, held)
+        if stale is not None:
+            _break(store, stack, raw, held, run_id, now, owner, why=stale)
+            continue
         if not held.expired(now()):
             raise _held_error(stack, held, expired=False)
         if not break_expired:
             raise _held_error(stack, held, expired=True)
-        _break(store, stack, raw, held, run_id, now, owner)
+        _break(store, stack, raw, held, run_id, now, owner, why="its lease expired")
     # Still contended after breaking or after releases: someone else is racing us.
     current = _read(store, key)
     if current is not None:
@@ -184,6 +210,64 @@ def acquire_for_resume(
     return held
 
 
+def stale_reason(store: Store, held: LockInfo) -> str | None:
+    """Why the holder of `held` cannot be running any more, or None when it may be.
+
+    Stale: its run's journal says it finished, or its pid is gone from this
+    host and its run never wrote a journal. Raises IntegrityError when the
+    holder's journal does not pass its hash chain.
+    """
+    from rollback.journal import run_state  # the journal sits above the store
+
+    state = run_state(store, held.stack, held.run_id)
+    if state.startswith("finished"):
+        return f"run {held.run_id} {state}, and its process ended before releasing the lock"
+    if state == "absent" and held.host == socket.gethostname() and not process_alive(held.pid):
+        return (
+            f"run {held.run_id} was killed before it changed anything "
+            f"(pid {held.pid} on {held.host} is gone and it wrote no journal)"
+        )
+    return None
+
+
+def clear_left_lock(
+    store: Store, stack: str, run_id: str, *, now: Callable[[], float] = time.time
+) -> str | None:
+    """Clear the lock `run_id` left behind if it cannot be running; return a sentence saying so.
+
+    For `rollback resume RUN`: a run killed after its `finished` record, or
+    before it wrote `run.json` (its pid gone from this host, or its lease
+    expired since no heartbeat renews it), leaves a lock that nothing would
+    resume. Returns None when `run_id` holds no lock, or holds one as an
+    unfinished run with a journal (resume takes that over itself). Raises
+    LockHeld when the run wrote no journal yet and may still be starting.
+    """
+    key = lock_key(stack)
+    current = _read(store, key)
+    if current is None or current[1].run_id != run_id:
+        return None
+    raw, held = current
+    why = stale_reason(store, held)
+    if why is None:
+        from rollback.journal import run_state
+
+        if run_state(store, stack, run_id) != "absent":
+            return None
+        if not held.expired(now()):
+            raise LockHeld(
+                f"run {run_id} holds the lock of {stack} ({held.describe()}) and has not written "
+                f"its journal yet; if it was killed on host {held.host}, its lease ends at "
+                f"{held.expires_at}: run `rollback lock break` after that.",
+                stack=stack,
+                holder=held.to_dict(),
+                expired=False,
+            )
+        why = f"run {run_id} was killed before it changed anything (its lease expired unrenewed)"
+    if not _break(store, stack, raw, held, f"resume-{run_id}", now, None, why=why):
+        raise LockHeld(f"stack {stack} lock is contended; retry in a moment.", stack=stack)
+    return f"{why}; its lock is cleared"
+
+
 def process_alive(pid: int) -> bool:
     """Whether a process with this pid exists on this host."""
     try:
@@ -198,14 +282,18 @@ def process_alive(pid: int) -> bool:
 def release_lock(store: Store, stack: str, run_id: str) -> None:
     """Release the stack's lock if `run_id` holds it; otherwise do nothing.
 
-    Idempotent. (A lock broken and retaken by another run is not ours and stays.)
+    Idempotent. (A lock broken and retaken by another run is not ours and
+    stays: the delete is conditional on the document we read.)
     """
     key = lock_key(stack)
-    current = _read(store, key)
-    if current is None or current[1].run_id != run_id:
-        log.debug("lock %s not held by run %s; nothing to release", key, run_id)
-        return
-    store.delete_doc(key)
+    for _ in range(_ATTEMPTS):  # a heartbeat may renew between our read and our delete
+        current = _read(store, key)
+        if current is None or current[1].run_id != run_id:
+            log.debug("lock %s not held by run %s; nothing to release", key, run_id)
+            return
+        if store.swap_doc(key, current[0], None):
+            return
+    log.warning("could not release lock %s of run %s: it keeps changing", key, run_id)
 
 
 def read_lock(store: Store, stack: str) -> LockInfo | None:
@@ -221,20 +309,26 @@ def break_lock(
     now: Callable[[], float] = time.time,
     by: str | None = None,
 ) -> LockInfo | None:
-    """Remove the stack's lock if its lease has expired; return what was removed.
+    """Remove the stack's lock if its lease has expired or its holder is stale; return it.
 
     Returns None when the stack is not locked. Raises LockHeld when the lease
-    has not expired (a live lock is never broken), or when another run broke
-    it first.
+    has not expired and the holder may be running (a live lock is never
+    broken), or when another run broke it first.
     """
     key = lock_key(stack)
     current = _read(store, key)
     if current is None:
         return None
     raw, held = current
-    if not held.expired(now()):
-        raise _held_error(stack, held, expired=False)
-    _break(store, stack, raw, held, "lock-break", now, by)
+    why = stale_reason(store, held)
+    if why is None:
+        if not held.expired(now()):
+            raise _held_error(stack, held, expired=False)
+        why = "its lease expired"
+    if not _break(store, stack, raw, held, "lock-break", now, by, why=why):
+        current = _read(store, key)
+        if current is not None:
+            raise _held_error(stack, current[1], expired=current[1].expired(now()))
     return held
 
 
@@ -246,25 +340,208 @@ def _break(
     breaker_run_id: str,
     now: Callable[[], float],
     owner: str | None,
-) -> None:
-    """Delete an expired lock document, if we are the one run allowed to."""
+    *,
+    why: str,
+) -> bool:
+    """Delete a lock document (expired or stale) if it is still `raw`; True when we did.
+
+    The delete is a compare-and-swap, so of two runs breaking the same lock
+    exactly one succeeds; that one leaves the create-only marker saying who
+    broke what, when and why.
+    """
+    if not store.swap_doc(lock_key(stack), raw, None):
+        return False  # renewed, released or broken by someone else: the caller re-reads
     fingerprint = hashlib.sha256(raw).hexdigest()[:32]
-    marker = f"{lock_key(stack)}.broken/{fingerprint}"
     record = {
         "broken_by_run": breaker_run_id,
         "broken_by": owner or current_user(),
         "host": socket.gethostname(),
         "at": _iso(now()),
+        "why": why,
         "lock": held.to_dict(),
     }
-    try:
-        store.put_doc(marker, json.dumps(record, sort_keys=True).encode(), create_only=True)
-    except AlreadyExists:
-        return  # another run is breaking this very lock; the caller re-reads and reports
-    current = _read(store, lock_key(stack))
-    if current is not None and current[0] == raw:
-        store.delete_doc(lock_key(stack))
-        log.warning("broke the expired lock of stack %s held by %s", stack, held.describe())
+    with contextlib.suppress(AlreadyExists):
+        store.put_doc(
+            f"{lock_key(stack)}.broken/{fingerprint}",
+            json.dumps(record, sort_keys=True).encode(),
+            create_only=True,
+        )
+    log.warning("took over the lock of stack %s held by %s: %s", stack, held.describe(), why)
+    return True
+
+
+class Heartbeat:
+    """Renews a held lock's lease every lease/3 while the run lives (a daemon thread).
+
+        with Heartbeat(store, info):     # info: what acquire_lock returned
+            ...                          # the run; the lease never runs out under it
+
+    Each renewal is a compare-and-swap of the very document last written, so
+    a lock broken and retaken by another run is never overwritten: the
+    heartbeat then stops and `lost` says so (logged as an error). `wait`
+    (seconds -> True when told to stop) and `now` are injectable for tests;
+    `renew()` does one renewal in the caller's thread.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        info: LockInfo,
+        *,
+        now: Callable[[], float] = time.time,
+        interval_s: float | None = None,
+        wait: Callable[[float], bool] | None = None,
+    ) -> None:
+        self.store = store
+        self.info = info
+        self.now = now
+        self.interval_s = interval_s if interval_s is not None else max(1.0, info.lease_seconds / 3)
+        self._stop = threading.Event()
+        self._wait = wait or self._stop.wait
+        self._thread: threading.Thread | None = None
+        self.renewals = 0
+        self.lost = False
+
+    def renew(self) -> bool:
+        """Extend the lease to now + lease; False (and `lost`) when the lock is no longer ours."""
+        if self.lost:
+            return False
+        start = math.floor(self.now())
+        renewed = replace(self.info, expires_at=_iso(start + self.info.lease_seconds))
+        if renewed.expires_at <= self.info.expires_at:
+            return True  # nothing to extend (a clock that stood still)
+        if self.store.swap_doc(lock_key(self.info.stack), _encode(self.info), _encode(renewed)):
+            self.info = renewed
+            self.renewals += 1
+            log.debug("renewed the lock of %s until %s", self.info.stack, renewed.expires_at)
+            return True
+        self.lost = True
+        log.error(
+            "the lock of stack %s is no longer held by run %s (broken or released); "
+            "its lease is not renewed any more",
+            self.info.stack,
+            self.info.run_id,
+        )
+        return False
+
+    def _beat(self) -> None:
+        while not self._wait(self.interval_s) and not self._stop.is_set():
+            try:
+                if not self.renew():
+                    return
+            except Exception:  # noqa: BLE001 - a store hiccup must not kill the run; retry next beat
+                log.warning(
+                    "renewing the lock of %s failed; retrying", self.info.stack, exc_info=True
+                )
+
+    def start(self) -> Heartbeat:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._beat, name=f"lock-heartbeat-{self.info.run_id}", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop renewing (waits for a renewal in progress, so a release after it is clean)."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def __enter__(self) -> Heartbeat:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class HeldLock:
+    """A stack lock for one run, renewed while held: take it, run, release it.
+
+        with HeldLock(store, stack, run_id, lease_seconds=1800) as held:
+            ...   # held.note says when a dead run's lock was taken over on resume
+
+    `resuming` takes over a lock this very run left behind on this host
+    (`acquire_for_resume`). Leaving the block stops the heartbeat, then
+    releases the lock (conditionally: a lock another run took stays).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        stack: str,
+        run_id: str,
+        *,
+        lease_seconds: int = DEFAULT_LEASE_SECONDS,
+        break_expired: bool = False,
+        owner: str | None = None,
+        resuming: bool = False,
+        heartbeat: Callable[[Store, LockInfo], Heartbeat] = Heartbeat,
+    ) -> None:
+        self.store = store
+        self.stack = stack
+        self.run_id = run_id
+        self.lease_seconds = lease_seconds
+        self.break_expired = break_expired
+        self.owner = owner
+        self.resuming = resuming
+        self._make_heartbeat = heartbeat
+        self.heartbeat: Heartbeat | None = None
+        self.note: str | None = None
+
+    def acquire(self) -> HeldLock:
+        """Take the lock (LockHeld as `acquire_lock`) and start renewing it."""
+        if self.resuming:
+            dead = acquire_for_resume(
+                self.store,
+                self.stack,
+                self.run_id,
+                lease_seconds=self.lease_seconds,
+                break_expired=self.break_expired,
+                owner=self.owner,
+            )
+            if dead is not None:
+                self.note = (
+                    f"took over the lock run {self.run_id} left behind "
+                    f"(pid {dead.pid} on {dead.host} is gone)"
+                )
+                log.warning("%s", self.note)
+        else:
+            acquire_lock(
+                self.store,
+                self.stack,
+                self.run_id,
+                lease_seconds=self.lease_seconds,
+                break_expired=self.break_expired,
+                owner=self.owner,
+            )
+        info = read_lock(self.store, self.stack)
+        if info is None or info.run_id != self.run_id:  # pragma: no cover - taken from under us
+            raise LockHeld(f"stack {self.stack} lock is contended; retry in a moment.")
+        self.heartbeat = self._make_heartbeat(self.store, info).start()
+        return self
+
+    def release(self) -> None:
+        """Stop the heartbeat, then release the lock; idempotent."""
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+        release_lock(self.store, self.stack, self.run_id)
+
+    def __enter__(self) -> HeldLock:
+        return self.acquire()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
 
 
 def current_user() -> str:

@@ -173,6 +173,33 @@ class S3Store:
             Key=self._key(check_key(key)),
         )
 
+    def swap_doc(self, key: str, expected: bytes, data: bytes | None) -> bool:
+        full = self._key(check_key(key))
+        try:
+            got = self._s3.get_object(Bucket=self.bucket, Key=full)
+        except Exception as exc:  # noqa: BLE001 - translated below
+            if _code(exc) in _MISSING:
+                return False
+            raise self._translate(exc, f"read {key}") from exc
+        try:
+            current = bytes(got["Body"].read())
+        finally:
+            got["Body"].close()
+        if current != expected:
+            return False
+        # The ETag read with these bytes: the write lands only if nobody wrote since.
+        condition = {"IfMatch": got["ETag"]}
+        try:
+            if data is None:
+                self._s3.delete_object(Bucket=self.bucket, Key=full, **condition)
+            else:
+                self._s3.put_object(Bucket=self.bucket, Key=full, Body=data, **condition)
+        except Exception as exc:  # noqa: BLE001 - translated below
+            if _code(exc) in (*_CONFLICT, *_MISSING):
+                return False
+            raise self._translate(exc, f"swap {key}") from exc
+        return True
+
     def state_dir(self) -> Path:
         # Machine-local state (the embedded cloud's pid) cannot live in a bucket.
         path = Path.cwd() / STATE_DIR

@@ -294,7 +294,8 @@ _KILLER = '''\
 """Test-only: SIGKILL this process right after the journal event $ROLLBACK_TEST_KILL_AT.
 
 The value is `<step>:<state>` (e.g. `traffic:verified`) or a run event
-(`traffic-restored`), optionally `+N`: die after N more mutating AWS calls.
+(`traffic-restored`), optionally `+N`: die after N more mutating AWS calls;
+or `locked`: die right after taking the stack lock, before run.json.
 """
 import os
 
@@ -310,6 +311,17 @@ if _AT:
 
     def _die():
         os.kill(os.getpid(), signal.SIGKILL)
+
+    if _spec == "locked":  # between taking the stack lock and writing run.json
+        import rollback.store.lock as _lock
+
+        _acquire = _lock.acquire_lock
+
+        def _acquire_then_die(*args, **kwargs):
+            _acquire(*args, **kwargs)
+            _die()
+
+        _lock.acquire_lock = _acquire_then_die
 
     _append = _journal.Journal.append
 
@@ -344,7 +356,9 @@ def killer_env(directory: Path, at: str) -> dict[str, str]:
     """Environment that makes the command SIGKILL itself at `at` (see _KILLER)."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "sitecustomize.py").write_text(_KILLER, encoding="utf-8")
-    return {"PYTHONPATH": str(directory), "ROLLBACK_TEST_KILL_AT": at}
+    # Keep the caller's PYTHONPATH after ours: a worktree's code must stay the code under test.
+    path = os.pathsep.join(p for p in (str(directory), os.environ.get("PYTHONPATH", "")) if p)
+    return {"PYTHONPATH": path, "ROLLBACK_TEST_KILL_AT": at}
 
 
 def wait_for(what: str, probe: Callable[[], Any], timeout: float = 60.0) -> Any:

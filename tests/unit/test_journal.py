@@ -143,3 +143,123 @@ def test_history_lists_runs_oldest_first_with_durations(store: LocalStore) -> No
     assert latest is not None and latest.run_id == "20261129T130000Z-0002"
     assert latest_run(store, "webapp/prod") is None
     assert list_runs(store, "webapp/prod") == []
+
+
+# the hash chain (issue 9, item 6)
+
+
+def _chained_run(store: LocalStore) -> str:
+    plan = make_plan("20261129T120000Z-0042", "a", "b")
+    journal = Journal.create(store, plan, actor="ana", options={})
+    journal.append("started", data={"actor": "ana"})
+    journal.append("step", step="a", state="applying")
+    journal.append("step", step="a", state="verified", data={"evidence": []})
+    journal.append("finished", data={"result": "failed"})
+    return plan.run_id
+
+
+def _event(store: LocalStore, run_id: str, seq: int) -> Path:
+    return store.root / run_key(STACK, run_id, f"events/{seq:06d}.json")
+
+
+def test_each_record_holds_the_digest_of_the_one_before(store: LocalStore) -> None:
+    import hashlib
+
+    run_id = _chained_run(store)
+    previous = (store.root / run_key(STACK, run_id, "run.json")).read_bytes()
+    assert json.loads(previous)["schema"] == 2
+    for seq in range(1, 5):
+        raw = _event(store, run_id, seq).read_bytes()
+        assert json.loads(raw)["prev"] == hashlib.sha256(previous).hexdigest()
+        previous = raw
+    run = Journal.load(store, STACK, run_id)
+    assert run.result == "failed" and run.step("a").state == "verified"
+
+
+def test_reopen_continues_the_chain(store: LocalStore) -> None:
+    plan = make_plan("20261129T120000Z-0043", "a")
+    Journal.create(store, plan, actor="ana", options={}).append("started")
+    Journal.reopen(store, STACK, plan.run_id).append("resumed", data={"by": "bo"})
+    assert [e.type for e in Journal.load(store, STACK, plan.run_id).events] == [
+        "started",
+        "resumed",
+    ]
+
+
+@pytest.mark.parametrize("seq", [1, 3, 4])
+def test_an_edited_record_that_stays_valid_json_is_an_integrity_error(
+    store: LocalStore, seq: int
+) -> None:
+    run_id = _chained_run(store)
+    path = _event(store, run_id, seq)
+    doc = json.loads(path.read_bytes())
+    doc["state" if doc["type"] == "step" else "type"] = "verified" if seq == 3 else "stopped"
+    if seq == 3:
+        doc["state"] = "failed"
+    path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+
+    with pytest.raises(IntegrityError) as raised:
+        Journal.load(store, STACK, run_id)
+    assert f"run {run_id}: journal record {seq:06d}" in raised.value.message
+    assert raised.value.exit_code == 4 and raised.value.fields["record"] == f"{seq:06d}"
+    with pytest.raises(IntegrityError):
+        list_runs(store, STACK)  # history refuses too
+
+
+def test_an_edited_record_resealed_by_hand_breaks_the_next_link(store: LocalStore) -> None:
+    from rollback.journal import _sealed
+
+    run_id = _chained_run(store)
+    path = _event(store, run_id, 3)
+    doc = json.loads(path.read_bytes())
+    path.write_bytes(_sealed({**doc, "state": "failed"}))
+
+    with pytest.raises(IntegrityError, match="record 000004 breaks .* does not follow"):
+        Journal.load(store, STACK, run_id)
+
+
+def test_an_edited_run_json_is_an_integrity_error(store: LocalStore) -> None:
+    run_id = _chained_run(store)
+    path = store.root / run_key(STACK, run_id, "run.json")
+    doc = json.loads(path.read_bytes())
+    path.write_text(json.dumps({**doc, "actor": "mallory"}, indent=2, sort_keys=True))
+
+    with pytest.raises(IntegrityError, match=f"run {run_id}: run.json breaks"):
+        Journal.load(store, STACK, run_id)
+
+
+def test_a_removed_or_reordered_record_is_an_integrity_error(store: LocalStore) -> None:
+    run_id = _chained_run(store)
+    second, third = _event(store, run_id, 2), _event(store, run_id, 3)
+    a, b = second.read_bytes(), third.read_bytes()
+    second.write_bytes(b)
+    third.write_bytes(a)
+    with pytest.raises(IntegrityError, match="record 000002 .* record 3"):
+        Journal.load(store, STACK, run_id)
+
+    second.write_bytes(a)
+    third.unlink()
+    with pytest.raises(IntegrityError, match="record 000004 .* record 000003 before it is missing"):
+        Journal.load(store, STACK, run_id)
+
+
+def test_a_schema_1_run_is_read_unchained(store: LocalStore) -> None:
+    plan = make_plan("20261129T120000Z-0044", "a")
+    root = store.root / run_key(STACK, plan.run_id, "run.json")
+    root.parent.mkdir(parents=True)
+    doc = {
+        "schema": 1,
+        "run_id": plan.run_id,
+        "stack": STACK,
+        "plan": plan.to_dict(),
+        "actor": "ana",
+        "started_at": "2026-11-29T12:00:00.000+00:00",
+        "reason": "",
+        "options": {},
+    }
+    root.write_text(json.dumps(doc))
+    journal = Journal.reopen(store, STACK, plan.run_id)
+    journal.append("started")
+    raw = json.loads(_event(store, plan.run_id, 1).read_bytes())
+    assert "prev" not in raw and "sha256" not in raw
+    assert Journal.load(store, STACK, plan.run_id).events[0].type == "started"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -229,4 +230,231 @@ def test_lock_break_removes_an_expired_lock(tmp_path: Path) -> None:
 
     assert result.exit_code == 0, result.output
     assert "broke the expired lock of run run-7" in result.output
+    assert read_lock(store, STACK) is None
+
+
+# compare-and-swap, stale holders, the heartbeat (issue 9, item 5)
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def _plan(run_id: str, stack: str = STACK) -> Any:
+    from rollback.models import StepDescription
+    from rollback.plan import Plan, PlannedStep
+
+    return Plan(
+        run_id=run_id,
+        stack=stack,
+        from_version="2.0.0",
+        to_version="1.0.0",
+        steps=(PlannedStep("a", "stack", StepDescription("stack", "do a"), {}),),
+        warnings=(),
+        created_at="2026-11-29T12:00:00.000+00:00",
+        created_by="ana",
+        data_loss_window_s=None,
+        reason="test",
+    )
+
+
+def _journal(store: Store, run_id: str, *, finished: bool) -> None:
+    from rollback.journal import Journal
+
+    journal = Journal.create(store, _plan(run_id), actor="ana", options={})
+    journal.append("started")
+    if finished:
+        journal.append("finished", data={"result": "succeeded"})
+
+
+def _held_by(store: Store, run_id: str, pid: int) -> bytes:
+    """A lock document as the process `pid` on this host would have written it."""
+    info = acquire_lock(store, STACK, run_id, now=clock(T0 + 10_000_000))
+    raw = store.get_doc(KEY)
+    doc = {**json.loads(raw), "pid": pid}
+    assert store.swap_doc(KEY, raw, json.dumps(doc).encode())
+    assert info.run_id == run_id
+    return store.get_doc(KEY)
+
+
+def test_swap_doc_replaces_or_deletes_only_what_it_read(store: Store) -> None:
+    assert not store.swap_doc("locks/a/b.lock", b"x", b"y")  # absent: nothing happens
+    store.put_doc("locks/a/b.lock", b"one", create_only=True)
+
+    assert not store.swap_doc("locks/a/b.lock", b"other", b"two")
+    assert store.get_doc("locks/a/b.lock") == b"one"
+    assert store.swap_doc("locks/a/b.lock", b"one", b"two")
+    assert store.get_doc("locks/a/b.lock") == b"two"
+    assert not store.swap_doc("locks/a/b.lock", b"one", None)
+    assert store.swap_doc("locks/a/b.lock", b"two", None)
+    assert not store.has_doc("locks/a/b.lock")
+    assert stored_objects(store) == {}
+
+
+def test_a_lock_of_a_finished_run_is_taken_over_without_being_asked(store: Store) -> None:
+    _journal(store, "run-1", finished=True)
+    acquire_lock(store, STACK, "run-1", now=clock(T0))  # our own pid: alive, lease live
+
+    new = acquire_lock(store, STACK, "run-2", now=clock(T0 + 5))
+
+    assert read_lock(store, STACK) == new
+    (marker,) = [k for k in store.list_docs("locks/") if k != KEY]
+    record = json.loads(store.get_doc(marker))
+    assert record["lock"]["run_id"] == "run-1" and record["broken_by_run"] == "run-2"
+    assert "run-1 finished (succeeded)" in record["why"]
+
+
+def test_a_lock_of_a_killed_run_without_journal_is_taken_over_on_this_host(store: Store) -> None:
+    _held_by(store, "run-1", _dead_pid())
+
+    new = acquire_lock(store, STACK, "run-2", now=clock(T0 + 10_000_005))
+
+    assert read_lock(store, STACK) == new
+    (marker,) = [k for k in store.list_docs("locks/") if k != KEY]
+    assert "killed before it changed anything" in json.loads(store.get_doc(marker))["why"]
+
+
+def test_a_killed_unfinished_run_keeps_its_lock_for_its_resume(store: Store) -> None:
+    from rollback.store.lock import acquire_for_resume, clear_left_lock
+
+    _journal(store, "run-1", finished=False)
+    raw = _held_by(store, "run-1", _dead_pid())
+
+    with pytest.raises(LockHeld, match="run-1"):
+        acquire_lock(store, STACK, "run-2", now=clock(T0 + 10_000_005))
+    with pytest.raises(LockHeld):
+        break_lock(store, STACK, now=clock(T0 + 10_000_005))
+    assert clear_left_lock(store, STACK, "run-1") is None  # resume takes it over itself
+    assert store.get_doc(KEY) == raw
+
+    dead = acquire_for_resume(store, STACK, "run-1")
+    assert dead is not None and read_lock(store, STACK).pid == os.getpid()  # type: ignore[union-attr]
+
+
+def test_a_live_holder_without_journal_keeps_its_lock(store: Store) -> None:
+    from rollback.store.lock import clear_left_lock
+
+    held = acquire_lock(store, STACK, "run-1", now=clock(T0 + 10_000_000))  # alive: us
+
+    with pytest.raises(LockHeld, match="has not written its journal yet"):
+        clear_left_lock(store, STACK, "run-1", now=clock(T0 + 10_000_005))
+    assert read_lock(store, STACK) == held
+    assert clear_left_lock(store, STACK, "run-2") is None
+
+
+def test_resume_clears_the_lock_of_a_run_killed_before_its_journal(store: Store) -> None:
+    from rollback.store.lock import clear_left_lock
+
+    _held_by(store, "run-1", _dead_pid())
+
+    said = clear_left_lock(store, STACK, "run-1")
+
+    assert said is not None
+    assert said.startswith("run run-1 was killed before it changed anything")
+    assert said.endswith("its lock is cleared")
+    assert read_lock(store, STACK) is None
+
+
+def test_resume_clears_the_lock_a_finished_run_left(store: Store) -> None:
+    from rollback.store.lock import clear_left_lock
+
+    _journal(store, "run-1", finished=True)
+    acquire_lock(store, STACK, "run-1")
+
+    said = clear_left_lock(store, STACK, "run-1")
+
+    assert said is not None and "finished (succeeded)" in said and read_lock(store, STACK) is None
+
+
+def test_a_tampered_journal_of_the_holder_is_an_integrity_error(store: Store) -> None:
+    from rollback.errors import IntegrityError
+    from rollback.journal import run_key
+
+    _journal(store, "run-1", finished=False)
+    acquire_lock(store, STACK, "run-1")
+    key = run_key(STACK, "run-1", "events/000001.json")
+    doc = json.loads(store.get_doc(key))
+    store.delete_doc(key)
+    store.put_doc(
+        key, json.dumps({**doc, "type": "finished", "data": {"result": "succeeded"}}).encode()
+    )
+
+    with pytest.raises(IntegrityError, match="run run-1: journal record 000001"):
+        acquire_lock(store, STACK, "run-2")
+    assert read_lock(store, STACK) is not None
+
+
+def test_the_heartbeat_renews_the_lease_and_stops_when_the_lock_is_not_ours(
+    store: Store,
+) -> None:
+    from rollback.store.lock import Heartbeat
+
+    info = acquire_lock(store, STACK, "run-1", lease_seconds=600, now=clock(T0))
+    at = [T0 + 200]
+    beat = Heartbeat(store, info, now=lambda: at[0])
+
+    assert beat.interval_s == 200 and beat.renew()
+    assert read_lock(store, STACK).expires_at == "2023-11-14T22:26:40+00:00"  # type: ignore[union-attr]
+    assert beat.renewals == 1
+
+    # The lease ran out anyway (a frozen host); another run broke it and took the stack.
+    other = acquire_lock(store, STACK, "run-2", break_expired=True, now=clock(T0 + 900))
+    at[0] = T0 + 901
+    assert not beat.renew() and beat.lost
+    assert read_lock(store, STACK) == other  # a late renewal never steals the lock back
+
+
+def test_the_heartbeat_thread_renews_every_third_of_the_lease(store: Store) -> None:
+    import threading
+
+    from rollback.store.lock import Heartbeat
+
+    info = acquire_lock(store, STACK, "run-1", lease_seconds=90, now=clock(T0))
+    ticks = iter([T0 + 30, T0 + 60, T0 + 90])
+    asked: list[float] = []
+    done = threading.Event()
+
+    def wait(seconds: float) -> bool:  # a fake timer: three beats, then "stop"
+        asked.append(seconds)
+        if len(asked) > 3:
+            done.set()
+            return True
+        return False
+
+    beat = Heartbeat(store, info, now=lambda: next(ticks), wait=wait).start()
+    assert done.wait(10)
+    beat.stop()
+
+    assert asked == [30.0] * 4 and beat.renewals == 3
+    assert read_lock(store, STACK).expires_at == "2023-11-14T22:16:20+00:00"  # type: ignore[union-attr]
+
+
+def test_held_lock_renews_while_held_and_releases_on_exit(store: Store) -> None:
+    from rollback.store.lock import HeldLock
+
+    with HeldLock(store, STACK, "run-1", lease_seconds=600) as held:
+        assert held.heartbeat is not None and held.heartbeat._thread is not None
+        assert read_lock(store, STACK).run_id == "run-1"  # type: ignore[union-attr]
+    assert read_lock(store, STACK) is None
+    assert held.heartbeat._thread is not None and not held.heartbeat._thread.is_alive()
+
+
+def test_lock_break_clears_the_lock_of_a_finished_run(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "artifacts"))
+    _journal(store, "run-1", finished=True)
+    acquire_lock(store, STACK, "run-1")
+
+    result = CliRunner().invoke(
+        cli, ["--store", str(tmp_path / "artifacts"), "--stack", STACK, "lock", "break"]
+    )
+
+    assert result.exit_code == 0, result.output
+    assert (
+        "broke the lock of run run-1" in result.output and "finished (succeeded)" in result.output
+    )
     assert read_lock(store, STACK) is None

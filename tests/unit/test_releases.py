@@ -268,9 +268,205 @@ def test_manifest_with_unknown_schema_or_truncated_json(
     key = "releases/webapp/dev/1.0.0/manifest.json"
     doc = json.loads(store.get_doc(key))
     store.put_doc(key, json.dumps({**doc, "schema": 99}).encode())
-    with pytest.raises(IntegrityError, match="schema 99") as exc:
-        reg.show("1.0.0")
+    with pytest.raises(IntegrityError, match="was changed after it was recorded") as exc:
+        Registry(store, STACK).show("1.0.0")
     assert exc.value.exit_code == 4
     store.put_doc(key, json.dumps(doc).encode()[:40])
-    with pytest.raises(IntegrityError, match="not valid JSON"):
-        reg.show("1.0.0")
+    with pytest.raises(IntegrityError, match="was changed after it was recorded"):
+        Registry(store, STACK).show("1.0.0")
+
+
+# every read checks the manifest against its digest record and its tag (issue 9, item 6)
+
+MANIFEST = "releases/webapp/dev/1.0.0/manifest.json"
+DIGEST = "releases/webapp/dev/1.0.0/manifest.sha256"
+
+
+def _edit(store: Store, key: str, **changes: object) -> bytes:
+    doc = json.loads(store.get_doc(key))
+    data = json.dumps({**doc, **changes}, sort_keys=True, indent=2).encode() + b"\n"
+    store.put_doc(key, data)
+    return data
+
+
+def test_an_edited_manifest_commit_is_an_integrity_error_on_every_read(
+    store: Store, repo: git.Repo, artifact: Path
+) -> None:
+    Registry(store, STACK).record("1.0.0", artifact, Path(repo.working_dir))
+    other = commit(repo, "main.py", "x", "fix: later")
+    _edit(store, MANIFEST, commit=other)
+    before = stored_objects(store)
+
+    reg = Registry(store, STACK)
+    for read in (
+        lambda: reg.show("1.0.0"),
+        lambda: reg.load("1.0.0"),
+        reg.views,
+        lambda: reg.verify("1.0.0"),
+    ):
+        with pytest.raises(IntegrityError, match="release 1.0.0 of webapp/dev was changed") as exc:
+            read()
+        assert exc.value.exit_code == 4
+    assert stored_objects(store) == before
+
+
+def test_a_manifest_edited_with_its_digest_record_is_caught_by_the_tag(
+    store: Store, repo: git.Repo, artifact: Path, tmp_path: Path
+) -> None:
+    import hashlib
+
+    Registry(store, STACK).record("1.0.0", artifact, Path(repo.working_dir))
+    edited = _edit(store, MANIFEST, artifact_name="evil.tgz")
+    store.put_doc(
+        DIGEST,
+        json.dumps(
+            {"version": "1.0.0", "manifest_sha256": hashlib.sha256(edited).hexdigest()}
+        ).encode(),
+    )
+
+    with pytest.raises(IntegrityError, match="does not match tag v1.0.0 in") as exc:
+        Registry(store, STACK).show("1.0.0")
+    assert "the tag holds" in exc.value.message
+    # With the recorded repository gone, --repo (or the working directory) still reaches the tag.
+    moved = tmp_path / "moved-iac"
+    Path(repo.working_dir).rename(moved)
+    with pytest.raises(IntegrityError, match="does not match tag"):
+        Registry(store, STACK, repo_dir=moved).show("1.0.0")
+
+
+def test_a_moved_tag_is_an_integrity_error_on_read(
+    store: Store, repo: git.Repo, artifact: Path
+) -> None:
+    Registry(store, STACK).record("1.0.0", artifact, Path(repo.working_dir))
+    commit(repo, "main.py", "x", "fix: later")
+    repo.git.tag("-f", "-a", "v1.0.0", "-m", "moved")
+    with pytest.raises(IntegrityError, match="points at"):
+        Registry(store, STACK).show("1.0.0")
+
+
+def test_a_release_without_digest_record_needs_its_tag(
+    store: Store, repo: git.Repo, artifact: Path, tmp_path: Path
+) -> None:
+    view = Registry(store, STACK).record("1.0.0", artifact, Path(repo.working_dir))
+    store.delete_doc(DIGEST)  # as recorded before digest records existed
+
+    assert Registry(store, STACK).show("1.0.0").manifest_sha256 == view.manifest_sha256
+    Path(repo.working_dir).rename(tmp_path / "gone")
+    with pytest.raises(IntegrityError, match="has no digest record and no reachable repository"):
+        Registry(store, STACK).show("1.0.0")
+    assert Registry(store, STACK, repo_dir=tmp_path / "gone").show("1.0.0").release.version
+
+
+def test_a_repository_without_the_tag_leaves_the_digest_record_in_charge(
+    store: Store, repo: git.Repo, artifact: Path
+) -> None:
+    Registry(store, STACK).record("1.0.0", artifact, Path(repo.working_dir))
+    repo.git.tag("-d", "v1.0.0")  # a clone without tags
+    assert Registry(store, STACK).show("1.0.0").release.version == "1.0.0"
+    _edit(store, MANIFEST, commit="0" * 40)
+    with pytest.raises(IntegrityError, match="was changed after it was recorded"):
+        Registry(store, STACK).show("1.0.0")
+
+
+def test_a_record_killed_after_its_digest_record_can_be_recorded_again(
+    store: Store, repo: git.Repo, artifact: Path
+) -> None:
+    store.put_doc(DIGEST, b'{"version": "1.0.0", "manifest_sha256": "00"}', create_only=True)
+    view = Registry(store, STACK).record("1.0.0", artifact, Path(repo.working_dir))
+    assert json.loads(store.get_doc(DIGEST))["manifest_sha256"] == view.manifest_sha256
+
+
+# checkpoints: the release's blob and the embedded engine's live state
+
+
+def _deployment() -> dict[str, object]:
+    stack_urn = "urn:pulumi:dev::webapp::pulumi:pulumi:Stack::webapp-dev"
+    provider = "urn:pulumi:dev::webapp::pulumi:providers:aws::default"
+    return {
+        "version": 3,
+        "deployment": {
+            "manifest": {"time": "2026-11-30T00:00:00Z", "magic": "ab", "version": "3.0.0"},
+            "resources": [
+                {"urn": stack_urn, "type": "pulumi:pulumi:Stack", "custom": False},
+                {"urn": provider, "type": "pulumi:providers:aws", "custom": True, "id": "p1"},
+                {
+                    "urn": "urn:pulumi:dev::webapp::aws:s3/bucket:Bucket::art",
+                    "type": "aws:s3/bucket:Bucket",
+                    "custom": True,
+                    "id": "art",
+                    "parent": stack_urn,
+                    "provider": f"{provider}::p1",
+                    "inputs": {"bucket": "art"},
+                    "outputs": {"bucket": "art"},
+                },
+            ],
+        },
+    }
+
+
+def test_live_checkpoint_key_is_the_embedded_engines() -> None:
+    from rollback.engine.embedded.engine import checkpoint_key
+    from rollback.releases import live_checkpoint_key
+
+    assert live_checkpoint_key("webapp/dev") == checkpoint_key("webapp", "dev")
+
+
+def test_check_checkpoints_passes_intact_ones_and_names_a_corrupt_one(
+    store: Store, repo: git.Repo, artifact: Path
+) -> None:
+    from rollback.releases import Attachments, check_checkpoints, live_checkpoint_key
+
+    good = json.dumps(_deployment()).encode()
+    reg = Registry(store, STACK)
+    release = reg.record(
+        "1.0.0", artifact, Path(repo.working_dir), attachments=Attachments(checkpoint=good)
+    ).release
+    store.put_doc(live_checkpoint_key(STACK), good)
+    assert check_checkpoints(store, release, STACK) == [
+        "release 1.0.0 checkpoint",
+        "live state stacks/webapp/dev/checkpoint.json",
+    ]
+
+    assert release.checkpoint is not None
+    sha = release.checkpoint.sha256
+    flip_one_bit(store, f"blobs/sha256/{sha[:2]}/{sha}")
+    with pytest.raises(IntegrityError) as exc:
+        check_checkpoints(store, release, STACK)
+    assert exc.value.exit_code == 4
+    assert check_checkpoints(store, None, STACK) == ["live state stacks/webapp/dev/checkpoint.json"]
+
+    store.put_doc(live_checkpoint_key(STACK), good[: len(good) // 2])
+    with pytest.raises(IntegrityError, match="live state of stack webapp/dev .* not JSON"):
+        check_checkpoints(store, None, STACK)
+
+
+@pytest.mark.parametrize(
+    ("edit", "why"),
+    [
+        (lambda d: d.update(version=2), "not a Pulumi deployment of version 3"),
+        (lambda d: d["deployment"]["manifest"].pop("magic"), "lacks `time` or `magic`"),
+        (
+            lambda d: d["deployment"]["resources"][2].update(type="aws:s3/bucketV2:BucketV2"),
+            "says it is of type",
+        ),
+        (lambda d: d["deployment"]["resources"].reverse(), "refers to unknown"),
+        (
+            lambda d: d["deployment"]["resources"][2].update(parent="urn:pulumi:x::y::a:b:C::z"),
+            "unknown parent",
+        ),
+        (
+            lambda d: d["deployment"]["resources"].append(d["deployment"]["resources"][1]),
+            "appears twice",
+        ),
+        (lambda d: d["deployment"]["resources"][2].update(outputs=[1]), "not an object"),
+        (lambda d: d["deployment"]["resources"][2].update(urn="bucket"), "malformed URN"),
+    ],
+)
+def test_check_deployment_refuses_a_broken_shape(edit: object, why: str) -> None:
+    from rollback.releases import check_deployment
+
+    data = _deployment()
+    check_deployment(data, "the checkpoint")
+    edit(data)  # type: ignore[operator]
+    with pytest.raises(IntegrityError, match=why):
+        check_deployment(data, "the checkpoint")

@@ -1,0 +1,206 @@
+"""A crash at any instant, and edits of what the store says (issue 9, items 5 and 6).
+
+The installed command against the demo's world (rollbackworld.py): v1.0.0 on
+blue, v2.0.0 on green. Runs are killed with SIGKILL at exact points
+(`killer_env`): between taking the lock and writing run.json, inside the stack
+step's git worktree, between the `finished` record and releasing the lock.
+Then edits that stay valid JSON (a manifest's commit, a journal record's
+state, a checkpoint's resource) must be exit 4 with nothing changed, read
+back from the cloud and the store tree.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rollback.healthserver import HealthServer
+from tests.functional.rollbackworld import STACK, World, killer_env
+
+ON_BLUE = {"alb": {"blue": 100, "green": 0}, "dns": {"blue": 100, "green": 0}}
+LOCK = Path("locks") / "webapp" / "dev.lock"
+
+
+@pytest.fixture(scope="module")
+def world(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    reset = urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")
+    urllib.request.urlopen(reset, timeout=10).close()
+    with HealthServer() as blue, HealthServer() as green:
+        blue.body, green.body = b"ok blue", b"ok green"
+        w = World(tmp_path_factory.mktemp("crash-integrity"), moto_server, blue, green)
+        w.build()
+        w.green.status = 500  # 2.0.0 is hurting; blue still runs 1.0.0
+        yield w
+
+
+def lock_doc(world: World) -> dict[str, Any] | None:
+    path = world.store / LOCK
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def worktrees(world: World) -> list[str]:
+    import git
+
+    listed = git.Repo(world.repo_dir).git.worktree("list", "--porcelain").splitlines()
+    return [line.split(" ", 1)[1] for line in listed if line.startswith("worktree ")]
+
+
+def _dead_checkouts() -> list[Path]:
+    """Reapply folders in the temporary directory whose process is gone."""
+    import re
+    import tempfile
+
+    from rollback.store.lock import process_alive
+
+    found = []
+    for path in Path(tempfile.gettempdir()).glob("rollback-reapply-*"):
+        m = re.match(r"rollback-reapply-(\d+)-", path.name)
+        if m and not process_alive(int(m.group(1))):
+            found.append(path)
+    return found
+
+
+def test_killed_at_the_lock_inside_git_and_after_finished_then_resumed(
+    world: World, tmp_path: Path
+) -> None:
+    # 1. Killed between taking the lock and writing run.json.
+    runs_before = world.run_ids()
+    killed = world.run(
+        "to", "last-stable", "--yes", env=killer_env(tmp_path / "k1", "locked"), expect=None
+    )
+    assert killed.returncode == -9, killed.stderr
+    held = lock_doc(world)
+    assert held is not None and world.run_ids() == runs_before  # a lock, and no run
+    ghost = held["run_id"]
+    assert ghost not in json.dumps(world.json("history"))  # history shows no such run
+
+    cleared = world.run("resume", ghost)
+    assert f"run {ghost} was killed before it changed anything" in cleared.stdout, cleared.stdout
+    assert "its lock is cleared" in cleared.stdout
+    assert lock_doc(world) is None
+    assert world.json("lock", "show")["locked"] is False
+
+    # 2. Killed inside the stack step, while its git worktree exists.
+    killed = world.run(
+        "to",
+        "last-stable",
+        "--yes",
+        env=killer_env(tmp_path / "k2", "stack:applying+1"),
+        expect=None,
+    )
+    assert killed.returncode == -9, killed.stderr
+    (run_id,) = [r for r in world.run_ids() if r not in runs_before]
+    assert len(worktrees(world)) == 2, worktrees(world)  # the killed run's checkout is registered
+
+    # 3. Its resume is killed after `finished`, before it releases the lock.
+    killed = world.run("resume", run_id, env=killer_env(tmp_path / "k3", "finished"), expect=None)
+    assert killed.returncode == -9, killed.stderr
+    assert worktrees(world) == [str(world.repo_dir)]  # the resume pruned the dead checkout
+    assert _dead_checkouts() == []  # and its folder is gone
+    assert (lock_doc(world) or {}).get("run_id") == run_id
+    assert world.weights() == ON_BLUE and world.registry().current() == "1.0.0"
+
+    # The lock a finished run left is no obstacle: `lock show` names it, resume clears it.
+    cleared = world.run("resume", run_id)
+    assert f"run {run_id} finished (succeeded)" in cleared.stdout, cleared.stdout
+    assert "its lock is cleared" in cleared.stdout and lock_doc(world) is None
+    world.rolled_back = world.inventory()
+    assert world.json("status")["run"]["result"] == "succeeded"
+    assert worktrees(world) == [str(world.repo_dir)]
+
+
+def test_a_lock_left_after_finished_is_taken_over_by_the_next_run(
+    world: World, tmp_path: Path
+) -> None:
+    # A cutover to the live colour: it takes the lock and journals, and moves nobody.
+    assert world.weights() == ON_BLUE
+    killed = world.run("cutover", "blue", env=killer_env(tmp_path / "k", "finished"), expect=None)
+    assert killed.returncode == -9, killed.stderr
+    finished = (lock_doc(world) or {}).get("run_id")
+    assert finished, "the killed cutover left no lock"
+
+    done = world.json("cutover", "blue")  # not refused with exit 3, no --break-lock needed
+    assert done["ok"], done
+    markers = [json.loads(p.read_text()) for p in (world.store / "locks").rglob("*") if p.is_file()]
+    (marker,) = [m for m in markers if m["lock"]["run_id"] == finished]
+    assert f"run {finished} finished (succeeded)" in marker["why"], marker
+    assert lock_doc(world) is None and world.weights() == ON_BLUE
+    assert world.inventory() == world.rolled_back
+
+
+# -- integrity: edits that stay valid JSON are exit 4, and change nothing ------------
+
+
+def _rewrite(path: Path, **changes: Any) -> bytes:
+    import os
+    import stat
+
+    original = path.read_bytes()
+    os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
+    doc = json.loads(original)
+    doc.update(changes)
+    path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    return original
+
+
+def _refused(world: World, *args: str) -> str:
+    result = world.run(*args, expect=4)
+    lines = result.stderr.strip().splitlines()
+    assert lines and lines[-1].startswith("error: "), result.stderr
+    return lines[-1]
+
+
+def test_edited_manifest_journal_and_checkpoint_are_exit_4_and_change_nothing(
+    world: World,
+) -> None:
+    cloud = world.inventory()
+
+    # A manifest whose commit was edited: every read refuses it.
+    manifest = world.store / "releases" / STACK / "1.0.0" / "manifest.json"
+    head = world.registry().show("2.0.0").release.commit
+    original = _rewrite(manifest, commit=head)
+    store = world.store_digest()
+    for args in (
+        ("release", "show", "1.0.0"),
+        ("plan", "1.0.0", "--force"),
+        ("to", "1.0.0", "--yes", "--force"),
+    ):
+        message = _refused(world, *args)
+        assert "release 1.0.0" in message and "changed after it was recorded" in message, message
+    assert world.inventory() == cloud and world.store_digest() == store
+    manifest.write_bytes(original)
+
+    # A journal record whose state was edited: history, report and resume refuse the run.
+    run_id = world.json("status")["run"]["run_id"]
+    events = sorted((world.runs_dir() / run_id / "events").glob("*.json"))
+    record = next(p for p in events if json.loads(p.read_text()).get("state") == "verified")
+    original = _rewrite(record, state="failed")
+    store = world.store_digest()
+    for args in (("history",), ("report", run_id), ("resume", run_id), ("status",)):
+        message = _refused(world, *args)
+        assert f"run {run_id}: journal record {record.stem}" in message, message
+    assert world.inventory() == cloud and world.store_digest() == store
+    record.write_bytes(original)
+
+    # The live stack state with a resource's parent edited to one that does not exist.
+    live = world.store / "stacks" / STACK / "checkpoint.json"
+    doc = json.loads(live.read_text())
+    resources = doc["deployment"]["resources"]
+    child = next(r for r in resources if r.get("parent"))
+    child["parent"] = child["parent"] + "-gone"
+    original = live.read_bytes()
+    live.write_text(json.dumps(doc, indent=2))
+    store = world.store_digest()
+    message = _refused(world, "stack", "reapply", "1.0.0")
+    assert "live state of stack webapp/dev" in message and "unknown parent" in message, message
+    assert world.inventory() == cloud and world.store_digest() == store
+    live.write_bytes(original)
+
+    # Afterwards, restored: everything reads again.
+    assert world.json("release", "show", "1.0.0")["version"] == "1.0.0"
+    assert world.json("report", run_id)
