@@ -45,6 +45,8 @@ class Workbench:
     notifiers: Sequence[Notifier] = ()
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     health_deadline_s: float = 60.0
+    # The stack engine's name without building it (preflight); None: ask the built engine.
+    engine_kind: Callable[[], str] | None = None
 
     @property
     def stack_name(self) -> str:
@@ -88,7 +90,10 @@ class Workbench:
             from rollback.steps.dns import DnsStep
 
             return DnsStep(
-                Dns(self.clients("route53")), Topology.from_dict(p["topology"]), p["weights"], t
+                Dns(self.clients.lazy("route53")),
+                Topology.from_dict(p["topology"]),
+                p["weights"],
+                t,
             )
         if kind == "db-snapshot":
             from rollback.aws.rds import Rds
@@ -132,7 +137,7 @@ class Workbench:
 
             return HealthStep(
                 list(p["urls"]),
-                Alarms(self.clients("cloudwatch")),
+                Alarms(self.clients.lazy("cloudwatch")),
                 list(p["alarms"]),
                 deadline_s=float(p.get("deadline_s", 60.0)),
                 timing=t,
@@ -143,7 +148,7 @@ class Workbench:
 
             ref = BlobRef(p["sha256"], int(p["size"]))
             return ArtifactStep(
-                Objects(self.clients("s3")), self.store, ref, p["bucket"], p["key"], t
+                Objects(self.clients.lazy("s3")), self.store, ref, p["bucket"], p["key"], t
             )
         if kind == "smoke":
             from rollback.steps.smoke import SmokeStep, colour_env
@@ -151,10 +156,12 @@ class Workbench:
             env = colour_env(Topology.from_dict(p["topology"]), p["color"])
             return SmokeStep(p["command"], env, timing=t)
         if kind == "stack":
+            from rollback.engine.lazy import engine_on_first_use
             from rollback.steps.stack import StackStep
 
+            # Built when the step first runs: a traffic-first run moves users before paying for it.
             return StackStep(
-                self.engine(),
+                engine_on_first_use(self.engine),
                 self.registry,
                 p["version"],
                 self.stack_name,
@@ -382,6 +389,9 @@ def rollback_to(
         )
     if confirm is not None and not confirm(plan):
         raise UsageError("the rollback was not confirmed; nothing was changed.")
+    from rollback.preflight import preflight
+
+    preflight(bench, plan)  # everything every step needs, before the lock and the journal
     result = bench.executor(on_event, should_stop).execute(
         plan,
         actor=options.actor,
@@ -403,8 +413,13 @@ def resume(
 ) -> Outcome:
     """Finish a run whose process died; re-verifies the step in flight first."""
     from rollback.journal import Journal
+    from rollback.preflight import preflight
     from rollback.report import store_report
 
+    before = Journal.load(bench.store, bench.registry.stack, run_id)
+    if not before.finished:  # (a finished run is refused by the executor, with its own sentence)
+        done = {s.name for s in before.steps if s.state in ("verified", "skipped")}
+        preflight(bench, before.plan, [s for s in before.plan.steps if s.name not in done])
     result = bench.executor(on_event).resume(run_id, actor=actor)
     plan = Journal.load(bench.store, bench.registry.stack, run_id).plan
     keys = store_report(bench.store, bench.registry.stack, run_id)

@@ -6,6 +6,7 @@ embedded cloud), AWS_PROFILE and AWS_REGION through the settings.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,8 +24,14 @@ class Clients:
     endpoint_url: str | None = None
     max_attempts: int = 5
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    # A boto3 session must not build clients from two threads at once (preflight uses threads).
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def __call__(self, service: str) -> Any:
+        with self._lock:
+            return self._client(service)
+
+    def _client(self, service: str) -> Any:
         if service not in self._cache:
             from botocore.config import Config
 
@@ -33,6 +40,24 @@ class Clients:
                 service, endpoint_url=self.endpoint_url, config=config
             )
         return self._cache[service]
+
+    def lazy(self, service: str) -> Any:
+        """The client of `service`, created when first used.
+
+        Creating a client loads its service model (tens of milliseconds); a
+        rollback builds every step before it starts, and the steps after the
+        traffic shift should not delay it.
+        """
+        return _ClientOnFirstUse(self, service)
+
+
+class _ClientOnFirstUse:
+    def __init__(self, clients: Clients, service: str) -> None:
+        self._clients = clients
+        self._service = service
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._clients(self._service), name)
 
 
 def make_session(region: str, profile: str | None = None) -> boto3.Session:

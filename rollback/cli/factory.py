@@ -77,6 +77,18 @@ class Factory:
         engine: StackEngine = self._built["engine"]
         return engine
 
+    def engine_kind(self) -> str:
+        """The name of the engine `engine()` builds, without building it (see select.engine_choice)."""
+        if "engine" in self._built:
+            return str(self._built["engine"].name)
+        if "engine_kind" not in self._built:
+            from rollback.engine.select import engine_choice
+
+            self._built["engine_kind"] = engine_choice(
+                self.settings.engine, endpoint_url=self.settings.endpoint_url
+            )
+        return str(self._built["engine_kind"])
+
     def workbench(self) -> Workbench:
         """What plans and steps are built from: clients, store, registry, engine, notifiers."""
         import sys
@@ -100,6 +112,7 @@ class Factory:
             timing=timing,
             notifiers=self.notifiers(),
             health_deadline_s=self.settings.health_deadline_s,
+            engine_kind=self.engine_kind,
         )
 
     def notifiers(self) -> list[Any]:

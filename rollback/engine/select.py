@@ -22,22 +22,12 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def select_engine(
-    name: str,
-    *,
-    endpoint_url: str | None,
-    store: Store,
-    clients: Clients,
-    project: str = "webapp",
-    project_dir: Path | None = None,
-    backend_url: str | None = None,
-) -> StackEngine:
-    """Build the engine `name` names, or for `auto` the one that fits the target.
+def engine_choice(name: str, *, endpoint_url: str | None) -> str:
+    """The engine `select_engine` builds for `name`: "pulumi" or "embedded", without building it.
 
-    `project_dir` is the Pulumi project (default: the working directory), used
-    by the pulumi engine for commands that take no program. Raises ConfigError
-    for an unknown name, a `pulumi` choice without the CLI, or `auto` with
-    neither the CLI nor the embedded cloud.
+    Probes only PATH and, without the CLI, the endpoint (one HTTP request):
+    preflight asks this before a traffic-first rollback, which must not pay
+    for an engine. Raises ConfigError as `select_engine` does.
     """
     from rollback.engine.pulumi_cli import CLI_MISSING, cli_available
 
@@ -46,9 +36,7 @@ def select_engine(
     if name == "pulumi" or (name == "auto" and cli_available()):
         if not cli_available():
             raise ConfigError(CLI_MISSING)
-        from rollback.engine.pulumi_cli import PulumiEngine
-
-        return PulumiEngine(project_dir=project_dir or Path.cwd(), backend_url=backend_url)
+        return "pulumi"
 
     from rollback.cloud import is_embedded_endpoint
 
@@ -66,6 +54,31 @@ def select_engine(
             "the embedded engine was chosen explicitly for %s, which is not the embedded cloud",
             endpoint_url or "AWS",
         )
+    return "embedded"
+
+
+def select_engine(
+    name: str,
+    *,
+    endpoint_url: str | None,
+    store: Store,
+    clients: Clients,
+    project: str = "webapp",
+    project_dir: Path | None = None,
+    backend_url: str | None = None,
+) -> StackEngine:
+    """Build the engine `name` names, or for `auto` the one that fits the target.
+
+    `project_dir` is the Pulumi project (default: the working directory), used
+    by the pulumi engine for commands that take no program. Raises ConfigError
+    for an unknown name, a `pulumi` choice without the CLI, or `auto` with
+    neither the CLI nor the embedded cloud.
+    """
+    if engine_choice(name, endpoint_url=endpoint_url) == "pulumi":
+        from rollback.engine.pulumi_cli import PulumiEngine
+
+        return PulumiEngine(project_dir=project_dir or Path.cwd(), backend_url=backend_url)
+
     from rollback.engine.embedded.engine import EmbeddedEngine
 
     engine: StackEngine = EmbeddedEngine(store=store, clients=clients, project=project)
