@@ -186,7 +186,9 @@ def verify(
             continue
         inputs = res.get("inputs") or {}
         drift += [
-            Drift(urn, k, normalised(inputs[k]), normalised(now[k])) for k in drifted(inputs, now)
+            Drift(urn, k, normalised(inputs[k]), normalised(now[k]))
+            # Paths under ignoreChanges belong to someone else (the toolkit's traffic).
+            for k in drifted(inputs, now, res.get("ignoreChanges") or ())
         ]
     return VerifyReport(stack, version, len(live), tuple(drift))
 

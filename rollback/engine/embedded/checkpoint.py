@@ -42,6 +42,14 @@ class ResourceState:
     provider: str = ""
     created: str = ""
     modified: str = ""
+    # Resource options Pulumi keeps in state (sdk/go/common/apitype/core.go, ResourceV3).
+    protect: bool = False
+    retain_on_delete: bool = False
+    import_id: str = ""
+    aliases: tuple[str, ...] = ()
+    custom_timeouts: dict[str, float] = field(default_factory=dict)
+    ignore_changes: tuple[str, ...] = ()
+    replace_on_changes: tuple[str, ...] = ()
 
     def to_dict(self, crypter: SymmetricCrypter | None) -> dict[str, Any]:
         data: dict[str, Any] = {"urn": self.urn, "custom": self.custom, "type": self.type}
@@ -61,10 +69,24 @@ class ResourceState:
             }
         if self.provider:
             data["provider"] = self.provider
+        if self.protect:
+            data["protect"] = True
+        if self.aliases:
+            data["aliases"] = list(self.aliases)
+        if self.custom_timeouts:
+            data["customTimeouts"] = dict(self.custom_timeouts)
+        if self.import_id:
+            data["importID"] = self.import_id
+        if self.retain_on_delete:
+            data["retainOnDelete"] = True
         if self.created:
             data["created"] = self.created
         if self.modified:
             data["modified"] = self.modified
+        if self.ignore_changes:
+            data["ignoreChanges"] = list(self.ignore_changes)
+        if self.replace_on_changes:
+            data["replaceOnChanges"] = list(self.replace_on_changes)
         return data
 
     @classmethod
@@ -93,6 +115,15 @@ class ResourceState:
                 provider=str(data.get("provider") or ""),
                 created=str(data.get("created") or ""),
                 modified=str(data.get("modified") or ""),
+                protect=bool(data.get("protect", False)),
+                retain_on_delete=bool(data.get("retainOnDelete", False)),
+                import_id=str(data.get("importID") or ""),
+                aliases=tuple(data.get("aliases") or ()),
+                custom_timeouts={
+                    k: float(v) for k, v in (data.get("customTimeouts") or {}).items()
+                },
+                ignore_changes=tuple(data.get("ignoreChanges") or ()),
+                replace_on_changes=tuple(data.get("replaceOnChanges") or ()),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise IntegrityError(

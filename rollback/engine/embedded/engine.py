@@ -15,19 +15,19 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rollback.engine import Change, StackConfig
+from rollback.engine.embedded import options, paths
 from rollback.engine.embedded.checkpoint import (
     Deployment,
     ResourceState,
     build_checkpoint,
     default_provider_state,
     dependency_order,
-    json_values,
     now_iso,
     provider_reference,
     read_deployment,
@@ -72,6 +72,8 @@ class _Apply:
     changes: list[Change] = field(default_factory=list)
     # Old resources replaced create-before-delete: deleted after the program ran.
     replaced: dict[str, ResourceState] = field(default_factory=dict)
+    # Old URN -> the new URN that took its state through an alias.
+    claimed: dict[str, str] = field(default_factory=dict)
 
 
 class EmbeddedEngine:
@@ -132,7 +134,7 @@ class EmbeddedEngine:
             exports = previous.exports() if previous else {}
             self._write(stack, config, previous, provider, exports, list(work.state.values()))
             raise
-        declared = run.by_urn()
+        declared = {**run.by_urn(), **{old: None for old in work.claimed}}
         final: list[ResourceState] = []
         for registered in run.resources:
             reg = registered.registration
@@ -224,20 +226,29 @@ class EmbeddedEngine:
         changes: list[Change] = []
         lock = threading.Lock()
 
+        claimed: dict[str, str] = {}
+
         def pretend(reg: Registration) -> tuple[str, dict[str, Any]]:
-            old = prior.get(reg.urn)
             applier = appliers.get(reg.type)
             replace_on = applier.replace_on if applier is not None else frozenset()
-            op, diff = _operation(reg, old, replace_on)
             with lock:
-                changes.append(Change(reg.urn, reg.type, op, diff))
+                old = _claim_old(prior, claimed, reg)
+            if old is not None and old.type != reg.type:
+                old = None
+            options.timeouts_seconds(reg.custom_timeouts)  # malformed: refused before any change
+            decision = _decide(reg, old, replace_on)
+            op = decision.op
+            if op == "replace" and old is not None:
+                _check_replace(reg, old)
+            with lock:
+                changes.append(Change(reg.urn, reg.type, op, decision.diff))
             if op == "same" and old is not None:
                 return old.id, old.outputs
             # Inputs echoed; computed outputs stay unknown, as in a Pulumi preview.
-            return (old.id if op == "update" and old is not None else ""), dict(reg.inputs)
+            return (old.id if op == "update" and old is not None else ""), dict(decision.inputs)
 
         run = self._run(program_dir, stack, values, secret_keys, True, pretend)
-        declared = run.by_urn()
+        declared = {**run.by_urn(), **{old: None for old in claimed}}
         unsupported = sorted(
             {r.registration.type for r in run.resources if r.registration.custom} - set(appliers)
         )
@@ -251,6 +262,9 @@ class EmbeddedEngine:
                 "Use --engine pulumi (the Pulumi CLI) for this program.",
                 types=unsupported + undeletable,
             )
+        protected = sorted(urn for urn, r in prior.items() if urn not in declared and r.protect)
+        if protected:
+            raise options.refuse_protected_delete(protected)
         for old in reversed(dependency_order(list(prior.values()))):
             if old.urn not in declared:
                 changes.append(Change(old.urn, old.type, "delete"))
@@ -260,66 +274,168 @@ class EmbeddedEngine:
         """Make one registered resource real; the monitor calls this from its worker threads."""
         with self._apply_lock:
             applier = self.appliers()[reg.type]
-            old = work.previous.get(reg.urn)
+            old = _claim_old(work.previous, work.claimed, reg)
             if old is not None and old.type != reg.type:
                 work.replaced[old.urn] = old
                 old = None
-            op, diff = _operation(reg, old, applier.replace_on)
-            inputs = reveal(reg.inputs)
+            timeouts = options.timeouts_seconds(reg.custom_timeouts)
+            if old is None and reg.import_id:
+                return self._import(work, reg, applier, timeouts)
+            decision = _decide(reg, old, applier.replace_on)
+            op, diff, declared = decision.op, decision.diff, decision.inputs
+            inputs = reveal(declared)
             created = work.now
             if old is None:
                 resource_id, outputs = applier.create(reg.name, inputs)
-            elif op == "same":
+            elif op in ("same", "update"):
                 live = applier.read(old.id, reveal(old.inputs))
-                drift = drifted(old.inputs, live) if live is not None else ()
                 if live is None:
                     logger.warning("%s was deleted outside the stack; creating it again", reg.urn)
                     op = "create"
                     resource_id, outputs = applier.create(reg.name, inputs)
-                elif drift:
-                    # Changed behind the stack's back: put the declared values back,
-                    # so a re-apply converges on the program (a rollback must).
-                    logger.warning("%s drifted (%s); updating it back", reg.urn, ", ".join(drift))
-                    op, diff = "update", drift
-                    as_found = {**reveal(old.inputs), **{k: live[k] for k in drift}}
-                    outputs = applier.update(old.id, as_found, inputs)
-                    resource_id, created = old.id, old.created or work.now
                 else:
-                    resource_id, outputs, created = old.id, old.outputs, old.created or work.now
-            elif op == "update":
-                outputs = applier.update(old.id, reveal(old.inputs), inputs)
-                resource_id, created = old.id, old.created or work.now
+                    # Ignored paths follow the cloud, as `pulumi up --refresh` would: the
+                    # engine never moves what the program gave away (live traffic weights).
+                    as_live, _ = paths.reset(live, inputs, list(reg.ignore_changes))
+                    drift = drifted(declared, live, reg.ignore_changes)
+                    if op == "same" and drift:
+                        # Changed behind the stack's back: put the declared values back,
+                        # so a re-apply converges on the program (a rollback must).
+                        logger.warning(
+                            "%s drifted (%s); updating it back", reg.urn, ", ".join(drift)
+                        )
+                        op, diff = "update", drift
+                    if op == "update":
+                        as_found = {**reveal(old.inputs), **{k: live[k] for k in drift}}
+                        outputs = applier.update(old.id, as_found, as_live)
+                    else:
+                        outputs = old.outputs
+                    resource_id, created = old.id, old.created or work.now
             else:
-                if reg.delete_before_replace or _has_fixed_name(reg):
-                    applier.delete(old.id, reveal(old.inputs))
+                _check_replace(reg, old)
+                # A replacement starts from the program's inputs, not the ignored ones
+                # (step_generator.go re-checks goal.Properties before replacing).
+                declared = dict(reg.inputs)
+                inputs = reveal(declared)
+                dbr = (
+                    reg.delete_before_replace
+                    if reg.delete_before_replace_defined
+                    else _has_fixed_name(reg)
+                )
+                if dbr:
+                    self._delete_one(old)
                     work.state.pop(old.urn, None)
                 else:
                     work.replaced[old.urn] = old
                 resource_id, outputs = applier.create(reg.name, inputs)
             outputs = secret_outputs(reg, outputs)
-            work.state[reg.urn] = ResourceState(
-                urn=reg.urn,
-                type=reg.type,
-                custom=True,
-                id=resource_id,
-                inputs=dict(reg.inputs),
-                outputs=dict(outputs),
-                parent=reg.parent,
-                dependencies=reg.dependencies,
-                property_dependencies=dict(reg.property_dependencies),
-                provider=reg.provider or work.provider_ref,
+            work.state[reg.urn] = self._state(
+                reg,
+                resource_id,
+                declared,
+                outputs,
+                work,
                 created=created,
                 modified=work.now if op != "same" else (old.modified if old else work.now),
+                alias=old.urn if old is not None and old.urn != reg.urn else "",
+                timeouts=timeouts,
+                import_id=old.import_id if old is not None and op != "replace" else "",
             )
+            if old is not None and old.urn != reg.urn:
+                work.state.pop(old.urn, None)
             work.changes.append(Change(reg.urn, reg.type, op, diff))
             # Progress for people: what changed, not the unchanged majority.
             logger.log(logging.DEBUG if op == "same" else logging.INFO, "%s %s", op, reg.urn)
             return resource_id, outputs
 
+    def _import(
+        self, work: _Apply, reg: Registration, applier: ResourceType, timeouts: dict[str, float]
+    ) -> tuple[str, dict[str, Any]]:
+        """Adopt an existing resource (the `import` option): read it, never create or change it.
+
+        As Pulumi's import step (pkg/resource/deploy/step.go, ImportStep): the
+        resource must exist and the program's inputs must match what it has.
+        """
+        live = applier.read(reg.import_id, reveal(reg.inputs))
+        if live is None:
+            raise EngineError(
+                f"{reg.urn} imports {reg.import_id!r}, which does not exist in the cloud; "
+                "nothing was imported.",
+                urn=reg.urn,
+            )
+        differ = drifted(reg.inputs, live, reg.ignore_changes)
+        if differ:
+            raise EngineError(
+                f"inputs to import {reg.urn} do not match the existing resource "
+                f"({', '.join(differ)}); change the program to match it, or remove the "
+                "`import` option.",
+                urn=reg.urn,
+            )
+        outputs = secret_outputs(
+            reg, {**live, **{k: v for k, v in reg.inputs.items() if k not in live}}
+        )
+        work.state[reg.urn] = self._state(
+            reg,
+            reg.import_id,
+            dict(reg.inputs),
+            outputs,
+            work,
+            created=work.now,
+            modified=work.now,
+            timeouts=timeouts,
+            import_id=reg.import_id,
+        )
+        work.changes.append(Change(reg.urn, reg.type, "import"))
+        logger.info("import %s (%s)", reg.urn, reg.import_id)
+        return reg.import_id, outputs
+
+    def _state(
+        self,
+        reg: Registration,
+        resource_id: str,
+        inputs: dict[str, Any],
+        outputs: dict[str, Any],
+        work: _Apply,
+        *,
+        created: str,
+        modified: str,
+        alias: str = "",
+        timeouts: dict[str, float] | None = None,
+        import_id: str = "",
+    ) -> ResourceState:
+        return ResourceState(
+            urn=reg.urn,
+            type=reg.type,
+            custom=True,
+            id=resource_id,
+            inputs=dict(inputs),
+            outputs=dict(outputs),
+            parent=reg.parent,
+            dependencies=reg.dependencies,
+            property_dependencies=dict(reg.property_dependencies),
+            provider=reg.provider or work.provider_ref,
+            created=created,
+            modified=modified,
+            protect=reg.protect,
+            retain_on_delete=reg.retain_on_delete,
+            import_id=import_id,
+            aliases=(alias,) if alias else (),
+            custom_timeouts=dict(timeouts or {}),
+            ignore_changes=reg.ignore_changes,
+            replace_on_changes=reg.replace_on_changes,
+        )
+
     def _delete(self, old: ResourceState) -> None:
         with self._apply_lock:
-            logger.info("delete %s", old.urn)
-            self.appliers()[old.type].delete(old.id, reveal(old.inputs))
+            self._delete_one(old)
+
+    def _delete_one(self, old: ResourceState) -> None:
+        """Delete from the cloud, unless the state says to retain it (retainOnDelete, step.go)."""
+        if old.retain_on_delete:
+            logger.info("forget %s (retainOnDelete: the cloud keeps it)", old.urn)
+            return
+        logger.info("delete %s", old.urn)
+        self.appliers()[old.type].delete(old.id, reveal(old.inputs))
 
     def _run(
         self,
@@ -422,14 +538,19 @@ class EmbeddedEngine:
         return state, self._keyring.crypter(state) if needs_crypter else None
 
 
-def normalised(value: Any) -> Any:
-    """A value as compared between runs: secrets unwrapped, integral floats as ints, no null keys."""
-    plain = json_values(reveal(value))
-    return _drop_nulls(plain)
+normalised = options.normalised
 
 
-def drifted(declared: dict[str, Any], live: dict[str, Any]) -> tuple[str, ...]:
-    """Declared input names whose live value differs. Secrets are skipped: AWS never returns them."""
+def drifted(
+    declared: dict[str, Any], live: dict[str, Any], ignore_changes: Iterable[str] = ()
+) -> tuple[str, ...]:
+    """Declared input names whose live value differs. Secrets are skipped: AWS never returns them.
+
+    Paths under `ignore_changes` are not compared: the program gave them away.
+    """
+    ignored = list(ignore_changes)
+    if ignored:
+        live, _ = paths.reset(declared, live, ignored)
     return tuple(
         sorted(
             key
@@ -442,27 +563,47 @@ def drifted(declared: dict[str, Any], live: dict[str, Any]) -> tuple[str, ...]:
     )
 
 
-def _drop_nulls(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_drop_nulls(v) for v in value]
-    return value
+def _claim_old(
+    prior: dict[str, ResourceState], claimed: dict[str, str], reg: Registration
+) -> ResourceState | None:
+    """The previous state of a registration: by its URN, else by its first alias not yet taken.
+
+    As Pulumi's getOldResource (pkg/resource/deploy/step_generator.go): the URN
+    first, then the aliases; a state taken through an alias is not deleted.
+    """
+    if reg.urn in prior:
+        return prior[reg.urn]
+    for alias in reg.aliases:
+        if alias in prior and alias not in claimed:
+            claimed[alias] = reg.urn
+            return prior[alias]
+    return None
 
 
-def _operation(
+def _decide(
     reg: Registration, old: ResourceState | None, replace_on: frozenset[str]
-) -> tuple[str, tuple[str, ...]]:
-    """create | same | update | replace, and the input names that differ."""
-    if old is None:
-        return "create", ()
-    news, olds = normalised(reg.inputs), normalised(old.inputs)
-    diff = tuple(sorted(k for k in set(news) | set(olds) if news.get(k) != olds.get(k)))
-    if not diff:
-        return "same", ()
-    if any(k in replace_on for k in diff):
-        return "replace", diff
-    return "update", diff
+) -> options.Decision:
+    return options.decide(
+        reg.urn,
+        reg.inputs,
+        old.inputs if old is not None else None,
+        ignore_changes=reg.ignore_changes,
+        replace_on=replace_on,
+        replace_on_changes=reg.replace_on_changes,
+    )
+
+
+def _check_replace(reg: Registration, old: ResourceState) -> None:
+    """Refuse what Pulumi refuses before a replacement (step_generator.go)."""
+    if reg.protect and old.protect:
+        raise options.refuse_protected_replace(reg.urn)
+    if reg.import_id:
+        raise EngineError(
+            f"{reg.urn} was imported and still declares the import id {reg.import_id!r}; "
+            "previously-imported resources that still specify an ID may not be replaced. "
+            "Remove the `import` option first.",
+            urn=reg.urn,
+        )
 
 
 def _has_fixed_name(reg: Registration) -> bool:

@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 # Resource references are turned off so the SDK sends a resource passed as an
 # input as its id (custom) or URN (component): plain values for the appliers.
-_UNSUPPORTED_FEATURES = {"outputValues", "resourceReferences"}
+_UNSUPPORTED_FEATURES = {"outputValues", "resourceReferences", "aliasSpecs"}
 
 
 class RefusingMocks(Mocks):
@@ -96,7 +96,18 @@ class EmbeddedMonitor(MockMonitor):
             inputs=_plain_unknowns(inputs),
             additional_secret_outputs=tuple(request.additionalSecretOutputs),
             delete_before_replace=bool(request.deleteBeforeReplace),
+            delete_before_replace_defined=bool(request.deleteBeforeReplaceDefined),
             protect=bool(request.protect),
+            ignore_changes=tuple(request.ignoreChanges),
+            replace_on_changes=tuple(request.replaceOnChanges),
+            retain_on_delete=bool(request.retainOnDelete),
+            aliases=tuple(request.aliasURNs) + tuple(a.urn for a in request.aliases if a.urn),
+            import_id=request.importId,
+            custom_timeouts={
+                op: getattr(request.customTimeouts, op)
+                for op in ("create", "update", "delete")
+                if request.HasField("customTimeouts") and getattr(request.customTimeouts, op)
+            },
         )
         resource_id, outputs = "", dict[str, Any]()
         if registration.custom:
@@ -151,11 +162,13 @@ class EmbeddedMonitor(MockMonitor):
 
     def GetDeploymentInfo(self, request: Any) -> Any:  # noqa: N802
         info = super().GetDeploymentInfo(request)  # type: ignore[no-untyped-call]
-        features = [
-            f
-            for f in info.supportedFeatures
-            if f != resource_pb2.RESOURCE_MONITOR_FEATURE_RESOURCE_REFERENCES
-        ]
+        # Without alias specs the SDK sends every alias as a full URN, its parents'
+        # aliases multiplied in (sdk/python/lib/pulumi/runtime/resource.py, all_aliases).
+        refused = {
+            resource_pb2.RESOURCE_MONITOR_FEATURE_RESOURCE_REFERENCES,
+            resource_pb2.RESOURCE_MONITOR_FEATURE_ALIAS_SPECS,
+        }
+        features = [f for f in info.supportedFeatures if f not in refused]
         return resource_pb2.DeploymentInfo(supportedFeatures=features)
 
 
