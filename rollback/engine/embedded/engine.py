@@ -12,6 +12,7 @@ way, the checkpoint still records what was done before the error is raised.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from rollback.engine import Change, StackConfig
 from rollback.engine.embedded import options, paths
+from rollback.engine.embedded.checking import checked_inputs
 from rollback.engine.embedded.checkpoint import (
     Deployment,
     ResourceState,
@@ -32,7 +34,12 @@ from rollback.engine.embedded.checkpoint import (
     provider_reference,
     read_deployment,
 )
-from rollback.engine.embedded.program import ProgramRun, Registration, secret_outputs
+from rollback.engine.embedded.program import (
+    STACK_TYPE,
+    ProgramRun,
+    Registration,
+    secret_outputs,
+)
 from rollback.engine.embedded.secrets import (
     SecretsKeyring,
     SymmetricCrypter,
@@ -157,6 +164,47 @@ class EmbeddedEngine:
         self.last_changes = list(work.changes)
         return self._write(stack, config, previous, provider, run.exports, final)
 
+    def destroy(self, stack: str) -> Checkpoint:
+        """Delete every resource of the stack, dependents first; keep the stack with no resources.
+
+        As `pulumi destroy`: a protected resource refuses the whole destroy before
+        anything changes (pkg/resource/deploy/step.go); a `retainOnDelete` one is
+        forgotten and stays in the cloud. Returns the emptied checkpoint.
+        """
+        previous = self._previous(stack)
+        if previous is None:
+            raise NotFound(
+                f"stack {self.project}/{stack} has no state in {self.store.url}; nothing to destroy.",
+                stack=f"{self.project}/{stack}",
+            )
+        prior = previous.managed()
+        unknown = sorted({r.type for r in prior.values()} - set(self.appliers()))
+        if unknown:
+            raise EngineError(
+                f"the embedded engine cannot delete resource type(s) {', '.join(unknown)}; "
+                "nothing was changed. Use --engine pulumi.",
+                types=unknown,
+            )
+        protected = sorted(urn for urn, r in prior.items() if r.protect)
+        if protected:
+            raise options.refuse_protected_delete(protected)
+        config = StackConfig(values={}, encryption_salt=previous.secrets_state)
+        provider = previous.default_provider() or default_provider_state(
+            self.project, stack, self._region(config), None, now_iso()
+        )
+        remaining = [r for r in previous.resources if r.type != STACK_TYPE and r is not provider]
+        changes: list[Change] = []
+        try:
+            for old in reversed(dependency_order(list(prior.values()))):
+                self._delete(old)
+                changes.append(Change(old.urn, old.type, "delete"))
+                remaining = [r for r in remaining if r.urn != old.urn]
+        except BaseException:
+            self._write(stack, config, previous, provider, previous.exports(), remaining)
+            raise
+        self.last_changes = changes
+        return self._write(stack, config, previous, provider, {}, [])
+
     def preview(self, program_dir: Path, stack: str, config: StackConfig) -> list[Change]:
         """The changes `up` would make, from a run with made-up outputs; changes nothing.
 
@@ -236,6 +284,7 @@ class EmbeddedEngine:
             if old is not None and old.type != reg.type:
                 old = None
             options.timeouts_seconds(reg.custom_timeouts)  # malformed: refused before any change
+            reg = _checked(reg, old, applier)
             decision = _decide(reg, old, replace_on)
             op = decision.op
             if op == "replace" and old is not None:
@@ -281,6 +330,8 @@ class EmbeddedEngine:
             timeouts = options.timeouts_seconds(reg.custom_timeouts)
             if old is None and reg.import_id:
                 return self._import(work, reg, applier, timeouts)
+            program = reg
+            reg = _checked(reg, old, applier)
             decision = _decide(reg, old, applier.replace_on)
             op, diff, declared = decision.op, decision.diff, decision.inputs
             inputs = reveal(declared)
@@ -315,12 +366,13 @@ class EmbeddedEngine:
                 _check_replace(reg, old)
                 # A replacement starts from the program's inputs, not the ignored ones
                 # (step_generator.go re-checks goal.Properties before replacing).
+                reg = _checked(program, None, applier)
                 declared = dict(reg.inputs)
                 inputs = reveal(declared)
                 dbr = (
                     reg.delete_before_replace
                     if reg.delete_before_replace_defined
-                    else _has_fixed_name(reg)
+                    else _has_fixed_name(program)
                 )
                 if dbr:
                     self._delete_one(old)
@@ -328,7 +380,8 @@ class EmbeddedEngine:
                 else:
                     work.replaced[old.urn] = old
                 resource_id, outputs = applier.create(reg.name, inputs)
-            outputs = secret_outputs(reg, outputs)
+            # Bridged providers report the id among the outputs, as Pulumi records it.
+            outputs = secret_outputs(reg, {**outputs, "id": resource_id})
             work.state[reg.urn] = self._state(
                 reg,
                 resource_id,
@@ -591,6 +644,21 @@ def _decide(
         replace_on=replace_on,
         replace_on_changes=reg.replace_on_changes,
     )
+
+
+def _checked(reg: Registration, old: ResourceState | None, applier: Any) -> Registration:
+    """The registration with the inputs the provider's Check returns (auto-name, `__defaults`)."""
+    if applier is None:
+        return reg
+    inputs = checked_inputs(
+        reg.type,
+        reg.name,
+        reg.inputs,
+        old.inputs if old is not None else None,
+        applier,
+        old.outputs if old is not None else None,
+    )
+    return dataclasses.replace(reg, inputs=inputs)
 
 
 def _check_replace(reg: Registration, old: ResourceState) -> None:

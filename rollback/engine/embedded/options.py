@@ -132,7 +132,9 @@ def decide(
     inputs = with_ignored(news, olds, ignore_changes, urn)
     if olds is None:
         return Decision("create", (), inputs)
-    new_plain, old_plain = normalised(inputs), normalised(olds)
+    # `__defaults` is the provider's bookkeeping, not a property: never a change by itself.
+    new_plain = {k: v for k, v in normalised(inputs).items() if k != "__defaults"}
+    old_plain = {k: v for k, v in normalised(olds).items() if k != "__defaults"}
     changed = paths.changed_paths(old_plain, new_plain)
     if not changed:
         return Decision("same", (), inputs)

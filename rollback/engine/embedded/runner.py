@@ -117,6 +117,7 @@ def _run_on_this_thread(
 
     program_dir = main.parent
     loop = asyncio.new_event_loop()
+    loop.set_exception_handler(_unobserved_failure)
     asyncio.set_event_loop(loop)
     executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="pulumi-rpc")
     loop.set_default_executor(executor)
@@ -191,6 +192,23 @@ def _run_on_this_thread(
         with contextlib.suppress(ValueError):
             sys.path.remove(str(program_dir))
         _forget_program_modules(program_dir, modules_before)
+
+
+def _unobserved_failure(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """A registration's failure the SDK never awaited: already reported as the run's error.
+
+    asyncio would print it with a traceback on stderr ("Future exception was
+    never retrieved"); the run raises the first failure as one sentence, so
+    the rest goes to the debug log only.
+    """
+    if context.get("exception") is not None:
+        logger.debug(
+            "unobserved failure in the program's runtime: %s",
+            context.get("message"),
+            exc_info=context["exception"],
+        )
+        return
+    loop.default_exception_handler(context)
 
 
 def _describe(exc: BaseException) -> str:
