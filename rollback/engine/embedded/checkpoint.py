@@ -226,6 +226,7 @@ def build_checkpoint(
     secrets_state: str | None,
     crypter: SymmetricCrypter | None,
     now: str,
+    pending: Iterable[dict[str, Any]] = (),
 ) -> Checkpoint:
     """Assemble the deployment; raises ConfigError when a value is secret and there is no crypter."""
     stack_state = ResourceState(
@@ -249,6 +250,11 @@ def build_checkpoint(
     if secrets_state:
         deployment["secrets_providers"] = {"type": "passphrase", "state": {"salt": secrets_state}}
     deployment["resources"] = [r.to_dict(crypter) for r in ordered]
+    operations = [
+        {"resource": op["resource"].to_dict(crypter), "type": op["type"]} for op in pending
+    ]
+    if operations:
+        deployment["pending_operations"] = operations
     return Checkpoint(deployment=deployment)
 
 

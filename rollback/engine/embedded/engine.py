@@ -81,6 +81,8 @@ class _Apply:
     replaced: dict[str, ResourceState] = field(default_factory=dict)
     # Old URN -> the new URN that took its state through an alias.
     claimed: dict[str, str] = field(default_factory=dict)
+    # Operations that failed half-way: written as the checkpoint's pending_operations.
+    pending: list[dict[str, Any]] = field(default_factory=list)
 
 
 class EmbeddedEngine:
@@ -139,7 +141,9 @@ class EmbeddedEngine:
         except BaseException:
             # Record what was applied before the failure; the exports stay the previous ones.
             exports = previous.exports() if previous else {}
-            self._write(stack, config, previous, provider, exports, list(work.state.values()))
+            self._write(
+                stack, config, previous, provider, exports, list(work.state.values()), work.pending
+            )
             raise
         declared = {**run.by_urn(), **{old: None for old in work.claimed}}
         final: list[ResourceState] = []
@@ -337,13 +341,13 @@ class EmbeddedEngine:
             inputs = reveal(declared)
             created = work.now
             if old is None:
-                resource_id, outputs = applier.create(reg.name, inputs)
+                resource_id, outputs = self._create(work, reg, applier, inputs)
             elif op in ("same", "update"):
                 live = applier.read(old.id, reveal(old.inputs))
                 if live is None:
                     logger.warning("%s was deleted outside the stack; creating it again", reg.urn)
                     op = "create"
-                    resource_id, outputs = applier.create(reg.name, inputs)
+                    resource_id, outputs = self._create(work, reg, applier, inputs)
                 else:
                     # Ignored paths follow the cloud, as `pulumi up --refresh` would: the
                     # engine never moves what the program gave away (live traffic weights).
@@ -379,7 +383,7 @@ class EmbeddedEngine:
                     work.state.pop(old.urn, None)
                 else:
                     work.replaced[old.urn] = old
-                resource_id, outputs = applier.create(reg.name, inputs)
+                resource_id, outputs = self._create(work, reg, applier, inputs)
             # Bridged providers report the id among the outputs, as Pulumi records it.
             outputs = secret_outputs(reg, {**outputs, "id": resource_id})
             work.state[reg.urn] = self._state(
@@ -400,6 +404,24 @@ class EmbeddedEngine:
             # Progress for people: what changed, not the unchanged majority.
             logger.log(logging.DEBUG if op == "same" else logging.INFO, "%s %s", op, reg.urn)
             return resource_id, outputs
+
+    def _create(
+        self, work: _Apply, reg: Registration, applier: ResourceType, inputs: dict[str, Any]
+    ) -> tuple[str, dict[str, Any]]:
+        """Create; a failed create is left in the checkpoint as a pending `creating` operation.
+
+        Pulumi records an operation before it starts and clears it when it ends
+        (pkg/backend/snapshot.go); the embedded engine keeps the failed ones, so
+        the state says that a resource may exist in the cloud without being in it.
+        """
+        try:
+            return applier.create(reg.name, inputs)
+        except BaseException:
+            pending = self._state(
+                reg, "", dict(reg.inputs), {}, work, created=work.now, modified=work.now
+            )
+            work.pending.append({"resource": pending, "type": "creating"})
+            raise
 
     def _import(
         self, work: _Apply, reg: Registration, applier: ResourceType, timeouts: dict[str, float]
@@ -557,6 +579,7 @@ class EmbeddedEngine:
         provider: ResourceState,
         exports: dict[str, Any],
         resources: list[ResourceState],
+        pending: list[dict[str, Any]] | None = None,
     ) -> Checkpoint:
         has_secrets = contains_secrets(exports) or any(
             contains_secrets(r.inputs) or contains_secrets(r.outputs) for r in resources
@@ -571,6 +594,7 @@ class EmbeddedEngine:
             secrets_state=state,
             crypter=crypter,
             now=now_iso(),
+            pending=pending or [],
         )
         body = json.dumps(checkpoint.to_dict(), indent=2, default=str).encode("utf-8")
         self.store.put_doc(checkpoint_key(self.project, stack), body)
