@@ -153,6 +153,10 @@ class Deployment:
                 return dict(res.outputs)
         return {}
 
+    def providers(self) -> dict[str, ResourceState]:
+        """Every provider resource (default and explicit), by URN."""
+        return {r.urn: r for r in self.resources if r.type.startswith("pulumi:providers:")}
+
     def default_provider(self) -> ResourceState | None:
         for res in self.resources:
             if res.type == PROVIDER_TYPE and res.urn.split("::")[-1].startswith("default"):

@@ -16,13 +16,14 @@ import dataclasses
 import json
 import logging
 import threading
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rollback.engine import Change, StackConfig
-from rollback.engine.embedded import options, paths
+from rollback.engine.embedded import options, paths, randoms
 from rollback.engine.embedded.checking import checked_inputs
 from rollback.engine.embedded.checkpoint import (
     Deployment,
@@ -39,6 +40,17 @@ from rollback.engine.embedded.program import (
     ProgramRun,
     Registration,
     secret_outputs,
+)
+from rollback.engine.embedded.providers import (
+    PACKAGES as _PACKAGES,
+)
+from rollback.engine.embedded.providers import (
+    PROVIDER_PREFIX,
+    default_provider_urn,
+    endpoints_of,
+    package_provider_state,
+    package_version,
+    provider_clients,
 )
 from rollback.engine.embedded.secrets import (
     SecretsKeyring,
@@ -83,6 +95,10 @@ class _Apply:
     claimed: dict[str, str] = field(default_factory=dict)
     # Operations that failed half-way: written as the checkpoint's pending_operations.
     pending: list[dict[str, Any]] = field(default_factory=list)
+    # Provider resources by URN: explicit ones as registered (else as before), and the
+    # default providers of packages other than aws, made when first used.
+    providers: dict[str, ResourceState] = field(default_factory=dict)
+    stack: str = ""
 
 
 class EmbeddedEngine:
@@ -107,6 +123,8 @@ class EmbeddedEngine:
         # and a deterministic order makes failures reproducible.
         self._apply_lock = threading.Lock()
         self.last_changes: list[Change] = []
+        self._provider_appliers: dict[str, dict[str, ResourceType]] = {}
+        self._providers_seen: dict[str, ResourceState] = {}
 
     # -- StackEngine -------------------------------------------------------
 
@@ -133,7 +151,10 @@ class EmbeddedEngine:
             provider_ref=provider_reference(provider),
             now=now_iso(),
             state={**components, **prior},
+            providers=previous.providers() if previous else {},
+            stack=stack,
         )
+        self._providers_seen.update(work.providers)
         try:
             run = self._run(
                 program_dir, stack, values, secret_keys, False, lambda reg: self._apply(work, reg)
@@ -153,6 +174,8 @@ class EmbeddedEngine:
                 final.append(work.state[reg.urn])
             else:
                 final.append(self._component_state(reg, run, components.get(reg.urn), work.now))
+        # Default providers of other packages (random) that this run used.
+        final.extend(p for urn, p in work.providers.items() if urn in work.state and p not in final)
         doomed = {urn: old for urn, old in prior.items() if urn not in declared}
         doomed.update(work.replaced)
         try:
@@ -192,6 +215,7 @@ class EmbeddedEngine:
         protected = sorted(urn for urn, r in prior.items() if r.protect)
         if protected:
             raise options.refuse_protected_delete(protected)
+        self._providers_seen.update(previous.providers())
         config = StackConfig(values={}, encryption_salt=previous.secrets_state)
         provider = previous.default_provider() or default_provider_state(
             self.project, stack, self._region(config), None, now_iso()
@@ -243,10 +267,10 @@ class EmbeddedEngine:
     def read_live(self, checkpoint: Checkpoint) -> dict[str, dict[str, Any] | None]:
         """URN -> live outputs read from the cloud (None when the resource is gone). Reads only."""
         deployment = read_deployment(checkpoint, self._keyring.crypter)
-        appliers = self.appliers()
+        providers = deployment.providers()
         live: dict[str, dict[str, Any] | None] = {}
         for urn, res in deployment.managed().items():
-            applier = appliers.get(res.type)
+            applier = self._appliers_for(res.provider, providers).get(res.type)
             if applier is None:
                 raise EngineError(
                     f"the checkpoint holds a {res.type}, which the embedded engine cannot read; "
@@ -260,7 +284,7 @@ class EmbeddedEngine:
         if self._appliers is None:
             from rollback.engine.embedded.resources import resource_types
 
-            self._appliers = resource_types(self.clients)
+            self._appliers = {**resource_types(self.clients), **randoms.appliers()}
         return self._appliers
 
     # -- passes ------------------------------------------------------------
@@ -281,6 +305,13 @@ class EmbeddedEngine:
         claimed: dict[str, str] = {}
 
         def pretend(reg: Registration) -> tuple[str, dict[str, Any]]:
+            if reg.type.startswith(PROVIDER_PREFIX):
+                if reg.type == PROVIDER_PREFIX + "aws":
+                    endpoints_of(reg.urn, reg.inputs)  # outside the embedded cloud: refused now
+                known = previous.providers().get(reg.urn) if previous else None
+                with lock:
+                    changes.append(Change(reg.urn, reg.type, "same" if known else "create"))
+                return (known.id if known else str(uuid.uuid4())), dict(reg.inputs)
             applier = appliers.get(reg.type)
             replace_on = applier.replace_on if applier is not None else frozenset()
             with lock:
@@ -302,8 +333,11 @@ class EmbeddedEngine:
 
         run = self._run(program_dir, stack, values, secret_keys, True, pretend)
         declared = {**run.by_urn(), **{old: None for old in claimed}}
+        providers = {PROVIDER_PREFIX + p for p in _PACKAGES}
         unsupported = sorted(
-            {r.registration.type for r in run.resources if r.registration.custom} - set(appliers)
+            {r.registration.type for r in run.resources if r.registration.custom}
+            - set(appliers)
+            - providers
         )
         undeletable = sorted(
             {r.type for urn, r in prior.items() if urn not in declared} - set(appliers)
@@ -326,7 +360,11 @@ class EmbeddedEngine:
     def _apply(self, work: _Apply, reg: Registration) -> tuple[str, dict[str, Any]]:
         """Make one registered resource real; the monitor calls this from its worker threads."""
         with self._apply_lock:
-            applier = self.appliers()[reg.type]
+            if reg.type.startswith(PROVIDER_PREFIX):
+                return self._provider(work, reg)
+            if not reg.provider:
+                reg = dataclasses.replace(reg, provider=self._default_provider_ref(work, reg.type))
+            applier = self._appliers_for(reg.provider, work.providers)[reg.type]
             old = _claim_old(work.previous, work.claimed, reg)
             if old is not None and old.type != reg.type:
                 work.replaced[old.urn] = old
@@ -404,6 +442,91 @@ class EmbeddedEngine:
             # Progress for people: what changed, not the unchanged majority.
             logger.log(logging.DEBUG if op == "same" else logging.INFO, "%s %s", op, reg.urn)
             return resource_id, outputs
+
+    def _provider(self, work: _Apply, reg: Registration) -> tuple[str, dict[str, Any]]:
+        """An explicit provider resource (`aws.Provider(...)`): state only, nothing in the cloud.
+
+        Its id is a UUID kept while the provider lives, as Pulumi's provider
+        registry does (pkg/resource/deploy/providers/registry.go); resources that
+        name it are applied with clients for its region and endpoints.
+        """
+        package = reg.type[len(PROVIDER_PREFIX) :]
+        if package not in _PACKAGES:
+            raise EngineError(
+                f"the embedded engine has no {package} provider ({reg.urn}); nothing was changed. "
+                "Use --engine pulumi.",
+                type=reg.type,
+            )
+        old = work.providers.get(reg.urn)
+        inputs = dict(reg.inputs)
+        op = "create" if old is None else ("same" if old.inputs == inputs else "update")
+        if package == "aws":
+            self._provider_clients(reg.urn, inputs)  # refuses endpoints outside the embedded cloud
+        state = ResourceState(
+            urn=reg.urn,
+            type=reg.type,
+            custom=True,
+            id=old.id if old is not None else str(uuid.uuid4()),
+            inputs=inputs,
+            outputs=dict(inputs),
+            parent=reg.parent,
+            dependencies=reg.dependencies,
+            property_dependencies=dict(reg.property_dependencies),
+            created=old.created if old is not None and old.created else work.now,
+            modified=work.now if op != "same" else (old.modified if old else work.now),
+            protect=reg.protect,
+        )
+        work.providers[reg.urn] = state
+        work.state[reg.urn] = state
+        work.changes.append(Change(reg.urn, reg.type, op))
+        return state.id, dict(inputs)
+
+    def _default_provider_ref(self, work: _Apply, token: str) -> str:
+        """The reference `<urn>::<id>` of the default provider of the token's package."""
+        package = token.split(":", 1)[0]
+        if package == "aws":
+            return work.provider_ref
+        urn = default_provider_urn(self.project, work.stack, package)
+        state = work.providers.get(urn)
+        if state is None:
+            state = package_provider_state(urn, package_version(package), None, work.now)
+            work.providers[urn] = state
+        work.state[urn] = state
+        return provider_reference(state)
+
+    @property
+    def _known_providers(self) -> dict[str, ResourceState]:
+        return self._providers_seen
+
+    def _appliers_for(
+        self, reference: str, providers: dict[str, ResourceState]
+    ) -> dict[str, ResourceType]:
+        """The appliers that act through the provider `reference` (an explicit aws provider's
+        region and endpoints), else the engine's own."""
+        urn = reference.rsplit("::", 1)[0] if reference else ""
+        if (
+            not urn
+            or urn.split("::")[-1].startswith("default")
+            or "pulumi:providers:aws" not in urn
+        ):
+            return self.appliers()
+        state = providers.get(urn) or self._providers_seen.get(urn)
+        if state is None:
+            raise EngineError(
+                f"the provider {urn} is not in the stack's state; nothing was changed.", urn=urn
+            )
+        self._providers_seen[urn] = state
+        key = f"{urn}::{json.dumps(state.inputs, sort_keys=True, default=str)}"
+        if key not in self._provider_appliers:
+            from rollback.engine.embedded.resources import resource_types
+
+            clients = self._provider_clients(urn, state.inputs)
+            self._provider_appliers[key] = {**resource_types(clients), **randoms.appliers()}
+        return self._provider_appliers[key]
+
+    def _provider_clients(self, urn: str, inputs: dict[str, Any]) -> Clients:
+        """Clients for an explicit aws provider: its region, and its endpoints when loopback ones."""
+        return provider_clients(self.clients, urn, inputs)
 
     def _create(
         self, work: _Apply, reg: Registration, applier: ResourceType, inputs: dict[str, Any]
@@ -488,7 +611,7 @@ class EmbeddedEngine:
             parent=reg.parent,
             dependencies=reg.dependencies,
             property_dependencies=dict(reg.property_dependencies),
-            provider=reg.provider or work.provider_ref,
+            provider=reg.provider or self._default_provider_ref(work, reg.type),
             created=created,
             modified=modified,
             protect=reg.protect,
@@ -510,7 +633,9 @@ class EmbeddedEngine:
             logger.info("forget %s (retainOnDelete: the cloud keeps it)", old.urn)
             return
         logger.info("delete %s", old.urn)
-        self.appliers()[old.type].delete(old.id, reveal(old.inputs))
+        self._appliers_for(old.provider, self._known_providers)[old.type].delete(
+            old.id, reveal(old.inputs)
+        )
 
     def _run(
         self,
