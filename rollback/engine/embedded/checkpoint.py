@@ -50,6 +50,7 @@ class ResourceState:
     custom_timeouts: dict[str, float] = field(default_factory=dict)
     ignore_changes: tuple[str, ...] = ()
     replace_on_changes: tuple[str, ...] = ()
+    external: bool = False  # read, not managed (a StackReference): never changed or deleted
 
     def to_dict(self, crypter: SymmetricCrypter | None) -> dict[str, Any]:
         data: dict[str, Any] = {"urn": self.urn, "custom": self.custom, "type": self.type}
@@ -71,6 +72,8 @@ class ResourceState:
             data["provider"] = self.provider
         if self.protect:
             data["protect"] = True
+        if self.external:
+            data["external"] = True
         if self.aliases:
             data["aliases"] = list(self.aliases)
         if self.custom_timeouts:
@@ -124,6 +127,7 @@ class ResourceState:
                 },
                 ignore_changes=tuple(data.get("ignoreChanges") or ()),
                 replace_on_changes=tuple(data.get("replaceOnChanges") or ()),
+                external=bool(data.get("external", False)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise IntegrityError(
@@ -143,7 +147,7 @@ class Deployment:
         return {
             r.urn: r
             for r in self.resources
-            if r.custom and not r.type.startswith("pulumi:providers:")
+            if r.custom and not r.external and not r.type.startswith("pulumi:providers:")
         }
 
     def exports(self) -> dict[str, Any]:

@@ -60,7 +60,7 @@ from rollback.engine.embedded.secrets import (
     reveal,
 )
 from rollback.engine.embedded.stack_config import config_string
-from rollback.errors import ConfigError, EngineError, NotFound
+from rollback.errors import ConfigError, EngineError, NotFound, UsageError
 from rollback.models import Checkpoint
 
 if TYPE_CHECKING:
@@ -99,6 +99,8 @@ class _Apply:
     # default providers of packages other than aws, made when first used.
     providers: dict[str, ResourceState] = field(default_factory=dict)
     stack: str = ""
+    # Resources read, not managed (StackReferences), by URN.
+    reads: list[str] = field(default_factory=list)
 
 
 class EmbeddedEngine:
@@ -157,7 +159,13 @@ class EmbeddedEngine:
         self._providers_seen.update(work.providers)
         try:
             run = self._run(
-                program_dir, stack, values, secret_keys, False, lambda reg: self._apply(work, reg)
+                program_dir,
+                stack,
+                values,
+                secret_keys,
+                False,
+                lambda reg: self._apply(work, reg),
+                work,
             )
         except BaseException:
             # Record what was applied before the failure; the exports stay the previous ones.
@@ -174,6 +182,7 @@ class EmbeddedEngine:
                 final.append(work.state[reg.urn])
             else:
                 final.append(self._component_state(reg, run, components.get(reg.urn), work.now))
+        final.extend(work.state[urn] for urn in work.reads)
         # Default providers of other packages (random) that this run used.
         final.extend(p for urn, p in work.providers.items() if urn in work.state and p not in final)
         doomed = {urn: old for urn, old in prior.items() if urn not in declared}
@@ -645,8 +654,28 @@ class EmbeddedEngine:
         secret_keys: list[str],
         preview: bool,
         handler: Any,
+        work: _Apply | None = None,
     ) -> ProgramRun:
         from rollback.engine.embedded.runner import run_program
+
+        def read_stack(urn: str, name: str, stack_name: str, parent: str) -> dict[str, Any]:
+            outputs = self._stack_reference(stack_name)
+            if work is not None:
+                with self._apply_lock:
+                    work.state[urn] = ResourceState(
+                        urn=urn,
+                        type="pulumi:pulumi:StackReference",
+                        custom=True,
+                        external=True,
+                        id=stack_name,
+                        inputs={"name": stack_name},
+                        outputs=outputs,
+                        parent=parent,
+                        created=work.now,
+                        modified=work.now,
+                    )
+                    work.reads.append(urn)
+            return outputs
 
         return run_program(
             program_dir,
@@ -656,7 +685,35 @@ class EmbeddedEngine:
             secret_keys=secret_keys,
             preview=preview,
             handler=handler,
+            reader=read_stack,
         )
+
+    def _stack_reference(self, name: str) -> dict[str, Any]:
+        """A StackReference's outputs, from the referenced stack's checkpoint in this store.
+
+        `name` is `org/project/stack`, `project/stack` or `stack` (this project),
+        as Pulumi accepts them; secret exports stay secret (`secretOutputNames`).
+        """
+        parts = name.split("/")
+        if len(parts) == 3:
+            project, stack = parts[1], parts[2]
+        elif len(parts) == 2:
+            project, stack = parts
+        elif len(parts) == 1 and parts[0]:
+            project, stack = self.project, parts[0]
+        else:
+            raise UsageError(f"the stack reference {name!r} is not `org/project/stack`.")
+        key = checkpoint_key(project, stack)
+        if not self.store.has_doc(key):
+            raise NotFound(
+                f"the stack reference {name!r} names {project}/{stack}, which has no state in "
+                f"{self.store.url}; bring it up first.",
+                stack=f"{project}/{stack}",
+            )
+        checkpoint = Checkpoint.from_dict(json.loads(self.store.get_doc(key)))
+        exports = read_deployment(checkpoint, self._keyring.crypter).exports()
+        secret_names = sorted(k for k, v in exports.items() if contains_secrets(v))
+        return {"name": name, "outputs": exports, "secretOutputNames": secret_names}
 
     # -- state -------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import Any, Protocol
 
 from google.protobuf import empty_pb2
 from pulumi.runtime import rpc
@@ -38,6 +38,15 @@ logger = logging.getLogger(__name__)
 _UNSUPPORTED_FEATURES = {"outputValues", "resourceReferences", "aliasSpecs"}
 
 
+STACK_REFERENCE_TYPE = "pulumi:pulumi:StackReference"
+
+
+class StackReferenceReader(Protocol):
+    """Resolves a StackReference: (urn, logical name, stack name, parent) -> its outputs."""
+
+    def __call__(self, urn: str, name: str, stack_name: str, parent: str) -> dict[str, Any]: ...
+
+
 class RefusingMocks(Mocks):
     """Invokes (data sources) and reads of existing resources are not supported by the embedded engine."""
 
@@ -59,9 +68,12 @@ class RefusingMocks(Mocks):
 class EmbeddedMonitor(MockMonitor):
     """Sees each RegisterResource request whole and applies it through `handler`."""
 
-    def __init__(self, handler: ResourceHandler) -> None:
+    def __init__(
+        self, handler: ResourceHandler, reader: StackReferenceReader | None = None
+    ) -> None:
         super().__init__(RefusingMocks())
         self._handler = handler
+        self._reader = reader
         self._lock = threading.Lock()
         self.registered: list[RegisteredResource] = []
         self.component_outputs: dict[str, dict[str, Any]] = {}
@@ -133,6 +145,18 @@ class EmbeddedMonitor(MockMonitor):
         return empty_pb2.Empty()
 
     def ReadResource(self, request: Any) -> Any:  # noqa: N802
+        if request.type == STACK_REFERENCE_TYPE and self._reader is not None:
+            urn = self.make_urn(request.parent, request.type, request.name)
+            try:
+                outputs = self._reader(
+                    urn, request.name, request.id or request.name, request.parent
+                )
+            except BaseException as exc:
+                self._fail(exc)
+                raise
+            _ensure_event_loop()  # type: ignore[no-untyped-call]
+            proto = _sync_await(rpc.serialize_properties(outputs, {}))
+            return resource_pb2.ReadResourceResponse(urn=urn, properties=proto)
         try:
             return self.mocks.new_resource(
                 MockResourceArgs(

@@ -66,6 +66,7 @@ def run_program(
     preview: bool,
     handler: ResourceHandler,
     max_workers: int = 4,
+    reader: Any = None,
 ) -> ProgramRun:
     """Run the program to completion; return every registration, its result and the exports.
 
@@ -82,7 +83,15 @@ def run_program(
     def target() -> None:
         try:
             outcome["run"] = _run_on_this_thread(
-                main, project, stack, dict(config), list(secret_keys), preview, handler, max_workers
+                main,
+                project,
+                stack,
+                dict(config),
+                list(secret_keys),
+                preview,
+                handler,
+                max_workers,
+                reader,
             )
         except BaseException as exc:  # noqa: BLE001 handed to the calling thread
             outcome["error"] = exc
@@ -106,6 +115,7 @@ def _run_on_this_thread(
     preview: bool,
     handler: ResourceHandler,
     max_workers: int,
+    reader: Any = None,
 ) -> ProgramRun:
     from google.protobuf import empty_pb2
     from pulumi.runtime import config as runtime_config
@@ -121,7 +131,7 @@ def _run_on_this_thread(
     asyncio.set_event_loop(loop)
     executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="pulumi-rpc")
     loop.set_default_executor(executor)
-    monitor = EmbeddedMonitor(handler)
+    monitor = EmbeddedMonitor(handler, reader)
     modules_before = set(sys.modules)
     cwd_before = os.getcwd()
     try:
