@@ -137,6 +137,14 @@ class EmbeddedEngine:
         a failing program, or a failing AWS call (checkpoint records progress).
         """
         previous = self._previous(stack)
+        if previous is not None:
+            for op in self.export(stack).deployment.get("pending_operations") or []:
+                logger.warning(
+                    "the last up left a pending %s of %s: it may exist in the cloud without "
+                    "being in the state; check it before this up creates it again",
+                    op.get("type"),
+                    (op.get("resource") or {}).get("urn"),
+                )
         values, secret_keys = self._program_config(config)
         self._preview(program_dir, stack, values, secret_keys, previous)
         prior = previous.managed() if previous else {}
