@@ -338,7 +338,7 @@ class EmbeddedEngine:
             options.timeouts_seconds(reg.custom_timeouts)  # malformed: refused before any change
             reg = _checked(reg, old, applier)
             decision = _decide(reg, old, replace_on)
-            op = decision.op
+            op = "import" if old is None and reg.import_id else decision.op
             if op == "replace" and old is not None:
                 _check_replace(reg, old)
             with lock:
@@ -587,7 +587,8 @@ class EmbeddedEngine:
                 urn=reg.urn,
             )
         outputs = secret_outputs(
-            reg, {**live, **{k: v for k, v in reg.inputs.items() if k not in live}}
+            reg,
+            {**live, **{k: v for k, v in reg.inputs.items() if k not in live}, "id": reg.import_id},
         )
         work.state[reg.urn] = self._state(
             reg,
