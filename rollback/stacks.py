@@ -225,7 +225,8 @@ def verify(
         owned = TRAFFIC_OWNED.get(str(res.get("type")))  # the toolkit's, checked by the outcome
         drift += [
             Drift(urn, k, normalised(inputs[k]), normalised(now[k]))
-            for k in drifted(inputs, now)
+            # Paths under ignoreChanges belong to someone else (the toolkit's traffic).
+            for k in drifted(inputs, now, res.get("ignoreChanges") or ())
             if k != owned
         ]
     topology = topology_of(checkpoint) if traffic is not None else None

@@ -176,3 +176,18 @@ def test_a_project_directory_runs_the_program_its_pulumi_yaml_names(tmp_path: Pa
     run = run_bucket_with(RecordingHandler(), program_dir=tmp_path)
 
     assert BUCKET in run.by_urn()
+
+
+def test_a_run_leaves_no_event_loop_for_the_garbage_collector() -> None:
+    """An unclosed loop finalized after its self-pipe printed "Invalid file descriptor: -1"."""
+    import gc
+    import warnings
+
+    gc.collect()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        for _ in range(3):
+            run_bucket(RecordingHandler())
+        gc.collect()
+    unclosed = [w for w in caught if "unclosed event loop" in str(w.message)]
+    assert unclosed == []

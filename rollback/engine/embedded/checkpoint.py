@@ -42,6 +42,15 @@ class ResourceState:
     provider: str = ""
     created: str = ""
     modified: str = ""
+    # Resource options Pulumi keeps in state (sdk/go/common/apitype/core.go, ResourceV3).
+    protect: bool = False
+    retain_on_delete: bool = False
+    import_id: str = ""
+    aliases: tuple[str, ...] = ()
+    custom_timeouts: dict[str, float] = field(default_factory=dict)
+    ignore_changes: tuple[str, ...] = ()
+    replace_on_changes: tuple[str, ...] = ()
+    external: bool = False  # read, not managed (a StackReference): never changed or deleted
 
     def to_dict(self, crypter: SymmetricCrypter | None) -> dict[str, Any]:
         data: dict[str, Any] = {"urn": self.urn, "custom": self.custom, "type": self.type}
@@ -61,10 +70,26 @@ class ResourceState:
             }
         if self.provider:
             data["provider"] = self.provider
+        if self.protect:
+            data["protect"] = True
+        if self.external:
+            data["external"] = True
+        if self.aliases:
+            data["aliases"] = list(self.aliases)
+        if self.custom_timeouts:
+            data["customTimeouts"] = dict(self.custom_timeouts)
+        if self.import_id:
+            data["importID"] = self.import_id
+        if self.retain_on_delete:
+            data["retainOnDelete"] = True
         if self.created:
             data["created"] = self.created
         if self.modified:
             data["modified"] = self.modified
+        if self.ignore_changes:
+            data["ignoreChanges"] = list(self.ignore_changes)
+        if self.replace_on_changes:
+            data["replaceOnChanges"] = list(self.replace_on_changes)
         return data
 
     @classmethod
@@ -93,6 +118,16 @@ class ResourceState:
                 provider=str(data.get("provider") or ""),
                 created=str(data.get("created") or ""),
                 modified=str(data.get("modified") or ""),
+                protect=bool(data.get("protect", False)),
+                retain_on_delete=bool(data.get("retainOnDelete", False)),
+                import_id=str(data.get("importID") or ""),
+                aliases=tuple(data.get("aliases") or ()),
+                custom_timeouts={
+                    k: float(v) for k, v in (data.get("customTimeouts") or {}).items()
+                },
+                ignore_changes=tuple(data.get("ignoreChanges") or ()),
+                replace_on_changes=tuple(data.get("replaceOnChanges") or ()),
+                external=bool(data.get("external", False)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise IntegrityError(
@@ -112,7 +147,7 @@ class Deployment:
         return {
             r.urn: r
             for r in self.resources
-            if r.custom and not r.type.startswith("pulumi:providers:")
+            if r.custom and not r.external and not r.type.startswith("pulumi:providers:")
         }
 
     def exports(self) -> dict[str, Any]:
@@ -121,6 +156,10 @@ class Deployment:
             if res.type == STACK_TYPE:
                 return dict(res.outputs)
         return {}
+
+    def providers(self) -> dict[str, ResourceState]:
+        """Every provider resource (default and explicit), by URN."""
+        return {r.urn: r for r in self.resources if r.type.startswith("pulumi:providers:")}
 
     def default_provider(self) -> ResourceState | None:
         for res in self.resources:
@@ -195,6 +234,7 @@ def build_checkpoint(
     secrets_state: str | None,
     crypter: SymmetricCrypter | None,
     now: str,
+    pending: Iterable[dict[str, Any]] = (),
 ) -> Checkpoint:
     """Assemble the deployment; raises ConfigError when a value is secret and there is no crypter."""
     stack_state = ResourceState(
@@ -218,6 +258,11 @@ def build_checkpoint(
     if secrets_state:
         deployment["secrets_providers"] = {"type": "passphrase", "state": {"salt": secrets_state}}
     deployment["resources"] = [r.to_dict(crypter) for r in ordered]
+    operations = [
+        {"resource": op["resource"].to_dict(crypter), "type": op["type"]} for op in pending
+    ]
+    if operations:
+        deployment["pending_operations"] = operations
     return Checkpoint(deployment=deployment)
 
 

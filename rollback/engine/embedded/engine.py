@@ -12,27 +12,46 @@ way, the checkpoint still records what was done before the error is raised.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rollback.engine import Change, StackConfig
+from rollback.engine.embedded import options, paths, randoms
+from rollback.engine.embedded.checking import checked_inputs
 from rollback.engine.embedded.checkpoint import (
     Deployment,
     ResourceState,
     build_checkpoint,
     default_provider_state,
     dependency_order,
-    json_values,
     now_iso,
     provider_reference,
     read_deployment,
 )
-from rollback.engine.embedded.program import ProgramRun, Registration, secret_outputs
+from rollback.engine.embedded.program import (
+    STACK_TYPE,
+    ProgramRun,
+    Registration,
+    secret_outputs,
+)
+from rollback.engine.embedded.providers import (
+    PACKAGES as _PACKAGES,
+)
+from rollback.engine.embedded.providers import (
+    PROVIDER_PREFIX,
+    default_provider_urn,
+    endpoints_of,
+    package_provider_state,
+    package_version,
+    provider_clients,
+)
 from rollback.engine.embedded.secrets import (
     SecretsKeyring,
     SymmetricCrypter,
@@ -41,7 +60,7 @@ from rollback.engine.embedded.secrets import (
     reveal,
 )
 from rollback.engine.embedded.stack_config import config_string
-from rollback.errors import ConfigError, EngineError, NotFound
+from rollback.errors import ConfigError, EngineError, NotFound, UsageError
 from rollback.models import Checkpoint
 
 if TYPE_CHECKING:
@@ -72,6 +91,16 @@ class _Apply:
     changes: list[Change] = field(default_factory=list)
     # Old resources replaced create-before-delete: deleted after the program ran.
     replaced: dict[str, ResourceState] = field(default_factory=dict)
+    # Old URN -> the new URN that took its state through an alias.
+    claimed: dict[str, str] = field(default_factory=dict)
+    # Operations that failed half-way: written as the checkpoint's pending_operations.
+    pending: list[dict[str, Any]] = field(default_factory=list)
+    # Provider resources by URN: explicit ones as registered (else as before), and the
+    # default providers of packages other than aws, made when first used.
+    providers: dict[str, ResourceState] = field(default_factory=dict)
+    stack: str = ""
+    # Resources read, not managed (StackReferences), by URN.
+    reads: list[str] = field(default_factory=list)
 
 
 class EmbeddedEngine:
@@ -96,6 +125,8 @@ class EmbeddedEngine:
         # and a deterministic order makes failures reproducible.
         self._apply_lock = threading.Lock()
         self.last_changes: list[Change] = []
+        self._provider_appliers: dict[str, dict[str, ResourceType]] = {}
+        self._providers_seen: dict[str, ResourceState] = {}
 
     # -- StackEngine -------------------------------------------------------
 
@@ -106,6 +137,14 @@ class EmbeddedEngine:
         a failing program, or a failing AWS call (checkpoint records progress).
         """
         previous = self._previous(stack)
+        if previous is not None:
+            for op in self.export(stack).deployment.get("pending_operations") or []:
+                logger.warning(
+                    "the last up left a pending %s of %s: it may exist in the cloud without "
+                    "being in the state; check it before this up creates it again",
+                    op.get("type"),
+                    (op.get("resource") or {}).get("urn"),
+                )
         values, secret_keys = self._program_config(config)
         self._preview(program_dir, stack, values, secret_keys, previous)
         prior = previous.managed() if previous else {}
@@ -122,17 +161,28 @@ class EmbeddedEngine:
             provider_ref=provider_reference(provider),
             now=now_iso(),
             state={**components, **prior},
+            providers=previous.providers() if previous else {},
+            stack=stack,
         )
+        self._providers_seen.update(work.providers)
         try:
             run = self._run(
-                program_dir, stack, values, secret_keys, False, lambda reg: self._apply(work, reg)
+                program_dir,
+                stack,
+                values,
+                secret_keys,
+                False,
+                lambda reg: self._apply(work, reg),
+                work,
             )
         except BaseException:
             # Record what was applied before the failure; the exports stay the previous ones.
             exports = previous.exports() if previous else {}
-            self._write(stack, config, previous, provider, exports, list(work.state.values()))
+            self._write(
+                stack, config, previous, provider, exports, list(work.state.values()), work.pending
+            )
             raise
-        declared = run.by_urn()
+        declared = {**run.by_urn(), **{old: None for old in work.claimed}}
         final: list[ResourceState] = []
         for registered in run.resources:
             reg = registered.registration
@@ -140,6 +190,9 @@ class EmbeddedEngine:
                 final.append(work.state[reg.urn])
             else:
                 final.append(self._component_state(reg, run, components.get(reg.urn), work.now))
+        final.extend(work.state[urn] for urn in work.reads)
+        # Default providers of other packages (random) that this run used.
+        final.extend(p for urn, p in work.providers.items() if urn in work.state and p not in final)
         doomed = {urn: old for urn, old in prior.items() if urn not in declared}
         doomed.update(work.replaced)
         try:
@@ -154,6 +207,48 @@ class EmbeddedEngine:
             raise
         self.last_changes = list(work.changes)
         return self._write(stack, config, previous, provider, run.exports, final)
+
+    def destroy(self, stack: str) -> Checkpoint:
+        """Delete every resource of the stack, dependents first; keep the stack with no resources.
+
+        As `pulumi destroy`: a protected resource refuses the whole destroy before
+        anything changes (pkg/resource/deploy/step.go); a `retainOnDelete` one is
+        forgotten and stays in the cloud. Returns the emptied checkpoint.
+        """
+        previous = self._previous(stack)
+        if previous is None:
+            raise NotFound(
+                f"stack {self.project}/{stack} has no state in {self.store.url}; nothing to destroy.",
+                stack=f"{self.project}/{stack}",
+            )
+        prior = previous.managed()
+        unknown = sorted({r.type for r in prior.values()} - set(self.appliers()))
+        if unknown:
+            raise EngineError(
+                f"the embedded engine cannot delete resource type(s) {', '.join(unknown)}; "
+                "nothing was changed. Use --engine pulumi.",
+                types=unknown,
+            )
+        protected = sorted(urn for urn, r in prior.items() if r.protect)
+        if protected:
+            raise options.refuse_protected_delete(protected)
+        self._providers_seen.update(previous.providers())
+        config = StackConfig(values={}, encryption_salt=previous.secrets_state)
+        provider = previous.default_provider() or default_provider_state(
+            self.project, stack, self._region(config), None, now_iso()
+        )
+        remaining = [r for r in previous.resources if r.type != STACK_TYPE and r is not provider]
+        changes: list[Change] = []
+        try:
+            for old in reversed(dependency_order(list(prior.values()))):
+                self._delete(old)
+                changes.append(Change(old.urn, old.type, "delete"))
+                remaining = [r for r in remaining if r.urn != old.urn]
+        except BaseException:
+            self._write(stack, config, previous, provider, previous.exports(), remaining)
+            raise
+        self.last_changes = changes
+        return self._write(stack, config, previous, provider, {}, [])
 
     def preview(self, program_dir: Path, stack: str, config: StackConfig) -> list[Change]:
         """The changes `up` would make, from a run with made-up outputs; changes nothing.
@@ -189,10 +284,10 @@ class EmbeddedEngine:
     def read_live(self, checkpoint: Checkpoint) -> dict[str, dict[str, Any] | None]:
         """URN -> live outputs read from the cloud (None when the resource is gone). Reads only."""
         deployment = read_deployment(checkpoint, self._keyring.crypter)
-        appliers = self.appliers()
+        providers = deployment.providers()
         live: dict[str, dict[str, Any] | None] = {}
         for urn, res in deployment.managed().items():
-            applier = appliers.get(res.type)
+            applier = self._appliers_for(res.provider, providers).get(res.type)
             if applier is None:
                 raise EngineError(
                     f"the checkpoint holds a {res.type}, which the embedded engine cannot read; "
@@ -206,7 +301,7 @@ class EmbeddedEngine:
         if self._appliers is None:
             from rollback.engine.embedded.resources import resource_types
 
-            self._appliers = resource_types(self.clients)
+            self._appliers = {**resource_types(self.clients), **randoms.appliers()}
         return self._appliers
 
     # -- passes ------------------------------------------------------------
@@ -224,22 +319,42 @@ class EmbeddedEngine:
         changes: list[Change] = []
         lock = threading.Lock()
 
+        claimed: dict[str, str] = {}
+
         def pretend(reg: Registration) -> tuple[str, dict[str, Any]]:
-            old = prior.get(reg.urn)
+            if reg.type.startswith(PROVIDER_PREFIX):
+                if reg.type == PROVIDER_PREFIX + "aws":
+                    endpoints_of(reg.urn, reg.inputs)  # outside the embedded cloud: refused now
+                known = previous.providers().get(reg.urn) if previous else None
+                with lock:
+                    changes.append(Change(reg.urn, reg.type, "same" if known else "create"))
+                return (known.id if known else str(uuid.uuid4())), dict(reg.inputs)
             applier = appliers.get(reg.type)
             replace_on = applier.replace_on if applier is not None else frozenset()
-            op, diff = _operation(reg, old, replace_on)
             with lock:
-                changes.append(Change(reg.urn, reg.type, op, diff))
+                old = _claim_old(prior, claimed, reg)
+            if old is not None and old.type != reg.type:
+                old = None
+            options.timeouts_seconds(reg.custom_timeouts)  # malformed: refused before any change
+            reg = _checked(reg, old, applier)
+            decision = _decide(reg, old, replace_on)
+            op = "import" if old is None and reg.import_id else decision.op
+            if op == "replace" and old is not None:
+                _check_replace(reg, old)
+            with lock:
+                changes.append(Change(reg.urn, reg.type, op, decision.diff))
             if op == "same" and old is not None:
                 return old.id, old.outputs
             # Inputs echoed; computed outputs stay unknown, as in a Pulumi preview.
-            return (old.id if op == "update" and old is not None else ""), dict(reg.inputs)
+            return (old.id if op == "update" and old is not None else ""), dict(decision.inputs)
 
         run = self._run(program_dir, stack, values, secret_keys, True, pretend)
-        declared = run.by_urn()
+        declared = {**run.by_urn(), **{old: None for old in claimed}}
+        providers = {PROVIDER_PREFIX + p for p in _PACKAGES}
         unsupported = sorted(
-            {r.registration.type for r in run.resources if r.registration.custom} - set(appliers)
+            {r.registration.type for r in run.resources if r.registration.custom}
+            - set(appliers)
+            - providers
         )
         undeletable = sorted(
             {r.type for urn, r in prior.items() if urn not in declared} - set(appliers)
@@ -251,6 +366,9 @@ class EmbeddedEngine:
                 "Use --engine pulumi (the Pulumi CLI) for this program.",
                 types=unsupported + undeletable,
             )
+        protected = sorted(urn for urn, r in prior.items() if urn not in declared and r.protect)
+        if protected:
+            raise options.refuse_protected_delete(protected)
         for old in reversed(dependency_order(list(prior.values()))):
             if old.urn not in declared:
                 changes.append(Change(old.urn, old.type, "delete"))
@@ -259,67 +377,283 @@ class EmbeddedEngine:
     def _apply(self, work: _Apply, reg: Registration) -> tuple[str, dict[str, Any]]:
         """Make one registered resource real; the monitor calls this from its worker threads."""
         with self._apply_lock:
-            applier = self.appliers()[reg.type]
-            old = work.previous.get(reg.urn)
+            if reg.type.startswith(PROVIDER_PREFIX):
+                return self._provider(work, reg)
+            if not reg.provider:
+                reg = dataclasses.replace(reg, provider=self._default_provider_ref(work, reg.type))
+            applier = self._appliers_for(reg.provider, work.providers)[reg.type]
+            old = _claim_old(work.previous, work.claimed, reg)
             if old is not None and old.type != reg.type:
                 work.replaced[old.urn] = old
                 old = None
-            op, diff = _operation(reg, old, applier.replace_on)
-            inputs = reveal(reg.inputs)
+            timeouts = options.timeouts_seconds(reg.custom_timeouts)
+            if old is None and reg.import_id:
+                return self._import(work, reg, applier, timeouts)
+            program = reg
+            reg = _checked(reg, old, applier)
+            decision = _decide(reg, old, applier.replace_on)
+            op, diff, declared = decision.op, decision.diff, decision.inputs
+            inputs = reveal(declared)
             created = work.now
             if old is None:
-                resource_id, outputs = applier.create(reg.name, inputs)
-            elif op == "same":
+                resource_id, outputs = self._create(work, reg, applier, inputs)
+            elif op in ("same", "update"):
                 live = applier.read(old.id, reveal(old.inputs))
-                drift = drifted(old.inputs, live) if live is not None else ()
                 if live is None:
                     logger.warning("%s was deleted outside the stack; creating it again", reg.urn)
                     op = "create"
-                    resource_id, outputs = applier.create(reg.name, inputs)
-                elif drift:
-                    # Changed behind the stack's back: put the declared values back,
-                    # so a re-apply converges on the program (a rollback must).
-                    logger.warning("%s drifted (%s); updating it back", reg.urn, ", ".join(drift))
-                    op, diff = "update", drift
-                    as_found = {**reveal(old.inputs), **{k: live[k] for k in drift}}
-                    outputs = applier.update(old.id, as_found, inputs)
-                    resource_id, created = old.id, old.created or work.now
+                    resource_id, outputs = self._create(work, reg, applier, inputs)
                 else:
-                    resource_id, outputs, created = old.id, old.outputs, old.created or work.now
-            elif op == "update":
-                outputs = applier.update(old.id, reveal(old.inputs), inputs)
-                resource_id, created = old.id, old.created or work.now
+                    # Ignored paths follow the cloud, as `pulumi up --refresh` would: the
+                    # engine never moves what the program gave away (live traffic weights).
+                    as_live, _ = paths.reset(live, inputs, list(reg.ignore_changes))
+                    drift = drifted(declared, live, reg.ignore_changes)
+                    if op == "same" and drift:
+                        # Changed behind the stack's back: put the declared values back,
+                        # so a re-apply converges on the program (a rollback must).
+                        logger.warning(
+                            "%s drifted (%s); updating it back", reg.urn, ", ".join(drift)
+                        )
+                        op, diff = "update", drift
+                    if op == "update":
+                        as_found = {**reveal(old.inputs), **{k: live[k] for k in drift}}
+                        outputs = applier.update(old.id, as_found, as_live)
+                    else:
+                        outputs = old.outputs
+                    resource_id, created = old.id, old.created or work.now
             else:
-                if reg.delete_before_replace or _has_fixed_name(reg):
-                    applier.delete(old.id, reveal(old.inputs))
+                _check_replace(reg, old)
+                # A replacement starts from the program's inputs, not the ignored ones
+                # (step_generator.go re-checks goal.Properties before replacing).
+                reg = _checked(program, None, applier)
+                declared = dict(reg.inputs)
+                inputs = reveal(declared)
+                dbr = (
+                    reg.delete_before_replace
+                    if reg.delete_before_replace_defined
+                    else _has_fixed_name(program)
+                )
+                if dbr:
+                    self._delete_one(old)
                     work.state.pop(old.urn, None)
                 else:
                     work.replaced[old.urn] = old
-                resource_id, outputs = applier.create(reg.name, inputs)
-            outputs = secret_outputs(reg, outputs)
-            work.state[reg.urn] = ResourceState(
-                urn=reg.urn,
-                type=reg.type,
-                custom=True,
-                id=resource_id,
-                inputs=dict(reg.inputs),
-                outputs=dict(outputs),
-                parent=reg.parent,
-                dependencies=reg.dependencies,
-                property_dependencies=dict(reg.property_dependencies),
-                provider=reg.provider or work.provider_ref,
+                resource_id, outputs = self._create(work, reg, applier, inputs)
+            # Bridged providers report the id among the outputs, as Pulumi records it.
+            outputs = secret_outputs(reg, {**outputs, "id": resource_id})
+            work.state[reg.urn] = self._state(
+                reg,
+                resource_id,
+                declared,
+                outputs,
+                work,
                 created=created,
                 modified=work.now if op != "same" else (old.modified if old else work.now),
+                alias=old.urn if old is not None and old.urn != reg.urn else "",
+                timeouts=timeouts,
+                import_id=old.import_id if old is not None and op != "replace" else "",
             )
+            if old is not None and old.urn != reg.urn:
+                work.state.pop(old.urn, None)
             work.changes.append(Change(reg.urn, reg.type, op, diff))
             # Progress for people: what changed, not the unchanged majority.
             logger.log(logging.DEBUG if op == "same" else logging.INFO, "%s %s", op, reg.urn)
             return resource_id, outputs
 
+    def _provider(self, work: _Apply, reg: Registration) -> tuple[str, dict[str, Any]]:
+        """An explicit provider resource (`aws.Provider(...)`): state only, nothing in the cloud.
+
+        Its id is a UUID kept while the provider lives, as Pulumi's provider
+        registry does (pkg/resource/deploy/providers/registry.go); resources that
+        name it are applied with clients for its region and endpoints.
+        """
+        package = reg.type[len(PROVIDER_PREFIX) :]
+        if package not in _PACKAGES:
+            raise EngineError(
+                f"the embedded engine has no {package} provider ({reg.urn}); nothing was changed. "
+                "Use --engine pulumi.",
+                type=reg.type,
+            )
+        old = work.providers.get(reg.urn)
+        inputs = dict(reg.inputs)
+        op = "create" if old is None else ("same" if old.inputs == inputs else "update")
+        if package == "aws":
+            self._provider_clients(reg.urn, inputs)  # refuses endpoints outside the embedded cloud
+        state = ResourceState(
+            urn=reg.urn,
+            type=reg.type,
+            custom=True,
+            id=old.id if old is not None else str(uuid.uuid4()),
+            inputs=inputs,
+            outputs=dict(inputs),
+            parent=reg.parent,
+            dependencies=reg.dependencies,
+            property_dependencies=dict(reg.property_dependencies),
+            created=old.created if old is not None and old.created else work.now,
+            modified=work.now if op != "same" else (old.modified if old else work.now),
+            protect=reg.protect,
+        )
+        work.providers[reg.urn] = state
+        work.state[reg.urn] = state
+        work.changes.append(Change(reg.urn, reg.type, op))
+        return state.id, dict(inputs)
+
+    def _default_provider_ref(self, work: _Apply, token: str) -> str:
+        """The reference `<urn>::<id>` of the default provider of the token's package."""
+        package = token.split(":", 1)[0]
+        if package == "aws":
+            return work.provider_ref
+        urn = default_provider_urn(self.project, work.stack, package)
+        state = work.providers.get(urn)
+        if state is None:
+            state = package_provider_state(urn, package_version(package), None, work.now)
+            work.providers[urn] = state
+        work.state[urn] = state
+        return provider_reference(state)
+
+    @property
+    def _known_providers(self) -> dict[str, ResourceState]:
+        return self._providers_seen
+
+    def _appliers_for(
+        self, reference: str, providers: dict[str, ResourceState]
+    ) -> dict[str, ResourceType]:
+        """The appliers that act through the provider `reference` (an explicit aws provider's
+        region and endpoints), else the engine's own."""
+        urn = reference.rsplit("::", 1)[0] if reference else ""
+        if (
+            not urn
+            or urn.split("::")[-1].startswith("default")
+            or "pulumi:providers:aws" not in urn
+        ):
+            return self.appliers()
+        state = providers.get(urn) or self._providers_seen.get(urn)
+        if state is None:
+            raise EngineError(
+                f"the provider {urn} is not in the stack's state; nothing was changed.", urn=urn
+            )
+        self._providers_seen[urn] = state
+        key = f"{urn}::{json.dumps(state.inputs, sort_keys=True, default=str)}"
+        if key not in self._provider_appliers:
+            from rollback.engine.embedded.resources import resource_types
+
+            clients = self._provider_clients(urn, state.inputs)
+            self._provider_appliers[key] = {**resource_types(clients), **randoms.appliers()}
+        return self._provider_appliers[key]
+
+    def _provider_clients(self, urn: str, inputs: dict[str, Any]) -> Clients:
+        """Clients for an explicit aws provider: its region, and its endpoints when loopback ones."""
+        return provider_clients(self.clients, urn, inputs)
+
+    def _create(
+        self, work: _Apply, reg: Registration, applier: ResourceType, inputs: dict[str, Any]
+    ) -> tuple[str, dict[str, Any]]:
+        """Create; a failed create is left in the checkpoint as a pending `creating` operation.
+
+        Pulumi records an operation before it starts and clears it when it ends
+        (pkg/backend/snapshot.go); the embedded engine keeps the failed ones, so
+        the state says that a resource may exist in the cloud without being in it.
+        """
+        try:
+            return applier.create(reg.name, inputs)
+        except BaseException:
+            pending = self._state(
+                reg, "", dict(reg.inputs), {}, work, created=work.now, modified=work.now
+            )
+            work.pending.append({"resource": pending, "type": "creating"})
+            raise
+
+    def _import(
+        self, work: _Apply, reg: Registration, applier: ResourceType, timeouts: dict[str, float]
+    ) -> tuple[str, dict[str, Any]]:
+        """Adopt an existing resource (the `import` option): read it, never create or change it.
+
+        As Pulumi's import step (pkg/resource/deploy/step.go, ImportStep): the
+        resource must exist and the program's inputs must match what it has.
+        """
+        live = applier.read(reg.import_id, reveal(reg.inputs))
+        if live is None:
+            raise EngineError(
+                f"{reg.urn} imports {reg.import_id!r}, which does not exist in the cloud; "
+                "nothing was imported.",
+                urn=reg.urn,
+            )
+        differ = drifted(reg.inputs, live, reg.ignore_changes)
+        if differ:
+            raise EngineError(
+                f"inputs to import {reg.urn} do not match the existing resource "
+                f"({', '.join(differ)}); change the program to match it, or remove the "
+                "`import` option.",
+                urn=reg.urn,
+            )
+        outputs = secret_outputs(
+            reg,
+            {**live, **{k: v for k, v in reg.inputs.items() if k not in live}, "id": reg.import_id},
+        )
+        work.state[reg.urn] = self._state(
+            reg,
+            reg.import_id,
+            dict(reg.inputs),
+            outputs,
+            work,
+            created=work.now,
+            modified=work.now,
+            timeouts=timeouts,
+            import_id=reg.import_id,
+        )
+        work.changes.append(Change(reg.urn, reg.type, "import"))
+        logger.info("import %s (%s)", reg.urn, reg.import_id)
+        return reg.import_id, outputs
+
+    def _state(
+        self,
+        reg: Registration,
+        resource_id: str,
+        inputs: dict[str, Any],
+        outputs: dict[str, Any],
+        work: _Apply,
+        *,
+        created: str,
+        modified: str,
+        alias: str = "",
+        timeouts: dict[str, float] | None = None,
+        import_id: str = "",
+    ) -> ResourceState:
+        return ResourceState(
+            urn=reg.urn,
+            type=reg.type,
+            custom=True,
+            id=resource_id,
+            inputs=dict(inputs),
+            outputs=dict(outputs),
+            parent=reg.parent,
+            dependencies=reg.dependencies,
+            property_dependencies=dict(reg.property_dependencies),
+            provider=reg.provider or self._default_provider_ref(work, reg.type),
+            created=created,
+            modified=modified,
+            protect=reg.protect,
+            retain_on_delete=reg.retain_on_delete,
+            import_id=import_id,
+            aliases=(alias,) if alias else (),
+            custom_timeouts=dict(timeouts or {}),
+            ignore_changes=reg.ignore_changes,
+            replace_on_changes=reg.replace_on_changes,
+        )
+
     def _delete(self, old: ResourceState) -> None:
         with self._apply_lock:
-            logger.info("delete %s", old.urn)
-            self.appliers()[old.type].delete(old.id, reveal(old.inputs))
+            self._delete_one(old)
+
+    def _delete_one(self, old: ResourceState) -> None:
+        """Delete from the cloud, unless the state says to retain it (retainOnDelete, step.go)."""
+        if old.retain_on_delete:
+            logger.info("forget %s (retainOnDelete: the cloud keeps it)", old.urn)
+            return
+        logger.info("delete %s", old.urn)
+        self._appliers_for(old.provider, self._known_providers)[old.type].delete(
+            old.id, reveal(old.inputs)
+        )
 
     def _run(
         self,
@@ -329,8 +663,28 @@ class EmbeddedEngine:
         secret_keys: list[str],
         preview: bool,
         handler: Any,
+        work: _Apply | None = None,
     ) -> ProgramRun:
         from rollback.engine.embedded.runner import run_program
+
+        def read_stack(urn: str, name: str, stack_name: str, parent: str) -> dict[str, Any]:
+            outputs = self._stack_reference(stack_name)
+            if work is not None:
+                with self._apply_lock:
+                    work.state[urn] = ResourceState(
+                        urn=urn,
+                        type="pulumi:pulumi:StackReference",
+                        custom=True,
+                        external=True,
+                        id=stack_name,
+                        inputs={"name": stack_name},
+                        outputs=outputs,
+                        parent=parent,
+                        created=work.now,
+                        modified=work.now,
+                    )
+                    work.reads.append(urn)
+            return outputs
 
         return run_program(
             program_dir,
@@ -340,7 +694,35 @@ class EmbeddedEngine:
             secret_keys=secret_keys,
             preview=preview,
             handler=handler,
+            reader=read_stack,
         )
+
+    def _stack_reference(self, name: str) -> dict[str, Any]:
+        """A StackReference's outputs, from the referenced stack's checkpoint in this store.
+
+        `name` is `org/project/stack`, `project/stack` or `stack` (this project),
+        as Pulumi accepts them; secret exports stay secret (`secretOutputNames`).
+        """
+        parts = name.split("/")
+        if len(parts) == 3:
+            project, stack = parts[1], parts[2]
+        elif len(parts) == 2:
+            project, stack = parts
+        elif len(parts) == 1 and parts[0]:
+            project, stack = self.project, parts[0]
+        else:
+            raise UsageError(f"the stack reference {name!r} is not `org/project/stack`.")
+        key = checkpoint_key(project, stack)
+        if not self.store.has_doc(key):
+            raise NotFound(
+                f"the stack reference {name!r} names {project}/{stack}, which has no state in "
+                f"{self.store.url}; bring it up first.",
+                stack=f"{project}/{stack}",
+            )
+        checkpoint = Checkpoint.from_dict(json.loads(self.store.get_doc(key)))
+        exports = read_deployment(checkpoint, self._keyring.crypter).exports()
+        secret_names = sorted(k for k, v in exports.items() if contains_secrets(v))
+        return {"name": name, "outputs": exports, "secretOutputNames": secret_names}
 
     # -- state -------------------------------------------------------------
 
@@ -388,6 +770,7 @@ class EmbeddedEngine:
         provider: ResourceState,
         exports: dict[str, Any],
         resources: list[ResourceState],
+        pending: list[dict[str, Any]] | None = None,
     ) -> Checkpoint:
         has_secrets = contains_secrets(exports) or any(
             contains_secrets(r.inputs) or contains_secrets(r.outputs) for r in resources
@@ -402,6 +785,7 @@ class EmbeddedEngine:
             secrets_state=state,
             crypter=crypter,
             now=now_iso(),
+            pending=pending or [],
         )
         body = json.dumps(checkpoint.to_dict(), indent=2, default=str).encode("utf-8")
         self.store.put_doc(checkpoint_key(self.project, stack), body)
@@ -422,14 +806,19 @@ class EmbeddedEngine:
         return state, self._keyring.crypter(state) if needs_crypter else None
 
 
-def normalised(value: Any) -> Any:
-    """A value as compared between runs: secrets unwrapped, integral floats as ints, no null keys."""
-    plain = json_values(reveal(value))
-    return _drop_nulls(plain)
+normalised = options.normalised
 
 
-def drifted(declared: dict[str, Any], live: dict[str, Any]) -> tuple[str, ...]:
-    """Declared input names whose live value differs. Secrets are skipped: AWS never returns them."""
+def drifted(
+    declared: dict[str, Any], live: dict[str, Any], ignore_changes: Iterable[str] = ()
+) -> tuple[str, ...]:
+    """Declared input names whose live value differs. Secrets are skipped: AWS never returns them.
+
+    Paths under `ignore_changes` are not compared: the program gave them away.
+    """
+    ignored = list(ignore_changes)
+    if ignored:
+        live, _ = paths.reset(declared, live, ignored)
     return tuple(
         sorted(
             key
@@ -442,27 +831,62 @@ def drifted(declared: dict[str, Any], live: dict[str, Any]) -> tuple[str, ...]:
     )
 
 
-def _drop_nulls(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_drop_nulls(v) for v in value]
-    return value
+def _claim_old(
+    prior: dict[str, ResourceState], claimed: dict[str, str], reg: Registration
+) -> ResourceState | None:
+    """The previous state of a registration: by its URN, else by its first alias not yet taken.
+
+    As Pulumi's getOldResource (pkg/resource/deploy/step_generator.go): the URN
+    first, then the aliases; a state taken through an alias is not deleted.
+    """
+    if reg.urn in prior:
+        return prior[reg.urn]
+    for alias in reg.aliases:
+        if alias in prior and alias not in claimed:
+            claimed[alias] = reg.urn
+            return prior[alias]
+    return None
 
 
-def _operation(
+def _decide(
     reg: Registration, old: ResourceState | None, replace_on: frozenset[str]
-) -> tuple[str, tuple[str, ...]]:
-    """create | same | update | replace, and the input names that differ."""
-    if old is None:
-        return "create", ()
-    news, olds = normalised(reg.inputs), normalised(old.inputs)
-    diff = tuple(sorted(k for k in set(news) | set(olds) if news.get(k) != olds.get(k)))
-    if not diff:
-        return "same", ()
-    if any(k in replace_on for k in diff):
-        return "replace", diff
-    return "update", diff
+) -> options.Decision:
+    return options.decide(
+        reg.urn,
+        reg.inputs,
+        old.inputs if old is not None else None,
+        ignore_changes=reg.ignore_changes,
+        replace_on=replace_on,
+        replace_on_changes=reg.replace_on_changes,
+    )
+
+
+def _checked(reg: Registration, old: ResourceState | None, applier: Any) -> Registration:
+    """The registration with the inputs the provider's Check returns (auto-name, `__defaults`)."""
+    if applier is None:
+        return reg
+    inputs = checked_inputs(
+        reg.type,
+        reg.name,
+        reg.inputs,
+        old.inputs if old is not None else None,
+        applier,
+        old.outputs if old is not None else None,
+    )
+    return dataclasses.replace(reg, inputs=inputs)
+
+
+def _check_replace(reg: Registration, old: ResourceState) -> None:
+    """Refuse what Pulumi refuses before a replacement (step_generator.go)."""
+    if reg.protect and old.protect:
+        raise options.refuse_protected_replace(reg.urn)
+    if reg.import_id:
+        raise EngineError(
+            f"{reg.urn} was imported and still declares the import id {reg.import_id!r}; "
+            "previously-imported resources that still specify an ID may not be replaced. "
+            "Remove the `import` option first.",
+            urn=reg.urn,
+        )
 
 
 def _has_fixed_name(reg: Registration) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import Any, Protocol
 
 from google.protobuf import empty_pb2
 from pulumi.runtime import rpc
@@ -35,7 +35,16 @@ logger = logging.getLogger(__name__)
 
 # Resource references are turned off so the SDK sends a resource passed as an
 # input as its id (custom) or URN (component): plain values for the appliers.
-_UNSUPPORTED_FEATURES = {"outputValues", "resourceReferences"}
+_UNSUPPORTED_FEATURES = {"outputValues", "resourceReferences", "aliasSpecs"}
+
+
+STACK_REFERENCE_TYPE = "pulumi:pulumi:StackReference"
+
+
+class StackReferenceReader(Protocol):
+    """Resolves a StackReference: (urn, logical name, stack name, parent) -> its outputs."""
+
+    def __call__(self, urn: str, name: str, stack_name: str, parent: str) -> dict[str, Any]: ...
 
 
 class RefusingMocks(Mocks):
@@ -59,9 +68,12 @@ class RefusingMocks(Mocks):
 class EmbeddedMonitor(MockMonitor):
     """Sees each RegisterResource request whole and applies it through `handler`."""
 
-    def __init__(self, handler: ResourceHandler) -> None:
+    def __init__(
+        self, handler: ResourceHandler, reader: StackReferenceReader | None = None
+    ) -> None:
         super().__init__(RefusingMocks())
         self._handler = handler
+        self._reader = reader
         self._lock = threading.Lock()
         self.registered: list[RegisteredResource] = []
         self.component_outputs: dict[str, dict[str, Any]] = {}
@@ -96,7 +108,18 @@ class EmbeddedMonitor(MockMonitor):
             inputs=_plain_unknowns(inputs),
             additional_secret_outputs=tuple(request.additionalSecretOutputs),
             delete_before_replace=bool(request.deleteBeforeReplace),
+            delete_before_replace_defined=bool(request.deleteBeforeReplaceDefined),
             protect=bool(request.protect),
+            ignore_changes=tuple(request.ignoreChanges),
+            replace_on_changes=tuple(request.replaceOnChanges),
+            retain_on_delete=bool(request.retainOnDelete),
+            aliases=tuple(request.aliasURNs) + tuple(a.urn for a in request.aliases if a.urn),
+            import_id=request.importId,
+            custom_timeouts={
+                op: getattr(request.customTimeouts, op)
+                for op in ("create", "update", "delete")
+                if request.HasField("customTimeouts") and getattr(request.customTimeouts, op)
+            },
         )
         resource_id, outputs = "", dict[str, Any]()
         if registration.custom:
@@ -122,6 +145,18 @@ class EmbeddedMonitor(MockMonitor):
         return empty_pb2.Empty()
 
     def ReadResource(self, request: Any) -> Any:  # noqa: N802
+        if request.type == STACK_REFERENCE_TYPE and self._reader is not None:
+            urn = self.make_urn(request.parent, request.type, request.name)
+            try:
+                outputs = self._reader(
+                    urn, request.name, request.id or request.name, request.parent
+                )
+            except BaseException as exc:
+                self._fail(exc)
+                raise
+            _ensure_event_loop()  # type: ignore[no-untyped-call]
+            proto = _sync_await(rpc.serialize_properties(outputs, {}))
+            return resource_pb2.ReadResourceResponse(urn=urn, properties=proto)
         try:
             return self.mocks.new_resource(
                 MockResourceArgs(
@@ -151,11 +186,13 @@ class EmbeddedMonitor(MockMonitor):
 
     def GetDeploymentInfo(self, request: Any) -> Any:  # noqa: N802
         info = super().GetDeploymentInfo(request)  # type: ignore[no-untyped-call]
-        features = [
-            f
-            for f in info.supportedFeatures
-            if f != resource_pb2.RESOURCE_MONITOR_FEATURE_RESOURCE_REFERENCES
-        ]
+        # Without alias specs the SDK sends every alias as a full URN, its parents'
+        # aliases multiplied in (sdk/python/lib/pulumi/runtime/resource.py, all_aliases).
+        refused = {
+            resource_pb2.RESOURCE_MONITOR_FEATURE_RESOURCE_REFERENCES,
+            resource_pb2.RESOURCE_MONITOR_FEATURE_ALIAS_SPECS,
+        }
+        features = [f for f in info.supportedFeatures if f not in refused]
         return resource_pb2.DeploymentInfo(supportedFeatures=features)
 
 

@@ -30,7 +30,16 @@ class Registration:
     inputs: dict[str, Any]
     additional_secret_outputs: tuple[str, ...] = ()
     delete_before_replace: bool = False
+    # True when the program set delete_before_replace (either way); else the provider decides.
+    delete_before_replace_defined: bool = False
     protect: bool = False
+    # Resource options, as the SDK sent them (property paths in Pulumi's syntax, camelCase).
+    ignore_changes: tuple[str, ...] = ()
+    replace_on_changes: tuple[str, ...] = ()
+    retain_on_delete: bool = False
+    aliases: tuple[str, ...] = ()  # full URNs the resource may have had before
+    import_id: str = ""
+    custom_timeouts: dict[str, str] = field(default_factory=dict)  # create/update/delete -> "5m"
 
 
 @dataclass(frozen=True)

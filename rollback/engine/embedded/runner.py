@@ -66,6 +66,7 @@ def run_program(
     preview: bool,
     handler: ResourceHandler,
     max_workers: int = 4,
+    reader: Any = None,
 ) -> ProgramRun:
     """Run the program to completion; return every registration, its result and the exports.
 
@@ -82,7 +83,15 @@ def run_program(
     def target() -> None:
         try:
             outcome["run"] = _run_on_this_thread(
-                main, project, stack, dict(config), list(secret_keys), preview, handler, max_workers
+                main,
+                project,
+                stack,
+                dict(config),
+                list(secret_keys),
+                preview,
+                handler,
+                max_workers,
+                reader,
             )
         except BaseException as exc:  # noqa: BLE001 handed to the calling thread
             outcome["error"] = exc
@@ -106,6 +115,7 @@ def _run_on_this_thread(
     preview: bool,
     handler: ResourceHandler,
     max_workers: int,
+    reader: Any = None,
 ) -> ProgramRun:
     from google.protobuf import empty_pb2
     from pulumi.runtime import config as runtime_config
@@ -117,10 +127,27 @@ def _run_on_this_thread(
 
     program_dir = main.parent
     loop = asyncio.new_event_loop()
+    loop.set_exception_handler(_unobserved_failure)
     asyncio.set_event_loop(loop)
-    executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="pulumi-rpc")
+    # Each RPC worker thread gets its own event loop (the SDK's serialization needs
+    # one), closed here when the run ends. Left to the garbage collector, a loop
+    # can be finalized after its self-pipe socket, and its close() then fails with
+    # "ValueError: Invalid file descriptor: -1" on stderr (seen with larger
+    # programs, e.g. a Fargate example).
+    worker_loops: list[asyncio.AbstractEventLoop] = []
+    loops_lock = threading.Lock()
+
+    def give_worker_a_loop() -> None:
+        worker_loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(worker_loop)
+        with loops_lock:
+            worker_loops.append(worker_loop)
+
+    executor = ThreadPoolExecutor(
+        max_workers=max_workers, thread_name_prefix="pulumi-rpc", initializer=give_worker_a_loop
+    )
     loop.set_default_executor(executor)
-    monitor = EmbeddedMonitor(handler)
+    monitor = EmbeddedMonitor(handler, reader)
     modules_before = set(sys.modules)
     cwd_before = os.getcwd()
     try:
@@ -186,11 +213,30 @@ def _run_on_this_thread(
     finally:
         _close_loop(loop)
         executor.shutdown(wait=True)
+        for worker_loop in worker_loops:
+            worker_loop.close()
         asyncio.set_event_loop(None)
         os.chdir(cwd_before)
         with contextlib.suppress(ValueError):
             sys.path.remove(str(program_dir))
         _forget_program_modules(program_dir, modules_before)
+
+
+def _unobserved_failure(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """A registration's failure the SDK never awaited: already reported as the run's error.
+
+    asyncio would print it with a traceback on stderr ("Future exception was
+    never retrieved"); the run raises the first failure as one sentence, so
+    the rest goes to the debug log only.
+    """
+    if context.get("exception") is not None:
+        logger.debug(
+            "unobserved failure in the program's runtime: %s",
+            context.get("message"),
+            exc_info=context["exception"],
+        )
+        return
+    loop.default_exception_handler(context)
 
 
 def _describe(exc: BaseException) -> str:

@@ -220,7 +220,25 @@ class DbInstance:
         outputs = present(
             self.read("", {**inputs, "identifier": identifier}), self.token, identifier
         )
-        return str(outputs["resourceId"]), _with_password(outputs, inputs)
+        return self._unique_id(outputs), _with_password(outputs, inputs)
+
+    def _unique_id(self, outputs: dict[str, Any]) -> str:
+        """The DBI resource id (pulumi-aws v7's id) when it names this instance alone, else the identifier.
+
+        AWS gives every instance its own DbiResourceId; moto gives all of them the
+        same one. An id shared by two instances would let one stack find and
+        change another stack's database, so then the identifier (the id form
+        older pulumi-aws versions used, still accepted by the provider) is the id.
+        """
+        resource_id = str(outputs.get("resourceId") or "")
+        if resource_id:
+            with applying(self.token, outputs["identifier"], "read"):
+                sharing = self.clients("rds").describe_db_instances(
+                    Filters=[{"Name": "dbi-resource-id", "Values": [resource_id]}]
+                )["DBInstances"]
+            if len(sharing) == 1:
+                return resource_id
+        return str(outputs["identifier"])
 
     def update(self, id: str, olds: dict[str, Any], news: dict[str, Any]) -> dict[str, Any]:
         rds = self.clients("rds")
@@ -342,9 +360,21 @@ class DbInstance:
                     if aws_code(exc) != "DBInstanceNotFound":
                         raise
                     return None
+            if id and not id.startswith("db-"):
+                # The id is the identifier (see _unique_id).
+                return self._describe(id, {"identifier": id})
             found = rds.describe_db_instances(
                 Filters=[{"Name": "dbi-resource-id", "Values": [id]}]
             )["DBInstances"]
+        if len(found) > 1:
+            # Never guess: the first match may be another stack's database.
+            raise EngineError(
+                f"{self.token} {id!r} names {len(found)} DB instances "
+                f"({', '.join(d['DBInstanceIdentifier'] for d in found)}); the state must record "
+                "its `identifier`. Nothing was changed.",
+                resource=id,
+                type=self.token,
+            )
         return dict(found[0]) if found and id else None
 
 
