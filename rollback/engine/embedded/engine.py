@@ -32,7 +32,12 @@ from rollback.engine.embedded.checkpoint import (
     provider_reference,
     read_deployment,
 )
-from rollback.engine.embedded.program import ProgramRun, Registration, secret_outputs
+from rollback.engine.embedded.program import (
+    InvokeHandler,
+    ProgramRun,
+    Registration,
+    secret_outputs,
+)
 from rollback.engine.embedded.secrets import (
     SecretsKeyring,
     SymmetricCrypter,
@@ -209,6 +214,12 @@ class EmbeddedEngine:
             self._appliers = resource_types(self.clients)
         return self._appliers
 
+    def invokes(self) -> InvokeHandler:
+        """What answers the program's data sources (reads of the same cloud)."""
+        from rollback.engine.embedded.invokes import Invokes
+
+        return Invokes(self.clients)
+
     # -- passes ------------------------------------------------------------
 
     def _preview(
@@ -340,6 +351,7 @@ class EmbeddedEngine:
             secret_keys=secret_keys,
             preview=preview,
             handler=handler,
+            invoke=self.invokes(),
         )
 
     # -- state -------------------------------------------------------------

@@ -23,6 +23,7 @@ from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 from rollback.engine.embedded.program import (
     STACK_TYPE,
+    InvokeHandler,
     RegisteredResource,
     Registration,
     ResourceHandler,
@@ -56,11 +57,23 @@ class RefusingMocks(Mocks):
         )
 
 
+class AnsweringMocks(RefusingMocks):
+    """Answers the invokes `invoke` supports (rollback.engine.embedded.invokes); refuses the rest."""
+
+    def __init__(self, invoke: InvokeHandler) -> None:
+        self._invoke = invoke
+
+    def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        if not self._invoke.supports(args.token):
+            return super().call(args)
+        return self._invoke(args.token, dict(args.args)), []
+
+
 class EmbeddedMonitor(MockMonitor):
     """Sees each RegisterResource request whole and applies it through `handler`."""
 
-    def __init__(self, handler: ResourceHandler) -> None:
-        super().__init__(RefusingMocks())
+    def __init__(self, handler: ResourceHandler, invoke: InvokeHandler | None = None) -> None:
+        super().__init__(AnsweringMocks(invoke) if invoke is not None else RefusingMocks())
         self._handler = handler
         self._lock = threading.Lock()
         self.registered: list[RegisteredResource] = []
