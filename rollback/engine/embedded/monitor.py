@@ -21,6 +21,7 @@ from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mo
 from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
+from rollback.engine.embedded.assets import plain_asset
 from rollback.engine.embedded.program import (
     STACK_TYPE,
     InvokeHandler,
@@ -173,11 +174,15 @@ class EmbeddedMonitor(MockMonitor):
 
 
 def _plain_unknowns(value: Any) -> Any:
-    """Replace the SDK's Unknown objects (previews only) by the wire sentinel, so values stay JSON."""
+    """Replace the SDK's Unknown objects (previews only) by the wire sentinel and assets by
+    their wire objects, so values stay JSON."""
     from pulumi.output import Unknown
 
     if isinstance(value, Unknown):
         return rpc.UNKNOWN
+    asset = plain_asset(value)
+    if asset is not None:
+        return asset
     if isinstance(value, dict):
         return {k: _plain_unknowns(v) for k, v in value.items()}
     if isinstance(value, list):
