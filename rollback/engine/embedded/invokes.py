@@ -52,7 +52,9 @@ def _filters(args: dict[str, Any]) -> list[dict[str, Any]]:
         {"Name": str(f["name"]), "Values": [str(v) for v in f.get("values") or []]}
         for f in args.get("filters") or []
     ]
-    filters += [{"Name": f"tag:{k}", "Values": [str(v)]} for k, v in (args.get("tags") or {}).items()]
+    filters += [
+        {"Name": f"tag:{k}", "Values": [str(v)]} for k, v in (args.get("tags") or {}).items()
+    ]
     return filters
 
 
@@ -110,9 +112,9 @@ class Invokes:
 
     def region(self, args: dict[str, Any]) -> Answer:
         wanted = str(args.get("region") or args.get("name") or self._region_name(args))
-        regions = self.clients("ec2").describe_regions(
-            AllRegions=True, RegionNames=[wanted]
-        )["Regions"]
+        regions = self.clients("ec2").describe_regions(AllRegions=True, RegionNames=[wanted])[
+            "Regions"
+        ]
         region = _only(regions, "region")
         return {
             "id": wanted,
@@ -438,14 +440,14 @@ def _statement(declared: dict[str, Any]) -> dict[str, Any]:
     return statement
 
 
-def _merge_by_sid(base: list[dict[str, Any]], overriding: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _merge_by_sid(
+    base: list[dict[str, Any]], overriding: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     """Statements of `overriding` replace those of `base` with the same Sid; others are added."""
     merged = list(base)
     for statement in overriding:
         sid = statement.get("Sid")
-        index = next(
-            (i for i, s in enumerate(merged) if sid and s.get("Sid") == sid), None
-        )
+        index = next((i for i, s in enumerate(merged) if sid and s.get("Sid") == sid), None)
         if index is None:
             merged.append(statement)
         else:
@@ -473,7 +475,9 @@ def _documents(texts: Any) -> list[dict[str, Any]]:
 def policy_document(args: dict[str, Any]) -> Answer:
     """The JSON of an IAM policy from statements; source documents first, overrides last (by Sid)."""
     statements: list[dict[str, Any]] = []
-    for source in _documents(args.get("sourcePolicyDocuments")) + _documents(args.get("sourceJson")):
+    for source in _documents(args.get("sourcePolicyDocuments")) + _documents(
+        args.get("sourceJson")
+    ):
         statements = _merge_by_sid(statements, source["Statement"])
     statements = _merge_by_sid(statements, [_statement(s) for s in args.get("statements") or []])
     for override in _documents(args.get("overridePolicyDocuments")) + _documents(
