@@ -154,12 +154,43 @@ def _check_secrets_manager(cloud: Cloud, outputs: dict[str, Any], raw: str) -> N
     assert "mysecret" not in raw
 
 
+def _check_resources(cloud: Cloud, outputs: dict[str, Any], raw: str) -> None:
+    (queue_url,) = cloud("sqs").list_queues()["QueueUrls"]
+    queue_arn = cloud("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    subscriptions = cloud("sns").list_subscriptions()["Subscriptions"]
+    assert [(s["Protocol"], s["Endpoint"]) for s in subscriptions] == [("sqs", queue_arn)]
+    assert len(cloud("sns").list_topics()["Topics"]) == 2
+    (table,) = cloud("dynamodb").list_tables()["TableNames"]
+    assert cloud("dynamodb").describe_table(TableName=table)["Table"]["KeySchema"] == [
+        {"AttributeName": "Id", "KeyType": "HASH"}
+    ]
+    (stream,) = cloud("kinesis").list_streams()["StreamNames"]
+    assert stream.startswith("mystream-")
+    (rule,) = cloud("events").list_rules()["Rules"]
+    (target,) = cloud("events").list_targets_by_rule(Rule=rule["Name"])["Targets"]
+    assert target["Id"] == "SendToSNS" and target["Arn"].startswith("arn:aws:sns:")
+    (repository,) = cloud("ecr").describe_repositories()["repositories"]
+    lifecycle = cloud("ecr").get_lifecycle_policy(repositoryName=repository["repositoryName"])
+    assert json.loads(lifecycle["lifecyclePolicyText"])["rules"][0]["rulePriority"] == 1
+    role = next(r for r in cloud("iam").list_roles()["Roles"] if r["RoleName"].startswith("myrole"))
+    assert cloud("iam").list_role_policies(RoleName=role["RoleName"])["PolicyNames"]
+    attached = cloud("iam").list_attached_role_policies(RoleName=role["RoleName"])
+    assert [p["PolicyName"] for p in attached["AttachedPolicies"]][0].startswith("mypolicy")
+    (group,) = cloud("logs").describe_log_groups()["logGroups"]
+    filters = cloud("logs").describe_metric_filters(logGroupName=group["logGroupName"])
+    assert filters["metricFilters"][0]["metricTransformations"][0]["metricName"] == "EventCount"
+    assert len(cloud("ec2").describe_addresses()["Addresses"]) == 1
+
+
 PROGRAMS: dict[str, Callable[[Cloud, dict[str, Any], str], None]] = {
     "aws-py-s3-folder": _check_s3_folder,
     "aws-py-webserver": _check_webserver,
     "aws-py-fargate": _check_fargate,
     "aws-py-wordpress-fargate-rds": _check_wordpress,
     "aws-py-secrets-manager": _check_secrets_manager,
+    "aws-py-resources": _check_resources,
 }
 
 

@@ -86,6 +86,11 @@ SUPPORTED: frozenset[str] = frozenset(
         "aws:secretsmanager/secret:Secret",
         "aws:secretsmanager/secretVersion:SecretVersion",
         "aws:ssm/parameter:Parameter",
+        "aws:sqs/queue:Queue",
+        "aws:dynamodb/table:Table",
+        "aws:kinesis/stream:Stream",
+        "aws:cloudwatch/eventRule:EventRule",
+        "aws:cloudwatch/eventTarget:EventTarget",
     }
 )
 
@@ -122,6 +127,7 @@ def resource_types(clients: Clients) -> dict[str, ResourceType]:
     from rollback.engine.embedded.resources import (
         autoscaling,
         cloudwatch,
+        data,
         ec2,
         ecr,
         ecs,
@@ -155,5 +161,6 @@ def resource_types(clients: Clients) -> dict[str, ResourceType]:
         *ecr.appliers(clients),
         *messaging.appliers(clients),
         *secrets.appliers(clients),
+        *data.appliers(clients),
     ]
     return {a.token: a for a in appliers}
