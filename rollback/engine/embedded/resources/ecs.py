@@ -223,9 +223,11 @@ def _network(inputs: dict[str, Any]) -> dict[str, Any] | None:
     network = inputs.get("networkConfiguration")
     if not network:
         return None
-    config: dict[str, Any] = {"subnets": list(network.get("subnets") or [])}
-    if network.get("securityGroups"):
-        config["securityGroups"] = list(network["securityGroups"])
+    # An empty list means the VPC's default group, as leaving it out does.
+    config: dict[str, Any] = {
+        "subnets": list(network.get("subnets") or []),
+        "securityGroups": list(network.get("securityGroups") or []),
+    }
     config["assignPublicIp"] = "ENABLED" if network.get("assignPublicIp") else "DISABLED"
     return {"awsvpcConfiguration": config}
 
@@ -375,16 +377,18 @@ class Service:
         network = (service.get("networkConfiguration") or {}).get("awsvpcConfiguration")
         if network is not None:
             declared_network = inputs.get("networkConfiguration") or {}
-            outputs["networkConfiguration"] = {
+            live_network: dict[str, Any] = {
                 **declared_network,
                 "subnets": in_declared_order(
                     list(network.get("subnets", [])), declared_network.get("subnets")
                 ),
-                "securityGroups": in_declared_order(
-                    list(network.get("securityGroups", [])), declared_network.get("securityGroups")
-                ),
                 "assignPublicIp": network.get("assignPublicIp") == "ENABLED",
             }
+            if "securityGroups" in declared_network or network.get("securityGroups"):
+                live_network["securityGroups"] = in_declared_order(
+                    list(network.get("securityGroups", [])), declared_network.get("securityGroups")
+                )
+            outputs["networkConfiguration"] = live_network
         return with_tags(outputs, pulumi_tags(service.get("tags"), "key", "value"))
 
     def delete(self, id: str, inputs: dict[str, Any]) -> None:

@@ -828,7 +828,11 @@ class LaunchTemplate:
     def delete(self, id: str, inputs: dict[str, Any]) -> None:
         with (
             applying(self.token, id, "delete"),
-            already_gone("InvalidLaunchTemplateId.NotFound", "InvalidLaunchTemplateId.Malformed"),
+            already_gone(
+                "InvalidLaunchTemplateId.NotFound",
+                "InvalidLaunchTemplateId.Malformed",
+                "InvalidLaunchTemplateName.NotFoundException",
+            ),
         ):
             self.clients("ec2").delete_launch_template(LaunchTemplateId=id)
 
