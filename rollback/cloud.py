@@ -262,6 +262,9 @@ def _server_environment() -> dict[str, str]:
     # No profile or credentials file can be read: the server never holds real keys.
     env["AWS_CONFIG_FILE"] = os.devnull
     env["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+    # Programs attach AWS managed policies (AmazonECSTaskExecutionRolePolicy...),
+    # which real accounts always have; moto loads them only when asked.
+    env.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
     return env
 
 

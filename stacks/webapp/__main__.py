@@ -20,6 +20,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from rollback.pulumi_topology import rollback_topology
+
 COLORS = ("blue", "green")
 TOPOLOGY_SCHEMA = 1
 DEFAULT_AMI = "ami-04681a1dbd79675a5"  # Amazon Linux 2; in moto's default AMI list
@@ -325,4 +327,6 @@ def define_stack(settings: WebappSettings) -> dict[str, Any]:
     }
 
 
-pulumi.export("rollback", define_stack(read_settings()))
+# The topology helper checks the colours now and the resolved output with the
+# toolkit's own reader (docs/topology.md, "Adopting the toolkit").
+pulumi.export("rollback", rollback_topology(**define_stack(read_settings())))

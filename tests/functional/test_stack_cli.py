@@ -304,7 +304,7 @@ def test_bad_programs_and_config_change_nothing(
     # A type the embedded engine cannot apply: refused before the bucket beside it is made.
     add_program(repo, "queue")
     message = one_sentence(cli("stack", "up", "--program", root, expect=1))
-    assert "aws:sqs/queue:Queue" in message and "nothing was changed" in message, message
+    assert "aws:sfn/activity:Activity" in message and "nothing was changed" in message, message
 
     # A program that raises half-way through declaring its resources.
     program.write_text(original, encoding="utf-8")

@@ -219,7 +219,11 @@ def test_an_unsupported_type_is_refused_before_anything_changes(
     with pytest.raises(EngineError) as caught:
         engine.up(PROGRAMS / "queue", "dev", StackConfig())
 
-    assert "aws:sqs/queue:Queue" in caught.value.message
+    # Every unsupported type is named in the one sentence, not only the first.
+    assert (
+        "aws:cloudfront/originAccessIdentity:OriginAccessIdentity, aws:sfn/activity:Activity;"
+        in caught.value.message
+    )
     assert "--engine pulumi" in caught.value.message
     assert cloud.buckets() == []
     assert cloud.mutations.operations == []

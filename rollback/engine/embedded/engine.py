@@ -37,6 +37,7 @@ from rollback.engine.embedded.checkpoint import (
 )
 from rollback.engine.embedded.program import (
     STACK_TYPE,
+    InvokeHandler,
     ProgramRun,
     Registration,
     secret_outputs,
@@ -303,6 +304,12 @@ class EmbeddedEngine:
 
             self._appliers = {**resource_types(self.clients), **randoms.appliers()}
         return self._appliers
+
+    def invokes(self) -> InvokeHandler:
+        """What answers the program's data sources (reads of the same cloud)."""
+        from rollback.engine.embedded.invokes import Invokes
+
+        return Invokes(self.clients)
 
     # -- passes ------------------------------------------------------------
 
@@ -695,6 +702,7 @@ class EmbeddedEngine:
             preview=preview,
             handler=handler,
             reader=read_stack,
+            invoke=self.invokes(),
         )
 
     def _stack_reference(self, name: str) -> dict[str, Any]:

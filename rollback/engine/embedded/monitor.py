@@ -21,8 +21,10 @@ from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mo
 from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
+from rollback.engine.embedded.assets import plain_asset
 from rollback.engine.embedded.program import (
     STACK_TYPE,
+    InvokeHandler,
     RegisteredResource,
     Registration,
     ResourceHandler,
@@ -65,13 +67,28 @@ class RefusingMocks(Mocks):
         )
 
 
+class AnsweringMocks(RefusingMocks):
+    """Answers the invokes `invoke` supports (rollback.engine.embedded.invokes); refuses the rest."""
+
+    def __init__(self, invoke: InvokeHandler) -> None:
+        self._invoke = invoke
+
+    def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        if not self._invoke.supports(args.token):
+            return super().call(args)
+        return self._invoke(args.token, dict(args.args)), []
+
+
 class EmbeddedMonitor(MockMonitor):
     """Sees each RegisterResource request whole and applies it through `handler`."""
 
     def __init__(
-        self, handler: ResourceHandler, reader: StackReferenceReader | None = None
+        self,
+        handler: ResourceHandler,
+        reader: StackReferenceReader | None = None,
+        invoke: InvokeHandler | None = None,
     ) -> None:
-        super().__init__(RefusingMocks())
+        super().__init__(AnsweringMocks(invoke) if invoke is not None else RefusingMocks())
         self._handler = handler
         self._reader = reader
         self._lock = threading.Lock()
@@ -197,11 +214,15 @@ class EmbeddedMonitor(MockMonitor):
 
 
 def _plain_unknowns(value: Any) -> Any:
-    """Replace the SDK's Unknown objects (previews only) by the wire sentinel, so values stay JSON."""
+    """Replace the SDK's Unknown objects (previews only) by the wire sentinel and assets by
+    their wire objects, so values stay JSON."""
     from pulumi.output import Unknown
 
     if isinstance(value, Unknown):
         return rpc.UNKNOWN
+    asset = plain_asset(value)
+    if asset is not None:
+        return asset
     if isinstance(value, dict):
         return {k: _plain_unknowns(v) for k, v in value.items()}
     if isinstance(value, list):

@@ -99,3 +99,11 @@ def secret_outputs(registration: Registration, outputs: dict[str, Any]) -> dict[
     secret_keys = set(registration.additional_secret_outputs)
     secret_keys.update(k for k, v in registration.inputs.items() if is_secret(v))
     return {k: wrap_secret(v) if k in secret_keys else v for k, v in outputs.items()}
+
+
+class InvokeHandler(Protocol):
+    """Answers a program's invokes (data sources): `supports(token)`, then `(token, args) -> result`."""
+
+    def supports(self, token: str) -> bool: ...
+
+    def __call__(self, token: str, args: dict[str, Any]) -> dict[str, Any]: ...

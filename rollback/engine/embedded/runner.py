@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from rollback.engine.embedded.program import ProgramRun, ResourceHandler
+from rollback.engine.embedded.program import InvokeHandler, ProgramRun, ResourceHandler
 from rollback.errors import EngineError, RollbackError, UsageError
 
 logger = logging.getLogger(__name__)
@@ -67,12 +67,14 @@ def run_program(
     handler: ResourceHandler,
     max_workers: int = 4,
     reader: Any = None,
+    invoke: InvokeHandler | None = None,
 ) -> ProgramRun:
     """Run the program to completion; return every registration, its result and the exports.
 
     `config` maps `project:key` to the plain string value (secrets decrypted);
     `secret_keys` names those that are secret, so outputs derived from them stay
-    secret. `handler` is called for each custom resource. A failure of the
+    secret. `handler` is called for each custom resource; `invoke`, when given,
+    answers the data sources it supports. A failure of the
     handler is re-raised as is (RollbackErrors) or as EngineError; an exception
     of the program becomes an EngineError naming the program and the message.
     """
@@ -92,6 +94,7 @@ def run_program(
                 handler,
                 max_workers,
                 reader,
+                invoke,
             )
         except BaseException as exc:  # noqa: BLE001 handed to the calling thread
             outcome["error"] = exc
@@ -116,6 +119,7 @@ def _run_on_this_thread(
     handler: ResourceHandler,
     max_workers: int,
     reader: Any = None,
+    invoke: InvokeHandler | None = None,
 ) -> ProgramRun:
     from google.protobuf import empty_pb2
     from pulumi.runtime import config as runtime_config
@@ -147,7 +151,7 @@ def _run_on_this_thread(
         max_workers=max_workers, thread_name_prefix="pulumi-rpc", initializer=give_worker_a_loop
     )
     loop.set_default_executor(executor)
-    monitor = EmbeddedMonitor(handler, reader)
+    monitor = EmbeddedMonitor(handler, reader, invoke)
     modules_before = set(sys.modules)
     cwd_before = os.getcwd()
     try:

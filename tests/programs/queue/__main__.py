@@ -1,6 +1,8 @@
-"""A bucket and a queue: the embedded engine supports the first, not the second."""
+"""A bucket beside two types the embedded engine does not apply (a CloudFront
+origin access identity and a Step Functions activity): all refused at once."""
 
 import pulumi_aws as aws
 
 aws.s3.Bucket("artifacts", bucket="queue-program-bucket")
-aws.sqs.Queue("jobs")
+aws.cloudfront.OriginAccessIdentity("cdn")
+aws.sfn.Activity("jobs")

@@ -36,6 +36,61 @@ SUPPORTED: frozenset[str] = frozenset(
         "aws:s3/bucket:Bucket",
         "aws:s3/bucketVersioning:BucketVersioning",
         "aws:cloudwatch/metricAlarm:MetricAlarm",
+        # Beyond stacks/webapp: what production blue/green stacks and Pulumi's examples use.
+        "aws:s3/bucketV2:BucketV2",
+        "aws:s3/bucketVersioningV2:BucketVersioningV2",
+        "aws:s3/bucketPolicy:BucketPolicy",
+        "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+        "aws:s3/bucketOwnershipControls:BucketOwnershipControls",
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+        "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2",
+        "aws:s3/bucketWebsiteConfiguration:BucketWebsiteConfiguration",
+        "aws:s3/bucketWebsiteConfigurationV2:BucketWebsiteConfigurationV2",
+        "aws:s3/bucketObject:BucketObject",
+        "aws:s3/bucketObjectv2:BucketObjectv2",
+        "aws:ec2/internetGateway:InternetGateway",
+        "aws:ec2/eip:Eip",
+        "aws:ec2/natGateway:NatGateway",
+        "aws:ec2/routeTable:RouteTable",
+        "aws:ec2/route:Route",
+        "aws:ec2/routeTableAssociation:RouteTableAssociation",
+        "aws:ec2/securityGroupRule:SecurityGroupRule",
+        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+        "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
+        "aws:ec2/launchTemplate:LaunchTemplate",
+        "aws:autoscaling/group:Group",
+        "aws:lb/listenerRule:ListenerRule",
+        "aws:lb/listenerCertificate:ListenerCertificate",
+        "aws:iam/role:Role",
+        "aws:iam/policy:Policy",
+        "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+        "aws:iam/rolePolicy:RolePolicy",
+        "aws:iam/instanceProfile:InstanceProfile",
+        "aws:iam/user:User",
+        "aws:iam/group:Group",
+        "aws:ecs/cluster:Cluster",
+        "aws:ecs/taskDefinition:TaskDefinition",
+        "aws:ecs/service:Service",
+        "aws:ecr/repository:Repository",
+        "aws:ecr/lifecyclePolicy:LifecyclePolicy",
+        "aws:ecr/repositoryPolicy:RepositoryPolicy",
+        "aws:cloudwatch/logGroup:LogGroup",
+        "aws:cloudwatch/logStream:LogStream",
+        "aws:cloudwatch/logMetricFilter:LogMetricFilter",
+        "aws:acm/certificate:Certificate",
+        "aws:route53/healthCheck:HealthCheck",
+        "aws:sns/topic:Topic",
+        "aws:sns/topicSubscription:TopicSubscription",
+        "aws:kms/key:Key",
+        "aws:kms/alias:Alias",
+        "aws:secretsmanager/secret:Secret",
+        "aws:secretsmanager/secretVersion:SecretVersion",
+        "aws:ssm/parameter:Parameter",
+        "aws:sqs/queue:Queue",
+        "aws:dynamodb/table:Table",
+        "aws:kinesis/stream:Stream",
+        "aws:cloudwatch/eventRule:EventRule",
+        "aws:cloudwatch/eventTarget:EventTarget",
     }
 )
 
@@ -43,7 +98,11 @@ SUPPORTED: frozenset[str] = frozenset(
 class ResourceType(Protocol):
     """Applies one Pulumi resource type to the cloud."""
 
-    token: str  # e.g. "aws:lb/listener:Listener"
+    @property
+    def token(self) -> str:
+        """The type token, e.g. "aws:lb/listener:Listener"."""
+        ...
+
     replace_on: frozenset[str]  # camelCase input names whose change forces replacement
 
     def create(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -65,14 +124,43 @@ class ResourceType(Protocol):
 
 def resource_types(clients: Clients) -> dict[str, ResourceType]:
     """Type token -> applier, each using clients from `clients` (boto3 imported lazily)."""
-    from rollback.engine.embedded.resources import cloudwatch, ec2, elbv2, rds, route53, s3
+    from rollback.engine.embedded.resources import (
+        autoscaling,
+        cloudwatch,
+        data,
+        ec2,
+        ecr,
+        ecs,
+        elbv2,
+        elbv2_rules,
+        iam,
+        logs,
+        messaging,
+        network,
+        rds,
+        route53,
+        s3,
+        s3_bucket_config,
+        secrets,
+    )
 
     appliers: list[ResourceType] = [
         *s3.appliers(clients),
+        *s3_bucket_config.appliers(clients),
         *ec2.appliers(clients),
+        *network.appliers(clients),
+        *autoscaling.appliers(clients),
         *elbv2.appliers(clients),
+        *elbv2_rules.appliers(clients),
         *route53.appliers(clients),
         *rds.appliers(clients),
         *cloudwatch.appliers(clients),
+        *logs.appliers(clients),
+        *iam.appliers(clients),
+        *ecs.appliers(clients),
+        *ecr.appliers(clients),
+        *messaging.appliers(clients),
+        *secrets.appliers(clients),
+        *data.appliers(clients),
     ]
     return {a.token: a for a in appliers}

@@ -548,6 +548,12 @@ class Listener:
         if inputs.get("tags"):
             kwargs["Tags"] = aws_tags(inputs["tags"])
         with applying(self.token, name, "create"):
+            if "Protocol" not in kwargs:
+                # The provider's default: HTTP for an application load balancer, TCP otherwise.
+                kind = elbv2.describe_load_balancers(LoadBalancerArns=[inputs["loadBalancerArn"]])[
+                    "LoadBalancers"
+                ][0].get("Type", "application")
+                kwargs["Protocol"] = "HTTP" if kind == "application" else "TCP"
             arn = elbv2.create_listener(**kwargs)["Listeners"][0]["ListenerArn"]
         return arn, present(self.read(arn, inputs), self.token, arn)
 

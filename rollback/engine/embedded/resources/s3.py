@@ -173,6 +173,25 @@ class BucketVersioning:
             self.clients("s3").put_bucket_versioning(**kwargs)
 
 
+@dataclass(frozen=True)
+class BucketV2(Bucket):
+    """aws:s3/bucketV2:BucketV2, the v6 name of v7's Bucket, still accepted by pulumi-aws v7."""
+
+    token = "aws:s3/bucketV2:BucketV2"
+
+
+@dataclass(frozen=True)
+class BucketVersioningV2(BucketVersioning):
+    """aws:s3/bucketVersioningV2:BucketVersioningV2, the v6 name of BucketVersioning."""
+
+    token = "aws:s3/bucketVersioningV2:BucketVersioningV2"
+
+
 def appliers(clients: Clients) -> list[ResourceType]:
     """The S3 appliers."""
-    return [Bucket(clients), BucketVersioning(clients)]
+    return [
+        Bucket(clients),
+        BucketVersioning(clients),
+        BucketV2(clients),
+        BucketVersioningV2(clients),
+    ]
