@@ -340,6 +340,7 @@ def emergency(
     """
     import logging
 
+    from rollback.errors import StackBusy
     from rollback.store.lock import read_lock
     from rollback.triggers import clear_stop, request_stop
     from rollback.waiting import poll
@@ -351,6 +352,8 @@ def emergency(
         if cancel is not None:
             try:
                 cancel(bench.stack_name)
+            except StackBusy:
+                raise  # an update still runs and was not stopped: never start a second beside it
             except Exception as exc:  # noqa: BLE001 - nothing to cancel is the common case
                 logging.getLogger(__name__).info("no stack update to cancel: %s", exc)
         if not break_lock:

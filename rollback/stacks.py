@@ -349,19 +349,23 @@ def release_checkpoint(store: Store, release: Release) -> Checkpoint:
     return Checkpoint.from_dict(json.loads(store.get_blob(release.checkpoint.sha256)))
 
 
-def set_refresh(engine: StackEngine, refresh: bool) -> bool:
+def set_refresh(engine: StackEngine, refresh: bool | None) -> bool:
     """Ask the engine to refresh before it applies (the pulumi engine's `up --refresh`).
 
-    Returns whether the engine refreshes: engines without the switch (embedded)
-    read every resource from the cloud as they apply, which is their refresh.
+    None keeps the engine's setting (`--no-refresh` sets it off). Returns whether
+    the engine refreshes: engines without the switch (embedded) read every
+    resource from the cloud as they apply, which is their refresh.
     """
-    if hasattr(engine, "refresh"):
+    if not hasattr(engine, "refresh"):
+        return True
+    if refresh is not None:
         engine.refresh = refresh
-        return refresh
-    return True
+    return bool(engine.refresh)
 
 
-def live_drift(engine: StackEngine, program_dir: Path, stack: str, config: StackConfig) -> list[Drift]:
+def live_drift(
+    engine: StackEngine, program_dir: Path, stack: str, config: StackConfig
+) -> list[Drift]:
     """What the engine's live proof found (`preview --refresh --expect-no-changes`), one Drift per property.
 
     Empty for an engine without such a proof (the embedded engine proves with read_live).
@@ -397,11 +401,11 @@ def reapply(
     stack: str,
     *,
     prove: bool = True,
-    refresh: bool = True,
+    refresh: bool | None = None,
 ) -> ReapplyResult:
     """Apply the release's tagged program with its recorded config and prove the result.
 
-    The engine refreshes first unless `refresh` is False. The proof compares
+    The engine refreshes first unless `refresh` (default: the engine's setting) is False. The proof compares
     checkpoints and reads the cloud: `read_live` (embedded) or the engine's
     `preview --refresh --expect-no-changes` (pulumi), whose findings are drift.
     Raises NotFound when the release holds no checkpoint or config,
@@ -466,7 +470,9 @@ def release_state(
     config = project.config(stack)
     plaintexts = config_secret_plaintexts(config)
     if plaintexts:
-        refuse_plaintext(checkpoint.to_dict(), plaintexts, f"the checkpoint of {project.name}/{stack}")
+        refuse_plaintext(
+            checkpoint.to_dict(), plaintexts, f"the checkpoint of {project.name}/{stack}"
+        )
     state: dict[str, Any] = {
         "checkpoint": json.dumps(checkpoint.to_dict(), sort_keys=True).encode(),
         "config": config_to_bytes(config),

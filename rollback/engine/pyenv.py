@@ -158,4 +158,6 @@ def _run(args: list[str], what: str) -> None:
         raise ConfigError(f"cannot {what}: {exc}.") from exc
     if done.returncode != 0:
         tail = " | ".join(done.stderr.strip().splitlines()[-5:])
-        raise EngineError(f"could not {what} for the release: {tail or 'exit ' + str(done.returncode)}.")
+        raise EngineError(
+            f"could not {what} for the release: {tail or 'exit ' + str(done.returncode)}."
+        )

@@ -214,7 +214,9 @@ def _key_text(node: Any) -> str:
 def _is_null(node: Any) -> bool:
     import yaml
 
-    return isinstance(node, yaml.ScalarNode) and node.style is None and bool(_NULL.match(node.value))
+    return (
+        isinstance(node, yaml.ScalarNode) and node.style is None and bool(_NULL.match(node.value))
+    )
 
 
 def _header_text(header: dict[str, Any], name: str) -> str | None:

@@ -65,7 +65,9 @@ class StackStep:
         # The proof is verify's job: raising here would lose the prior compensation needs.
         result = stacks.reapply(self.engine, self.registry.store, release, self.stack, prove=False)
         return Applied(
-            changed=True, prior={"version": self.previous}, detail={"counts": result.up.counts()}
+            changed=True,
+            prior={"version": self.previous},
+            detail={"counts": result.up.counts(), "refreshed": result.refreshed},
         )
 
     def verify(self) -> list[Evidence]:
@@ -82,6 +84,23 @@ class StackStep:
                 else f"{len(differences)} difference(s) from release {self.version}",
             )
         ]
+        if not differences and hasattr(self.engine, "prove"):
+            # The pulumi engine's live read: `preview --refresh --expect-no-changes`.
+            live = stacks.prove_release(
+                self.engine,
+                self.registry.store,
+                self.registry.show(self.version).release,
+                self.stack,
+            )
+            if live is not None:
+                found.append(
+                    evidence(
+                        f"{self.engine.name}.preview --refresh --expect-no-changes",
+                        {"checked": live.checked, "drift": [vars(d) for d in live.drift][:20]},
+                        live.ok,
+                        "" if live.ok else f"{len(live.drift)} drifted properties",
+                    )
+                )
         if not differences and hasattr(self.engine, "read_live"):
             report = stacks.verify(
                 self.engine, self.stack, self.engine.export(self.stack), self.version

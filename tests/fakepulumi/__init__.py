@@ -45,7 +45,9 @@ class FakePulumi:
         found = []
         for entry in self.entries():
             if "argv" in entry and entry["argv"] != ["version"]:
-                found.append(entry | {"argv": [a for a in entry["argv"] if a != "--non-interactive"]})
+                found.append(
+                    entry | {"argv": [a for a in entry["argv"] if a != "--non-interactive"]}
+                )
         return found
 
     def argvs(self, *head: str) -> list[list[str]]:

@@ -96,7 +96,9 @@ def test_release_state_exports_without_show_secrets_and_stores_no_plaintext(
     assert exports and all("--show-secrets" not in argv for argv in exports)
     stored = state["checkpoint"] + state["config"]
     assert dev_password.encode() not in stored
-    db = [r for r in json.loads(state["checkpoint"])["deployment"]["resources"] if r.get("id") == "db"]
+    db = [
+        r for r in json.loads(state["checkpoint"])["deployment"]["resources"] if r.get("id") == "db"
+    ]
     assert db[0]["inputs"]["password"] == {SIG: SECRET, "ciphertext": SECURE}
 
 
@@ -184,9 +186,7 @@ def test_the_stack_file_is_written_byte_for_byte(
         "  webapp:count: 3\n"
         "  webapp:dbPassword:\n    secure: AQICAHhzZWNyZXQ=\n"
     )
-    config = stacks.config_from_bytes(
-        stacks.config_to_bytes(parse_stack_file(odd, "webapp"))
-    )
+    config = stacks.config_from_bytes(stacks.config_to_bytes(parse_stack_file(odd, "webapp")))
     worktree = tmp_path / "worktree"
     worktree.mkdir()
     (worktree / "Pulumi.yaml").write_text((project / "Pulumi.yaml").read_text())
@@ -256,7 +256,9 @@ def _lock(fake: FakePulumi, pid: int, hostname: str | None = None) -> Path:
 @pytest.fixture
 def running_update() -> Any:
     """A process standing in for a `pulumi up` that is still running."""
-    process = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
     yield process
     if process.poll() is None:
         process.kill()

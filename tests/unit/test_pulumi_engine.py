@@ -331,3 +331,34 @@ def test_real_cli_up_export_outputs_history_and_import(tiny_project: Path, tmp_p
     assert engine.export("dev").outputs()["rollback"]["live_color"] == "blue"
     with pytest.raises(EngineError):
         engine.cancel("dev")  # nothing is running
+
+
+@pytest.mark.pulumi_cli
+@needs_cli
+def test_real_cli_same_flows_as_the_contract_tests(tiny_project: Path, tmp_path: Path) -> None:
+    """What test_pulumi_contract.py asserts of the double, against the real CLI and a file backend."""
+    from rollback import stacks
+    from rollback.engine.stack_file import parse_stack_file
+
+    backend = tmp_path / "backend"
+    backend.mkdir()
+    engine = PulumiEngine(
+        project_dir=tiny_project, backend_url=f"file://{backend}", pyenv_cache=tmp_path / "envs"
+    )
+    dev = (REPO / "Pulumi.dev.yaml").read_text()
+    text = "# comment kept\n" + dev.replace(
+        "webapp:liveColor: blue", "webapp:liveColor: blue  # live"
+    )
+    config = parse_stack_file(text, "webapp")
+
+    engine.up(tiny_project / "app", "dev", config)
+    assert (tiny_project / "Pulumi.dev.yaml").read_text() == text  # byte for byte
+    assert engine.last_counts and engine.last_counts.get("create", 0) >= 1
+    assert engine.prove(tiny_project / "app", "dev", config) == []  # live proof: no changes
+
+    stored = engine.export("dev").to_dict()
+    plaintexts = stacks.config_secret_plaintexts(config)
+    assert plaintexts == ["dev-only-Passw0rd"]
+    stacks.refuse_plaintext(stored, plaintexts, "the checkpoint")  # raises on a plaintext secret
+    with pytest.raises(EngineError, match="no update is running"):
+        engine.cancel("dev")
