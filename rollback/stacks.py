@@ -27,6 +27,7 @@ from rollback.models import Checkpoint, Release, Topology
 if TYPE_CHECKING:
     from rollback.aws.rds import Rds
     from rollback.engine import StackEngine
+    from rollback.engine.embedded.secrets import SecretsKeyring
     from rollback.store import Store
 
 TOPOLOGY_OUTPUT = "rollback"
@@ -99,7 +100,9 @@ def config_from_bytes(data: bytes) -> StackConfig:
 _SUBSTRING_MIN = 6
 
 
-def config_secret_plaintexts(config: StackConfig) -> list[str] | None:
+def config_secret_plaintexts(
+    config: StackConfig, keyring: SecretsKeyring | None = None
+) -> list[str] | None:
     """The plaintext of every config secret (top-level and nested), or None when the toolkit cannot know them.
 
     Only the passphrase provider can be decrypted here; for any other provider,
@@ -121,7 +124,7 @@ def config_secret_plaintexts(config: StackConfig) -> list[str] | None:
         )
         return None
     try:
-        crypter = SecretsKeyring().crypter(config.encryption_salt)
+        crypter = (keyring or SecretsKeyring()).crypter(config.encryption_salt)
         return [crypter.decrypt(ct) for ct in ciphertexts]
     except ConfigError as exc:
         logger.warning("the plaintext check of the stored checkpoint is skipped: %s", exc)
@@ -468,7 +471,8 @@ def release_state(
             f"stack {project.name}/{stack} exports no `{TOPOLOGY_OUTPUT}` output; see docs/topology.md."
         )
     config = project.config(stack)
-    plaintexts = config_secret_plaintexts(config)
+    # The embedded engine has derived this stack's key already; reuse it (a second costs ~1 s).
+    plaintexts = config_secret_plaintexts(config, getattr(engine, "_keyring", None))
     if plaintexts:
         refuse_plaintext(
             checkpoint.to_dict(), plaintexts, f"the checkpoint of {project.name}/{stack}"

@@ -326,3 +326,77 @@ def test_outputs_stay_masked_and_never_ask_for_secrets(
     assert engine.outputs("dev") == {"rollback": TOPOLOGY}
     mine = fake_pulumi.argvs("stack", "output")[before:]
     assert mine == [["stack", "output", "--json", "--stack", "dev"]]
+
+
+# -- a release re-applied end to end --------------------------------------------
+
+
+def _recorded_release(engine: PulumiEngine, project: Path, tmp_path: Path) -> tuple[Any, Any]:
+    """Commit the project, apply it, record its state as release 1.4.0 would."""
+    import io
+
+    import git
+
+    from rollback.models import BlobRef, Release
+    from rollback.store import open_store
+
+    repo = git.Repo.init(project)
+    repo.git.add(A=True)
+    repo.index.commit("v1.4.0")
+    stacks.up(engine, stacks.load_project(project), "dev")
+    state = stacks.release_state(engine, stacks.load_project(project), "dev", "1.4.0", rds=None)
+    assert state is not None
+    store = open_store(str(tmp_path / "store"))
+    refs: dict[str, BlobRef] = {
+        name: store.put_blob(io.BytesIO(state[name])) for name in ("checkpoint", "config")
+    }
+    release = Release(
+        version="1.4.0",
+        stack="webapp/dev",
+        commit=repo.head.commit.hexsha,
+        tag="v1.4.0",
+        repo=str(project),
+        created_at="2026-11-30T15:00:00Z",
+        created_by="test",
+        artifact=refs["config"],
+        artifact_name="app.zip",
+        checkpoint=refs["checkpoint"],
+        config=refs["config"],
+    )
+    return store, release
+
+
+def test_reapply_refreshes_then_proves_live_in_the_releases_worktree(
+    engine: PulumiEngine, project: Path, fake_pulumi: FakePulumi, tmp_path: Path
+) -> None:
+    store, release = _recorded_release(engine, project, tmp_path)
+    fake_pulumi.drift(db=["tags"])  # someone edits the database by hand during the incident
+
+    result = stacks.reapply(engine, store, release, "dev")
+
+    assert result.ok and result.refreshed and result.verify is not None
+    assert result.verify.drift == ()
+    up_call = [c for c in fake_pulumi.calls() if c["argv"][0] == "up"][-1]
+    assert "--refresh" in up_call["argv"] and up_call["cwd"] != str(project)  # the worktree
+    proof = [c for c in fake_pulumi.calls() if c["argv"][0] == "preview"][-1]
+    assert {"--refresh", "--expect-no-changes"} <= set(proof["argv"])
+    assert proof["cwd"] == up_call["cwd"]
+    written = [e["stack_file"] for e in fake_pulumi.entries() if "stack_file" in e][-1]
+    assert written == DEV_FILE  # the recorded stack file, byte for byte
+
+
+def test_reapply_without_refresh_fails_its_live_proof_naming_the_drift(
+    engine: PulumiEngine, project: Path, fake_pulumi: FakePulumi, tmp_path: Path
+) -> None:
+    from rollback.errors import CheckFailed
+
+    store, release = _recorded_release(engine, project, tmp_path)
+    fake_pulumi.drift(db=["tags"])
+
+    with pytest.raises(CheckFailed, match="still differs from the release: db tags") as caught:
+        stacks.reapply(engine, store, release, "dev", refresh=False)
+
+    outcome = caught.value.fields["result"]
+    assert outcome["refreshed"] is False
+    assert [(d["property"], d["actual"]) for d in outcome["verify"]["drift"]] == [("tags", "update")]
+    assert "--refresh" not in [c for c in fake_pulumi.argvs("up")][-1]
