@@ -398,5 +398,39 @@ def test_reapply_without_refresh_fails_its_live_proof_naming_the_drift(
 
     outcome = caught.value.fields["result"]
     assert outcome["refreshed"] is False
-    assert [(d["property"], d["actual"]) for d in outcome["verify"]["drift"]] == [("tags", "update")]
+    assert [(d["property"], d["actual"]) for d in outcome["verify"]["drift"]] == [
+        ("tags", "update")
+    ]
     assert "--refresh" not in [c for c in fake_pulumi.argvs("up")][-1]
+
+
+# -- the command line ------------------------------------------------------------
+
+
+def test_backend_url_and_no_refresh_reach_the_cli_and_counts_reach_stack_up(
+    project: Path, fake_pulumi: FakePulumi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from rollback.cli.main import cli
+
+    monkeypatch.delenv("PULUMI_BACKEND_URL")
+    other = tmp_path / "other-backend"
+    other.mkdir()
+    base = ["--store", str(tmp_path / "store"), "--engine", "pulumi", "--backend-url"]
+
+    first = CliRunner().invoke(
+        cli, [*base, f"file://{other}", "stack", "up", "--program", str(project)]
+    )
+    second = CliRunner().invoke(
+        cli,
+        [*base, f"file://{other}", "--no-refresh", "stack", "up", "--program", str(project)],
+    )
+
+    assert first.exit_code == 0, first.output
+    assert "1 resources (2 create)" in first.output
+    assert second.exit_code == 0 and "(no changes)" in second.output, second.output
+    assert {c["env"]["PULUMI_BACKEND_URL"] for c in fake_pulumi.calls()} == {f"file://{other}"}
+    assert (other / ".pulumi" / "stacks" / "webapp" / "dev.json").exists()
+    ups = fake_pulumi.argvs("up")
+    assert "--refresh" in ups[0] and "--refresh" not in ups[1]
