@@ -131,9 +131,13 @@ def changes_from_events(events: list[auto.EngineEvent]) -> list[Change]:
         op_value = getattr(step.op, "value", step.op)
         op = "replace" if op_value in _REPLACE_OPS else _OP_NAMES.get(op_value, op_value)
         earlier = changes.get(step.urn)
-        if earlier is not None and op != "replace":
+        # A refresh step ("same") comes before the update it leads to: the later op wins then.
+        if earlier is not None and earlier.op != "same" and op != "replace":
             continue
-        diff = earlier.diff if earlier else tuple(step.diffs or step.keys or ())
+        if earlier is None or earlier.op == "same":
+            diff = tuple(step.diffs or step.keys or ())
+        else:
+            diff = earlier.diff
         changes[step.urn] = Change(urn=step.urn, type=step.type, op=op, diff=diff)
     return list(changes.values())
 
@@ -211,7 +215,7 @@ class PulumiEngine:
             ", refreshed first" if self.refresh else ", not refreshed",
             _summary_text(self.last_counts),
         )
-        return self.export(stack)
+        return self._export(stack, find_project_dir(program_dir))
 
     def preview(self, program_dir: Path, stack: str, config: StackConfig) -> list[Change]:
         """The changes `up` would make, one per resource; changes nothing in the cloud."""
@@ -250,11 +254,14 @@ class PulumiEngine:
 
     def export(self, stack: str) -> Checkpoint:
         """The stack's current checkpoint, secrets as ciphertext; NotFound when there is no such stack."""
+        return self._export(stack, self.project_dir)
+
+    def _export(self, stack: str, project_dir: Path) -> Checkpoint:
         from pulumi import automation as auto
 
         with self._translated_errors(stack):
             # Not workspace.export_stack: it adds --show-secrets.
-            result = self._run(["stack", "export", "--stack", stack], self.project_dir)
+            result = self._run(["stack", "export", "--stack", stack], project_dir)
             doc = json.loads(result.stdout)
         return checkpoint_from_deployment(
             auto.Deployment(version=doc.get("version"), deployment=doc.get("deployment"))
