@@ -110,7 +110,13 @@ def prepare(project_root: Path, cache: Path | None = None) -> PythonEnv | None:
 
 
 def _cached(requirements: bytes, cache: Path) -> Path:
-    """Build in place (scripts record their own path), marked complete only when done."""
+    """Build in place (scripts record their own path), marked complete only when done.
+
+    The environment is made without ensurepip (it byte-compiles pip, tens of
+    seconds) and filled by the toolkit's own pip through `pip --python`: the
+    requirements, then pip itself from the interpreter's bundled wheel
+    (Pulumi's Python host runs `python -m pip list`).
+    """
     digest = requirements_digest(requirements)
     env = cache / digest
     done = env / COMPLETE
@@ -121,27 +127,27 @@ def _cached(requirements: bytes, cache: Path) -> Path:
     shutil.rmtree(env, ignore_errors=True)  # an earlier build that did not finish
     base = getattr(sys, "_base_executable", sys.executable)
     needs_pip = bool(_requirement_lines(requirements))
-    _run(
-        [base, "-m", "venv", str(env)] + ([] if needs_pip else ["--without-pip"]),
-        "create a virtualenv",
-    )
+    _run([base, "-m", "venv", "--without-pip", str(env)], "create a virtualenv")
     (env / REQUIREMENTS).write_bytes(requirements)
     if needs_pip:
+        pip = [sys.executable, "-m", "pip", "--python", str(env / "bin" / "python")]
+        pip += ["--disable-pip-version-check", "install"]
         logger.info("installing the release's requirements into %s", env)
-        _run(
-            [
-                str(env / "bin" / "python"),
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "-r",
-                str(env / REQUIREMENTS),
-            ],
-            "install the release's requirements",
-        )
+        _run([*pip, "-r", str(env / REQUIREMENTS)], "install the release's requirements")
+        bundled = _bundled_pip_wheel()
+        if bundled is not None:
+            _run([*pip, "--no-index", "--no-compile", str(bundled)], "seed pip")
     done.write_text(digest + "\n", encoding="utf-8")
     return env
+
+
+def _bundled_pip_wheel() -> Path | None:
+    """The pip wheel ensurepip would install, shipped with the interpreter."""
+    import ensurepip
+
+    bundled = Path(ensurepip.__file__).parent / "_bundled"
+    wheels = sorted(bundled.glob("pip-*.whl"))
+    return wheels[-1] if wheels else None
 
 
 def _requirement_lines(requirements: bytes) -> list[str]:
