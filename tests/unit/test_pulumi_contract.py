@@ -369,6 +369,7 @@ def _recorded_release(engine: PulumiEngine, project: Path, tmp_path: Path) -> tu
 def test_reapply_refreshes_then_proves_live_in_the_releases_worktree(
     engine: PulumiEngine, project: Path, fake_pulumi: FakePulumi, tmp_path: Path
 ) -> None:
+    (project / "requirements.txt").write_text("# the release pins nothing beyond stdlib\n")
     store, release = _recorded_release(engine, project, tmp_path)
     fake_pulumi.drift(db=["tags"])  # someone edits the database by hand during the incident
 
@@ -383,6 +384,10 @@ def test_reapply_refreshes_then_proves_live_in_the_releases_worktree(
     assert proof["cwd"] == up_call["cwd"]
     written = [e["stack_file"] for e in fake_pulumi.entries() if "stack_file" in e][-1]
     assert written == DEV_FILE  # the recorded stack file, byte for byte
+    ran = fake_pulumi.interpreters()[-1]  # the worktree's own environment, not ours
+    assert Path(ran["prefix"]).resolve().parent == (tmp_path / "pyenvs").resolve()
+    assert "PULUMI_PYTHON_CMD" not in up_call["env"]
+    assert up_call["env"]["VIRTUAL_ENV"] == ran["prefix"]
 
 
 def test_reapply_without_refresh_fails_its_live_proof_naming_the_drift(
