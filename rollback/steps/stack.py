@@ -56,12 +56,22 @@ class StackStep:
             stacks.release_checkpoint(self.registry.store, release), actual
         )
 
+    def _live_drift(self, release: Any) -> bool:
+        """True when the engine's live read (pulumi: preview --refresh) finds hand-made changes.
+
+        Equal checkpoints do not prove the cloud: someone may have changed it by hand.
+        """
+        from rollback import stacks
+
+        live = stacks.prove_release(self.engine, self.registry.store, release, self.stack)
+        return live is not None and not live.ok
+
     def apply(self) -> Applied:
         from rollback import stacks
 
-        if not self._differences():
-            return Applied(changed=False, prior={"version": self.previous})
         release = self.registry.show(self.version).release
+        if not self._differences() and not self._live_drift(release):
+            return Applied(changed=False, prior={"version": self.previous})
         # The proof is verify's job: raising here would lose the prior compensation needs.
         result = stacks.reapply(self.engine, self.registry.store, release, self.stack, prove=False)
         return Applied(

@@ -439,3 +439,36 @@ def test_backend_url_and_no_refresh_reach_the_cli_and_counts_reach_stack_up(
     assert (other / ".pulumi" / "stacks" / "webapp" / "dev.json").exists()
     ups = fake_pulumi.argvs("up")
     assert "--refresh" in ups[0] and "--refresh" not in ups[1]
+
+
+class _Registry:
+    """The two things StackStep reads of a Registry: the store and a release by version."""
+
+    def __init__(self, store: Any, release: Any) -> None:
+        self.store = store
+        self._release = release
+
+    def show(self, version: str) -> Any:
+        assert version == self._release.version
+        return type("View", (), {"release": self._release})()
+
+
+def test_the_stack_step_reapplies_when_only_the_cloud_drifted_and_proves_it_live(
+    engine: PulumiEngine, project: Path, fake_pulumi: FakePulumi, tmp_path: Path
+) -> None:
+    from rollback.steps.stack import StackStep
+
+    store, release = _recorded_release(engine, project, tmp_path)
+    step = StackStep(engine, _Registry(store, release), "1.4.0", "dev", previous=None)  # type: ignore[arg-type]
+
+    assert step.apply().changed is False  # checkpoint and cloud agree: nothing to do
+    fake_pulumi.drift(db=["tags"])  # the checkpoint still agrees; the cloud does not
+    applied = step.apply()
+    evidence = step.verify()
+
+    assert applied.changed and applied.detail == {
+        "counts": {"update": 1, "same": 1},
+        "refreshed": True,
+    }
+    assert [e.ok for e in evidence] == [True, True], evidence
+    assert "--expect-no-changes" in fake_pulumi.argvs("preview")[-1]
