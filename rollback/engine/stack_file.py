@@ -118,6 +118,24 @@ def provider_kind(config: StackConfig) -> str:
     return provider.split("://", 1)[0]
 
 
+def imports_environment(config: StackConfig) -> bool:
+    """True when the stack file imports Pulumi ESC environments (`environment:`)."""
+    import yaml
+
+    if not config.source:
+        return False
+    try:
+        root = yaml.compose(config.source, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return False
+    if not isinstance(root, yaml.MappingNode):
+        return False
+    return any(
+        isinstance(k, yaml.ScalarNode) and k.value == "environment" and not _is_null(v)
+        for k, v in root.value
+    )
+
+
 def nested_secrets(value: Any) -> list[str]:
     """The ciphertexts of every `{secure: ...}` inside a structured value."""
     secure = _secure_of(value)

@@ -226,6 +226,19 @@ def test_nested_secure_values_are_decrypted_and_their_key_is_secret(
     assert b"s3cr3t-nested" not in stored and password.encode() in stored
 
 
+def test_esc_imports_are_named_in_a_warning_by_the_embedded_engine(
+    embedded: EmbeddedEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    from rollback.engine.stack_file import imports_environment
+
+    config = parse_stack_file(ODD, "webapp")
+    values, _ = embedded._program_config(config)
+
+    assert imports_environment(config) and not imports_environment(parse_stack_file("a: 1\n", "p"))
+    assert "imports ESC environments" in caplog.text
+    assert values["webapp:version"] == "1.10"
+
+
 @pytest.mark.parametrize(
     "header",
     [

@@ -354,6 +354,7 @@ class EmbeddedEngine:
         from rollback.engine.stack_file import (
             PASSPHRASE,
             decrypt_nested,
+            imports_environment,
             provider_kind,
             secret_keys,
         )
@@ -364,6 +365,11 @@ class EmbeddedEngine:
             raise ConfigError(
                 f"the stack's secrets provider is {kind}; the embedded engine supports only "
                 "passphrase, so nothing was changed. Use --engine pulumi for this stack."
+            )
+        if imports_environment(config):
+            logger.warning(
+                "the stack file imports ESC environments (`environment:`), which only Pulumi "
+                "resolves; the embedded engine runs the program without their values"
             )
         keys = secret_keys(config)
         values = {key: config_string(value) for key, value in config.values.items()}
