@@ -40,6 +40,8 @@ class Settings:
     webhook_url: str | None = None
     sns_topic_arn: str | None = None
     health_deadline_s: float = 60.0  # how long the health step may wait for N passes in a row
+    backend_url: str | None = None  # the Pulumi backend (PULUMI_BACKEND_URL) for the pulumi engine
+    refresh: bool = True  # the pulumi engine refreshes before it applies (`--no-refresh`: not)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -86,6 +88,8 @@ _ENV = {
     "webhook_url": "ROLLBACK_WEBHOOK_URL",
     "sns_topic_arn": "ROLLBACK_SNS_TOPIC_ARN",
     "health_deadline_s": "ROLLBACK_HEALTH_DEADLINE",
+    "backend_url": "PULUMI_BACKEND_URL",
+    "refresh": "ROLLBACK_REFRESH",
 }
 
 
@@ -122,8 +126,9 @@ def load(
         if value is not None:
             values[name] = value
     values.pop("stacks", None)  # named only by --stack and --stacks-file
-    if isinstance(values.get("debug"), str):
-        values["debug"] = _parse_bool("debug", values["debug"])
+    for name in ("debug", "refresh"):
+        if isinstance(values.get(name), str):
+            values[name] = _parse_bool(name, values[name])
     if "health_deadline_s" in values:
         values["health_deadline_s"] = _parse_seconds(
             "health_deadline_s", values["health_deadline_s"]
@@ -166,7 +171,7 @@ def _check_types(values: dict[str, Any]) -> None:
         value = values.get(f.name)
         if value is None or f.name in ("extra", "stacks", "health_deadline_s"):
             continue
-        expected = bool if f.name == "debug" else str
+        expected = bool if f.name in ("debug", "refresh") else str
         if not isinstance(value, expected):
             raise ConfigError(
                 f"setting {f.name} = {value!r} must be a {'boolean' if expected is bool else 'string'}; "

@@ -463,6 +463,7 @@ def emergency(
     """
     import logging
 
+    from rollback.errors import ConfigError, StackBusy
     from rollback.store.lock import read_lock
     from rollback.triggers import clear_stop, request_stop
     from rollback.waiting import poll
@@ -474,6 +475,9 @@ def emergency(
         if cancel is not None:
             try:
                 cancel(bench.stack_name)
+            except (StackBusy, ConfigError):
+                # An update still runs, or its backend cannot tell: never start a second beside it.
+                raise
             except Exception as exc:  # noqa: BLE001 - nothing to cancel is the common case
                 logging.getLogger(__name__).info("no stack update to cancel: %s", exc)
         if not break_lock:

@@ -267,6 +267,13 @@ def _what(event: Event) -> str:
         text = f"step {event.step}: {event.state}"
         if event.state == "applied":
             text += " (changed the cloud)" if d.get("changed") else " (already so; nothing changed)"
+            raw = d.get("detail")
+            extra: dict[str, Any] = raw if isinstance(raw, dict) else {}
+            if extra.get("counts"):  # the stack engine's own change summary
+                counts = ", ".join(f"{n} {op}" for op, n in sorted(extra["counts"].items()))
+                text += f"; resources: {counts}"
+            if extra.get("refreshed") is False:
+                text += "; not refreshed first (--no-refresh)"
         detail = d.get("error") or d.get("note")
         return f"{text}: {detail}" if detail else text
     return {

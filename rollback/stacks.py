@@ -28,9 +28,11 @@ from rollback.models import TRAFFIC_OWNED, Checkpoint, Evidence, Release, Topolo
 if TYPE_CHECKING:
     from rollback.aws.rds import Rds
     from rollback.engine import StackEngine
+    from rollback.engine.embedded.secrets import SecretsKeyring
     from rollback.store import Store
 
 TOPOLOGY_OUTPUT = "rollback"
+logger = logging.getLogger(__name__)
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +71,18 @@ def load_project(root: Path) -> Project:
 
 
 def config_to_bytes(config: StackConfig) -> bytes:
-    """The config as a release stores it: JSON, secret values still ciphertext."""
+    """The config as a release stores it: JSON, secret values still ciphertext.
+
+    `stack_file` is the stack file's text as it was, written back byte for byte
+    when the release is re-applied with the pulumi engine.
+    """
     doc = {
         "values": config.values,
         "secrets": config.secrets,
         "encryption_salt": config.encryption_salt,
+        "secrets_provider": config.secrets_provider,
+        "encrypted_key": config.encrypted_key,
+        "stack_file": config.source,
     }
     return json.dumps(doc, sort_keys=True, indent=2).encode()
 
@@ -84,7 +93,71 @@ def config_from_bytes(data: bytes) -> StackConfig:
         values=dict(doc.get("values") or {}),
         secrets=dict(doc.get("secrets") or {}),
         encryption_salt=doc.get("encryption_salt"),
+        secrets_provider=doc.get("secrets_provider"),
+        encrypted_key=doc.get("encrypted_key"),
+        source=doc.get("stack_file"),
     )
+
+
+# Shorter plaintexts ("1", "true") occur in any checkpoint; only a whole string equal to them counts.
+_SUBSTRING_MIN = 6
+
+
+def config_secret_plaintexts(
+    config: StackConfig, keyring: SecretsKeyring | None = None
+) -> list[str] | None:
+    """The plaintext of every config secret (top-level and nested), or None when the toolkit cannot know them.
+
+    Only the passphrase provider can be decrypted here; for any other provider,
+    or without the passphrase, the reason is logged and None returned.
+    """
+    from rollback.engine.embedded.secrets import SecretsKeyring
+    from rollback.engine.stack_file import PASSPHRASE, nested_secrets, provider_kind
+
+    ciphertexts = [*config.secrets.values()]
+    ciphertexts += [ct for value in config.values.values() for ct in nested_secrets(value)]
+    if not ciphertexts:
+        return []
+    kind = provider_kind(config)
+    if kind != PASSPHRASE or not config.encryption_salt:
+        logger.warning(
+            "the plaintext check of the stored checkpoint is skipped: the stack's secrets "
+            "provider is %s, which only the Pulumi CLI decrypts",
+            kind,
+        )
+        return None
+    try:
+        crypter = (keyring or SecretsKeyring()).crypter(config.encryption_salt)
+        return [crypter.decrypt(ct) for ct in ciphertexts]
+    except ConfigError as exc:
+        logger.warning("the plaintext check of the stored checkpoint is skipped: %s", exc)
+        return None
+
+
+def refuse_plaintext(document: Any, plaintexts: list[str], what: str) -> None:
+    """Raise IntegrityError when `document` holds any of `plaintexts` in the clear; never names the value."""
+    wanted = [p for p in plaintexts if p]
+    if not wanted:
+        return
+    for text in _strings(document):
+        for plain in wanted:
+            if text == plain or (len(plain) >= _SUBSTRING_MIN and plain in text):
+                raise IntegrityError(
+                    f"{what} holds the plaintext of a config secret; it was not stored. "
+                    "Export state without --show-secrets so secrets stay ciphertext."
+                )
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key)
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
 
 
 def topology_of(checkpoint: Checkpoint) -> Topology | None:
@@ -105,10 +178,13 @@ class UpResult:
     changes: tuple[Change, ...]
     resources: int
     topology: Topology | None
+    summary: dict[str, int] | None = None  # the engine's own counts, when it reports them
     traffic: dict[str, Any] | None = None  # what holding the traffic found and did
     warnings: tuple[str, ...] = ()
 
     def counts(self) -> dict[str, int]:
+        if self.summary is not None:
+            return dict(self.summary)
         found: dict[str, int] = {}
         for change in self.changes:
             found[change.op] = found.get(change.op, 0) + 1
@@ -140,6 +216,7 @@ def up(
     """
     checkpoint = engine.up(project.program_dir, stack, config or project.config(stack))
     changes = tuple(getattr(engine, "last_changes", ()))
+    summary = getattr(engine, "last_counts", None)
     custom = [
         r
         for r in checkpoint.resources
@@ -153,6 +230,7 @@ def up(
         changes,
         len(custom),
         topology,
+        dict(summary) if summary is not None else None,
         traffic=held,
         warnings=tuple((held or {}).get("warnings") or ()),
     )
@@ -360,6 +438,7 @@ class ReapplyResult:
     up: UpResult
     differences: tuple[Drift, ...]
     verify: VerifyReport | None
+    refreshed: bool = False
 
     @property
     def ok(self) -> bool:
@@ -373,6 +452,7 @@ class ReapplyResult:
             "up": self.up.to_dict(),
             "differences": [vars(d) for d in self.differences],
             "verify": self.verify.to_dict() if self.verify else None,
+            "refreshed": self.refreshed,
         }
 
 
@@ -384,6 +464,54 @@ def release_checkpoint(store: Store, release: Release) -> Checkpoint:
     return Checkpoint.from_dict(json.loads(store.get_blob(release.checkpoint.sha256)))
 
 
+def set_refresh(engine: StackEngine, refresh: bool | None) -> bool:
+    """Ask the engine to refresh before it applies (the pulumi engine's `up --refresh`).
+
+    None keeps the engine's setting (`--no-refresh` sets it off). Returns whether
+    the engine refreshes: engines without the switch (embedded) read every
+    resource from the cloud as they apply, which is their refresh.
+    """
+    if not hasattr(engine, "refresh"):
+        return True
+    if refresh is not None:
+        engine.refresh = refresh
+    return bool(engine.refresh)
+
+
+def live_drift(
+    engine: StackEngine, program_dir: Path, stack: str, config: StackConfig
+) -> list[Drift]:
+    """What the engine's live proof found (`preview --refresh --expect-no-changes`), one Drift per property.
+
+    Empty for an engine without such a proof (the embedded engine proves with read_live).
+    """
+    prove = getattr(engine, "prove", None)
+    if prove is None:
+        return []
+    found: list[Drift] = []
+    for change in prove(program_dir, stack, config):
+        owned = TRAFFIC_OWNED.get(change.type)
+        for prop in change.diff or ("(resource)",):
+            if owned and prop.split(".", 1)[0].split("[", 1)[0] == owned:
+                continue  # traffic is the toolkit's (rollback/ownership.py); the outcome checks it
+            found.append(Drift(change.urn, prop, "as the release declares", change.op))
+    return found
+
+
+def prove_release(
+    engine: StackEngine, store: Store, release: Release, stack: str
+) -> VerifyReport | None:
+    """The engine's live proof of `release` in its own worktree; None when the engine has none."""
+    if not hasattr(engine, "prove") or release.config is None:
+        return None
+    config = config_from_bytes(store.get_blob(release.config.sha256))
+    with worktree(Path(release.repo), release.commit) as src:
+        project = load_project(src)
+        drift = live_drift(engine, project.program_dir, stack, config)
+    checked = len([r for r in release_checkpoint(store, release).resources if r.get("custom")])
+    return VerifyReport(stack, release.version, checked, tuple(drift))
+
+
 def reapply(
     engine: StackEngine,
     store: Store,
@@ -392,9 +520,13 @@ def reapply(
     *,
     prove: bool = True,
     hold: HoldTraffic | None = None,
+    refresh: bool | None = None,
 ) -> ReapplyResult:
     """Apply the release's tagged program with its recorded config and prove the result.
 
+    The engine refreshes first unless `refresh` (default: the engine's setting) is False. The proof compares
+    checkpoints and reads the cloud: `read_live` (embedded) or the engine's
+    `preview --refresh --expect-no-changes` (pulumi), whose findings are drift.
     Raises NotFound when the release holds no checkpoint or config,
     IntegrityError when a blob was tampered with or a checkpoint (the
     release's or the live state) is corrupt, before anything is applied; CheckFailed when the cloud
@@ -411,15 +543,19 @@ def reapply(
             f"release {release.version} carries no stack config; it cannot be re-applied."
         )
     config = config_from_bytes(store.get_blob(release.config.sha256))
+    refreshed = set_refresh(engine, refresh)
+    report: VerifyReport | None = None
     with worktree(Path(release.repo), release.commit) as src:
         project = load_project(src)
         result = up(engine, project, stack, config, hold)
+        if prove and hasattr(engine, "prove"):
+            drift = live_drift(engine, project.program_dir, stack, config)
+            report = VerifyReport(stack, release.version, result.resources, tuple(drift))
     actual = engine.export(stack)
     differences = tuple(compare_checkpoints(expected, actual))
-    report = (
-        verify(engine, stack, actual, release.version) if hasattr(engine, "read_live") else None
-    )
-    outcome = ReapplyResult(stack, release.version, result, differences, report)
+    if hasattr(engine, "read_live"):
+        report = verify(engine, stack, actual, release.version)
+    outcome = ReapplyResult(stack, release.version, result, differences, report, refreshed)
     if prove and not outcome.ok:
         shown = "; ".join(
             f"{d.urn.rsplit('::', 1)[-1]} {d.property}"
@@ -454,9 +590,16 @@ def release_state(
         raise IntegrityError(
             f"stack {project.name}/{stack} exports no `{TOPOLOGY_OUTPUT}` output; see docs/topology.md."
         )
+    config = project.config(stack)
+    # The embedded engine has derived this stack's key already; reuse it (a second costs ~1 s).
+    plaintexts = config_secret_plaintexts(config, getattr(engine, "_keyring", None))
+    if plaintexts:
+        refuse_plaintext(
+            checkpoint.to_dict(), plaintexts, f"the checkpoint of {project.name}/{stack}"
+        )
     state: dict[str, Any] = {
         "checkpoint": json.dumps(checkpoint.to_dict(), sort_keys=True).encode(),
-        "config": config_to_bytes(project.config(stack)),
+        "config": config_to_bytes(config),
         "topology": json.dumps(topology.to_dict(), sort_keys=True).encode(),
         "color": topology.live_color,
     }

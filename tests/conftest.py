@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,3 +65,29 @@ def moto_endpoint(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     urllib.request.urlopen(req, timeout=10).close()
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
     return moto_server
+
+
+@pytest.fixture
+def fake_pulumi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The recording `pulumi` double first on PATH, with a file backend (tests/fakepulumi)."""
+    import sys
+
+    from tests.fakepulumi import HERE, FakePulumi
+
+    backend = tmp_path / "pulumi-backend"
+    backend.mkdir()
+    # A copy whose shebang names this interpreter without site: `python3` may be a slow shim.
+    bin_dir = tmp_path / "fake-bin"
+    bin_dir.mkdir()
+    script = (HERE / "pulumi").read_text().split("\n", 1)[1]
+    (bin_dir / "pulumi").write_text(f"#!{sys.executable} -S\n{script}")
+    (bin_dir / "pulumi").chmod(0o755)
+    fake = FakePulumi(bin_dir, backend, tmp_path / "pulumi-calls.jsonl", tmp_path / "scenario.json")
+    fake.scenario()
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    monkeypatch.setenv("FAKE_PULUMI_LOG", str(fake.log))
+    monkeypatch.setenv("FAKE_PULUMI_SCENARIO", str(fake.scenario_path))
+    monkeypatch.setenv("PULUMI_BACKEND_URL", fake.url)
+    monkeypatch.setenv("ROLLBACK_PYENV_CACHE", str(tmp_path / "pyenvs"))
+    monkeypatch.delenv("PULUMI_PYTHON_CMD", raising=False)
+    return fake

@@ -73,7 +73,10 @@ class Factory:
                 clients=self.clients(),
                 project=self.settings.project,
                 project_dir=project_dir,
+                backend_url=self.settings.backend_url,
             )
+            if hasattr(self._built["engine"], "refresh"):
+                self._built["engine"].refresh = self.settings.refresh
         engine: StackEngine = self._built["engine"]
         return engine
 

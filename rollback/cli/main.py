@@ -93,6 +93,18 @@ class LazyGroup(click.Group):
     help="Stack engine  [default: auto]",
 )
 @click.option(
+    "--backend-url",
+    envvar="PULUMI_BACKEND_URL",
+    help="Pulumi backend of the pulumi engine (file://, s3://, https://api.pulumi.com)",
+)
+@click.option(
+    "--no-refresh",
+    "refresh",
+    flag_value=False,
+    default=None,
+    help="Re-apply without refreshing state from the cloud first (journalled).",
+)
+@click.option(
     "--output",
     "-o",
     envvar="ROLLBACK_OUTPUT",

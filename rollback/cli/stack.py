@@ -105,16 +105,32 @@ def reapply(ctx: click.Context, version: str) -> None:
     emit(
         ctx,
         result,
-        lambda r: f"re-applied {r.version}: " + _up_text(r.up) + "\n" + _verify_text(r.verify),
+        lambda r: (
+            f"re-applied {r.version}{'' if r.refreshed else ' (not refreshed first)'}: "
+            + _up_text(r.up)
+            + ("\n" + _verify_text(r.verify) if r.verify else "")
+        ),
     )
 
 
 @stack.command()
+@click.option(
+    "--version",
+    "version",
+    metavar="VERSION",
+    help="Print the checkpoint recorded with this release instead of the stack's current one.",
+)
 @click.pass_context
-def export(ctx: click.Context) -> None:
+def export(ctx: click.Context, version: str | None) -> None:
     """Print the stack's checkpoint (Pulumi deployment v3; secrets stay encrypted)."""
     import json
 
+    from rollback import stacks
+
     factory = ctx.find_root().obj
-    checkpoint = factory.engine().export(factory.settings.stack_name)
+    if version:
+        release = factory.registry().show(version).release
+        checkpoint = stacks.release_checkpoint(factory.store(), release)
+    else:
+        checkpoint = factory.engine().export(factory.settings.stack_name)
     click.echo(json.dumps(checkpoint.to_dict(), indent=2, sort_keys=True))

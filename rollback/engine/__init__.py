@@ -29,9 +29,14 @@ class Change:
 class StackConfig:
     """A stack's config as Pulumi keeps it: `project:key` -> value, secrets encrypted."""
 
-    values: dict[str, Any] = field(default_factory=dict)  # plain values
+    # Top-level scalars are their literal text; maps and lists are objects whose
+    # nested `{"secure": ciphertext}` leaves are secrets (see engine/stack_file.py).
+    values: dict[str, Any] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)  # key -> ciphertext ("secure:" value)
     encryption_salt: str | None = None
+    secrets_provider: str | None = None  # `secretsprovider:` (None: the backend's default)
+    encrypted_key: str | None = None  # `encryptedkey:` of a cloud KMS / Vault provider
+    source: str | None = field(default=None, repr=False)  # the stack file's text, as written
 
 
 class StackEngine(Protocol):

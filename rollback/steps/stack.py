@@ -65,19 +65,33 @@ class StackStep:
             stacks.release_checkpoint(self.registry.store, release), actual
         )
 
+    def _live_drift(self, release: Any) -> bool:
+        """True when the engine's live read (pulumi: preview --refresh) finds hand-made changes.
+
+        Equal checkpoints do not prove the cloud: someone may have changed it by hand.
+        """
+        from rollback import stacks
+
+        live = stacks.prove_release(self.engine, self.registry.store, release, self.stack)
+        return live is not None and not live.ok
+
     def apply(self) -> Applied:
         from rollback import stacks
 
-        if not self._differences():
-            return Applied(changed=False, prior={"version": self.previous})
         release = self.registry.show(self.version).release
+        if not self._differences() and not self._live_drift(release):
+            return Applied(changed=False, prior={"version": self.previous})
         # The proof is verify's job: raising here would lose the prior compensation needs.
         # A failure to put traffic back is recorded, not raised: verify's traffic check fails.
         hold = self.owner.holder(self.set_by, quiet=True) if self.owner else None
         result = stacks.reapply(
             self.engine, self.registry.store, release, self.stack, prove=False, hold=hold
         )
-        detail: dict[str, Any] = {"counts": result.up.counts(), "traffic": result.up.traffic}
+        detail: dict[str, Any] = {
+            "counts": result.up.counts(),
+            "refreshed": result.refreshed,
+            "traffic": result.up.traffic,
+        }
         if result.up.warnings:
             detail["warnings"] = list(result.up.warnings)
         return Applied(changed=True, prior={"version": self.previous}, detail=detail)
@@ -106,6 +120,23 @@ class StackStep:
             topology = stacks.topology_of(actual)
             if topology is not None:
                 found.append(self.owner.check(topology))
+        if not differences and hasattr(self.engine, "prove"):
+            # The pulumi engine's live read: `preview --refresh --expect-no-changes`.
+            live = stacks.prove_release(
+                self.engine,
+                self.registry.store,
+                self.registry.show(self.version).release,
+                self.stack,
+            )
+            if live is not None:
+                found.append(
+                    evidence(
+                        f"{self.engine.name}.preview --refresh --expect-no-changes",
+                        {"checked": live.checked, "drift": [vars(d) for d in live.drift][:20]},
+                        live.ok,
+                        "" if live.ok else f"{len(live.drift)} drifted properties",
+                    )
+                )
         if not differences and actual is not None and hasattr(self.engine, "read_live"):
             report = stacks.verify(self.engine, self.stack, actual, self.version)
             found.append(

@@ -37,6 +37,7 @@ PREFIX = f"webapp-{STACK}"
 EXTRA_BUCKET = f"{PREFIX}-extra"
 ARTIFACT_BUCKET = f"{PREFIX}-artifacts"
 DB = f"{PREFIX}-db"
+DEV_DB_PASSWORD = "dev-only-Passw0rd"  # Pulumi.dev.yaml's dbPassword, passphrase test-passphrase
 ZONE = "example.internal."
 RECORD = f"app.{ZONE}"
 
@@ -188,6 +189,13 @@ def test_up_record_change_reapply_verify_drift_and_tamper(
     snapshots = aws("rds").describe_db_snapshots(DBSnapshotIdentifier=v1["db_snapshot_id"])
     assert snapshots["DBSnapshots"][0]["DBInstanceIdentifier"] == DB
     assert snapshots["DBSnapshots"][0]["Status"] == "available"
+    # The checkpoint recorded with 1.0.0, and not one plaintext config secret in the store.
+    exported = parse_json(cli("stack", "export", "--version", "1.0.0"))
+    assert exported["version"] == 3 and exported["deployment"]["resources"], exported.keys()
+    leaks = [
+        p for p in store.rglob("*") if p.is_file() and DEV_DB_PASSWORD.encode() in p.read_bytes()
+    ]
+    assert leaks == [], leaks
 
     # v2: the program and its config change, committed, applied, recorded.
     make_v2(repo)

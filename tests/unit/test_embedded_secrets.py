@@ -148,7 +148,7 @@ def test_stack_config_namespaces_keys_and_keeps_secure_values_encrypted(
     assert config.values == {
         "aws:region": "us-east-1",
         "webapp:liveColor": "blue",
-        "webapp:weights": '{"blue": 100}',
+        "webapp:weights": {"blue": 100},  # an object; the program gets it as JSON
         "webapp:count": "2",
     }
     assert config.secrets == {"webapp:token": secure}

@@ -18,7 +18,6 @@ import pytest
 import yaml
 from pulumi import automation as auto
 from pulumi.automation._cmd import CommandResult
-from pulumi.automation._stack_settings import StackSettingsSecureConfigValue
 
 from rollback.aws.session import Clients, make_session
 from rollback.engine import Change, StackConfig
@@ -28,11 +27,9 @@ from rollback.engine.pulumi_cli import (
     changes_from_events,
     checkpoint_from_deployment,
     find_project_dir,
-    stack_settings_for,
 )
 from rollback.engine.select import select_engine
 from rollback.errors import ConfigError, EngineError, IntegrityError, LockHeld, NotFound, StackBusy
-from rollback.models import Checkpoint
 from rollback.store import open_store
 
 REPO = Path(__file__).resolve().parents[2]
@@ -129,7 +126,7 @@ def test_concurrent_update_is_stack_busy_with_exit_3(
     error = _command_error(
         auto.ConcurrentUpdateError, "error: the stack is currently locked by 1 lock(s)"
     )
-    monkeypatch.setattr(auto.LocalWorkspace, "select_stack", _raise(error))
+    monkeypatch.setattr(auto.PulumiCommand, "run", _raise(error))
     with pytest.raises(StackBusy) as caught:
         engine.export("dev")
     assert isinstance(caught.value, LockHeld)
@@ -140,7 +137,7 @@ def test_concurrent_update_is_stack_busy_with_exit_3(
 
 def test_missing_stack_is_not_found(engine: PulumiEngine, monkeypatch: pytest.MonkeyPatch) -> None:
     error = _command_error(auto.StackNotFoundError, "error: no stack named 'prod' found")
-    monkeypatch.setattr(auto.LocalWorkspace, "select_stack", _raise(error))
+    monkeypatch.setattr(auto.PulumiCommand, "run", _raise(error))
     with pytest.raises(NotFound, match="stack prod does not exist in the Pulumi backend"):
         engine.outputs("prod")
 
@@ -163,91 +160,9 @@ def test_other_cli_failures_are_engine_errors_quoting_stderr(
 # -- translation -------------------------------------------------------------
 
 
-def test_export_turns_the_deployment_into_a_checkpoint(
-    engine: PulumiEngine, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    deployment = _deployment({"rollback": {"live_color": "blue", "schema": 1}})
-    exported: list[str] = []
-
-    def export_stack(_workspace: auto.LocalWorkspace, stack_name: str) -> auto.Deployment:
-        exported.append(stack_name)
-        return auto.Deployment(version=3, deployment=deployment)
-
-    monkeypatch.setattr(auto.LocalWorkspace, "select_stack", lambda _ws, _name: None)
-    monkeypatch.setattr(auto.LocalWorkspace, "export_stack", export_stack)
-
-    checkpoint = engine.export("dev")
-
-    assert exported == ["dev"]
-    assert checkpoint == Checkpoint(deployment=deployment, version=3)
-    assert checkpoint.outputs() == {"rollback": {"live_color": "blue", "schema": 1}}
-    assert [r["type"] for r in checkpoint.resources] == [
-        "pulumi:pulumi:Stack",
-        "aws:s3/bucket:Bucket",
-    ]
-
-
 def test_a_deployment_of_another_version_is_an_integrity_error() -> None:
     with pytest.raises(IntegrityError, match="not a Pulumi deployment of version 3"):
         checkpoint_from_deployment(auto.Deployment(version=2, deployment=_deployment({})))
-
-
-def test_outputs_mask_secrets(engine: PulumiEngine, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(auto.LocalWorkspace, "select_stack", lambda _ws, _name: None)
-    monkeypatch.setattr(
-        auto.LocalWorkspace,
-        "stack_outputs",
-        lambda _ws, _name: {
-            "rollback": auto.OutputValue({"live_color": "green"}, secret=False),
-            "dbPassword": auto.OutputValue("hunter2-plaintext", secret=True),
-        },
-    )
-    assert engine.outputs("dev") == {"rollback": {"live_color": "green"}, "dbPassword": "[secret]"}
-
-
-def test_config_keeps_secrets_as_ciphertext_flagged_secure() -> None:
-    config = StackConfig(
-        values={"aws:region": "us-east-1", "webapp:blueWeight": 70, "webapp:canary": True},
-        secrets={"webapp:dbPassword": "v1:bm9uY2U=:Y2lwaGVydGV4dA=="},
-        encryption_salt="v1:c2FsdA==:v1:bm9uY2U=:Y2hlY2s=",
-    )
-    settings = stack_settings_for(config, current=None)
-
-    assert settings.encryption_salt == "v1:c2FsdA==:v1:bm9uY2U=:Y2hlY2s="
-    assert settings.config is not None
-    secret = settings.config["webapp:dbPassword"]
-    assert isinstance(secret, StackSettingsSecureConfigValue)
-    assert secret.secure == "v1:bm9uY2U=:Y2lwaGVydGV4dA=="
-    # Plain values are stored as `pulumi config set` stores them: strings.
-    assert settings.config["webapp:blueWeight"] == "70"
-    assert settings.config["webapp:canary"] == "true"
-    assert settings.config["aws:region"] == "us-east-1"
-
-
-def test_config_without_its_own_salt_keeps_the_stacks_secrets_provider() -> None:
-    current = auto.StackSettings(secrets_provider="awskms://alias/rollback", encrypted_key="ZWs=")
-    settings = stack_settings_for(
-        StackConfig(values={}, secrets={"webapp:dbPassword": "AQICAH..."}), current
-    )
-    assert (settings.secrets_provider, settings.encrypted_key) == (
-        "awskms://alias/rollback",
-        "ZWs=",
-    )
-
-
-def test_the_dev_stack_file_round_trips_unchanged(tmp_path: Path) -> None:
-    """Writing the dev stack's own config back yields the same file Pulumi reads."""
-    original = yaml.safe_load((REPO / "Pulumi.dev.yaml").read_text())
-    config = StackConfig(
-        values={k: v for k, v in original["config"].items() if not isinstance(v, dict)},
-        secrets={k: v["secure"] for k, v in original["config"].items() if isinstance(v, dict)},
-        encryption_salt=original["encryptionsalt"],
-    )
-    command = auto.PulumiCommand.__new__(auto.PulumiCommand)
-    workspace = auto.LocalWorkspace(work_dir=str(tmp_path), pulumi_command=command)
-    workspace.save_stack_settings("dev", stack_settings_for(config, current=None))
-
-    assert yaml.safe_load((tmp_path / "Pulumi.dev.yaml").read_text()) == original
 
 
 def _event(op: str, urn: str, type_: str, diffs: list[str] | None = None) -> auto.EngineEvent:
@@ -416,3 +331,34 @@ def test_real_cli_up_export_outputs_history_and_import(tiny_project: Path, tmp_p
     assert engine.export("dev").outputs()["rollback"]["live_color"] == "blue"
     with pytest.raises(EngineError):
         engine.cancel("dev")  # nothing is running
+
+
+@pytest.mark.pulumi_cli
+@needs_cli
+def test_real_cli_same_flows_as_the_contract_tests(tiny_project: Path, tmp_path: Path) -> None:
+    """What test_pulumi_contract.py asserts of the double, against the real CLI and a file backend."""
+    from rollback import stacks
+    from rollback.engine.stack_file import parse_stack_file
+
+    backend = tmp_path / "backend"
+    backend.mkdir()
+    engine = PulumiEngine(
+        project_dir=tiny_project, backend_url=f"file://{backend}", pyenv_cache=tmp_path / "envs"
+    )
+    dev = (REPO / "Pulumi.dev.yaml").read_text()
+    text = "# comment kept\n" + dev.replace(
+        "webapp:liveColor: blue", "webapp:liveColor: blue  # live"
+    )
+    config = parse_stack_file(text, "webapp")
+
+    engine.up(tiny_project / "app", "dev", config)
+    assert (tiny_project / "Pulumi.dev.yaml").read_text() == text  # byte for byte
+    assert engine.last_counts and engine.last_counts.get("create", 0) >= 1
+    assert engine.prove(tiny_project / "app", "dev", config) == []  # live proof: no changes
+
+    stored = engine.export("dev").to_dict()
+    plaintexts = stacks.config_secret_plaintexts(config)
+    assert plaintexts == ["dev-only-Passw0rd"]
+    stacks.refuse_plaintext(stored, plaintexts, "the checkpoint")  # raises on a plaintext secret
+    with pytest.raises(EngineError, match="no update is running"):
+        engine.cancel("dev")

@@ -741,14 +741,38 @@ class EmbeddedEngine:
 
     def _program_config(self, config: StackConfig) -> tuple[dict[str, str], list[str]]:
         """Config as the SDK takes it: `project:key` -> string, secrets decrypted, and the secret keys."""
+        from rollback.engine.stack_file import (
+            PASSPHRASE,
+            decrypt_nested,
+            imports_environment,
+            provider_kind,
+            secret_keys,
+        )
+
+        kind = provider_kind(config)
+        if kind != PASSPHRASE:
+            # Refused before anything runs: only Pulumi's CLI holds the other providers' clients.
+            raise ConfigError(
+                f"the stack's secrets provider is {kind}; the embedded engine supports only "
+                "passphrase, so nothing was changed. Use --engine pulumi for this stack."
+            )
+        if imports_environment(config):
+            logger.warning(
+                "the stack file imports ESC environments (`environment:`), which only Pulumi "
+                "resolves; the embedded engine runs the program without their values"
+            )
+        keys = secret_keys(config)
         values = {key: config_string(value) for key, value in config.values.items()}
-        if config.secrets:
+        if keys:
             if not config.encryption_salt:
                 raise ConfigError("the stack config has secure values but no encryptionsalt.")
             crypter = self._keyring.crypter(config.encryption_salt)
             for key, ciphertext in config.secrets.items():
                 values[key] = crypter.decrypt(ciphertext)
-        return values, sorted(config.secrets)
+            for key in keys:
+                if key not in config.secrets:  # a structure holding `secure:` leaves
+                    values[key] = config_string(decrypt_nested(config.values[key], crypter.decrypt))
+        return values, keys
 
     def _region(self, config: StackConfig) -> str:
         region = config.values.get("aws:region") or self.clients.session.region_name

@@ -1,8 +1,8 @@
 """Read a stack's config file, Pulumi.<stack>.yaml, into a StackConfig.
 
-Keys without a namespace belong to the project (`key` -> `project:key`), as
-Pulumi reads them. Structured values are kept as JSON strings, the form the
-SDK's `Config.get_object` parses. `secure:` values stay encrypted here; the
+The reading itself is `rollback.engine.stack_file` (shared by both engines):
+keys without a namespace belong to the project (`key` -> `project:key`),
+scalars keep their literal text, `secure:` values stay encrypted here and the
 engine decrypts them when it runs the program.
 """
 
@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from rollback.engine import StackConfig
-from rollback.errors import ConfigError, NotFound
+from rollback.engine.stack_file import object_text, read_stack_file, stack_file_path
 
 
 def config_path(program_dir: Path, stack: str) -> Path:
-    return program_dir / f"Pulumi.{stack}.yaml"
+    return stack_file_path(program_dir, stack)
 
 
 def load_stack_config(program_dir: Path, stack: str, project: str) -> StackConfig:
@@ -26,34 +26,7 @@ def load_stack_config(program_dir: Path, stack: str, project: str) -> StackConfi
     Raises NotFound when the file is missing and ConfigError when it is not a
     Pulumi stack file.
     """
-    import yaml
-
-    path = config_path(program_dir, stack)
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError as exc:
-        raise NotFound(
-            f"stack config {path} does not exist; create it or pick another stack."
-        ) from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"stack config {path} is not valid YAML: {exc}.") from exc
-    if not isinstance(document, dict):
-        raise ConfigError(f"stack config {path} must be a mapping with a `config:` section.")
-    raw = document.get("config") or {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"the `config:` section of {path} must be a mapping.")
-    values: dict[str, Any] = {}
-    secrets: dict[str, str] = {}
-    for key, value in raw.items():
-        full_key = str(key) if ":" in str(key) else f"{project}:{key}"
-        if isinstance(value, dict) and set(value) == {"secure"}:
-            secrets[full_key] = str(value["secure"])
-        else:
-            values[full_key] = config_string(value)
-    salt = document.get("encryptionsalt")
-    if secrets and not salt:
-        raise ConfigError(f"stack config {path} has secure values but no encryptionsalt.")
-    return StackConfig(values=values, secrets=secrets, encryption_salt=str(salt) if salt else None)
+    return read_stack_file(program_dir, stack, project)
 
 
 def config_string(value: Any) -> str:
@@ -64,4 +37,4 @@ def config_string(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return str(value)
-    return json.dumps(value)
+    return object_text(value) if isinstance(value, dict | list) else json.dumps(value)
