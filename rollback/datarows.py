@@ -21,8 +21,15 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from rollback.errors import CheckFailed, ConfigError
-from rollback.steps.migrate import database_label, database_url, mask_secrets, url_secrets
+from rollback.errors import CheckFailed
+from rollback.steps.migrate import (
+    database_label,
+    database_url,
+    engine_url,
+    mask_secrets,
+    require_sqlalchemy,
+    url_secrets,
+)
 
 TableRows = dict[str, int]  # "schema.table" -> rows
 _SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
@@ -40,19 +47,6 @@ def rows_difference(before: Mapping[str, int], after: Mapping[str, int]) -> dict
     return {
         t: after.get(t, 0) - before.get(t, 0) for t in tables if after.get(t, 0) != before.get(t, 0)
     }
-
-
-def require_sqlalchemy(what: str) -> None:
-    """ConfigError (exit 2) naming the extra when SQLAlchemy or the driver is missing."""
-    try:
-        import psycopg  # noqa: F401
-        import sqlalchemy  # noqa: F401
-    except ImportError as exc:
-        raise ConfigError(
-            f"{what} needs SQLAlchemy and psycopg; install them with "
-            "`pip install 'rollback[postgres]'`.",
-            extra="postgres",
-        ) from exc
 
 
 def _is_loopback(host: str | None) -> bool:
@@ -112,7 +106,7 @@ def count_rows(url: str) -> TableRows:
     """Exact rows per table of every non-system schema at `url`, read-only."""
     import sqlalchemy as sa
 
-    engine = sa.create_engine(_with_driver(url), poolclass=sa.pool.NullPool)
+    engine = sa.create_engine(engine_url(url), poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as conn:
             transaction = conn.begin()
@@ -141,13 +135,6 @@ def count_rows(url: str) -> TableRows:
     finally:
         engine.dispose()
     return dict(sorted(rows.items()))
-
-
-def _with_driver(url: str) -> str:
-    """`postgresql://` means psycopg2 to SQLAlchemy; we ship psycopg (v3)."""
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
-        return "postgresql+psycopg://" + url.split("://", 1)[1]
-    return url
 
 
 def observed_rows(rows: TableRows) -> dict[str, Any]:
