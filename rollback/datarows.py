@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rollback.errors import CheckFailed
@@ -139,3 +139,38 @@ def count_rows(url: str) -> TableRows:
 
 def observed_rows(rows: TableRows) -> dict[str, Any]:
     return {"tables": rows, "total": sum(rows.values()), "digest": rows_digest(rows)}
+
+
+def restore_rows(steps: Sequence[Any]) -> dict[str, Any] | None:
+    """The rows a run's db-restore discarded, from its journalled detail (None: no rows counted).
+
+    `steps` are the run's step records (`rollback.journal.StepRecord`): the
+    db-restore step's `detail["rows"]` holds, per table, the rows in the live
+    database before the swap (what the pre-restore snapshot and the instance
+    set aside keep), in the restored snapshot, and their difference.
+    """
+    for record in steps:
+        if record.kind == "db-restore" and isinstance(record.detail.get("rows"), dict):
+            rows = dict(record.detail["rows"])
+            discarded = dict(rows.get("discarded") or {})
+            return {
+                **rows,
+                "aside_id": record.detail.get("aside_id"),
+                "discarded_total": sum(n for n in discarded.values() if n > 0),
+            }
+    return None
+
+
+def describe_restore_rows(rows: Mapping[str, Any] | None) -> str:
+    """One line for people: `orders +3 (7 before the restore, 4 in the snapshot); ...`."""
+    if not rows:
+        return "rows not counted (no database URL was set)"
+    live, snap = rows.get("live_rows") or {}, rows.get("snapshot_rows") or {}
+    parts = [
+        f"{table} {n:+d} ({live.get(table, 0)} before the restore, {snap.get(table, 0)} in the snapshot)"
+        for table, n in sorted((rows.get("discarded") or {}).items())
+    ]
+    kept = (
+        f"; kept in {rows['aside_id']} and the pre-restore snapshot" if rows.get("aside_id") else ""
+    )
+    return ("; ".join(parts) or "no rows differ") + kept

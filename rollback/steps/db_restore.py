@@ -141,8 +141,15 @@ class DbRestoreStep:
             reason=(
                 f"writes made after the snapshot are lost from the live database "
                 f"(data-loss window {window}); they stay in {self.aside_id} and in "
-                f"snapshot {self.pre_snapshot_id}. Needs accept_data_loss. Compensation "
-                "renames the instances back; the restored copy is kept."
+                f"snapshot {self.pre_snapshot_id}. "
+                + (
+                    "The rows written since are counted per table just before the swap "
+                    "(restored copy against the live database) and reported. "
+                    if self.rows is not None
+                    else "Set the database URL to count the rows written since. "
+                )
+                + "Needs accept_data_loss. Compensation renames the instances back; the "
+                "restored copy is kept."
             ),
             expected_seconds=1800.0,
         )
