@@ -1,7 +1,11 @@
 """The embedded cloud's lifecycle: moto's server on loopback, started and stopped by us.
 
 `start` launches `python -m moto.server` detached, with fake credentials, and
-records `{"pid", "url", "port", "started_at", "log"}` in `<state_dir>/cloud.json`;
+records `{"pid", "url", "port", "started_at", "log", "postgres"}` in `<state_dir>/cloud.json`;
+where PostgreSQL's server binaries and the psycopg driver are installed, it
+first starts one PostgreSQL cluster on 127.0.0.1 (`rollback.postgres`) and
+runs moto as `python -m rollback.cloudserver`, whose RDS instances are then
+real databases in it (`rollback.rdsdata`); `stop` stops both.
 `status` reads the record back and asks the process and the port; `stop`
 signals exactly the recorded process after checking it is that moto server.
 `is_embedded_endpoint` tells the engine selection whether an endpoint is the
@@ -16,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
+import logging
 import os
 import signal
 import socket
@@ -30,7 +35,10 @@ from urllib.parse import urlsplit
 from rollback.errors import CheckFailed, IntegrityError, UsageError
 from rollback.waiting import Timing, poll
 
+log = logging.getLogger(__name__)
+
 STATE_FILE = "cloud.json"
+SERVER_MODULE = "rollback.cloudserver"  # moto's server with RDS backed by PostgreSQL
 LOG_FILE = "cloud.log"
 HOST = "127.0.0.1"
 REGION = "us-east-1"
@@ -64,6 +72,7 @@ class CloudState:
     port: int
     started_at: str  # ISO 8601, UTC
     log: str
+    postgres: dict[str, Any] | None = None  # the PostgreSQL cluster's record, None: no data
     already_running: bool = False  # True when start() found it running and changed nothing
 
     def record(self) -> dict[str, Any]:
@@ -82,6 +91,7 @@ class CloudState:
                 port=int(data["port"]),
                 started_at=str(data["started_at"]),
                 log=str(data["log"]),
+                postgres=dict(data["postgres"]) if data.get("postgres") else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise IntegrityError(
@@ -156,28 +166,42 @@ def start(state_dir: Path, port: int | None = None, timing: Timing = DEFAULT_TIM
         )
     state_dir.mkdir(parents=True, exist_ok=True)
     log = state_dir.resolve() / LOG_FILE
-    with open(log, "ab") as log_stream:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
-            stdin=subprocess.DEVNULL,
-            stdout=log_stream,
-            stderr=subprocess.STDOUT,
-            env=_server_environment(),
-            start_new_session=True,  # survives the CLI and its terminal's Ctrl-C
-            close_fds=True,
-        )
+    cluster = _start_postgres(state_dir)
+    env = _server_environment()
+    module = "moto.server"
+    if cluster is not None:
+        from rollback.cloudserver import POSTGRES_ENV
+
+        env[POSTGRES_ENV] = json.dumps(cluster.record())
+        module = SERVER_MODULE
+    try:
+        with open(log, "ab") as log_stream:
+            process = subprocess.Popen(
+                [sys.executable, "-m", module, "-H", HOST, "-p", str(port)],
+                stdin=subprocess.DEVNULL,
+                stdout=log_stream,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,  # survives the CLI and its terminal's Ctrl-C
+                close_fds=True,
+            )
+    except OSError:
+        _stop_postgres(cluster)
+        raise
     state = CloudState(
         pid=process.pid,
         url=f"http://{HOST}:{port}",
         port=port,
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
         log=str(log),
+        postgres=cluster.record() if cluster else None,
     )
     _write_record(state_dir, state)
     try:
         _wait_until_answering(state, state_dir, timing, process)
     except CheckFailed:
         _terminate(state.pid, timing)
+        _stop_postgres(cluster)
         _remove_record(state_dir)
         raise
     # The server outlives this process on purpose; stop() signals it by pid.
@@ -194,6 +218,12 @@ def status(state_dir: Path) -> CloudStatus:
     answering = alive and is_embedded_endpoint(state.url)
     if answering:
         message = f"the embedded cloud answers at {state.url} (pid {state.pid})."
+        cluster = postgres_cluster(state)
+        message += (
+            f" RDS databases are PostgreSQL at {cluster.address}."
+            if cluster is not None
+            else " RDS databases hold no data."
+        )
     elif alive:
         message = f"the embedded cloud (pid {state.pid}) runs but does not answer at {state.url}; see {state.log}."
     else:
@@ -211,6 +241,7 @@ def stop(state_dir: Path, timing: Timing = DEFAULT_TIMING) -> CloudStopped:
     if not path.exists():
         return CloudStopped(False, None, "the embedded cloud is not running; nothing to stop.")
     state = _read_record(path)
+    _stop_postgres(postgres_cluster(state))
     if not _is_our_server(state):
         _remove_record(state_dir)
         return CloudStopped(
@@ -221,6 +252,78 @@ def stop(state_dir: Path, timing: Timing = DEFAULT_TIMING) -> CloudStopped:
     _terminate(state.pid, timing)
     _remove_record(state_dir)
     return CloudStopped(True, state.pid, f"stopped the embedded cloud (pid {state.pid}).")
+
+
+def postgres_cluster(state: CloudState | None) -> Any:
+    """The recorded PostgreSQL cluster (`rollback.postgres.Cluster`), or None."""
+    if state is None or not state.postgres:
+        return None
+    from rollback.postgres import Cluster
+
+    return Cluster.from_record(state.postgres)
+
+
+def no_data_reason() -> str | None:
+    """Why RDS would keep metadata only (no PostgreSQL to back it), or None when it can."""
+    from rollback import postgres
+
+    if postgres.find_bin_dir() is None:
+        return (
+            "PostgreSQL's server binaries are not installed (Debian: apt-get install "
+            "postgresql); RDS keeps metadata only."
+        )
+    if not postgres.driver_available():
+        return (
+            f"the psycopg driver is not installed (pip install 'rollback[{postgres.EXTRA}]'); "
+            "RDS keeps metadata only."
+        )
+    return None
+
+
+def databases(state_dir: Path) -> dict[str, Any]:
+    """The running cloud's PostgreSQL address and databases (`{name: what it backs}`).
+
+    Raises CheckFailed when no cloud runs or it runs without PostgreSQL.
+    """
+    from rollback import rdsdata
+
+    found = status(state_dir)
+    cluster = postgres_cluster(found.state)
+    if not found.alive or cluster is None:
+        raise CheckFailed(
+            "no embedded cloud with PostgreSQL runs here; "
+            + (
+                found.message
+                if not found.alive
+                else (no_data_reason() or "it was started without it.")
+            ),
+        )
+    return {
+        "address": cluster.address,
+        "host": "127.0.0.1",
+        "port": cluster.port,
+        "databases": rdsdata.DatabaseBacking(cluster).databases(),
+    }
+
+
+def _start_postgres(state_dir: Path) -> Any:
+    """Start the cluster that backs RDS, or None (logged once) when it cannot be."""
+    from rollback import postgres
+
+    reason = no_data_reason()
+    if reason is not None:
+        log.info("the embedded cloud's databases hold no data: %s", reason)
+        return None
+    bin_dir = postgres.find_bin_dir()
+    assert bin_dir is not None  # no_data_reason said so
+    return postgres.start(state_dir, bin_dir)
+
+
+def _stop_postgres(cluster: Any) -> None:
+    if cluster is not None:
+        from rollback import postgres
+
+        postgres.stop(cluster)
 
 
 def is_embedded_endpoint(url: str | None, timeout: float = 1.0) -> bool:
@@ -341,7 +444,7 @@ def _is_our_server(state: CloudState) -> bool:
     if not _is_running(state.pid):
         return False
     argv = _command_line(state.pid)
-    return "moto.server" in argv and str(state.port) in argv
+    return ("moto.server" in argv or SERVER_MODULE in argv) and str(state.port) in argv
 
 
 def _is_running(pid: int) -> bool:

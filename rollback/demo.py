@@ -10,6 +10,15 @@
 5. `rollback to last-stable`: every step verified against the cloud;
 6. stop what it started (unless `keep`).
 
+Where the embedded cloud's databases are real PostgreSQL (`rollback.rdsdata`),
+the demo also shows data: v1.0.0 writes V1_ORDERS orders (schema r1) and its
+release snapshot holds them; v2.0.0 adds a column (schema r2, no down
+migration) and writes V2_ORDERS more; the rollback therefore restores v1's
+snapshot (the data-loss window counted in rows), the integrity check proves
+v1's orders are back, and the demo reads v2's orders in the pre-restore
+snapshot. The database URL reaches the steps only through
+ROLLBACK_DATABASE_URL, for the demo's duration.
+
 It goes through the same core functions as the CLI commands. Progress goes to
 `on_progress`; the result is data.
 """
@@ -36,6 +45,10 @@ STACK = "webapp/dev"
 # The reference stack's dev passphrase (Pulumi.dev.yaml says so); demo only.
 DEMO_PASSPHRASE = "test-passphrase"
 
+V1_ORDERS = 120
+V2_ORDERS = 37
+INSPECT_ID = "demo-pre-restore-inspect"  # a scratch instance reading the pre-restore snapshot
+
 # v2.0.0's program change: a bucket for release notes that v1.0.0 does not have.
 V2_PROGRAM_CHANGE = """
 
@@ -55,6 +68,7 @@ class DemoResult:
     endpoint_url: str
     outcome: Outcome
     kept: bool
+    data: dict[str, Any] | None = None  # rows read back after the rollback; None: no PostgreSQL
 
     @property
     def ok(self) -> bool:
@@ -67,6 +81,7 @@ class DemoResult:
             "store": self.store,
             "endpoint_url": self.endpoint_url,
             "kept": self.kept,
+            "data": self.data,
             "rollback": self.outcome.to_dict(),
         }
 
@@ -113,6 +128,46 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def _database_url(cluster: Any, instance_id: str, salt: str, ciphertext: str) -> str:
+    """The master user's URL of `instance_id` on the embedded cloud (password decrypted)."""
+    from urllib.parse import quote
+
+    from rollback.engine.embedded.secrets import SecretsKeyring
+
+    password = SecretsKeyring().crypter(salt).decrypt(ciphertext)
+    return (
+        f"postgresql+psycopg://webapp:{quote(password, safe='')}@127.0.0.1:{cluster.port}/"
+        f"{instance_id}"
+    )
+
+
+def _sql(url: str, *statements: str) -> Any:
+    """Run statements as the application would; the last one's first value."""
+    import psycopg
+
+    value = None
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        for statement in statements:
+            cursor = conn.execute(statement)
+            value = cursor.fetchone()[0] if cursor.description else None  # type: ignore[index]
+    return value
+
+
+def _pre_restore_orders(rds: Any, url: str, instance_id: str, run_id: str) -> tuple[str, int]:
+    """Read the pre-restore snapshot through a scratch restore, then delete the scratch."""
+    from rollback.steps.db_snapshot import pre_rollback_snapshot_id
+
+    snapshot_id = pre_rollback_snapshot_id(instance_id, run_id)
+    rds.restore_db_instance_from_db_snapshot(
+        DBInstanceIdentifier=INSPECT_ID, DBSnapshotIdentifier=snapshot_id
+    )
+    try:
+        count = int(_sql(url.rsplit("/", 1)[0] + f"/{INSPECT_ID}", "SELECT count(*) FROM orders"))
+    finally:
+        rds.delete_db_instance(DBInstanceIdentifier=INSPECT_ID, SkipFinalSnapshot=True)
+    return snapshot_id, count
 
 
 def run_demo(
@@ -197,7 +252,44 @@ def run_demo(
         repo.index.commit("feat: webapp 1.0.0 on blue", author=author, committer=author)
         project = stacks.load_project(repo_dir)
 
-        def release(version: str, artifact: bytes) -> None:
+        cluster = cloud.postgres_cluster(state)
+        data: dict[str, str] = {}  # the database's URL and instance, when it holds real rows
+        if cluster is None:
+            on_progress(f"RDS holds no data here: {cloud.no_data_reason()}")
+
+        def write_orders(version: str, schema: str) -> dict[str, Any]:
+            """The application of `version` writes its orders; what its release records."""
+            if cluster is None:
+                return {}
+            if not data:
+                [instance_id] = rds.instance_ids()
+                url = _database_url(cluster, instance_id, salt, password)
+                data.update(url=url, instance_id=instance_id)
+                os.environ["ROLLBACK_DATABASE_URL"] = url  # put back by _environment
+            if schema == "r1":
+                total = _sql(
+                    data["url"],
+                    "CREATE TABLE orders (id serial PRIMARY KEY, customer text NOT NULL, "
+                    "amount_cents integer NOT NULL, written_by text NOT NULL)",
+                    "INSERT INTO orders (customer, amount_cents, written_by) SELECT 'customer-' "
+                    f"|| (g % 9), 100 * g, '1.0.0' FROM generate_series(1, {V1_ORDERS}) g",
+                    "SELECT count(*) FROM orders",
+                )
+                on_progress(f"v{version} wrote {total} orders into {data['instance_id']}")
+                return {
+                    "schema_revision": "r1",
+                    "integrity_checks": (
+                        {
+                            "name": "v1's orders are back",
+                            "sql": "SELECT count(*) FROM orders",
+                            "expect": V1_ORDERS,
+                        },
+                    ),
+                }
+            _sql(data["url"], "ALTER TABLE orders ADD COLUMN gift_note text")
+            return {"schema_revision": "r2"}
+
+        def release(version: str, artifact: bytes, schema: str) -> None:
             path = work / f"webapp-{version}.tgz"
             path.write_bytes(artifact)
             result = stacks.up(
@@ -205,13 +297,19 @@ def run_demo(
             )
             counts = ", ".join(f"{n} {op}" for op, n in sorted(result.counts().items()))
             on_progress(f"stack up for {version}: {result.resources} resources ({counts})")
-            attached = stacks.release_state(engine, project, "dev", version, rds) or {}
+            recorded = write_orders(version, schema)
+            attached = {
+                **(stacks.release_state(engine, project, "dev", version, rds) or {}),
+                **recorded,
+            }
             view = registry.record(version, path, repo_dir, attachments=Attachments(**attached))
             on_progress(
                 f"recorded v{version}: {view.release.color} live, snapshot {view.release.db_snapshot_id}, artifact {view.release.artifact.sha256[:12]}"
             )
 
-        release("1.0.0", b"webapp 1.0.0 build\n")
+        # Set by write_orders when the database holds rows; the caller's value comes back after.
+        cleanup.enter_context(_environment({"ROLLBACK_DATABASE_URL": ""}))
+        release("1.0.0", b"webapp 1.0.0 build\n", "r1")
         registry.mark("1.0.0", "stable", "baked in production for a week")
         on_progress("marked 1.0.0 stable")
 
@@ -231,7 +329,7 @@ def run_demo(
         repo.index.commit(
             "feat: 2.0.0 on green, with release notes", author=author, committer=author
         )
-        release("2.0.0", b"webapp 2.0.0 build\n")
+        release("2.0.0", b"webapp 2.0.0 build\n", "r2")
         cut = Cutover(
             store,
             STACK,
@@ -248,6 +346,14 @@ def run_demo(
         on_progress(f"cutover to green: {cut.result}: {cut.message}")
         if not cut.ok:
             raise CheckFailed(f"the demo's cutover to green did not succeed: {cut.message}")
+        if data:
+            total = _sql(
+                data["url"],
+                "INSERT INTO orders (customer, amount_cents, written_by, gift_note) SELECT "
+                f"'customer-' || g, 250 * g, '2.0.0', 'thanks' FROM generate_series(1, {V2_ORDERS}) g",
+                "SELECT count(*) FROM orders",
+            )
+            on_progress(f"v2.0.0 wrote {V2_ORDERS} more orders: {total} in {data['instance_id']}")
 
         servers["green"].status = 500
         on_progress("green's health endpoint now answers 500: rolling back to last-stable")
@@ -262,15 +368,32 @@ def run_demo(
             Options(
                 reason="green's health endpoint answers 500 after the 2.0.0 cutover",
                 actor=current_user(),
+                accept_data_loss=bool(data),  # the demo's point: v2's orders go, and are kept
             ),
             confirm=confirm,
             confirmation="demo",
             on_event=on_event,
         )
+        rows: dict[str, Any] | None = None
+        if data and outcome.ok:
+            live = _sql(data["url"], "SELECT count(*) FROM orders")
+            snapshot_id, kept_rows = _pre_restore_orders(
+                clients("rds"), data["url"], data["instance_id"], outcome.plan.run_id
+            )
+            rows = {
+                "instance_id": data["instance_id"],
+                "orders_after_rollback": live,
+                "pre_restore_snapshot": snapshot_id,
+                "orders_in_pre_restore_snapshot": kept_rows,
+            }
+            on_progress(
+                f"{data['instance_id']} holds {live} orders again (v1's); pre-restore snapshot "
+                f"{snapshot_id} still holds all {kept_rows}, v2's {V2_ORDERS} among them"
+            )
         if keep:
             on_progress(
                 f"kept: export AWS_ENDPOINT_URL={state.url} PULUMI_CONFIG_PASSPHRASE={DEMO_PASSPHRASE}; "
                 f"rollback --store {store_dir} history; stop with: rollback --store {store_dir} cloud stop"
             )
-        return DemoResult(str(work), str(store_dir), state.url, outcome, keep)
+        return DemoResult(str(work), str(store_dir), state.url, outcome, keep, rows)
     raise AssertionError("unreachable")  # ExitStack does not swallow exceptions

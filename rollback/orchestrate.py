@@ -102,6 +102,8 @@ class Workbench:
             return DbSnapshotStep(Rds(self.clients("rds")), p["instance_id"], p["run_id"], t)
         if kind == "db-restore":
             from rollback.aws.rds import Rds
+            from rollback.datarows import InstanceRows
+            from rollback.planner import DATABASE_URL_ENV
             from rollback.steps.db_restore import DbRestoreStep
 
             return DbRestoreStep(
@@ -113,6 +115,7 @@ class Workbench:
                 p.get("snapshot_taken_at"),
                 None,
                 t,
+                rows=InstanceRows(DATABASE_URL_ENV, p["instance_id"], self.environ),
             )
         if kind == "migrate":
             from rollback.steps.migrate import MigrateStep

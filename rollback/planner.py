@@ -199,7 +199,8 @@ class Planner:
             taken = datetime.fromisoformat(target.db_snapshot_at) if target.db_snapshot_at else None
             window = (self.now() - taken).total_seconds() if taken else None
             b.warnings.append(
-                f"restoring snapshot {target.db_snapshot_id} loses every write since {target.db_snapshot_at} ({_human(window)}); pass --accept-data-loss to allow it."
+                f"restoring snapshot {target.db_snapshot_id} loses every write since {target.db_snapshot_at} ({_human(window)}); pass --accept-data-loss to allow it. "
+                f"With {DATABASE_URL_ENV} set, the rows written since are counted per table before the swap and reported; they stay in the pre-restore snapshot."
             )
             if live.snapshot_status != "available":
                 raise UsageError(

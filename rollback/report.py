@@ -15,6 +15,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
+from rollback.datarows import describe_restore_rows, restore_rows
 from rollback.executor import describe_layers
 from rollback.journal import Event, Journal, Run, run_key, seconds_between
 from rollback.store import Store
@@ -110,6 +111,7 @@ def build_report(run: Run) -> dict[str, Any]:
         "evidence": [{"step": r.name, **asdict(e)} for r in run.steps for e in r.evidence],
         "outcome": _outcome(run),
         "data_loss_window_s": plan.data_loss_window_s,
+        "data_loss_rows": restore_rows(run.steps),
         "time_to_traffic_restored_s": run.time_to_traffic_restored_s,
         "total_s": run.duration_s,
         "final_state": state,
@@ -137,6 +139,11 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"- **Total time:** {_secs(report['total_s'])}",
         f"- **Time to traffic restored:** {_secs(report['time_to_traffic_restored_s'])}",
         f"- **Data-loss window:** {_window(report['data_loss_window_s'])}",
+        *(
+            [f"- **Rows the restore discarded:** {describe_restore_rows(report['data_loss_rows'])}"]
+            if report.get("data_loss_rows")
+            else []
+        ),
         "",
         s["message"],
         "",

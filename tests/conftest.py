@@ -91,3 +91,68 @@ def fake_pulumi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("ROLLBACK_PYENV_CACHE", str(tmp_path / "pyenvs"))
     monkeypatch.delenv("PULUMI_PYTHON_CMD", raising=False)
     return fake
+
+
+# PostgreSQL: tests marked `postgres` run against one real cluster per session.
+
+POSTGRES_MISSING = (
+    "PostgreSQL's server binaries (initdb, pg_ctl, postgres) or the psycopg driver are not "
+    "installed: install Debian's `postgresql` and `pip install '.[postgres]'`"
+)
+
+
+def postgres_missing() -> str | None:
+    """Why `postgres` tests cannot run here, or None when they can."""
+    from rollback import postgres
+
+    if postgres.find_bin_dir() is None or not postgres.driver_available():
+        return POSTGRES_MISSING
+    return None
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A `postgres` test without PostgreSQL fails in CI (CI=true) and is skipped, loudly, elsewhere."""
+    if item.get_closest_marker("postgres") is None:
+        return
+    missing = postgres_missing()
+    if missing is None:
+        return
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"CI must run the postgres tests, but {missing} (.ci/run installs them).")
+    pytest.skip(f"NOT RUN: {missing}.")
+
+
+@pytest.fixture(scope="session")
+def pg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One PostgreSQL cluster on 127.0.0.1 for the session (`rollback.postgres.Cluster`)."""
+    from rollback import postgres
+
+    missing = postgres_missing()
+    if missing is not None:
+        pytest.skip(f"NOT RUN: {missing}.")
+    bin_dir = postgres.find_bin_dir()
+    assert bin_dir is not None
+    cluster = postgres.start(tmp_path_factory.mktemp("pg-state"), bin_dir)
+    try:
+        yield cluster
+    finally:
+        postgres.stop(cluster)
+
+
+@pytest.fixture
+def pg_backing(pg_cluster: Any) -> Iterator[Any]:
+    """moto's RDS (in-process and the session's moto server) backed by `pg_cluster` for one
+    test; every database it made is dropped afterwards."""
+    from rollback import postgres, rdsdata
+
+    backing = rdsdata.DatabaseBacking(pg_cluster)
+    rdsdata.install(backing)
+    try:
+        yield backing
+    finally:
+        rdsdata.install(None)
+        with postgres.admin(pg_cluster) as conn:
+            for (name,) in conn.execute(
+                "SELECT datname FROM pg_database WHERE NOT datistemplate AND datname <> 'postgres'"
+            ).fetchall():
+                conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')

@@ -297,6 +297,14 @@ class Rds:
                 ApplyImmediately=True,
             )
 
+    def tag_instance(self, instance: DbInstance, tags: dict[str, str]) -> None:
+        """Add or overwrite tags on `instance` (by its ARN)."""
+        with _errors(f"tagging DB instance {instance.identifier}"):
+            self._client.add_tags_to_resource(
+                ResourceName=instance.arn,
+                Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())],
+            )
+
     def wait_instance_available(self, instance_id: str, timeout_s: float) -> DbInstance:
         """Wait with the boto3 waiter until `instance_id` is available; return it.
 

@@ -36,6 +36,16 @@ def start(ctx: click.Context, port: int | None) -> None:
     verb = "already running" if state.already_running else "started"
     progress(f"embedded cloud {verb} at {state.url} (pid {state.pid}); log {state.log}")
     environment = embedded.fake_environment(state.url)
+    cluster = embedded.postgres_cluster(state)
+    if cluster is not None:
+        progress(
+            f"RDS databases are real PostgreSQL at {cluster.address}: instance X is database X, "
+            "reached as its master user with its master password (`rollback cloud databases`)"
+        )
+        # libpq's own variables: `psql -U USER INSTANCE` then reaches the instance's database.
+        environment.update({"PGHOST": "127.0.0.1", "PGPORT": str(cluster.port)})
+    else:
+        progress(f"RDS databases hold no data: {embedded.no_data_reason()}")
     data = {**state.record(), "already_running": state.already_running, "environment": environment}
     emit(ctx, data, _exports(environment))
 
@@ -48,6 +58,20 @@ def status(ctx: click.Context) -> None:
     emit(ctx, result, result.message)
     if not result.answering:
         ctx.exit(1)
+
+
+@cloud.command("databases")
+@click.pass_context
+def databases(ctx: click.Context) -> None:
+    """List the embedded cloud's PostgreSQL databases: each RDS instance's, each snapshot's.
+
+    Connect to instance X as `postgresql://MASTER_USER:PASSWORD@127.0.0.1:PORT/X`.
+    Exit 1 when the cloud runs without PostgreSQL.
+    """
+    listing = embedded.databases(_state_dir(ctx))
+    lines = [f"PostgreSQL {listing['address']} (connect as the instance's master user)"]
+    lines += [f"{name}\t{what}" for name, what in listing["databases"].items()]
+    emit(ctx, listing, "\n".join(lines))
 
 
 @cloud.command("stop")

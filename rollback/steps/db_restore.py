@@ -14,6 +14,14 @@ created after the snapshot was taken, which a renamed old instance cannot be.
 
 Every sub-step reads the current names first, so a process that died between
 the two renames continues where it stopped when apply runs again.
+
+Rows prove the data (when the database URL is set, `rows`): before the swap,
+apply counts the rows of every table in the restored copy (the snapshot's
+content) and in the live instance (what the pre-restore snapshot holds), tags
+the copy with the counts' digest (`rollback:rows-digest`) and reports, per
+table, the rows the restore discards. Verify counts the rows at the original
+identifier's database again and requires the digest to match: the database
+users reach is the snapshot's content, not the one it replaced.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rollback.aws.rds import DbInstance, Rds, rds_identifier
+from rollback.datarows import InstanceRows, TableRows, observed_rows, rows_difference, rows_digest
 from rollback.errors import AlreadyExists, CheckFailed, NotFound, RollbackError, UsageError
 from rollback.models import Evidence, StepDescription
 from rollback.steps import Applied, evidence
@@ -30,6 +39,7 @@ from rollback.steps.db_snapshot import RUN_TAG, pre_rollback_snapshot_id, snapsh
 from rollback.waiting import Timing
 
 RESTORED_FROM_TAG = "rollback:restored-from"
+ROWS_DIGEST_TAG = "rollback:rows-digest"
 
 
 def data_loss_window(snapshot_taken_at: datetime, now: datetime) -> timedelta:
@@ -83,6 +93,7 @@ class DbRestoreStep:
         timing: Timing,
         timeout_s: float = 7200.0,
         now: Callable[[], datetime] | None = None,
+        rows: InstanceRows | None = None,
     ) -> None:
         """`pre_snapshot_id` is the db-snapshot step's snapshot (None: the name that step
         gives it for this run): apply reads it back and refuses unless it is
@@ -102,6 +113,8 @@ class DbRestoreStep:
         self.now = now or (lambda: datetime.now(UTC))
         self.restore_id = rds_identifier(instance_id, "restore", run_id)
         self.aside_id = rds_identifier(instance_id, "pre", run_id)
+        self.rows = rows if rows is not None and rows.configured() else None
+        self.row_window: dict[str, Any] | None = None  # set by apply when rows are counted
 
     def describe(self) -> StepDescription:
         window = (
@@ -128,8 +141,15 @@ class DbRestoreStep:
             reason=(
                 f"writes made after the snapshot are lost from the live database "
                 f"(data-loss window {window}); they stay in {self.aside_id} and in "
-                f"snapshot {self.pre_snapshot_id}. Needs accept_data_loss. Compensation "
-                "renames the instances back; the restored copy is kept."
+                f"snapshot {self.pre_snapshot_id}. "
+                + (
+                    "The rows written since are counted per table just before the swap "
+                    "(restored copy against the live database) and reported. "
+                    if self.rows is not None
+                    else "Set the database URL to count the rows written since. "
+                )
+                + "Needs accept_data_loss. Compensation renames the instances back; the "
+                "restored copy is kept."
             ),
             expected_seconds=1800.0,
         )
@@ -181,6 +201,23 @@ class DbRestoreStep:
             ) from exc
         final = self.rds.instance(self.instance_id)
         return Applied(changed=True, prior=prior, detail=self._detail(final))
+
+    def _count_before_swap(self, current: DbInstance | None) -> None:
+        """Count the restored copy's rows and the live rows it replaces; tag the copy."""
+        if self.rows is None:
+            return
+        copy = self.rds.instance(self.restore_id)
+        snapshot_rows = self.rows.count(copy.identifier, copy.endpoint, copy.port)
+        live_rows: TableRows = {}
+        if current is not None:
+            live_rows = self.rows.count(current.identifier, current.endpoint, current.port)
+        self.rds.tag_instance(copy, {ROWS_DIGEST_TAG: rows_digest(snapshot_rows)})
+        self.row_window = {
+            "snapshot_rows": snapshot_rows,
+            "live_rows": live_rows,
+            "discarded": rows_difference(snapshot_rows, live_rows),
+            "database": self.rows.label(),
+        }
 
     def _refuse_without_consent(self) -> None:
         if self.accept_data_loss:
@@ -236,6 +273,8 @@ class DbRestoreStep:
             self.rds.wait_instance_available(self.restore_id, self.timeout_s)
         elif restored.status not in ("available", "renaming"):
             self.rds.wait_instance_available(self.restore_id, self.timeout_s)
+        if self.rds.find_instance(self.restore_id) is not None:
+            self._count_before_swap(current)
         if current is not None:
             self._rename(current, self.aside_id)
         restored = self.rds.find_instance(self.restore_id)
@@ -314,7 +353,43 @@ class DbRestoreStep:
             aside is not None,
             "" if aside else f"the previous instance is not under {self.aside_id}",
         )
-        return [restored_ev, aside_ev, self._settings_evidence(current, aside)]
+        found = [restored_ev, aside_ev, self._settings_evidence(current, aside)]
+        if self.rows is not None:
+            found.append(self._rows_evidence(current))
+        return found
+
+    def _rows_evidence(self, current: DbInstance | None) -> Evidence:
+        """The live database's rows, counted now, are the snapshot's (the digest the copy
+        was tagged with before the swap)."""
+        assert self.rows is not None
+        expected = current.tags.get(ROWS_DIGEST_TAG) if current else None
+        try:
+            rows = self.rows.count(
+                self.instance_id,
+                current.endpoint if current else None,
+                current.port if current else None,
+            )
+        except RollbackError as exc:
+            return evidence(
+                "sql:SELECT count(*)", {"instance_id": self.instance_id}, False, exc.message
+            )
+        observed = {
+            "instance_id": self.instance_id,
+            **observed_rows(rows),
+            "expected_digest": expected,
+            "database": self.rows.label(),
+        }
+        ok = expected is not None and observed["digest"] == expected
+        note = (
+            ""
+            if ok
+            else (
+                f"{self.instance_id} holds rows {rows}, not the snapshot's (digest {expected})"
+                if expected
+                else f"{self.instance_id} carries no {ROWS_DIGEST_TAG} tag to compare rows with"
+            )
+        )
+        return evidence("sql:SELECT count(*)", observed, ok, note)
 
     def _settings_evidence(self, current: DbInstance | None, aside: DbInstance | None) -> Evidence:
         if current is None or aside is None:
@@ -401,9 +476,12 @@ class DbRestoreStep:
         return "; ".join(f"{k}: {v or 'unknown'}" for k, v in self._state().items())
 
     def _detail(self, instance: DbInstance) -> dict[str, Any]:
-        return {
+        detail: dict[str, Any] = {
             "instance_id": instance.identifier,
             "endpoint": instance.endpoint,
             "restored_from": instance.tags.get(RESTORED_FROM_TAG),
             "aside_id": self.aside_id,
         }
+        if self.row_window is not None:
+            detail["rows"] = self.row_window
+        return detail

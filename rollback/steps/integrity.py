@@ -18,7 +18,14 @@ from typing import Any
 from rollback.errors import UsageError
 from rollback.models import Evidence, StepDescription
 from rollback.steps import Applied, evidence
-from rollback.steps.migrate import database_label, database_url, mask_secrets, url_secrets
+from rollback.steps.migrate import (
+    database_label,
+    database_url,
+    engine_url,
+    mask_secrets,
+    require_sqlalchemy,
+    url_secrets,
+)
 from rollback.waiting import Timing
 
 
@@ -123,11 +130,12 @@ class IntegrityStep:
 
     def verify(self) -> list[Evidence]:
         """One evidence per check: the value read, the expectation, ok or why not."""
+        require_sqlalchemy("the integrity step")
         import sqlalchemy as sa
 
         url = database_url(self.database_url_env, self.environ)
         secrets = url_secrets(url)
-        engine = sa.create_engine(url)
+        engine = sa.create_engine(engine_url(url), poolclass=sa.pool.NullPool)
         try:
             return [self._run(engine, check, url, secrets) for check in self.checks]
         finally:

@@ -37,6 +37,29 @@ _TAIL_CHARS = 2000
 RevisionReader = Callable[[], str | None]
 
 
+def require_sqlalchemy(what: str) -> None:
+    """ConfigError (exit 2) naming the extra to install when SQLAlchemy or psycopg is missing."""
+    try:
+        import psycopg  # noqa: F401
+        import sqlalchemy  # noqa: F401
+    except ImportError as exc:
+        from rollback.errors import ConfigError
+
+        raise ConfigError(
+            f"{what} needs SQLAlchemy and psycopg; install them with "
+            "`pip install 'rollback[postgres]'`.",
+            extra="postgres",
+        ) from exc
+
+
+def engine_url(url: str) -> str:
+    """The URL SQLAlchemy gets: `postgresql://` means psycopg2 to it, we ship psycopg (v3)."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme) :]
+    return url
+
+
 def database_label(url: str) -> str:
     """Which database, without user, password or path: `postgresql on db.internal:5432`."""
     try:
@@ -94,10 +117,11 @@ class AlembicRevision:
 
         Raises CheckFailed (with the URL masked) when the database cannot be read.
         """
+        require_sqlalchemy("reading the schema revision")
         import sqlalchemy as sa
 
         url = database_url(self.database_url_env, self.environ)
-        engine = sa.create_engine(url)
+        engine = sa.create_engine(engine_url(url), poolclass=sa.pool.NullPool)
         try:
             with engine.connect() as conn:
                 if not sa.inspect(conn).has_table("alembic_version"):

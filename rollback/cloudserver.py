@@ -1,0 +1,31 @@
+"""`python -m rollback.cloudserver`: moto's server, with RDS backed by real PostgreSQL.
+
+`rollback.cloud.start` runs this instead of `python -m moto.server` when it
+started a PostgreSQL cluster: the cluster's record (port, socket and data
+directories; no secret) arrives in ROLLBACK_CLOUD_POSTGRES, the hook of
+`rollback.rdsdata` is installed, and moto's own command line takes over.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+POSTGRES_ENV = "ROLLBACK_CLOUD_POSTGRES"
+
+
+def main(argv: list[str] | None = None) -> None:
+    record = os.environ.get(POSTGRES_ENV)
+    if record:
+        from rollback import rdsdata
+        from rollback.postgres import Cluster
+
+        rdsdata.install(rdsdata.DatabaseBacking(Cluster.from_record(json.loads(record))))
+    from moto.server import main as moto_main
+
+    moto_main(sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == "__main__":
+    main()
