@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from rollback import __version__
 from rollback.errors import ExitCode, RollbackError
 
 # name -> (module, attribute, short help). Help text lives here so that listing
@@ -93,7 +94,7 @@ class LazyGroup(click.Group):
 @click.option(
     "--debug", is_flag=True, default=None, envvar="ROLLBACK_DEBUG", help="Tracebacks and AWS logs."
 )
-@click.version_option(package_name="rollback")
+@click.version_option(version=__version__, prog_name="rollback")
 @click.pass_context
 def cli(ctx: click.Context, /, **flags: Any) -> None:
     """Roll a Pulumi-managed deployment back to a known-good release.
