@@ -138,7 +138,7 @@ def list_(ctx: click.Context) -> None:
         {"releases": views},
         table(rows, ["", "VERSION", "STATUS", "COLOUR", "RECORDED", "COMMIT"])
         if rows
-        else "no releases recorded",
+        else f"{ctx.find_root().obj.settings.stack} has no releases in {ctx.find_root().obj.store().url}",
     )
 
 

@@ -1,8 +1,9 @@
 """`--engine auto|pulumi|embedded`: which StackEngine runs the program.
 
-`auto` prefers the Pulumi CLI. Without it, the embedded engine is chosen only
-when the endpoint is the embedded cloud (a moto server on loopback): a
-rollback of real AWS never falls back to the embedded engine.
+`auto` picks the embedded engine when the endpoint is the embedded cloud (a
+moto server on loopback: a rehearsal, whose state the embedded engine keeps
+next to it), else the Pulumi CLI when it is on PATH; a rollback of real AWS
+never falls back to the embedded engine. The choice is logged with its reason.
 """
 
 from __future__ import annotations
@@ -43,16 +44,18 @@ def select_engine(
 
     if name not in ENGINES:
         raise ConfigError(f"engine {name!r} is unknown; choose one of {', '.join(ENGINES)}.")
-    if name == "pulumi" or (name == "auto" and cli_available()):
+    from rollback.cloud import is_embedded_endpoint
+
+    embedded_target = name != "pulumi" and is_embedded_endpoint(endpoint_url)
+    if name == "pulumi" or (name == "auto" and not embedded_target and cli_available()):
         if not cli_available():
             raise ConfigError(CLI_MISSING)
         from rollback.engine.pulumi_cli import PulumiEngine
 
+        if name == "auto":
+            logger.info("engine: pulumi (the Pulumi CLI is on PATH; --engine to choose)")
         return PulumiEngine(project_dir=project_dir or Path.cwd(), backend_url=backend_url)
 
-    from rollback.cloud import is_embedded_endpoint
-
-    embedded_target = is_embedded_endpoint(endpoint_url)
     if name == "auto" and not embedded_target:
         target = f"the endpoint {endpoint_url}" if endpoint_url else "AWS (no AWS_ENDPOINT_URL)"
         raise ConfigError(
@@ -65,6 +68,10 @@ def select_engine(
         logger.warning(
             "the embedded engine was chosen explicitly for %s, which is not the embedded cloud",
             endpoint_url or "AWS",
+        )
+    elif name == "auto":
+        logger.info(
+            "engine: embedded (%s is the embedded cloud; --engine to choose)", endpoint_url
         )
     from rollback.engine.embedded.engine import EmbeddedEngine
 

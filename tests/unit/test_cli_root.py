@@ -185,8 +185,8 @@ def test_version_is_the_installed_one(capsys: pytest.CaptureFixture[str]) -> Non
     code, out, _ = run(capsys, "--version")
     assert code == 0
     # The distribution that installed the `rollback` package (iac-rollback since it was renamed).
-    (distribution,) = set(packages_distributions()["rollback"])
-    assert out.strip() == f"rollback, version {version(distribution)}"
+    installed = {version(name) for name in packages_distributions()["rollback"]}
+    assert out.strip().removeprefix("rollback, version ") in installed
 
 
 def test_installed_script_starts_without_heavy_modules(tmp_path: Path) -> None:
