@@ -77,9 +77,23 @@ def _release(version: str) -> tuple[int, ...]:
 def check_resolution(python: str, constraints: Path) -> None:
     """Ask pip what it would install; every runtime dependency must land on its floor."""
     report = subprocess.run(
-        [python, "-m", "pip", "install", "--dry-run", "--quiet", "--ignore-installed",
-         "--report", "-", "-c", str(constraints), f"{ROOT}[test]"],
-        check=True, capture_output=True, text=True,
+        [
+            python,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--quiet",
+            "--ignore-installed",
+            "--report",
+            "-",
+            "-c",
+            str(constraints),
+            f"{ROOT}[test]",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     chosen = {
         item["metadata"]["name"].lower().replace("_", "-"): item["metadata"]["version"]
@@ -113,7 +127,15 @@ def main() -> int:
             check=True,
         )
         return subprocess.run(
-            [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *(str(ROOT / t) for t in TESTS)],
+            [
+                python,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                *(str(ROOT / t) for t in TESTS),
+            ],
             cwd=ROOT,
             check=False,
         ).returncode

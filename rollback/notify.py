@@ -81,7 +81,7 @@ class WebhookNotifier:
         self.name = f"webhook {parts.hostname}"
 
     def send(self, note: Notification) -> None:
-        body = json.dumps(note.to_dict()).encode()
+        body = json.dumps(note.to_dict(), allow_nan=False).encode()
         request = urllib.request.Request(
             self._url,
             data=body,
@@ -109,7 +109,7 @@ class SnsNotifier:
         self.client.publish(
             TopicArn=self.topic_arn,
             Subject=subject[:100],  # SNS refuses longer subjects
-            Message=json.dumps(note.to_dict()),
+            Message=json.dumps(note.to_dict(), allow_nan=False),
             MessageAttributes={
                 "event": {"DataType": "String", "StringValue": note.event},
                 "stack": {"DataType": "String", "StringValue": note.stack},

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import urllib.error
 import urllib.request
@@ -68,18 +69,27 @@ def _iso(moment: datetime) -> str:
 
 # -- durations ---------------------------------------------------------------
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
-_UNIT_S = {None: 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
+_NUMBER = r"[0-9]+(?:\.[0-9]+)?"  # ASCII digits only: float() would take "١٢" too
+_DURATION = re.compile(
+    rf"^(?:(?P<plain>{_NUMBER})|(?:(?P<h>{_NUMBER})h)?(?:(?P<m>{_NUMBER})m)?(?:(?P<s>{_NUMBER})s)?)$"
+)
+_UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0}
 
 
 def parse_duration(text: str, what: str = "duration") -> float:
-    """Seconds from `90s`, `10m`, `1h` or plain seconds; raises UsageError otherwise."""
-    match = _DURATION.match(str(text))
-    if not match:
+    """Seconds from `90s`, `10m`, `1h`, `1m30s`, `1h30m` or plain seconds; raises UsageError otherwise."""
+    match = _DURATION.match(str(text).strip().lower())
+    seconds = None
+    if match and any(match.groupdict().values()):
+        if match["plain"]:
+            seconds = float(match["plain"])
+        else:
+            seconds = sum(float(match[u]) * f for u, f in _UNIT_S.items() if match[u])
+    if seconds is None or not math.isfinite(seconds):
         raise UsageError(
-            f"{what} {text!r} is not a duration; write 90s, 10m, 1h or a number of seconds.",
+            f"{what} {text!r} is not a duration; write 90s, 10m, 1h, 1m30s or a number of seconds.",
         )
-    return float(match[1]) * _UNIT_S[match[2]]
+    return seconds
 
 
 def parse_rate(text: str) -> float:

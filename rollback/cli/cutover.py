@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from rollback.cli.params import POSITIVE_MS
 from rollback.cli.render import emit
 
 if TYPE_CHECKING:
@@ -38,7 +39,9 @@ SIGNAL_OPTIONS = (
         "--max-5xx-rate", help="Highest target 5xx rate, a fraction (0.05) or a percentage (5%)."
     ),
     click.option(
-        "--max-p99-ms", type=float, help="Highest p99 target response time, in milliseconds."
+        "--max-p99-ms",
+        type=POSITIVE_MS,
+        help="Highest p99 target response time, in milliseconds.",
     ),
     click.option(
         "--health-failures",
@@ -119,6 +122,15 @@ class _Interrupt:
         finally:
             for s, old in previous.items():
                 signal.signal(s, old)
+
+
+def exit_code(ok: bool, signal_name: str | None) -> int:
+    """0 ok, 1 failed; a Ctrl-C (or SIGTERM) that ended the wait is 130 (143), as everywhere."""
+    if signal_name == "SIGINT":
+        return 130
+    if signal_name == "SIGTERM":
+        return 143
+    return 0 if ok else 1
 
 
 def _on_wait(what: str, elapsed: float, deadline: float) -> None:
@@ -278,8 +290,7 @@ def cutover(
     with _cutover_runner(factory) as runner:
         result = runner.run(spec)
     emit(ctx, result, cutover_text)
-    if not result.ok:
-        ctx.exit(1)
+    ctx.exit(exit_code(result.ok, runner.interrupted()))
 
 
 @click.command()
@@ -334,5 +345,4 @@ def watch(
             actor=actor,
         )
     emit(ctx, result, cutover_text)
-    if not result.ok:
-        ctx.exit(1)
+    ctx.exit(exit_code(result.ok, interrupt()))

@@ -111,4 +111,4 @@ def export(ctx: click.Context) -> None:
 
     factory = ctx.find_root().obj
     checkpoint = factory.engine().export(factory.settings.stack_name)
-    click.echo(json.dumps(checkpoint.to_dict(), indent=2, sort_keys=True))
+    click.echo(json.dumps(checkpoint.to_dict(), indent=2, sort_keys=True, allow_nan=False))

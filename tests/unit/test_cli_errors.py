@@ -134,3 +134,51 @@ def test_auto_picks_the_pulumi_cli_for_aws_and_says_so(
     )
     assert engine.name == "pulumi"
     assert "engine: pulumi (the Pulumi CLI is on PATH" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (
+            ["release", "mark", "1.0.0", "--stable", "--bad"],
+            "say exactly one of --stable, --bad or --candidate (got --stable --bad).",
+        ),
+        (["release", "mark", "1.0.0"], "say exactly one of --stable, --bad or --candidate."),
+        (
+            [
+                "release",
+                "record",
+                "1.0.0",
+                "--artifact",
+                "app.tgz",
+                "--migration-command",
+                "alembic downgrade {revision}",
+            ],
+            "--migration-command needs --schema-revision",
+        ),
+        (
+            ["release", "record", "1.1\u0662.0", "--artifact", "app.tgz"],
+            "version '1.1\u0662.0' is not a semantic version",
+        ),
+        (["release", "show", "1.\u0661.0"], "is not a semantic version"),
+        (["resume", "../../x"], "'../../x' is not a run id; `rollback history` lists the runs."),
+        (["report", "runs/webapp"], "is not a run id"),
+        (
+            ["cutover", "green", "--max-p99-ms", "nan"],
+            "'nan' is not a number of milliseconds above 0",
+        ),
+        (["cutover", "green", "--max-p99-ms", "inf"], "is not a number of milliseconds"),
+        (["cutover", "green", "--bake", "1e9"], "is not a duration"),
+        (["--stack", "", "release", "list"], "--stack is empty"),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else None,
+)
+def test_each_bad_input_is_one_sentence_and_exit_2_with_nothing_written(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str], says: str
+) -> None:
+    (tmp_path / "app.tgz").write_text("build")
+    code, out, err = run(capsys, *argv)
+    assert code == 2, err
+    assert says in err
+    assert "runs/webapp/dev" not in err and "store key" not in err  # no internals
+    assert not (tmp_path / "artifacts" / "releases").exists()
