@@ -22,15 +22,19 @@ def debug_log() -> Iterator[io.StringIO]:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     root = logging.getLogger()
-    level = root.level
+    # The CLI quiets botocore unless --debug; earlier tests may have run it.
+    loggers = [root, logging.getLogger("botocore")]
+    levels = [logger.level for logger in loggers]
     root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
+    for logger in loggers:
+        logger.setLevel(logging.DEBUG)
     install_redaction()
     try:
         yield stream
     finally:
         root.removeHandler(handler)
-        root.setLevel(level)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def test_botocores_wire_log_of_a_db_password_is_masked(debug_log: io.StringIO) -> None:
