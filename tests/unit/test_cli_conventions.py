@@ -142,3 +142,13 @@ def test_quiet_drops_progress_but_not_errors(
 def test_empty_store_option_is_one_sentence_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "release", "list", "--store", "")
     assert (code, err) == (2, "error: --store is empty; pass a value or leave the option out.\n")
+
+
+def test_shell_completion_completes_lazy_commands(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("_ROLLBACK_COMPLETE", "bash_complete")
+    monkeypatch.setenv("COMP_WORDS", "rollback rel")
+    monkeypatch.setenv("COMP_CWORD", "1")
+    code, out, _ = run(capsys)
+    assert code == 0 and out.split() == ["plain,release"]
