@@ -153,18 +153,6 @@ def _apis(factory: Any) -> Any:
     )
 
 
-def _notifiers(factory: Any) -> list[Any]:
-    from rollback.notify import SnsNotifier, WebhookNotifier
-
-    settings = factory.settings
-    found: list[Any] = []
-    if settings.webhook_url:
-        found.append(WebhookNotifier(settings.webhook_url))
-    if settings.sns_topic_arn:
-        found.append(SnsNotifier(factory.clients()("sns"), settings.sns_topic_arn))
-    return found
-
-
 def rollback_to_of(factory: Any, actor: str, via: str) -> Callable[[str, str], Any]:
     """The full rollback (`rollback to VERSION --yes`) as `rollback_to(version, reason)`.
 
@@ -200,7 +188,7 @@ def _cutover_runner(factory: Any) -> Iterator[Cutover]:
             _apis(factory),
             timing=Timing(sleep=interrupt.sleep, on_wait=_on_wait),
             interrupted=interrupt,
-            notifiers=_notifiers(factory),
+            notifiers=factory.notifiers(),
             rollback_to=rollback_to_of(factory, actor, "cutover"),
             actor=actor,
         )
