@@ -53,6 +53,11 @@ SIGNAL_OPTIONS = (
     click.option(
         "--interval", default="10s", show_default=True, help="How often the signals are read."
     ),
+    click.option(
+        "--follow-redirects",
+        is_flag=True,
+        help="A health URL answering 3xx passes when where it leads answers 2xx (default: fails).",
+    ),
 )
 
 
@@ -69,6 +74,7 @@ class _SignalOptions:
     max_p99_ms: float | None
     health_failures: int
     interval: str
+    follow_redirects: bool
 
     def spec(self) -> SignalSpec:
         from rollback.triggers import SignalSpec, parse_duration, parse_rate
@@ -80,6 +86,7 @@ class _SignalOptions:
             max_p99_ms=self.max_p99_ms,
             failures=self.health_failures,
             interval_s=parse_duration(self.interval, "--interval"),
+            follow_redirects=self.follow_redirects,
         )
 
 
