@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench
+.PHONY: demo test test-floors lint bench
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
+
+# The declared minimum of every runtime dependency, installed together into a
+# scratch venv, runs the tests that use them (.ci/floors.py; needs PyPI).
+test-floors:
+	$(PYTHON) .ci/floors.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check rollback tests bench

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from rollback.errors import CheckFailed, IntegrityError, UsageError
+from rollback.errors import CheckFailed, ConfigError, IntegrityError, UsageError
 from rollback.waiting import Timing, poll
 
 log = logging.getLogger(__name__)
@@ -251,7 +251,46 @@ def stop(state_dir: Path, timing: Timing = DEFAULT_TIMING) -> CloudStopped:
         )
     _terminate(state.pid, timing)
     _remove_record(state_dir)
-    return CloudStopped(True, state.pid, f"stopped the embedded cloud (pid {state.pid}).")
+    return CloudStopped(True, state.pid, f"stopped the embedded cloud (pid {state.pid}). {FORGOTTEN}")
+
+
+# moto keeps its resources in memory only; saying so at stop beats errors about
+# missing listeners after the next start.
+FORGOTTEN = (
+    "It kept everything in memory, so its resources (stack, load balancer, DNS, "
+    "databases, snapshots) are gone: the next `cloud start` begins empty, and releases "
+    "recorded against this one name resources that no longer exist."
+)
+
+
+def require_answering(url: str | None, timeout: float = 1.0) -> None:
+    """Raise ConfigError when `url` is a loopback endpoint nothing listens on.
+
+    A loopback AWS_ENDPOINT_URL is the embedded cloud (or a stand-in for it);
+    when it is down every AWS call would fail with a connection error that
+    names a listener or a bucket instead of the cause. A TCP connect only, in
+    well under a millisecond when the port is closed. Remote endpoints pass.
+    """
+    if not url:
+        return
+    parts = urlsplit(url)
+    host = parts.hostname
+    if parts.scheme not in ("http", "https") or host is None or not _is_loopback(host):
+        return
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return  # a malformed port: botocore says so in its own words
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return
+    except OSError:
+        pass
+    raise ConfigError(
+        f"the embedded cloud at {url} (AWS_ENDPOINT_URL) is not answering; start it with "
+        '`eval "$(rollback cloud start)"`, or unset AWS_ENDPOINT_URL to work on AWS.',
+        endpoint_url=url,
+    )
 
 
 def postgres_cluster(state: CloudState | None) -> Any:

@@ -11,10 +11,11 @@ apply. `stack` is the first of them, `stacks` all of them, each once.
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,8 @@ class Settings:
     engine: str = "auto"
     output: str = "text"
     debug: bool = False
+    quiet: bool = False  # only warnings and errors on stderr
+    verbose: bool = False  # rollback's own debug logs (not AWS wire logs: that is --debug)
     region: str = "us-east-1"
     endpoint_url: str | None = None
     profile: str | None = None
@@ -42,7 +45,6 @@ class Settings:
     health_deadline_s: float = 60.0  # how long the health step may wait for N passes in a row
     backend_url: str | None = None  # the Pulumi backend (PULUMI_BACKEND_URL) for the pulumi engine
     refresh: bool = True  # the pulumi engine refreshes before it applies (`--no-refresh`: not)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.stacks:
@@ -76,6 +78,8 @@ class Settings:
         return self
 
 
+MAX_SECONDS = 7 * 24 * 3600.0  # a week: longer is a typo, not a deadline
+
 _ENV = {
     "stack": "ROLLBACK_STACK",
     "store": "ROLLBACK_STORE",
@@ -91,6 +95,10 @@ _ENV = {
     "backend_url": "PULUMI_BACKEND_URL",
     "refresh": "ROLLBACK_REFRESH",
 }
+
+
+# What rollback.toml may set: every setting but the fleet list (named by --stack/--stacks-file).
+FILE_KEYS = tuple(f.name for f in fields(Settings) if f.name != "stacks")
 
 
 def is_stack(text: str) -> bool:
@@ -119,6 +127,8 @@ def load(
             values[name] = env[var]
     if "region" not in values and env.get("AWS_DEFAULT_REGION"):
         values["region"] = env["AWS_DEFAULT_REGION"]
+    for name in ("stack", "store", "stacks_file"):
+        _refuse_empty(name, flags.get(name))
     stacks_file = flags.pop("stacks_file", None)
     named = _stack_names(flags.pop("stack", None)) or _stack_names(env.get("ROLLBACK_STACK"))
     listed = _read_stacks_file(cwd / stacks_file) if stacks_file else ()
@@ -138,10 +148,15 @@ def load(
         named = _stack_names(values.get("stack")) or (Settings.stack,)
     values["stacks"] = tuple(dict.fromkeys((*named, *listed)))  # each once, first seen first
     values["stack"] = values["stacks"][0]
-    known = {f.name for f in fields(Settings)}
-    extra = {k: v for k, v in values.items() if k not in known}
-    base = {k: v for k, v in values.items() if k in known}
-    return replace(Settings(**base), extra=extra).validate()
+    return Settings(**values).validate()
+
+
+def _refuse_empty(name: str, value: Any) -> None:
+    # `--store ""` (an unset variable in a script) must not quietly mean ./artifacts.
+    values = value if isinstance(value, list | tuple) else [value]
+    if any(isinstance(v, str) and not v.strip() for v in values):
+        option = "--" + name.replace("_", "-")
+        raise ConfigError(f"{option} is empty; pass a value or leave the option out.", option=option)
 
 
 def _parse_seconds(name: str, value: Any) -> float:
@@ -149,9 +164,11 @@ def _parse_seconds(name: str, value: Any) -> float:
         seconds = float(value)
     except (TypeError, ValueError):
         seconds = -1.0
-    if isinstance(value, bool) or not seconds > 0:
+    # NaN and infinity parse as floats but are no deadline (and are not JSON).
+    if isinstance(value, bool) or not 0 < seconds < MAX_SECONDS:
         raise ConfigError(
-            f"{name} {value!r} is not a number of seconds above 0; set it like 60 or 90.5."
+            f"{name} {value!r} is not a number of seconds above 0 and below {MAX_SECONDS:.0f}; "
+            "set it like 60 or 90.5."
         )
     return seconds
 
@@ -169,9 +186,9 @@ def _check_types(values: dict[str, Any]) -> None:
     # configuration error (exit 2), not a crash later.
     for f in fields(Settings):
         value = values.get(f.name)
-        if value is None or f.name in ("extra", "stacks", "health_deadline_s"):
+        if value is None or f.name in ("stacks", "health_deadline_s"):
             continue
-        expected = bool if f.name in ("debug", "refresh") else str
+        expected = bool if f.name in ("debug", "refresh", "quiet", "verbose") else str
         if not isinstance(value, expected):
             raise ConfigError(
                 f"setting {f.name} = {value!r} must be a {'boolean' if expected is bool else 'string'}; "
@@ -221,6 +238,18 @@ def _read_file(env: dict[str, str], cwd: Path) -> dict[str, Any]:
             raise ConfigError(f"config file {path} does not exist; fix ROLLBACK_CONFIG.")
         return {}
     try:
-        return tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, OSError) as exc:
         raise ConfigError(f"config file {path} cannot be read: {exc}.") from exc
+    for key in data:
+        if key not in FILE_KEYS:
+            # A misspelt key silently ignored is a webhook that never fires.
+            near = difflib.get_close_matches(key, FILE_KEYS, n=1)
+            hint = f"did you mean {near[0]!r}? " if near else ""
+            raise ConfigError(
+                f"config file {path} has an unknown key {key!r}; {hint}"
+                f"known keys: {', '.join(sorted(FILE_KEYS))}.",
+                path=str(path),
+                key=key,
+            )
+    return data

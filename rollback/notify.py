@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -69,29 +71,91 @@ class Notifier(Protocol):
 class WebhookNotifier:
     """POSTs the notification as JSON to a webhook (Slack incoming webhooks accept it).
 
-    A non-2xx answer or an unreachable host raises; `timeout` is in seconds.
+    An answer of 429 or 5xx is retried with exponential back-off (`backoff_s`
+    doubling, or the answer's Retry-After when it is shorter than `max_wait_s`),
+    `attempts` tries in all; `sleep` is injected so tests never wait. Other
+    non-2xx answers and an unreachable host raise at once. `timeout` is in
+    seconds, per attempt.
     """
 
-    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 5.0,
+        attempts: int = 4,
+        backoff_s: float = 1.0,
+        max_wait_s: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("webhook URL must be http:// or https:// with a host")
         self._url = url
         self.timeout = timeout
+        self.attempts = max(attempts, 1)
+        self.backoff_s = backoff_s
+        self.max_wait_s = max_wait_s
+        self.sleep = sleep
         self.name = f"webhook {parts.hostname}"
 
     def send(self, note: Notification) -> None:
-        body = json.dumps(note.to_dict()).encode()
+        body = json.dumps(note.to_dict(), allow_nan=False).encode()
+        delay = self.backoff_s
+        for attempt in range(1, self.attempts + 1):
+            try:
+                self._post(body)
+                return
+            except urllib.error.HTTPError as exc:
+                if not _retryable(exc.code) or attempt == self.attempts:
+                    raise WebhookRefused(exc.code, attempt) from None
+                wait = _retry_after(exc.headers.get("Retry-After"), self.max_wait_s) or delay
+                log.info(
+                    "%s answered HTTP %s; retrying in %.0fs (attempt %d of %d)",
+                    self.name,
+                    exc.code,
+                    wait,
+                    attempt + 1,
+                    self.attempts,
+                )
+                self.sleep(wait)
+                delay = min(delay * 2, self.max_wait_s)
+
+    def _post(self, body: bytes) -> None:
         request = urllib.request.Request(
             self._url,
             data=body,
             method="POST",
             headers={"Content-Type": "application/json", "User-Agent": "rollback"},
         )
-        with urllib.request.urlopen(request, timeout=self.timeout) as response:
-            status = response.status
-        if not 200 <= status < 300:
-            raise RuntimeError(f"the webhook answered HTTP {status}")
+        # urlopen raises HTTPError for every non-2xx answer (3xx are followed by urllib).
+        with urllib.request.urlopen(request, timeout=self.timeout):
+            pass
+
+
+class WebhookRefused(Exception):
+    """The webhook answered a non-2xx status, after `attempts` tries."""
+
+    def __init__(self, status: int, attempts: int) -> None:
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        super().__init__(f"the webhook answered HTTP {status}{tries}")
+        self.status = status
+        self.attempts = attempts
+
+
+def _retryable(status: int) -> bool:
+    return status == 429 or 500 <= status < 600
+
+
+def _retry_after(value: str | None, limit: float) -> float | None:
+    """Seconds from a Retry-After header (a number of seconds), when in (0, limit]."""
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None  # an HTTP-date: fall back to our own back-off
+    if seconds is None or not math.isfinite(seconds) or not 0 < seconds <= limit:
+        return None
+    return seconds
 
 
 class SnsNotifier:
@@ -109,7 +173,7 @@ class SnsNotifier:
         self.client.publish(
             TopicArn=self.topic_arn,
             Subject=subject[:100],  # SNS refuses longer subjects
-            Message=json.dumps(note.to_dict()),
+            Message=json.dumps(note.to_dict(), allow_nan=False),
             MessageAttributes={
                 "event": {"DataType": "String", "StringValue": note.event},
                 "stack": {"DataType": "String", "StringValue": note.stack},
@@ -141,6 +205,8 @@ def notify_all(notifiers: Sequence[Notifier], note: Notification) -> list[Notify
 def _sentence(exc: Exception) -> str:
     # HTTPError's str carries only the code and phrase; URLError the socket reason.
     # Neither repeats the URL, which may be a credential.
+    if isinstance(exc, WebhookRefused):
+        return str(exc)
     if isinstance(exc, urllib.error.HTTPError):
         return f"the webhook answered HTTP {exc.code}"
     if isinstance(exc, urllib.error.URLError):

@@ -342,6 +342,7 @@ class Planner:
         for candidate in self.registry.versions():
             if candidate != current and self.registry.show(candidate).status == "stable":
                 return candidate
+        self.registry.require_releases()
         raise NotFound(
             f"no release of {self.registry.stack} other than the current one is marked stable; mark one with `rollback release mark VERSION --stable`."
         )

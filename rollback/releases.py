@@ -63,7 +63,8 @@ LAST_STABLE = "last-stable"
 _SEMVER = re.compile(
     r"^v?(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)\.(?P<patch>0|[1-9]\d*)"
     r"(?:-(?P<pre>(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
-    r"(?:\+(?P<build>[0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
+    r"(?:\+(?P<build>[0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$",
+    re.ASCII,  # \d would otherwise accept "1.1٢.0" (Arabic-Indic digits)
 )
 _BREAKING_SUBJECT = re.compile(r"^[a-zA-Z]+(\([^)]*\))?!:")
 _BREAKING_BODY = re.compile(r"^BREAKING[ -]CHANGE:", re.MULTILINE)
@@ -477,17 +478,33 @@ class Registry:
     def views(self) -> list[ReleaseView]:
         return [self.show(v) for v in self.versions()]
 
+    def require_releases(self) -> None:
+        """Raise NotFound naming the stack and the store when no release is recorded.
+
+        A mistyped --stack or a relative --store read from the wrong directory
+        looks exactly like this; say where we looked.
+        """
+        if not self.versions():
+            raise NotFound(
+                f"{self.stack} has no releases in {self.store.url}; check --stack and --store "
+                "(or record one with `rollback release record VERSION --artifact FILE`).",
+                stack=self.stack,
+                store=self.store.url,
+            )
+
     def resolve(self, version: str) -> str:
         """`last-stable` or a version to a recorded version; raises NotFound/UsageError."""
         if version == LAST_STABLE:
             for v in self.versions():
                 if self._status(v) == "stable":
                     return v
+            self.require_releases()
             raise NotFound(
                 f"no release of {self.stack} is marked stable; mark one with `rollback release mark VERSION --stable`."
             )
         version = parse_version(version)
         if not self.store.has_doc(self._manifest_key(version)):
+            self.require_releases()
             raise NotFound(
                 f"release {version} of {self.stack} is not recorded; `rollback release list` shows the recorded ones.",
                 version=version,

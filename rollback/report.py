@@ -251,7 +251,7 @@ def store_report(store: Store, stack: str, run_id: str) -> tuple[str, str]:
     report = build_report(Journal.load(store, stack, run_id))
     md_key = run_key(stack, run_id, "report.md")
     json_key = run_key(stack, run_id, "report.json")
-    store.put_doc(json_key, json.dumps(report, indent=2, sort_keys=True).encode() + b"\n")
+    store.put_doc(json_key, json.dumps(report, indent=2, sort_keys=True, allow_nan=False).encode() + b"\n")
     store.put_doc(md_key, render_markdown(report).encode())
     return md_key, json_key
 

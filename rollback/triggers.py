@@ -30,9 +30,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -40,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from rollback.errors import IntegrityError, NotFound, RollbackError, UsageError
 from rollback.models import Evidence, StepDescription, Topology
+from rollback.probe import probe_http
 from rollback.steps import Applied, evidence
 from rollback.waiting import Timing
 
@@ -68,18 +68,27 @@ def _iso(moment: datetime) -> str:
 
 # -- durations ---------------------------------------------------------------
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
-_UNIT_S = {None: 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
+_NUMBER = r"[0-9]+(?:\.[0-9]+)?"  # ASCII digits only: float() would take "١٢" too
+_DURATION = re.compile(
+    rf"^(?:(?P<plain>{_NUMBER})|(?:(?P<h>{_NUMBER})h)?(?:(?P<m>{_NUMBER})m)?(?:(?P<s>{_NUMBER})s)?)$"
+)
+_UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0}
 
 
 def parse_duration(text: str, what: str = "duration") -> float:
-    """Seconds from `90s`, `10m`, `1h` or plain seconds; raises UsageError otherwise."""
-    match = _DURATION.match(str(text))
-    if not match:
+    """Seconds from `90s`, `10m`, `1h`, `1m30s`, `1h30m` or plain seconds; raises UsageError otherwise."""
+    match = _DURATION.match(str(text).strip().lower())
+    seconds = None
+    if match and any(match.groupdict().values()):
+        if match["plain"]:
+            seconds = float(match["plain"])
+        else:
+            seconds = sum(float(match[u]) * f for u, f in _UNIT_S.items() if match[u])
+    if seconds is None or not math.isfinite(seconds):
         raise UsageError(
-            f"{what} {text!r} is not a duration; write 90s, 10m, 1h or a number of seconds.",
+            f"{what} {text!r} is not a duration; write 90s, 10m, 1h, 1m30s or a number of seconds.",
         )
-    return float(match[1]) * _UNIT_S[match[2]]
+    return seconds
 
 
 def parse_rate(text: str) -> float:
@@ -274,9 +283,16 @@ class AlarmSignal:
 
 
 class HealthSignal:
-    """One health URL: a GET answering 2xx/3xx within the timeout passes; `failures` misses in a row breach."""
+    """One health URL: a GET answering 2xx within the timeout passes (a 3xx only when
+    `follow_redirects` and where it leads answers 2xx); `failures` misses in a row breach."""
 
-    def __init__(self, url: str, failures: int = 3, request_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        failures: int = 3,
+        request_timeout_s: float = 5.0,
+        follow_redirects: bool = False,
+    ) -> None:
         if not url.startswith(("http://", "https://")):
             raise UsageError(f"health URL {url!r} must be http:// or https://.")
         if failures < 1:
@@ -284,6 +300,7 @@ class HealthSignal:
         self.url = url
         self.failures = failures
         self.request_timeout_s = request_timeout_s
+        self.follow_redirects = follow_redirects
         self.name = f"health {url}"
         self._streak = _Streak()
 
@@ -316,15 +333,14 @@ class HealthSignal:
         ]
 
     def _probe(self) -> tuple[int | None, str]:
-        request = urllib.request.Request(self.url, headers={"User-Agent": "rollback-watch"})
-        try:
-            with urllib.request.urlopen(request, timeout=self.request_timeout_s) as response:
-                status = int(response.status)
-        except urllib.error.HTTPError as exc:
-            return exc.code, f"HTTP {exc.code}"
-        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
-            return None, f"unreachable ({getattr(exc, 'reason', exc)})"
-        return status, ""
+        # The health step's probe (rollback.probe): 2xx passes, a 3xx fails unless asked.
+        probe = probe_http(
+            self.url,
+            timeout_s=self.request_timeout_s,
+            follow_redirects=self.follow_redirects,
+            user_agent="rollback-watch",
+        )
+        return probe.status, probe.failure
 
 
 def alb_dimensions(topology: Topology, color: str) -> list[dict[str, str]]:
@@ -493,6 +509,7 @@ class SignalSpec:
     failures: int = 3  # consecutive health failures (or unreadable rounds) that are a breach
     interval_s: float = 10.0
     confirm_interval_s: float = 0.25
+    follow_redirects: bool = False  # a health URL's 3xx fails unless this is set
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "alarms": list(self.alarms), "health_urls": list(self.health_urls)}
@@ -507,6 +524,7 @@ class SignalSpec:
             failures=int(data.get("failures", 3)),
             interval_s=float(data.get("interval_s", 10.0)),
             confirm_interval_s=float(data.get("confirm_interval_s", 0.25)),
+            follow_redirects=bool(data.get("follow_redirects", False)),
         )
 
     def with_topology(self, topology: Topology, color: str) -> SignalSpec:
@@ -521,6 +539,7 @@ class SignalSpec:
             self.failures,
             self.interval_s,
             self.confirm_interval_s,
+            self.follow_redirects,
         )
 
     def check(self) -> None:
@@ -565,7 +584,10 @@ def build_signals(
                 missing=missing,
             )
         signals.append(AlarmSignal(apis.alarms, spec.alarms, spec.failures))
-    signals += [HealthSignal(url, spec.failures) for url in spec.health_urls]
+    signals += [
+        HealthSignal(url, spec.failures, follow_redirects=spec.follow_redirects)
+        for url in spec.health_urls
+    ]
     if spec.max_5xx_rate is not None or spec.max_p99_ms is not None:
         signals.append(
             MetricSignal(

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from rollback.cli.params import POSITIVE_MS
 from rollback.cli.render import emit
 
 if TYPE_CHECKING:
@@ -38,7 +39,9 @@ SIGNAL_OPTIONS = (
         "--max-5xx-rate", help="Highest target 5xx rate, a fraction (0.05) or a percentage (5%)."
     ),
     click.option(
-        "--max-p99-ms", type=float, help="Highest p99 target response time, in milliseconds."
+        "--max-p99-ms",
+        type=POSITIVE_MS,
+        help="Highest p99 target response time, in milliseconds.",
     ),
     click.option(
         "--health-failures",
@@ -49,6 +52,11 @@ SIGNAL_OPTIONS = (
     ),
     click.option(
         "--interval", default="10s", show_default=True, help="How often the signals are read."
+    ),
+    click.option(
+        "--follow-redirects",
+        is_flag=True,
+        help="A health URL answering 3xx passes when where it leads answers 2xx (default: fails).",
     ),
 )
 
@@ -66,6 +74,7 @@ class _SignalOptions:
     max_p99_ms: float | None
     health_failures: int
     interval: str
+    follow_redirects: bool
 
     def spec(self) -> SignalSpec:
         from rollback.triggers import SignalSpec, parse_duration, parse_rate
@@ -77,6 +86,7 @@ class _SignalOptions:
             max_p99_ms=self.max_p99_ms,
             failures=self.health_failures,
             interval_s=parse_duration(self.interval, "--interval"),
+            follow_redirects=self.follow_redirects,
         )
 
 
@@ -121,6 +131,15 @@ class _Interrupt:
                 signal.signal(s, old)
 
 
+def exit_code(ok: bool, signal_name: str | None) -> int:
+    """0 ok, 1 failed; a Ctrl-C (or SIGTERM) that ended the wait is 130 (143), as everywhere."""
+    if signal_name == "SIGINT":
+        return 130
+    if signal_name == "SIGTERM":
+        return 143
+    return 0 if ok else 1
+
+
 def _on_wait(what: str, elapsed: float, deadline: float) -> None:
     if sys.stderr.isatty():
         click.echo(f"  waiting for {what}: {elapsed:.0f}s of {deadline:.0f}s", err=True)
@@ -139,18 +158,6 @@ def _apis(factory: Any) -> Any:
         alarms=Alarms(clients("cloudwatch")),
         metrics=Metrics(clients("cloudwatch")),
     )
-
-
-def _notifiers(factory: Any) -> list[Any]:
-    from rollback.notify import SnsNotifier, WebhookNotifier
-
-    settings = factory.settings
-    found: list[Any] = []
-    if settings.webhook_url:
-        found.append(WebhookNotifier(settings.webhook_url))
-    if settings.sns_topic_arn:
-        found.append(SnsNotifier(factory.clients()("sns"), settings.sns_topic_arn))
-    return found
 
 
 def rollback_to_of(factory: Any, actor: str, via: str) -> Callable[[str, str], Any]:
@@ -189,7 +196,7 @@ def _cutover_runner(factory: Any) -> Iterator[Cutover]:
             _apis(factory),
             timing=Timing(sleep=interrupt.sleep, on_wait=_on_wait),
             interrupted=interrupt,
-            notifiers=_notifiers(factory),
+            notifiers=factory.notifiers(),
             rollback_to=rollback_to_of(factory, actor, "cutover"),
             actor=actor,
             owner=bench.owner(),
@@ -281,8 +288,7 @@ def cutover(
     with _cutover_runner(factory) as runner:
         result = runner.run(spec)
     emit(ctx, result, cutover_text)
-    if not result.ok:
-        ctx.exit(1)
+    ctx.exit(exit_code(result.ok, runner.interrupted()))
 
 
 @click.command()
@@ -337,5 +343,4 @@ def watch(
             actor=actor,
         )
     emit(ctx, result, cutover_text)
-    if not result.ok:
-        ctx.exit(1)
+    ctx.exit(exit_code(result.ok, interrupt()))

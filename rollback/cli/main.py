@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import importlib
 import sys
+from functools import partial
 from typing import Any
 
 import click
 
+from rollback import __version__
 from rollback.errors import ExitCode, RollbackError
 
 # name -> (module, attribute, short help). Help text lives here so that listing
@@ -35,7 +37,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "abort",
         "Undo a failed rollback, only towards a healthy colour.",
     ),
-    "status": ("rollback.cli.run", "status", "The run in progress, or the last one."),
+    "status": ("rollback.cli.status", "status", "The run in progress, or the last one."),
     "history": ("rollback.cli.run", "history", "Past runs: who, when, from, to, result."),
     "report": ("rollback.cli.run", "report", "The incident report of a run."),
     "emergency": (
@@ -49,6 +51,130 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 # Commands that take several --stack: a fleet (to, emergency) or no stack at all.
 SEVERAL_STACKS = frozenset({"to", "emergency", "cloud", "demo"})
 
+# The root's options, accepted before or after the command (`rollback to 1.4.0 -o json`).
+# option -> takes a value
+GLOBAL_OPTIONS: dict[str, bool] = {
+    "--stack": True,
+    "--stacks-file": True,
+    "--store": True,
+    "--engine": True,
+    "--output": True,
+    "-o": True,
+    "--debug": False,
+    "--quiet": False,
+    "-q": False,
+    "--verbose": False,
+    "-v": False,
+}
+
+GLOBAL_HELP = [
+    ("--stack PROJECT/STACK", "ROLLBACK_STACK; repeat for a fleet  [default: webapp/dev]"),
+    ("--store DIR|s3://B/P", "ROLLBACK_STORE  [default: ./artifacts]"),
+    ("--engine auto|pulumi|embedded", "ROLLBACK_ENGINE  [default: auto]"),
+    ("-o, --output text|json", "ROLLBACK_OUTPUT; json: one document on stdout"),
+    ("-q, --quiet / -v, --verbose", "only warnings and errors / more detail on stderr"),
+    ("--debug", "tracebacks and AWS wire logs (secrets redacted)"),
+]
+
+# Real examples shown at the end of each command's help (tests run every one
+# through the parser). Keyed by the command path after `rollback`.
+EXAMPLES: dict[str, tuple[str, ...]] = {
+    "": ("rollback to last-stable --yes", "rollback --stack webapp/prod release list -o json"),
+    "cloud": ('eval "$(rollback cloud start)"', "rollback cloud status"),
+    "cloud start": ('eval "$(rollback cloud start)"', 'eval "$(rollback cloud start --port 5000)"'),
+    "cloud status": ("rollback cloud status",),
+    "cloud stop": ("rollback cloud stop",),
+    "cutover": (
+        "rollback cutover green --steps 10,50,100 --pause 2m --bake 10m --promote",
+        "rollback cutover green --alarm webapp-prod-5xx --max-5xx-rate 2% -o json",
+    ),
+    "demo": ("rollback demo", "rollback demo --keep"),
+    "emergency": (
+        'rollback emergency --reason "5xx after 1.5.0"',
+        "rollback --stack webapp/prod-eu --stack webapp/prod-us emergency --break-lock",
+    ),
+    "history": ("rollback history", "rollback history --stack webapp/prod -o json"),
+    "lock": ("rollback lock show", "rollback lock break"),
+    "lock break": ("rollback lock break --stack webapp/prod",),
+    "lock show": ("rollback lock show", "rollback lock show -o json"),
+    "plan": ("rollback plan last-stable", "rollback plan 1.4.0 --accept-data-loss -o json"),
+    "release": ("rollback release list", "rollback release record 1.5.0 --artifact dist/app.tgz"),
+    "release changelog": ("rollback release changelog 1.4.0 1.5.0",),
+    "release list": ("rollback release list", "rollback release list --stack webapp/prod -o json"),
+    "release mark": (
+        'rollback release mark 1.4.0 --stable --reason "baked a week"',
+        'rollback release mark 1.5.0 --bad --reason "5xx on checkout"',
+    ),
+    "release prune": ("rollback release prune --keep 5 --dry-run",),
+    "release record": (
+        "rollback release record 1.5.0 --artifact dist/app.tgz --color green",
+        "rollback release record 1.5.0 --artifact dist/app.tgz --schema-revision b2 "
+        "--migration-command 'alembic downgrade {revision}'",
+    ),
+    "release show": ("rollback release show last-stable", "rollback release show 1.4.0 -o json"),
+    "release verify": ("rollback release verify 1.4.0",),
+    "report": ("rollback report RUN", "rollback report RUN -o json"),
+    "resume": ("rollback resume RUN",),
+    "stack": ("rollback stack up", "rollback stack verify 1.4.0"),
+    "stack export": ("rollback stack export > checkpoint.json",),
+    "stack reapply": ("rollback stack reapply 1.4.0",),
+    "stack up": ("rollback stack up", "rollback stack up --program stacks/webapp"),
+    "stack verify": ("rollback stack verify", "rollback stack verify 1.4.0 -o json"),
+    "status": ("rollback status", "rollback status --watch -o json"),
+    "to": (
+        'rollback to last-stable --yes --reason "5xx on 1.5.0"',
+        "rollback to 1.4.0 --accept-data-loss -o json --yes",
+    ),
+    "watch": ("rollback watch --window 10m --alarm webapp-prod-5xx", "rollback watch --promote"),
+}
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """`rollback to 1.4 -o json` as `rollback -o json to 1.4`: globals may follow the command.
+
+    Only the root's own options move (no subcommand has an option of the same
+    name; a test keeps it so); everything after `--` stays where it is.
+    """
+    hoisted: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        name = arg.split("=", 1)[0]
+        if name in GLOBAL_OPTIONS:
+            width = 2 if GLOBAL_OPTIONS[name] and "=" not in arg else 1
+            hoisted.extend(args[i : i + width])
+            i += width
+            continue
+        rest.append(arg)
+        i += 1
+    return hoisted + rest
+
+
+def _format_epilog(path: str, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+    with formatter.section("Global options (before or after the command)"):
+        formatter.write_dl(GLOBAL_HELP)
+    _write_examples(formatter, EXAMPLES.get(path, ()))
+
+
+def _write_examples(formatter: click.HelpFormatter, examples: tuple[str, ...]) -> None:
+    if examples:
+        with formatter.section("Examples"):
+            for example in examples:  # never wrapped: each is copied whole into a shell
+                formatter.write(f"{'':>{formatter.current_indent}}{example}\n")
+
+
+def _with_help(command: click.Command, path: str) -> click.Command:
+    """Give `command` (and its subcommands) the global options and examples in --help."""
+    setattr(command, "format_epilog", partial(_format_epilog, path))  # noqa: B010
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            _with_help(sub, f"{path} {name}")
+    return command
+
 
 class LazyGroup(click.Group):
     """A group whose subcommands are imported on first use."""
@@ -61,12 +187,20 @@ class LazyGroup(click.Group):
             return None
         module, attr, _ = COMMANDS[cmd_name]
         command: click.Command = getattr(importlib.import_module(module), attr)
-        return command
+        return _with_help(command, cmd_name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        _write_examples(formatter, EXAMPLES[""])
+        formatter.write_paragraph()
+        formatter.write_text(
+            "Global options may also follow the command. Shell completion: "
+            'eval "$(_ROLLBACK_COMPLETE=bash_source rollback)" (zsh_source, fish_source).'
+        )
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -114,7 +248,9 @@ class LazyGroup(click.Group):
 @click.option(
     "--debug", is_flag=True, default=None, envvar="ROLLBACK_DEBUG", help="Tracebacks and AWS logs."
 )
-@click.version_option(package_name="rollback")
+@click.option("--quiet", "-q", is_flag=True, default=None, help="Only warnings and errors on stderr.")
+@click.option("--verbose", "-v", is_flag=True, default=None, help="More detail on stderr.")
+@click.version_option(version=__version__, prog_name="rollback")
 @click.pass_context
 def cli(ctx: click.Context, /, **flags: Any) -> None:
     """Roll a Pulumi-managed deployment back to a known-good release.
@@ -132,17 +268,25 @@ def cli(ctx: click.Context, /, **flags: Any) -> None:
             f"`rollback {ctx.invoked_subcommand}` works on one stack, and {len(stacks)} were "
             f"named ({', '.join(stacks)}); pass a single --stack."
         )
-    _configure_logging(ctx.obj.settings.debug)
+    settings = ctx.obj.settings
+    _configure_logging(settings.debug, settings.quiet, settings.verbose)
 
 
-def _configure_logging(debug: bool) -> None:
+def _configure_logging(debug: bool, quiet: bool = False, verbose: bool = False) -> None:
     import logging  # here, not at the top: `rollback --help` should not pay for it
 
+    from rollback.cli import render
+    from rollback.redact import install_redaction
+
+    render.QUIET = quiet and not debug
+    level = logging.DEBUG if debug or verbose else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
+        level=level,
         format="%(message)s" if not debug else "%(asctime)s %(name)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger().setLevel(level)
+    install_redaction()
     if not debug:
         for noisy in ("botocore", "boto3", "urllib3", "werkzeug", "git", "s3transfer"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -150,7 +294,7 @@ def _configure_logging(debug: bool) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; every failure ends here as one sentence and a documented exit code."""
-    args = sys.argv[1:] if argv is None else argv
+    args = hoist_global_options(sys.argv[1:] if argv is None else argv)
     debug = _wants_debug(args)
     json_output = _wants_json(args)
     try:
@@ -169,7 +313,7 @@ def main(argv: list[str] | None = None) -> None:
             import json
 
             document = {"error": "UsageError", "message": exc.format_message(), "exit_code": 2}
-            click.echo(json.dumps(document, sort_keys=True))
+            click.echo(json.dumps(document, sort_keys=True, allow_nan=False))
         sys.exit(ExitCode.USAGE)
     except RollbackError as exc:
         if debug:
@@ -213,7 +357,7 @@ def _report(message: str, data: dict[str, Any], json_output: bool) -> None:
     if json_output:
         import json
 
-        click.echo(json.dumps(data, sort_keys=True))
+        click.echo(json.dumps(data, sort_keys=True, allow_nan=False))
 
 
 def _print_traceback() -> None:

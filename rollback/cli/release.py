@@ -82,6 +82,12 @@ def record(
     from rollback import stacks
     from rollback.releases import Attachments, integrity_checks_from
 
+    if migration_command and not schema_revision:
+        # The command migrates *to* a revision; without one recorded it has nothing to aim at.
+        raise click.UsageError(
+            "--migration-command needs --schema-revision: the revision this release runs, "
+            "which a rollback to it migrates back to."
+        )
     factory = ctx.find_root().obj
     registry = factory.registry()
     registry.check_record(version, artifact, repo, commit=commit, allow_dirty=allow_dirty)
@@ -138,7 +144,7 @@ def list_(ctx: click.Context) -> None:
         {"releases": views},
         table(rows, ["", "VERSION", "STATUS", "COLOUR", "RECORDED", "COMMIT"])
         if rows
-        else "no releases recorded",
+        else f"{ctx.find_root().obj.settings.stack} has no releases in {ctx.find_root().obj.store().url}",
     )
 
 
@@ -196,19 +202,22 @@ def verify(ctx: click.Context, version: str, repo: Path | None) -> None:
 
 @release.command()
 @click.argument("version")
-@click.option(
-    "--stable", "status", flag_value="stable", help="Mark as known-good (a rollback target)."
-)
-@click.option(
-    "--bad", "status", flag_value="bad", help="Mark as bad (refused as a rollback target)."
-)
-@click.option("--candidate", "status", flag_value="candidate", help="Back to candidate.")
+@click.option("--stable", is_flag=True, help="Mark as known-good (a rollback target).")
+@click.option("--bad", is_flag=True, help="Mark as bad (refused as a rollback target).")
+@click.option("--candidate", is_flag=True, help="Back to candidate.")
 @click.option("--reason", default="", help="Why; kept in the status history.")
 @click.pass_context
-def mark(ctx: click.Context, version: str, status: str | None, reason: str) -> None:
+def mark(
+    ctx: click.Context, version: str, stable: bool, bad: bool, candidate: bool, reason: str
+) -> None:
     """Mark VERSION stable or bad; the history of changes is kept."""
-    if status is None:
-        raise click.UsageError("say --stable, --bad or --candidate.")
+    chosen = [name for name, on in (("stable", stable), ("bad", bad), ("candidate", candidate)) if on]
+    if len(chosen) != 1:
+        raise click.UsageError(
+            "say exactly one of --stable, --bad or --candidate"
+            + (f" (got --{' --'.join(chosen)})." if chosen else ".")
+        )
+    status = chosen[0]
     view = _registry(ctx).mark(version, status, reason or f"marked {status}")
     emit(ctx, view, lambda v: f"release {v.release.version} is now {v.status}")
 

@@ -24,10 +24,10 @@ def to_jsonable(value: Any) -> Any:
 def emit(ctx: click.Context, data: Any, text: Callable[[Any], str] | str | None = None) -> None:
     """Print `data` as JSON when --output json, else `text(data)` (or the string)."""
     if ctx.find_root().obj.settings.output == "json":
-        click.echo(json.dumps(to_jsonable(data), indent=2, sort_keys=True))
+        click.echo(json.dumps(to_jsonable(data), indent=2, sort_keys=True, allow_nan=False))
         return
     if text is None:
-        click.echo(json.dumps(to_jsonable(data), indent=2, sort_keys=True))
+        click.echo(json.dumps(to_jsonable(data), indent=2, sort_keys=True, allow_nan=False))
     elif isinstance(text, str):
         click.echo(text)
     else:
@@ -42,6 +42,10 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+QUIET = False  # --quiet: the root sets it; progress lines are dropped, errors are not
+
+
 def progress(message: str) -> None:
     """A progress line on stderr (logs and progress never go to stdout)."""
-    click.echo(message, err=True)
+    if not QUIET:
+        click.echo(message, err=True)

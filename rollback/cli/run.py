@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from rollback.cli.params import RUN_ID
 from rollback.cli.render import emit, progress, table
 
 
@@ -211,7 +212,7 @@ def to(
 
 
 @click.command()
-@click.argument("run_id", metavar="RUN")
+@click.argument("run_id", metavar="RUN", type=RUN_ID)
 @click.pass_context
 def resume(ctx: click.Context, run_id: str) -> None:
     """Carry RUN forward: re-verify the step in flight (or re-apply the failed one), then
@@ -269,26 +270,6 @@ def abort(ctx: click.Context, run_id: str, break_lock: bool) -> None:
 
 @click.command()
 @click.pass_context
-def status(ctx: click.Context) -> None:
-    """The run in progress, or the last one: each step's state."""
-    from rollback.journal import RunSummary, latest_run
-
-    factory = ctx.find_root().obj
-    run = latest_run(factory.store(), factory.settings.stack)
-    if run is None:
-        emit(ctx, {"run": None}, f"no rollback has run on {factory.settings.stack}")
-        return
-    rows = [(s.name, s.state, s.error or s.note) for s in run.steps]
-    summary = RunSummary.of(run)
-    text = (
-        f"run {run.run_id} ({summary.result}) {run.plan.from_version} -> {run.plan.to_version} by {run.actor}\n"
-        + table(rows, ["STEP", "STATE", "NOTE"])
-    )
-    emit(ctx, {"run": summary, "steps": run.steps}, text)
-
-
-@click.command()
-@click.pass_context
 def history(ctx: click.Context) -> None:
     """Runs on the stack: who, when, from, to, result, duration, time to traffic restored."""
     from rollback.journal import list_runs
@@ -318,7 +299,7 @@ def history(ctx: click.Context) -> None:
 
 
 @click.command()
-@click.argument("run_id", metavar="RUN")
+@click.argument("run_id", metavar="RUN", type=RUN_ID)
 @click.pass_context
 def report(ctx: click.Context, run_id: str) -> None:
     """The incident report of RUN (Markdown; JSON with --output json); stored with the run."""
@@ -333,7 +314,7 @@ def report(ctx: click.Context, run_id: str) -> None:
     data = build_report(Journal.load(store, stack, run_id))
     progress(f"report stored at {store.url.rstrip('/')}/{keys[0]}")
     if factory.settings.output == "json":
-        click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+        click.echo(json.dumps(data, indent=2, sort_keys=True, default=str, allow_nan=False))
     else:
         click.echo(render_markdown(data))
 

@@ -133,4 +133,4 @@ def export(ctx: click.Context, version: str | None) -> None:
         checkpoint = stacks.release_checkpoint(factory.store(), release)
     else:
         checkpoint = factory.engine().export(factory.settings.stack_name)
-    click.echo(json.dumps(checkpoint.to_dict(), indent=2, sort_keys=True))
+    click.echo(json.dumps(checkpoint.to_dict(), indent=2, sort_keys=True, allow_nan=False))

@@ -1,8 +1,9 @@
 """`--engine auto|pulumi|embedded`: which StackEngine runs the program.
 
-`auto` prefers the Pulumi CLI. Without it, the embedded engine is chosen only
-when the endpoint is the embedded cloud (a moto server on loopback): a
-rollback of real AWS never falls back to the embedded engine.
+`auto` picks the embedded engine when the endpoint is the embedded cloud (a
+moto server on loopback: a rehearsal, whose state the embedded engine keeps
+next to it), else the Pulumi CLI when it is on PATH; a rollback of real AWS
+never falls back to the embedded engine. The choice is logged with its reason.
 """
 
 from __future__ import annotations
@@ -25,22 +26,23 @@ logger = logging.getLogger(__name__)
 def engine_choice(name: str, *, endpoint_url: str | None) -> str:
     """The engine `select_engine` builds for `name`: "pulumi" or "embedded", without building it.
 
-    Probes only PATH and, without the CLI, the endpoint (one HTTP request):
-    preflight asks this before a traffic-first rollback, which must not pay
-    for an engine. Raises ConfigError as `select_engine` does.
+    Probes only PATH and the endpoint (one HTTP request): preflight asks this
+    before a traffic-first rollback, which must not pay for an engine. Raises
+    ConfigError as `select_engine` does.
     """
     from rollback.engine.pulumi_cli import CLI_MISSING, cli_available
 
     if name not in ENGINES:
         raise ConfigError(f"engine {name!r} is unknown; choose one of {', '.join(ENGINES)}.")
-    if name == "pulumi" or (name == "auto" and cli_available()):
-        if not cli_available():
-            raise ConfigError(CLI_MISSING)
-        return "pulumi"
-
     from rollback.cloud import is_embedded_endpoint
 
-    embedded_target = is_embedded_endpoint(endpoint_url)
+    embedded_target = name != "pulumi" and is_embedded_endpoint(endpoint_url)
+    if name == "pulumi" or (name == "auto" and not embedded_target and cli_available()):
+        if not cli_available():
+            raise ConfigError(CLI_MISSING)
+        if name == "auto":
+            logger.info("engine: pulumi (the Pulumi CLI is on PATH; --engine to choose)")
+        return "pulumi"
     if name == "auto" and not embedded_target:
         target = f"the endpoint {endpoint_url}" if endpoint_url else "AWS (no AWS_ENDPOINT_URL)"
         raise ConfigError(
@@ -54,6 +56,8 @@ def engine_choice(name: str, *, endpoint_url: str | None) -> str:
             "the embedded engine was chosen explicitly for %s, which is not the embedded cloud",
             endpoint_url or "AWS",
         )
+    elif name == "auto":
+        logger.info("engine: embedded (%s is the embedded cloud; --engine to choose)", endpoint_url)
     return "embedded"
 
 

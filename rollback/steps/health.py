@@ -10,19 +10,15 @@ failed check with its reason in the evidence, never an exception.
 
 from __future__ import annotations
 
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
 from rollback.aws.cloudwatch import Alarms, AlarmState
 from rollback.errors import CheckFailed, UsageError
 from rollback.models import Evidence, StepDescription
+from rollback.probe import probe_http
 from rollback.steps import Applied, evidence
 from rollback.waiting import Timing, poll
-
-MAX_BODY = 1024 * 1024  # bytes of a body searched for `body_contains`
 
 
 @dataclass
@@ -53,6 +49,7 @@ class HealthStep:
         timing: Timing | None = None,
         interval_s: float = 2.0,
         request_timeout_s: float = 5.0,
+        follow_redirects: bool = False,
     ) -> None:
         alarm_names = list(alarm_names or [])
         if not urls and not alarm_names:
@@ -77,6 +74,7 @@ class HealthStep:
         self.timing = timing or Timing()
         self.interval_s = interval_s
         self.request_timeout_s = request_timeout_s
+        self.follow_redirects = follow_redirects
 
     def describe(self) -> StepDescription:
         expect = f"HTTP {self.expect_status}"
@@ -166,35 +164,19 @@ class HealthStep:
         return evidence(api, observed, ok, note)
 
     def _probe_url(self, url: str) -> tuple[dict[str, Any], str]:
-        """GET the URL once; (what was seen, why it failed or "")."""
-        request = urllib.request.Request(url, headers={"User-Agent": "rollback-health"})
-        started = time.perf_counter()
-        seen: dict[str, Any]
-        status: int | None = None
-        body = b""
-        try:
-            with urllib.request.urlopen(request, timeout=self.request_timeout_s) as response:
-                status = int(response.status)
-                body = response.read(MAX_BODY)
-        except urllib.error.HTTPError as exc:
-            status = exc.code
-            body = exc.read(MAX_BODY) if exc.fp else b""
-        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            latency = (time.perf_counter() - started) * 1000
-            seen = {"status": None, "latency_ms": round(latency, 1), "error": str(reason)}
-            return seen, f"unreachable: {reason}"
-        latency = (time.perf_counter() - started) * 1000
-        seen = {"status": status, "latency_ms": round(latency, 1)}
-        if self.body_contains is not None:
-            seen["body_matched"] = self.body_contains.encode() in body
-        if status != self.expect_status:
-            return seen, f"status {status}, expected {self.expect_status}"
-        if self.body_contains is not None and not seen["body_matched"]:
-            return seen, f"body does not contain {self.body_contains!r}"
-        if self.max_latency_ms is not None and latency > self.max_latency_ms:
-            return seen, f"took {latency:.0f} ms, more than {self.max_latency_ms:g} ms"
-        return seen, ""
+        """GET the URL once (rollback.probe: no redirects followed); (what was seen, why it failed or "")."""
+        probe = probe_http(
+            url,
+            timeout_s=self.request_timeout_s,
+            expect_status=self.expect_status,
+            follow_redirects=self.follow_redirects,
+            body_contains=self.body_contains,
+            max_latency_ms=self.max_latency_ms,
+        )
+        failure = probe.failure
+        if failure and probe.status is not None:
+            failure = f"status {failure}"
+        return probe.seen(), failure
 
 
 def _judge_alarm(name: str, state: AlarmState | None) -> tuple[dict[str, Any], str]:

@@ -100,7 +100,9 @@ def open_store(url: str, clients: Clients | None = None) -> Store:
     if "://" not in url:
         from rollback.store.local import LocalStore
 
-        return LocalStore(Path(url).expanduser(), url)
+        # Messages name the absolute path: "./artifacts" from the wrong directory misleads.
+        root = Path(url).expanduser().absolute()
+        return LocalStore(root, str(root))
     scheme = url.split("://", 1)[0].lower()
     if scheme == "file":
         from urllib.parse import unquote, urlsplit

@@ -21,6 +21,8 @@ from typing import Any, Protocol
 
 import pytest
 
+from tests import jsonschemas
+
 ROLLBACK = Path(sys.executable).parent / "rollback"
 
 
@@ -84,14 +86,21 @@ def run_cli(tmp_path: Path) -> RunCli:
 
 
 def parse_json(result: subprocess.CompletedProcess[str]) -> Any:
-    """The one JSON document on stdout; fails the test with both streams if it is not one."""
+    """The one JSON document on stdout, checked against its schema in docs/schemas/.
+
+    Fails the test with both streams if stdout is not one document.
+    """
     try:
-        return json.loads(result.stdout)
+        document = json.loads(result.stdout)
     except json.JSONDecodeError as exc:
         pytest.fail(
             f"stdout is not one JSON document ({exc}); exit {result.returncode}\n"
             f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
         )
+    args = [str(a) for a in result.args[1:]] if isinstance(result.args, list) else []
+    if args:
+        jsonschemas.validate(args, document)
+    return document
 
 
 def describe(result: subprocess.CompletedProcess[str], args: Sequence[str] = ()) -> str:

@@ -89,10 +89,25 @@ def test_rollback_config_names_another_file(tmp_path: Path) -> None:
     assert settings.store == "s3://bucket/prefix"
 
 
-def test_unknown_file_keys_are_kept_as_extra(tmp_path: Path) -> None:
-    write_toml(tmp_path, 'bake = "10m"\n[notify]\nchannel = "#ops"\n')
-    settings = config.load({}, env={}, cwd=tmp_path)
-    assert settings.extra == {"bake": "10m", "notify": {"channel": "#ops"}}
+def test_an_unknown_file_key_is_refused_naming_the_nearest_known_one(tmp_path: Path) -> None:
+    path = write_toml(tmp_path, 'webhok_url = "https://hooks.example.com/x"\n')
+    with pytest.raises(ConfigError) as raised:
+        config.load({}, env={}, cwd=tmp_path)
+    assert raised.value.message.startswith(
+        f"config file {path} has an unknown key 'webhok_url'; did you mean 'webhook_url'? known keys: "
+    )
+    assert raised.value.exit_code == ExitCode.USAGE and raised.value.fields["key"] == "webhok_url"
+    write_toml(tmp_path, '[notify]\nchannel = "#ops"\n')
+    with pytest.raises(ConfigError, match="unknown key 'notify'; known keys: debug, endpoint_url"):
+        config.load({}, env={}, cwd=tmp_path)
+
+
+@pytest.mark.parametrize("flags", [{"stack": ("",)}, {"store": ""}, {"store": "  "}, {"stacks_file": ""}])
+def test_an_empty_stack_or_store_is_refused_not_defaulted(
+    tmp_path: Path, flags: dict[str, object]
+) -> None:
+    with pytest.raises(ConfigError, match=r"^--(stack|store|stacks-file) is empty; pass a value"):
+        config.load(flags, env={}, cwd=tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -130,6 +145,6 @@ def test_health_deadline_from_env_file_and_refused_when_not_positive(tmp_path: P
     assert load(env={"ROLLBACK_HEALTH_DEADLINE": "7.5"}, cwd=tmp_path).health_deadline_s == 7.5
     (tmp_path / "rollback.toml").write_text("health_deadline_s = 120\n")
     assert load(env={}, cwd=tmp_path).health_deadline_s == 120.0
-    for bad in ("0", "-3", "soon"):
+    for bad in ("0", "-3", "soon", "nan", "inf", "1e400", "1e9"):
         with pytest.raises(ConfigError, match="not a number of seconds above 0"):
             load(env={"ROLLBACK_HEALTH_DEADLINE": bad}, cwd=tmp_path)

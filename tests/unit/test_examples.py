@@ -129,3 +129,36 @@ def test_every_rollback_line_is_a_valid_command(where: str, args: list[str]) -> 
     for i, word in enumerate(args[:-1]):
         if word in DURATION_OPTIONS:
             parse_duration(args[i + 1], word)
+
+
+def _pip_installs() -> list[tuple[str, list[str]]]:
+    """(file, the words after `pip install`) of every install line, variables expanded."""
+    found = []
+    github = yaml.safe_load(GITHUB.read_text())
+    gitlab = yaml.safe_load(GITLAB.read_text())
+    scripts = [(GITHUB.name, run, dict(github.get("env") or {})) for run, _ in github_commands(github)]
+    scripts += [
+        (GITLAB.name, str(line), dict(gitlab.get("variables") or {}))
+        for job in gitlab.values()
+        if isinstance(job, dict)
+        for key in ("script", "before_script")
+        for line in job.get(key, [])
+    ]
+    for where, script, variables in scripts:
+        for line in script.splitlines():
+            words = shlex.split(expand(line, variables))
+            if words[:2] == ["pip", "install"]:
+                found.append((where, words[2:]))
+    return found
+
+
+def test_the_examples_install_this_project_not_the_pypi_namesake() -> None:
+    import tomllib
+
+    name = tomllib.loads((EXAMPLES.parent / "pyproject.toml").read_text())["project"]["name"]
+    installs = _pip_installs()
+    assert {where for where, _ in installs} == {GITHUB.name, GITLAB.name}
+    for where, requirements in installs:
+        names = [re.split(r"[\s@=<>\[]", r, maxsplit=1)[0] for r in requirements]
+        assert name in names, f"{where}: `pip install {' '.join(requirements)}` is not {name}"
+        assert "rollback" not in names, f"{where} installs the unrelated PyPI project `rollback`"

@@ -31,6 +31,7 @@ class Hook:
 
     def __init__(self, status: int) -> None:
         self.status = status
+        self.script: list[tuple[int, dict[str, str]]] = []  # (status, headers) of the next answers
         self.received: list[dict[str, Any]] = []
         hook = self
 
@@ -38,7 +39,10 @@ class Hook:
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 length = int(self.headers["Content-Length"])
                 hook.received.append(json.loads(self.rfile.read(length)))
-                self.send_response(hook.status)
+                status, headers = hook.script.pop(0) if hook.script else (hook.status, {})
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(b"ok")
 
@@ -115,17 +119,39 @@ def test_failing_webhooks_are_reported_not_raised(
     broken_hook: Hook, closed_port_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="rollback.notify")
+    sleeps: list[float] = []
     outcomes = notify_all(
-        [WebhookNotifier(broken_hook.url), WebhookNotifier(closed_port_url)], note()
+        [
+            WebhookNotifier(broken_hook.url, sleep=sleeps.append),
+            WebhookNotifier(closed_port_url, sleep=sleeps.append),
+        ],
+        note(),
     )
     assert [o.ok for o in outcomes] == [False, False]
-    assert outcomes[0].error == "the webhook answered HTTP 500"
+    assert outcomes[0].error == "the webhook answered HTTP 500 after 4 attempts"
     assert outcomes[1].error.startswith("the webhook is unreachable")
-    assert len(broken_hook.received) == 1
+    assert len(broken_hook.received) == 4 and sleeps == [1, 2, 4]
     assert "could not deliver" in caplog.text
     # A webhook URL is a credential: neither outcomes nor logs repeat it.
     assert "SECRET-TOKEN" not in caplog.text
     assert all("SECRET-TOKEN" not in json.dumps(o.to_dict()) for o in outcomes)
+
+
+def test_429_and_5xx_are_retried_with_backoff_and_retry_after(hook: Hook) -> None:
+    hook.script = [(503, {}), (429, {"Retry-After": "7"}), (502, {"Retry-After": "9999"})]
+    sleeps: list[float] = []
+    (outcome,) = notify_all([WebhookNotifier(hook.url, sleep=sleeps.append)], note())
+    assert outcome.ok and len(hook.received) == 4
+    # back-off 1 s, then the server's 7 s, then (9999 s is past the limit) our own, doubled twice
+    assert sleeps == [1, 7, 4]
+
+
+def test_a_client_error_is_not_retried(hook: Hook) -> None:
+    hook.script = [(404, {})]
+    sleeps: list[float] = []
+    (outcome,) = notify_all([WebhookNotifier(hook.url, sleep=sleeps.append)], note())
+    assert not outcome.ok and outcome.error == "the webhook answered HTTP 404"
+    assert len(hook.received) == 1 and sleeps == []
 
 
 def test_sns_publishes_what_a_subscribed_queue_receives() -> None:
@@ -179,8 +205,8 @@ def test_a_run_with_broken_notifiers_still_succeeds_and_journals_the_outcomes(
             ),
         )
         notifiers = [
-            WebhookNotifier(broken_hook.url),
-            WebhookNotifier(closed_port_url),
+            WebhookNotifier(broken_hook.url, sleep=lambda _: None),
+            WebhookNotifier(closed_port_url, sleep=lambda _: None),
             WebhookNotifier(hook.url),
         ]
         executor = Executor(store, STACK, builder_for(s3, "cloud"), notifiers=notifiers)
@@ -198,3 +224,8 @@ def test_a_run_with_broken_notifiers_still_succeeds_and_journals_the_outcomes(
     assert [o.ok for o in result.notifications].count(False) == 6
     stored = "".join(store.get_doc(k).decode() for k in store.list_docs("runs/"))
     assert "SECRET-TOKEN" not in stored
+    # The report says which notifications never arrived, and why.
+    from rollback.report import build_report, render_markdown
+
+    markdown = render_markdown(build_report(run))
+    assert markdown.count("NOT delivered (the webhook answered HTTP 500 after 4 attempts)") == 3

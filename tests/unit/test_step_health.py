@@ -86,7 +86,7 @@ def test_persistent_500_fails_at_the_deadline(health_server: HealthServer) -> No
     (found,) = step.verify()
     assert not found.ok
     assert found.observed["status"] == 500
-    assert "status 500, expected 200" in found.note
+    assert "status 500 Internal Server Error, expected 200" in found.note
     assert "gave up" in found.note
     assert clock.now == pytest.approx(10)
 

@@ -229,13 +229,27 @@ SPEC = CutoverSpec(
 
 
 @pytest.mark.parametrize(
-    ("text", "seconds"), [("90s", 90), ("10m", 600), ("1h", 3600), ("45", 45), ("1.5m", 90)]
+    ("text", "seconds"),
+    [
+        ("90s", 90),
+        ("10m", 600),
+        ("1h", 3600),
+        ("45", 45),
+        ("1.5m", 90),
+        ("1m30s", 90),
+        ("1h30m", 5400),
+        ("2h0m5s", 7205),
+        (" 5M ", 300),
+    ],
 )
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "ten minutes", "10d", "-5s", "5 m s"])
+@pytest.mark.parametrize(
+    "text",
+    ["", "ten minutes", "10d", "-5s", "5 m s", "1m30", "30s1m", "nan", "inf", "1e3s", "١٢s", "9" * 400],
+)
 def test_a_bad_duration_is_a_usage_error(text: str) -> None:
     with pytest.raises(UsageError, match="is not a duration"):
         parse_duration(text, "--bake")
