@@ -302,13 +302,22 @@ def rollback_to(
 
 
 def resume(
-    bench: Workbench, run_id: str, *, actor: str, on_event: OnEvent | None = None
+    bench: Workbench,
+    run_id: str,
+    *,
+    actor: str,
+    on_event: OnEvent | None = None,
+    break_lock: bool = False,
 ) -> Outcome:
-    """Finish a run whose process died; re-verifies the step in flight first."""
+    """Finish a run whose process died; re-verifies the step in flight first.
+
+    `break_lock` takes over an expired lease (the agent passes it only for a
+    lock its own dead run left behind).
+    """
     from rollback.journal import Journal
     from rollback.report import store_report
 
-    result = bench.executor(on_event).resume(run_id, actor=actor)
+    result = bench.executor(on_event).resume(run_id, actor=actor, break_lock=break_lock)
     plan = Journal.load(bench.store, bench.registry.stack, run_id).plan
     keys = store_report(bench.store, bench.registry.stack, run_id)
     return Outcome(plan, result, tuple(_located(bench.store, k) for k in keys))
