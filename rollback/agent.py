@@ -124,6 +124,7 @@ class Agent:
         another agent. Receive errors are logged and retried after a pause.
         """
         self.index.refresh()
+        _warm_up()
         log.info(
             "agent %s on %s: %d alarms of %d stacks",
             self.name,
@@ -454,6 +455,18 @@ class Agent:
     def _count(self, handled: Handled) -> None:
         if self.metrics:
             self.metrics.settled(handled.outcome)
+
+
+def _warm_up() -> None:
+    """Import the rollback path now: the first incident should not wait for imports."""
+    import rollback.executor
+    import rollback.orchestrate
+    import rollback.planner
+    import rollback.report
+    import rollback.steps.health
+    import rollback.steps.mark
+    import rollback.steps.preflight
+    import rollback.steps.traffic  # noqa: F401
 
 
 def _duplicate_of(first: Claim, what: str) -> str:

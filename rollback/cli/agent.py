@@ -167,7 +167,7 @@ def run(
 
     def bench_for(stack: str) -> Workbench:
         if stack not in benches:
-            benches[stack] = factory.for_stack(stack).workbench()
+            benches[stack] = factory.for_stack(stack, shared=True).workbench()
         return benches[stack]
 
     metrics = None
