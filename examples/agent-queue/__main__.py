@@ -10,7 +10,6 @@ and pass the alarm names the program creates.
 """
 
 import pulumi
-
 from agent_queue import AgentQueue
 
 config = pulumi.Config()
