@@ -178,8 +178,12 @@ def alarm_to_traffic(
             while weights(elbv2, topologies[stack]) != {"blue": 0, "green": 100}:
                 time.sleep(0.005)
             agent_times.append(time.perf_counter() - start)
-            while not [r for r in list_runs(open_store(str(store)), stack) if r.result]:
+            # The agent is free again only when the run (its health step) has finished.
+            while not [
+                r for r in list_runs(open_store(str(store)), stack) if r.result != "unfinished"
+            ]:
                 time.sleep(0.05)
+            time.sleep(0.5)  # and its next receive is waiting
     finally:
         agents.stop()
     # The baseline: a bare consumer already long-polling the same queue, then the swap.

@@ -307,3 +307,54 @@ def test_bad_messages_are_dead_lettered_and_the_agents_carry_on(
     assert sum("dead-lettered" in line for line in err.splitlines()) == 5
     counts = json.loads(out)["counts"]
     assert counts == {"dead-lettered": 5, "done": 1}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_sigterm_mid_run_finishes_the_run_takes_nothing_more_and_exits_0(
+    site: Site, run_cli: RunCli
+) -> None:
+    import urllib.request
+
+    site.setup(run_cli)
+    port = _free_port()
+    agent = site.start_agent("--metrics-port", str(port))
+    base = f"http://127.0.0.1:{port}"
+    wait_for("/healthz", lambda: _get(f"{base}/healthz") == (200, "ok\n"), 60)
+    site.publish(alarm_event("shop-s2-5xx"))
+    wait_for("traffic on green", lambda: site.weights("shop/s2") == {"blue": 0, "green": 100}, 60)
+    metrics = urllib.request.urlopen(f"{base}/metrics", timeout=5).read().decode()
+    assert "rollback_agent_queue_receive_lag_seconds_count 1.0" in metrics
+    [run_id] = site.runs("shop/s2")
+    assert not Journal.load(open_store(str(site.store)), "shop/s2", run_id).finished  # health runs
+    agent.send_signal(signal.SIGTERM)
+    site.send(json.dumps({"stack": "shop/s0", "to": "1.4.0", "id": "after-sigterm"}))
+    out, err = agent.communicate(timeout=60)
+    assert agent.returncode == 0, err
+    assert "SIGTERM: finishing the message in hand" in err
+    run = Journal.load(open_store(str(site.store)), "shop/s2", run_id)
+    assert run.result == "succeeded"
+    assert site.current("shop/s2") == "1.4.0"
+    assert json.loads(out)["counts"] == {"done": 1}
+    # The job sent after SIGTERM was left for another agent.
+    assert site.runs("shop/s0") == []
+    assert site.weights("shop/s0") == {"blue": 100, "green": 0}
+    got = site.aws("sqs").receive_message(QueueUrl=site.queue_url, VisibilityTimeout=0)
+    assert [json.loads(m["Body"])["id"] for m in got["Messages"]] == ["after-sigterm"]
+
+
+def _get(url: str) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as answer:
+            return answer.status, answer.read().decode()
+    except (urllib.error.URLError, OSError):
+        return 0, ""
