@@ -179,10 +179,10 @@ class Agent:
         except RollbackError as exc:
             if ExitCode(exc.exit_code) in PERMANENT:
                 return self._dead_letter(message, f"refused: {exc.message}")
-            return self._retry(message, exc.message)
+            return self._retry(message, exc.message, subject)
         except Exception as exc:  # noqa: BLE001 - a bug in one message must not stop the agent
             log.debug("message %s raised", message.message_id, exc_info=True)
-            return self._retry(message, f"internal error: {type(exc).__name__}: {exc}")
+            return self._retry(message, f"internal error: {type(exc).__name__}: {exc}", subject)
         self._delete(message)
         self._count(handled)
         return handled
@@ -406,9 +406,22 @@ class Agent:
         except RollbackError as exc:
             log.warning("could not release message %s: %s", message.message_id, exc.message)
 
-    def _retry(self, message: Received, why: str) -> Handled:
+    def _retry(self, message: Received, why: str, subject: AlarmChange | Job) -> Handled:
         count = message.receive_count
         if count >= self.settings.max_receives:
+            if isinstance(subject, Job):  # a waiting fleet learns the job's end too
+                write_result(
+                    self.store,
+                    f"job-{subject.id}",
+                    {
+                        "stack": subject.stack,
+                        "ok": False,
+                        "result": "dead-lettered",
+                        "exit_code": int(ExitCode.FAILED),
+                        "message": f"failed {count} times; last: {why}",
+                        "by": self.name,
+                    },
+                )
             return self._dead_letter(message, f"failed {count} times; last: {why}")
         delay = self.settings.retry_delay_s * count
         log.warning(

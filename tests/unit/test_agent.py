@@ -301,3 +301,20 @@ def test_metrics_and_healthz_on_loopback() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_job_given_up_on_leaves_a_result_for_the_waiting_fleet(rig: Rig) -> None:
+    from rollback.errors import LockHeld
+
+    def locked(stack: str) -> Workbench:
+        raise LockHeld(f"stack {stack} is locked by run r-1; wait for that run to finish.")
+
+    rig.queue.send(json.dumps({"id": "j-9", "stack": "shop/s1", "to": "1.4.0"}))
+    assert rig.settle(rig.agent(locked, max_receives=2), 2) == ["retry", "dead-lettered"]
+    result = read_result(rig.store, "job-j-9")
+    assert result is not None
+    assert (result["result"], result["ok"], result["stack"]) == ("dead-lettered", False, "shop/s1")
+    assert result["message"] == (
+        "failed 2 times; last: stack shop/s1 is locked by run r-1; wait for that run to finish."
+    )
+    assert len(rig.dead_letters()) == 1
