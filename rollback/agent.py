@@ -34,8 +34,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -54,6 +53,7 @@ from rollback.agent_claims import (
     write_result,
 )
 from rollback.agent_messages import AlarmChange, AlarmIndex, Job, Malformed, parse_message
+from rollback.agent_settle import AgentSettings, Handled, Settler
 from rollback.errors import ExitCode, RollbackError
 
 if TYPE_CHECKING:
@@ -67,35 +67,6 @@ log = logging.getLogger(__name__)
 
 # Exit codes after which a retry cannot help: the message is dead-lettered at once.
 PERMANENT = frozenset({ExitCode.USAGE, ExitCode.INTEGRITY})
-
-
-@dataclass(frozen=True)
-class AgentSettings:
-    """How the agent uses its queue. Seconds throughout."""
-
-    wait_s: int = 20  # long-poll wait of each receive (SQS allows 0-20)
-    visibility_s: int = 60  # what each heartbeat extends a message's visibility to
-    heartbeat_s: float = 15.0  # how often, while a run lives
-    max_receives: int = 3  # failed receipts before a message is dead-lettered
-    retry_delay_s: int = 5  # a failed message is visible again after this (times its count)
-
-
-@dataclass(frozen=True)
-class Handled:
-    """What became of one message: done | duplicate | dead-lettered | retry | ignored."""
-
-    message_id: str
-    outcome: str
-    detail: str
-    runs: tuple[dict[str, Any], ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "message_id": self.message_id,
-            "outcome": self.outcome,
-            "detail": self.detail,
-            "runs": list(self.runs),
-        }
 
 
 @dataclass
@@ -115,6 +86,7 @@ class Agent:
     def __post_init__(self) -> None:
         self.index = AlarmIndex(self.store, self.only)
         self.handled: list[Handled] = []
+        self.settle = Settler(self.queue, self.dead_letter, self.settings, self.metrics, self.name)
 
     # -- the loop ---------------------------------------------------------------------
     def serve(self, stop: threading.Event, *, max_messages: int | None = None) -> None:
@@ -145,7 +117,7 @@ class Agent:
                 continue
             for message in messages:
                 if stop.is_set():
-                    self._release(message)
+                    self.settle.release(message)
                     continue
                 self.handled.append(self.handle(message))
             if max_messages is not None and len(self.handled) >= max_messages:
@@ -160,7 +132,7 @@ class Agent:
         try:
             subject = parse_message(message.body, message.message_id)
         except Malformed as exc:
-            return self._dead_letter(message, f"malformed: {exc.message}")
+            return self.settle.dead_letter(message, f"malformed: {exc.message}")
         log.info(
             "message %s: %s (receipt %d, %.2fs after sent)",
             message.message_id,
@@ -169,22 +141,23 @@ class Agent:
             lag,
         )
         try:
-            with self._heartbeat(message):
+            with self.settle.heartbeat(message):
                 if isinstance(subject, AlarmChange):
                     handled = self._alarm(message, subject)
                 else:
                     handled = self._job(message, subject)
         except Malformed as exc:
-            return self._dead_letter(message, exc.message)
+            return self.settle.dead_letter(message, exc.message)
         except RollbackError as exc:
             if ExitCode(exc.exit_code) in PERMANENT:
-                return self._dead_letter(message, f"refused: {exc.message}")
-            return self._retry(message, exc.message, subject)
+                return self.settle.dead_letter(message, f"refused: {exc.message}")
+            return self.settle.retry(message, exc.message, self._give_up(subject))
         except Exception as exc:  # noqa: BLE001 - a bug in one message must not stop the agent
             log.debug("message %s raised", message.message_id, exc_info=True)
-            return self._retry(message, f"internal error: {type(exc).__name__}: {exc}", subject)
-        self._delete(message)
-        self._count(handled)
+            why = f"internal error: {type(exc).__name__}: {exc}"
+            return self.settle.retry(message, why, self._give_up(subject))
+        self.settle.delete(message)
+        self.settle.count(handled)
         return handled
 
     # -- alarms -----------------------------------------------------------------------
@@ -319,6 +292,28 @@ class Agent:
         """
         return not first.fresh and first.doc.get("message_id") != message.message_id
 
+    def _give_up(self, subject: AlarmChange | Job) -> Callable[[str], None] | None:
+        """For a job: record its end when it is dead-lettered, so a waiting fleet learns it."""
+        if not isinstance(subject, Job):
+            return None
+        job = subject
+
+        def record(why: str) -> None:
+            write_result(
+                self.store,
+                f"job-{job.id}",
+                {
+                    "stack": job.stack,
+                    "ok": False,
+                    "result": "dead-lettered",
+                    "exit_code": int(ExitCode.FAILED),
+                    "message": why,
+                    "by": self.name,
+                },
+            )
+
+        return record
+
     # -- one run per claim --------------------------------------------------------------
     def _run_once(
         self, stack: str, key: str, tag: str, start: Callable[[Workbench], Outcome]
@@ -371,103 +366,6 @@ class Agent:
         held = read_lock(self.store, run.stack)
         expired = held is not None and held.run_id == run.run_id and held.expired(self.clock())
         return resume(bench, run.run_id, actor=self.name, break_lock=expired)
-
-    # -- settling messages --------------------------------------------------------------
-    @contextmanager
-    def _heartbeat(self, message: Received) -> Iterator[None]:
-        """Keep `message` invisible to other agents while the block runs."""
-        done = threading.Event()
-
-        def beat() -> None:
-            while not done.wait(self.settings.heartbeat_s):
-                try:
-                    self.queue.extend(message.receipt, self.settings.visibility_s)
-                except RollbackError as exc:
-                    log.warning("heartbeat for message %s failed: %s", message.message_id, exc)
-
-        thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            done.set()
-            thread.join()
-
-    def _delete(self, message: Received) -> None:
-        try:
-            self.queue.delete(message.receipt)
-        except RollbackError as exc:
-            log.warning("could not delete message %s: %s", message.message_id, exc.message)
-
-    def _release(self, message: Received) -> None:
-        """Hand a message back at once (we are stopping)."""
-        try:
-            self.queue.extend(message.receipt, 0)
-        except RollbackError as exc:
-            log.warning("could not release message %s: %s", message.message_id, exc.message)
-
-    def _retry(self, message: Received, why: str, subject: AlarmChange | Job) -> Handled:
-        count = message.receive_count
-        if count >= self.settings.max_receives:
-            if isinstance(subject, Job):  # a waiting fleet learns the job's end too
-                write_result(
-                    self.store,
-                    f"job-{subject.id}",
-                    {
-                        "stack": subject.stack,
-                        "ok": False,
-                        "result": "dead-lettered",
-                        "exit_code": int(ExitCode.FAILED),
-                        "message": f"failed {count} times; last: {why}",
-                        "by": self.name,
-                    },
-                )
-            return self._dead_letter(message, f"failed {count} times; last: {why}")
-        delay = self.settings.retry_delay_s * count
-        log.warning(
-            "message %s failed (receipt %d of %d): %s; retrying in %ds",
-            message.message_id,
-            count,
-            self.settings.max_receives,
-            why,
-            delay,
-        )
-        try:
-            self.queue.extend(message.receipt, delay)
-        except RollbackError as exc:
-            log.warning("could not reschedule message %s: %s", message.message_id, exc.message)
-        handled = Handled(message.message_id, "retry", why)
-        self._count(handled)
-        return handled
-
-    def _dead_letter(self, message: Received, why: str) -> Handled:
-        """Move the message to the dead-letter queue with `why`; never retried."""
-        log.error("message %s dead-lettered: %s", message.message_id, why)
-        if self.dead_letter is None:
-            log.error("the queue has no dead-letter queue; message %s dropped", message.message_id)
-        else:
-            try:
-                self.dead_letter.send(
-                    message.body,
-                    {
-                        "rollback-reason": why[:1000],
-                        "rollback-source-message-id": message.message_id,
-                        "rollback-receive-count": str(message.receive_count),
-                        "rollback-agent": self.name,
-                    },
-                )
-            except RollbackError as exc:
-                # Left on the queue: the redrive policy moves it after maxReceiveCount.
-                log.error("could not dead-letter message %s: %s", message.message_id, exc.message)
-                return Handled(message.message_id, "retry", why)
-        self._delete(message)
-        handled = Handled(message.message_id, "dead-lettered", why)
-        self._count(handled)
-        return handled
-
-    def _count(self, handled: Handled) -> None:
-        if self.metrics:
-            self.metrics.settled(handled.outcome)
 
 
 def _warm_up() -> None:

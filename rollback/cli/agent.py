@@ -154,7 +154,8 @@ def run(
     import signal
     import threading
 
-    from rollback.agent import Agent, AgentSettings
+    from rollback.agent import Agent
+    from rollback.agent_settle import AgentSettings
     from rollback.aws.sqs import Queue
 
     factory = ctx.find_root().obj

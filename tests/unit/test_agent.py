@@ -21,10 +21,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from rollback.agent import Agent, AgentSettings
+from rollback.agent import Agent
 from rollback.agent_claims import read_result
 from rollback.agent_messages import AlarmChange, Job, Malformed, parse_message
 from rollback.agent_metrics import AgentMetrics
+from rollback.agent_settle import AgentSettings
 from rollback.agent_setup import alarm_pattern
 from rollback.aws.session import Clients
 from rollback.aws.sqs import Queue
