@@ -252,7 +252,7 @@ def fleet_through_queue(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stacks", type=int, default=50, help="stacks per fleet run")
+    parser.add_argument("--stacks", type=int, default=50, help="stacks per fleet run (0: skip b)")
     parser.add_argument("--trials", type=int, default=5, help="alarm-to-traffic trials")
     args = parser.parse_args()
 
@@ -274,8 +274,12 @@ def main() -> None:
         started = time.perf_counter()
         local = open_store(str(store))
         alarm_stacks = build_stacks(aws, local, work, 2 * args.trials, project="alarm")
-        one = list(build_stacks(aws, local, work, args.stacks, project="one"))
-        four = list(build_stacks(aws, local, work, args.stacks, project="four"))
+        one = (
+            list(build_stacks(aws, local, work, args.stacks, project="one")) if args.stacks else []
+        )
+        four = (
+            list(build_stacks(aws, local, work, args.stacks, project="four")) if args.stacks else []
+        )
         print(
             f"{2 * args.trials + 2 * args.stacks} stacks built in {time.perf_counter() - started:.1f}s"
         )
@@ -294,6 +298,10 @@ def main() -> None:
             f"(a) alarm published -> listener on green: agent {agent_s:.3f}s, bare receive + swap "
             f"{bare_s:.3f}s (medians of {args.trials}); ratio {ratio:.1f} (goal <= 1.5)"
         )
+        if not args.stacks:
+            print("(b) skipped (--stacks 0)")
+            print(f"agent_alarm_ratio: {ratio:.2f}")
+            return
         one_s = fleet_through_queue(store, queue, env, one, 1, work, aws)
         print(
             f"(b) {args.stacks} stacks through the queue, 1 agent: {one_s:.1f}s "

@@ -242,7 +242,9 @@ class Agent:
 
             return emergency(bench, reason, actor=self.name)
 
-        return self._run_once(stack, f"incident-{incident}", f"[incident {incident}]", start)
+        return self._run_once(
+            stack, f"incident-{incident}", f"[incident {incident}]", start, fresh=held.fresh
+        )
 
     # -- jobs -------------------------------------------------------------------------
     def _job(self, message: Received, job: Job) -> Handled:
@@ -275,7 +277,7 @@ class Agent:
             )
 
         try:
-            entry = self._run_once(job.stack, f"job-{job.id}", tag, start)
+            entry = self._run_once(job.stack, f"job-{job.id}", tag, start, fresh=first.fresh)
         except RollbackError as exc:
             if ExitCode(exc.exit_code) in PERMANENT:
                 # The waiting fleet learns why; the message goes to the DLQ with it.
@@ -316,17 +318,27 @@ class Agent:
 
     # -- one run per claim --------------------------------------------------------------
     def _run_once(
-        self, stack: str, key: str, tag: str, start: Callable[[Workbench], Outcome]
+        self,
+        stack: str,
+        key: str,
+        tag: str,
+        start: Callable[[Workbench], Outcome],
+        *,
+        fresh: bool,
     ) -> dict[str, Any]:
-        """The claim's run: its recorded result, the journal's run resumed, or a new run."""
+        """The claim's run: its recorded result, the journal's run resumed, or a new run.
+
+        A `fresh` claim (written just now) has neither result nor run: the
+        store is not searched, and the rollback starts at once.
+        """
         from rollback.fleet import StackRun
 
-        done = read_result(self.store, key)
+        done = None if fresh else read_result(self.store, key)
         if done is not None:
             log.info("%s: %s already ended (%s)", stack, key, done.get("result"))
             return done
         bench = self.bench_for(stack)
-        run = find_tagged_run(self.store, stack, tag)
+        run = None if fresh else find_tagged_run(self.store, stack, tag)
         began = time.monotonic()
         if run is not None and run.finished:
             entry = _of_run(run, self.name)
