@@ -319,3 +319,57 @@ def test_a_job_given_up_on_leaves_a_result_for_the_waiting_fleet(rig: Rig) -> No
         "failed 2 times; last: stack shop/s1 is locked by run r-1; wait for that run to finish."
     )
     assert len(rig.dead_letters()) == 1
+
+
+# -- rollback to --via-queue -------------------------------------------------------------------
+
+
+def test_via_queue_without_wait_enqueues_one_job_per_stack(
+    rig: Rig, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rollback.cli.main import main
+
+    argv = ["--store", str(tmp_path / "store"), "-o", "json", "--stack", "shop/s0",
+            "--stack", "shop/s1", "to", "1.4.0", "--yes", "--reason", "bad deploy",
+            "--via-queue", rig.queue.url, "--no-wait"]  # fmt: skip
+    main(argv)  # returns (no SystemExit) on success
+    printed = json.loads(capsys.readouterr().out)
+    assert [q["stack"] for q in printed["queued"]] == ["shop/s0", "shop/s1"]
+    got = rig.queue.receive(max_messages=10, wait_s=0)
+    jobs = sorted((parse_message(m.body, m.message_id) for m in got), key=lambda j: j.key)
+    assert [(j.stack, j.to, j.reason) for j in jobs] == [  # type: ignore[union-attr]
+        ("shop/s0", "1.4.0", "bad deploy"),
+        ("shop/s1", "1.4.0", "bad deploy"),
+    ]
+    assert {j.key for j in jobs} == {q["job"] for q in printed["queued"]}
+    # Nothing ran here: the agents do the work.
+    assert list_runs(rig.store, "shop/s0") == []
+    assert listener_weights(rig.aws("elbv2"), rig.topologies["shop/s0"]) == {
+        "blue": 100,
+        "green": 0,
+    }
+
+
+def test_waiting_on_jobs_reports_each_result_and_the_ones_still_queued(rig: Rig) -> None:
+    from rollback.agent_fleet import wait_for
+    from rollback.agent_messages import Job
+
+    jobs = [Job("j-a", "shop/s0", "1.4.0", "r"), Job("j-b", "shop/s1", "1.4.0", "r")]
+    rig.queue.send(jobs[0].to_body())
+    rig.settle(rig.agent(), 1)
+    clock = iter(range(100))
+    seen: list[tuple[str, str]] = []
+    fleet = wait_for(
+        rig.store,
+        jobs,
+        timeout_s=3,
+        on_done=lambda run, by: seen.append((run.stack, run.result)),
+        timing=Timing(sleep=lambda s: None, clock=lambda: float(next(clock))),
+    )
+    assert seen == [("shop/s0", "succeeded")]
+    assert [(r.stack, r.result, r.exit_code) for r in fleet.runs] == [
+        ("shop/s0", "succeeded", 0),
+        ("shop/s1", "queued", 1),
+    ]
+    assert fleet.exit_code == 1
+    assert "no agent reported job j-b within 3s" in fleet.runs[1].message
