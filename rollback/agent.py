@@ -54,7 +54,7 @@ from rollback.agent_claims import (
 )
 from rollback.agent_messages import AlarmChange, AlarmIndex, Job, Malformed, parse_message
 from rollback.agent_settle import AgentSettings, Handled, Settler
-from rollback.errors import ExitCode, RollbackError
+from rollback.errors import ExitCode, LockHeld, RollbackError
 
 if TYPE_CHECKING:
     from rollback.agent_metrics import AgentMetrics
@@ -64,6 +64,15 @@ if TYPE_CHECKING:
     from rollback.store import Store
 
 log = logging.getLogger(__name__)
+
+
+class LeaseWait(RollbackError):
+    """The run to resume is locked by its dead agent's lease (another host): come back later."""
+
+    def __init__(self, message: str, *, seconds: float) -> None:
+        super().__init__(message, seconds=seconds)
+        self.seconds = seconds
+
 
 # Exit codes after which a retry cannot help: the message is dead-lettered at once.
 PERMANENT = frozenset({ExitCode.USAGE, ExitCode.INTEGRITY})
@@ -148,6 +157,8 @@ class Agent:
                     handled = self._job(message, subject)
         except Malformed as exc:
             return self.settle.dead_letter(message, exc.message)
+        except LeaseWait as exc:
+            return self.settle.postpone(message, exc.message, exc.seconds)
         except RollbackError as exc:
             if ExitCode(exc.exit_code) in PERMANENT:
                 return self.settle.dead_letter(message, f"refused: {exc.message}")
@@ -376,8 +387,20 @@ class Agent:
         from rollback.store.lock import read_lock
 
         held = read_lock(self.store, run.stack)
-        expired = held is not None and held.run_id == run.run_id and held.expired(self.clock())
-        return resume(bench, run.run_id, actor=self.name, break_lock=expired)
+        ours = held is not None and held.run_id == run.run_id
+        expired = ours and held is not None and held.expired(self.clock())
+        try:
+            return resume(bench, run.run_id, actor=self.name, break_lock=expired)
+        except LockHeld:
+            held = read_lock(self.store, run.stack)
+            if held is None or held.run_id != run.run_id:
+                raise
+            # The dead agent was on another host: its lease must run out first.
+            raise LeaseWait(
+                f"run {run.run_id} was left by {held.describe()}; its lease runs until "
+                f"{held.expires_at}, then this agent resumes it.",
+                seconds=max(1.0, held.expires_epoch() - self.clock()),
+            ) from None
 
 
 def _warm_up() -> None:

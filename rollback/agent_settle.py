@@ -5,6 +5,7 @@ only what becomes of the message itself:
 
 - while it is worked on, a heartbeat thread keeps it invisible to other agents;
 - done: deleted;
+- waiting on a dead agent's lock lease (another host): hidden until it expires;
 - a transient failure: made visible again after `retry_delay_s` times its
   receipts, and after `max_receives` receipts dead-lettered;
 - dead-lettered: sent to the DLQ with the reason as the message attribute
@@ -44,7 +45,7 @@ class AgentSettings:
 
 @dataclass(frozen=True)
 class Handled:
-    """What became of one message: done | duplicate | dead-lettered | retry | ignored."""
+    """What became of one message: done | duplicate | dead-lettered | retry | waiting | ignored."""
 
     message_id: str
     outcome: str
@@ -109,6 +110,18 @@ class Settler:
             self.queue.extend(message.receipt, 0)
         except RollbackError as exc:
             log.warning("could not release message %s: %s", message.message_id, exc.message)
+
+    def postpone(self, message: Received, why: str, seconds: float) -> Handled:
+        """Hide the message for `seconds` (at most SQS's 12 hours); not a failure."""
+        delay = int(min(max(seconds + 1, 1), 43200))
+        log.warning("message %s waits %ds: %s", message.message_id, delay, why)
+        try:
+            self.queue.extend(message.receipt, delay)
+        except RollbackError as exc:
+            log.warning("could not postpone message %s: %s", message.message_id, exc.message)
+        handled = Handled(message.message_id, "waiting", why)
+        self.count(handled)
+        return handled
 
     def retry(
         self, message: Received, why: str, give_up: Callable[[str], None] | None = None

@@ -373,3 +373,28 @@ def test_waiting_on_jobs_reports_each_result_and_the_ones_still_queued(rig: Rig)
     ]
     assert fleet.exit_code == 1
     assert "no agent reported job j-b within 3s" in fleet.runs[1].message
+
+
+def test_a_run_locked_by_its_dead_agents_live_lease_waits_for_the_lease(rig: Rig) -> None:
+    from rollback.agent_claims import claim, job_key
+    from rollback.journal import Journal
+    from rollback.planner import Options
+    from rollback.store.lock import acquire_lock, read_lock
+
+    # Agent A (another host, as far as this agent can tell: its lease is live) started job j-w
+    # and died after writing run.json and taking the lock.
+    job = Job("j-w", "shop/s0", "1.4.0", "r")
+    message_id = rig.queue.send(job.to_body())
+    claim(rig.store, job_key("j-w"), {"job": job.to_body(), "message_id": message_id})
+    plan = rig.bench("shop/s0").planner().plan("1.4.0", Options(reason="r [job j-w]", actor="a"))
+    Journal.create(rig.store, plan, actor="agent-a", options={})
+    acquire_lock(rig.store, "shop/s0", plan.run_id, lease_seconds=600, owner="agent-a")
+
+    agent = rig.agent()
+    assert rig.settle(agent, 1) == ["waiting"]
+    assert f"run {plan.run_id} was left by" in agent.handled[0].detail
+    assert rig.queue.approximate_depth() == (0, 1)  # hidden until the lease runs out
+    assert rig.dead_letters() == []
+    assert [r.run_id for r in list_runs(rig.store, "shop/s0")] == [plan.run_id]  # no second run
+    held = read_lock(rig.store, "shop/s0")
+    assert held is not None and held.owner == "agent-a"  # a live lease is never broken
