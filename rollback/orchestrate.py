@@ -412,18 +412,28 @@ def rollback_to(
 
 
 def resume(
-    bench: Workbench, run_id: str, *, actor: str, on_event: OnEvent | None = None
+    bench: Workbench,
+    run_id: str,
+    *,
+    actor: str,
+    on_event: OnEvent | None = None,
+    break_lock: bool = False,
 ) -> Outcome:
-    """Finish a run whose process died; re-verifies the step in flight first."""
+    """Finish a run whose process died; re-verifies the step in flight first.
+
+    `break_lock` takes over an expired lease (the agent passes it only for a
+    lock its own dead run left behind).
+    """
     from rollback.journal import Journal
     from rollback.preflight import preflight
     from rollback.report import store_report
 
     before = Journal.load(bench.store, bench.registry.stack, run_id)
-    if not before.finished:  # (a finished run is refused by the executor, with its own sentence)
+    # A run that succeeded or was aborted is refused by the executor, with its own sentence.
+    if not before.finished or before.result in ("failed", "stopped"):
         done = {s.name for s in before.steps if s.state in ("verified", "skipped")}
         preflight(bench, before.plan, [s for s in before.plan.steps if s.name not in done])
-    result = bench.executor(on_event).resume(run_id, actor=actor)
+    result = bench.executor(on_event).resume(run_id, actor=actor, break_lock=break_lock)
     plan = Journal.load(bench.store, bench.registry.stack, run_id).plan
     keys = store_report(bench.store, bench.registry.stack, run_id)
     return Outcome(plan, result, tuple(_located(bench.store, k) for k in keys))

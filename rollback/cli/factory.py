@@ -31,9 +31,16 @@ class Factory:
     def from_flags(cls, flags: dict[str, Any]) -> Factory:
         return cls(settings=config.load(flags))
 
-    def for_stack(self, stack: str) -> Factory:
-        """A factory of its own for one stack of a fleet: own session, store, lock and journal."""
-        return Factory(settings=self.settings.for_stack(stack), progress_prefix=f"{stack}: ")
+    def for_stack(self, stack: str, *, shared: bool = False) -> Factory:
+        """A factory of its own for one stack of a fleet: own session, store, lock and journal.
+
+        `shared` reuses this factory's clients and store instead (one thread
+        working on many stacks in turn: the agent), saving a session per stack.
+        """
+        child = Factory(settings=self.settings.for_stack(stack), progress_prefix=f"{stack}: ")
+        if shared:
+            child._built.update(clients=self.clients(), store=self.store())
+        return child
 
     def clients(self) -> Clients:
         if "clients" not in self._built:

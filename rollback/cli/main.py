@@ -46,6 +46,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Stop deploys and roll back to last-stable now.",
     ),
     "demo": ("rollback.cli.demo", "demo", "A bad deploy and its rollback on the embedded cloud."),
+    "agent": ("rollback.cli.agent", "agent", "Set up and run the queue-driven rollback agent."),
 }
 
 # Commands that take several --stack: a fleet (to, emergency) or no stack at all.

@@ -157,6 +157,21 @@ def plan_cmd(ctx: click.Context, version: str, accept_data_loss: bool, force: bo
 @click.option("--reason", default="", help="Why; goes into the journal, notifications and report.")
 @BREAK_LOCK
 @PARALLEL
+@click.option(
+    "--via-queue",
+    metavar="URL",
+    help="Enqueue one job per stack on the agents' queue instead of running here.",
+)
+@click.option(
+    "--wait/--no-wait", default=True, help="With --via-queue: wait for the agents' results."
+)
+@click.option(
+    "--wait-timeout",
+    type=click.FloatRange(0),
+    default=1800,
+    show_default=True,
+    help="With --via-queue: seconds to wait for the results.",
+)
 @click.pass_context
 def to(
     ctx: click.Context,
@@ -168,15 +183,29 @@ def to(
     reason: str,
     break_lock: bool,
     parallel: int,
+    via_queue: str | None,
+    wait: bool,
+    wait_timeout: float,
 ) -> None:
     """Roll back to VERSION (or last-stable): plan, confirm, execute, verify, report.
 
     With several stacks, each rolls back on its own (own lock and journal),
     PARALLEL at a time, after one confirmation for all; one summary ends it.
+    With --via-queue, the agents on that queue do the work, one job per stack.
     """
     from rollback.orchestrate import rollback_to
 
     skip_map = dict((s.split("=", 1) + ["skipped by request"])[:2] for s in skips)
+    if via_queue:
+        from rollback.cli.agent import via_queue as enqueue_fleet
+
+        if skip_map or break_lock:
+            raise click.UsageError("--skip and --break-lock do not travel through the queue.")
+        options = _options(reason, accept_data_loss, force)
+        enqueue_fleet(
+            ctx, via_queue, version, options, yes=yes, wait=wait, wait_timeout=wait_timeout
+        )
+        return
     if len(ctx.find_root().obj.settings.stacks) > 1:
         from rollback.cli.fleet import fleet_to
 
