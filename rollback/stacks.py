@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from rollback.aws.rds import Rds
     from rollback.engine import StackEngine
     from rollback.engine.embedded.secrets import SecretsKeyring
+    from rollback.releases import Registry
     from rollback.store import Store
 
 TOPOLOGY_OUTPUT = "rollback"
@@ -510,6 +511,26 @@ def prove_release(
         drift = live_drift(engine, project.program_dir, stack, config)
     checked = len([r for r in release_checkpoint(store, release).resources if r.get("custom")])
     return VerifyReport(stack, release.version, checked, tuple(drift))
+
+
+def verify_by_preview(
+    engine: StackEngine, store: Store, registry: Registry, stack: str, version: str | None
+) -> VerifyReport:
+    """`stack verify` with an engine whose cloud read is its live proof (pulumi).
+
+    With VERSION, the release's program and stack file in their worktree; without,
+    the project in the working directory with its stack file.
+    """
+    if version:
+        release = registry.show(version).release
+        report = prove_release(engine, store, release, stack)
+        if report is None:
+            raise NotFound(f"release {version} carries no stack config; it cannot be proven.")
+        return report
+    project = load_project(Path.cwd())
+    drift = live_drift(engine, project.program_dir, stack, project.config(stack))
+    checked = len([r for r in engine.export(stack).resources if r.get("custom")])
+    return VerifyReport(stack, None, checked, tuple(drift))
 
 
 def reapply(

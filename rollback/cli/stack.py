@@ -65,6 +65,15 @@ def verify(ctx: click.Context, version: str | None) -> None:
 
     factory = ctx.find_root().obj
     engine = factory.engine()
+    if not hasattr(engine, "read_live") and hasattr(engine, "prove"):
+        # The pulumi engine reads the cloud through `preview --refresh --expect-no-changes`.
+        report = stacks.verify_by_preview(
+            engine, factory.store(), factory.registry(), factory.settings.stack_name, version
+        )
+        emit(ctx, report, _verify_text)
+        if not report.ok:
+            ctx.exit(1)
+        return
     if version:
         release = factory.registry().show(version).release
         checkpoint = stacks.release_checkpoint(factory.store(), release)

@@ -371,9 +371,14 @@ class PulumiEngine:
         from pulumi import automation as auto
 
         workspace = self._workspace(program_dir)
-        if create:
-            return auto.Stack.create_or_select(stack, workspace)
-        return auto.Stack.select(stack, workspace)
+        if not create:
+            return auto.Stack.select(stack, workspace)
+        # Select first: the stack exists on every run but the first, and
+        # create_or_select always tries `stack init` (one failing CLI call) before it.
+        try:
+            return auto.Stack.select(stack, workspace)
+        except auto.StackNotFoundError:
+            return auto.Stack.create(stack, workspace)
 
     def _write_stack_file(self, root: Path, stack: str, config: StackConfig) -> None:
         """Write Pulumi.<stack>.yaml as recorded, byte for byte, only when it differs."""

@@ -472,3 +472,26 @@ def test_the_stack_step_reapplies_when_only_the_cloud_drifted_and_proves_it_live
     }
     assert [e.ok for e in evidence] == [True, True], evidence
     assert "--expect-no-changes" in fake_pulumi.argvs("preview")[-1]
+
+
+def test_stack_verify_with_the_pulumi_engine_is_the_live_preview(
+    project: Path, fake_pulumi: FakePulumi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from rollback.cli.main import cli
+
+    monkeypatch.chdir(project)
+    base = ["--store", str(tmp_path / "store"), "--engine", "pulumi", "stack"]
+    assert CliRunner().invoke(cli, [*base, "up"]).exit_code == 0
+
+    clean = CliRunner().invoke(cli, [*base, "verify"])
+    fake_pulumi.drift(db=["allocatedStorage"])
+    drifted = CliRunner().invoke(cli, [*base, "verify"])
+
+    assert clean.exit_code == 0 and "1 resources of dev match" in clean.output, clean.output
+    assert drifted.exit_code == 1, drifted.output
+    assert (
+        "db allocatedStorage: recorded 'as the release declares', cloud 'update'" in drifted.output
+    )
+    assert {"--refresh", "--expect-no-changes"} <= set(fake_pulumi.argvs("preview")[-1])

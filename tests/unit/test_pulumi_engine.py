@@ -277,8 +277,15 @@ needs_cli = pytest.mark.skipif(
 
 
 @pytest.fixture
-def tiny_project(tmp_path: Path) -> Path:
-    """A project with no resources (no provider plugin to download) and one secret config."""
+def tiny_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project with no resources (no provider plugin to download) and one secret config.
+
+    It has no requirements.txt, so Pulumi runs it with PULUMI_PYTHON_CMD, set here
+    as an operator would to this interpreter (which has pulumi); the toolkit never sets it.
+    """
+    import sys
+
+    monkeypatch.setenv("PULUMI_PYTHON_CMD", sys.executable)
     root = tmp_path / "tiny"
     (root / "app").mkdir(parents=True)
     (root / "Pulumi.yaml").write_text("name: webapp\nruntime: python\nmain: app\n")
