@@ -17,15 +17,19 @@ invisible to other agents. If the agent dies, the message comes back after
 its visibility timeout and the next agent finds the run by its tag in the
 journal and resumes it.
 
-What happens to a message:
+What happens to a message (the mechanics live in `rollback.agent_settle`):
 - done: handled (a failed rollback is handled too: it ended on a verified
   state, its result is recorded, and a retry would only start another);
+- duplicate: the same event or job came twice; the first message carries it;
+- ignored: an alarm going to OK or INSUFFICIENT_DATA;
 - dead-lettered at once, with the reason as a message attribute: malformed,
   an alarm no stack names, a refusal (usage, integrity) that a retry cannot
   change;
 - retried (left on the queue, visible again after a short delay) for a
   transient failure (lock held, cloud or store errors), and dead-lettered
-  after `max_receives` receipts.
+  after `max_receives` receipts;
+- waiting: the run to resume is locked by a dead agent's live lease (another
+  host); hidden until the lease expires.
 Nothing a message does stops the agent.
 """
 
