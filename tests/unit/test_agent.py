@@ -165,6 +165,7 @@ class Rig:
             bench_for or self.bench,
             settings=AgentSettings(**{"wait_s": 0, "retry_delay_s": 0, **settings}),
             dead_letter=self.dlq,
+            warm=False,  # bench_for is called by the messages only
         )
 
     def bench(self, stack: str) -> Workbench:
