@@ -17,15 +17,19 @@ invisible to other agents. If the agent dies, the message comes back after
 its visibility timeout and the next agent finds the run by its tag in the
 journal and resumes it.
 
-What happens to a message:
+What happens to a message (the mechanics live in `rollback.agent_settle`):
 - done: handled (a failed rollback is handled too: it ended on a verified
   state, its result is recorded, and a retry would only start another);
+- duplicate: the same event or job came twice; the first message carries it;
+- ignored: an alarm going to OK or INSUFFICIENT_DATA;
 - dead-lettered at once, with the reason as a message attribute: malformed,
   an alarm no stack names, a refusal (usage, integrity) that a retry cannot
   change;
 - retried (left on the queue, visible again after a short delay) for a
   transient failure (lock held, cloud or store errors), and dead-lettered
-  after `max_receives` receipts.
+  after `max_receives` receipts;
+- waiting: the run to resume is locked by a dead agent's live lease (another
+  host); hidden until the lease expires.
 Nothing a message does stops the agent.
 """
 
@@ -91,6 +95,7 @@ class Agent:
     name: str = field(default_factory=agent_name)
     only: tuple[str, ...] = ()  # stacks to answer alarms for (empty: every stack in the store)
     clock: Callable[[], float] = time.time
+    warm: bool = True  # build one workbench before the first receive (see _warm_up)
 
     def __post_init__(self) -> None:
         self.index = AlarmIndex(self.store, self.only)
@@ -105,7 +110,7 @@ class Agent:
         another agent. Receive errors are logged and retried after a pause.
         """
         self.index.refresh()
-        _warm_up()
+        self._warm_up()
         log.info(
             "agent %s on %s: %d alarms of %d stacks",
             self.name,
@@ -132,6 +137,27 @@ class Agent:
             if max_messages is not None and len(self.handled) >= max_messages:
                 return
         log.info("agent %s stopped receiving; exiting", self.name)
+
+    def _warm_up(self) -> None:
+        """Import the rollback path and build one stack's workbench and engine now.
+
+        The first incident should not wait for imports (about half a second).
+        """
+        import rollback.executor
+        import rollback.orchestrate
+        import rollback.planner
+        import rollback.report
+        import rollback.steps.health
+        import rollback.steps.mark
+        import rollback.steps.preflight
+        import rollback.steps.traffic  # noqa: F401
+
+        stacks = sorted({s for found in self.index.by_alarm.values() for s in found})
+        if stacks and self.warm:
+            try:
+                self.bench_for(stacks[0]).engine()
+            except RollbackError as exc:  # the incident will say it again, with its context
+                log.warning("warming up on %s: %s", stacks[0], exc.message)
 
     def handle(self, message: Received) -> Handled:
         """Settle one message; never raises."""
@@ -401,18 +427,6 @@ class Agent:
                 f"{held.expires_at}, then this agent resumes it.",
                 seconds=max(1.0, held.expires_epoch() - self.clock()),
             ) from None
-
-
-def _warm_up() -> None:
-    """Import the rollback path now: the first incident should not wait for imports."""
-    import rollback.executor
-    import rollback.orchestrate
-    import rollback.planner
-    import rollback.report
-    import rollback.steps.health
-    import rollback.steps.mark
-    import rollback.steps.preflight
-    import rollback.steps.traffic  # noqa: F401
 
 
 def _duplicate_of(first: Claim, what: str) -> str:

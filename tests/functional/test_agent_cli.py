@@ -181,6 +181,14 @@ def test_setup_is_idempotent_and_its_dry_run_changes_nothing(site: Site, run_cli
     assert {r["action"] for r in again["resources"]} == {"unchanged"}
     assert len(sqs.list_queues()["QueueUrls"]) == 2
 
+    args = ["--store", str(site.store), "-o", "json", "agent", "setup", "--redrive-after", "7"]
+    result = run_cli(*args, env=ENV)
+    assert result.returncode == 0, describe(result, args)
+    changed = {r["kind"]: r["action"] for r in parse_json(result)["resources"]}
+    assert changed["sqs-queue"] == "update" and changed["eventbridge-rule"] == "unchanged"
+    attrs = sqs.get_queue_attributes(QueueUrl=site.queue_url, AttributeNames=["RedrivePolicy"])
+    assert int(json.loads(attrs["Attributes"]["RedrivePolicy"])["maxReceiveCount"]) == 7
+
 
 def test_one_alarm_two_agents_one_run(site: Site, run_cli: RunCli) -> None:
     site.setup(run_cli)
@@ -331,15 +339,16 @@ def test_sigterm_mid_run_finishes_the_run_takes_nothing_more_and_exits_0(
     wait_for("traffic on green", lambda: site.weights("shop/s2") == {"blue": 0, "green": 100}, 60)
     metrics = urllib.request.urlopen(f"{base}/metrics", timeout=5).read().decode()
     assert "rollback_agent_queue_receive_lag_seconds_count 1.0" in metrics
-    [run_id] = site.runs("shop/s2")
-    assert not Journal.load(open_store(str(site.store)), "shop/s2", run_id).finished  # health runs
-    agent.send_signal(signal.SIGTERM)
+    agent.send_signal(signal.SIGTERM)  # while the health step (about 4 s) runs
+    signalled = datetime.now(UTC)
     site.send(json.dumps({"stack": "shop/s0", "to": "1.4.0", "id": "after-sigterm"}))
     out, err = agent.communicate(timeout=60)
     assert agent.returncode == 0, err
     assert "SIGTERM: finishing the message in hand" in err
+    [run_id] = site.runs("shop/s2")
     run = Journal.load(open_store(str(site.store)), "shop/s2", run_id)
     assert run.result == "succeeded"
+    assert run.finished_at is not None and datetime.fromisoformat(run.finished_at) > signalled
     assert site.current("shop/s2") == "1.4.0"
     assert json.loads(out)["counts"] == {"done": 1}
     # The job sent after SIGTERM was left for another agent.

@@ -163,8 +163,9 @@ class Rig:
             self.queue,
             self.store,
             bench_for or self.bench,
-            settings=AgentSettings(wait_s=0, retry_delay_s=0, **settings),
+            settings=AgentSettings(**{"wait_s": 0, "retry_delay_s": 0, **settings}),
             dead_letter=self.dlq,
+            warm=False,  # bench_for is called by the messages only
         )
 
     def bench(self, stack: str) -> Workbench:
@@ -398,3 +399,30 @@ def test_a_run_locked_by_its_dead_agents_live_lease_waits_for_the_lease(rig: Rig
     assert [r.run_id for r in list_runs(rig.store, "shop/s0")] == [plan.run_id]  # no second run
     held = read_lock(rig.store, "shop/s0")
     assert held is not None and held.owner == "agent-a"  # a live lease is never broken
+
+
+def test_two_alarm_transitions_of_one_bad_release_are_one_incident(rig: Rig) -> None:
+    calls: list[str] = []
+
+    def flaky(stack: str) -> Workbench:
+        calls.append(stack)
+        if len(calls) == 1:  # the first attempt fails after both claims were written
+            raise CloudError("reading the listener failed: throttled (Throttling).")
+        return rig.bench(stack)
+
+    first_at = datetime.now(UTC)
+    rig.queue.send(event("shop-s0-5xx", at=first_at))
+    agent = rig.agent(flaky, retry_delay_s=2, wait_s=1)  # the retry comes back after 2 s
+    assert rig.settle(agent, 1) == ["retry"]
+    # The alarm flapped: OK, then ALARM again; the second transition is the same incident.
+    rig.queue.send(event("shop-s0-5xx", at=first_at + timedelta(seconds=30)))
+    outcomes = rig.settle(agent, 3)
+    assert sorted(outcomes[1:]) == ["done", "done"]
+    entries = {h.runs[0]["result"] for h in agent.handled[1:]}
+    assert entries == {"duplicate", "succeeded"}
+    [run] = list_runs(rig.store, "shop/s0")
+    assert run.result == "succeeded"
+    assert listener_weights(rig.aws("elbv2"), rig.topologies["shop/s0"]) == {
+        "blue": 0,
+        "green": 100,
+    }
