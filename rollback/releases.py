@@ -419,7 +419,11 @@ class Registry:
 
     def _check_tag(self, release: Release, digest: str, *, anchored: bool) -> None:
         """Check the manifest against its annotated tag where a repository holding it is reachable."""
-        candidates = [p for p in (self.repo_dir, Path(release.repo), Path.cwd()) if p is not None]
+        try:
+            here: Path | None = Path.cwd()
+        except OSError:  # the working directory was deleted under us
+            here = None
+        candidates = [p for p in (self.repo_dir, Path(release.repo), here) if p is not None]
         for path in candidates:
             found = read_tag(path, release.tag)
             if found is None:

@@ -230,6 +230,12 @@ def stale_reason(store: Store, held: LockInfo) -> str | None:
     return None
 
 
+def takeable(store: Store, stack: str) -> bool:
+    """Whether the stack's lock is free, or held by a stale holder the next run takes over."""
+    held = read_lock(store, stack)
+    return held is None or stale_reason(store, held) is not None
+
+
 def clear_left_lock(
     store: Store, stack: str, run_id: str, *, now: Callable[[], float] = time.time
 ) -> str | None:

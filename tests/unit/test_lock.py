@@ -458,3 +458,15 @@ def test_lock_break_clears_the_lock_of_a_finished_run(tmp_path: Path) -> None:
         "broke the lock of run run-1" in result.output and "finished (succeeded)" in result.output
     )
     assert read_lock(store, STACK) is None
+
+
+def test_takeable_when_free_or_held_by_a_stale_run(store: Store) -> None:
+    from rollback.store.lock import takeable
+
+    assert takeable(store, STACK)
+    acquire_lock(store, STACK, "run-1")
+    assert not takeable(store, STACK)  # alive: this very process
+    release_lock(store, STACK, "run-1")
+    _journal(store, "run-2", finished=True)
+    acquire_lock(store, STACK, "run-2")
+    assert takeable(store, STACK)
