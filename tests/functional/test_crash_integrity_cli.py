@@ -103,12 +103,15 @@ def test_killed_at_the_lock_inside_git_and_after_finished_then_resumed(
     assert worktrees(world) == [str(world.repo_dir)]  # the resume pruned the dead checkout
     assert _dead_checkouts() == []  # and its folder is gone
     assert (lock_doc(world) or {}).get("run_id") == run_id
+    assert not (world.runs_dir() / run_id / "report.md").exists()
     assert world.weights() == ON_BLUE and world.registry().current() == "1.0.0"
 
     # The lock a finished run left is no obstacle: `lock show` names it, resume clears it.
     cleared = world.run("resume", run_id)
     assert f"run {run_id} finished (succeeded)" in cleared.stdout, cleared.stdout
     assert "its lock is cleared" in cleared.stdout and lock_doc(world) is None
+    report = world.runs_dir() / run_id / "report.md"
+    assert report.is_file() and "succeeded" in report.read_text()  # written on its behalf
     world.rolled_back = world.inventory()
     assert world.json("status")["run"]["result"] == "succeeded"
     assert worktrees(world) == [str(world.repo_dir)]
