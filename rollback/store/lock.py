@@ -532,6 +532,11 @@ class HeldLock:
         self.heartbeat = self._make_heartbeat(self.store, info).start()
         return self
 
+    @property
+    def lost(self) -> bool:
+        """True once a renewal found the lock taken by another run (a run should stop then)."""
+        return self.heartbeat is not None and self.heartbeat.lost
+
     def release(self) -> None:
         """Stop the heartbeat, then release the lock; idempotent."""
         if self.heartbeat is not None:
@@ -589,6 +594,12 @@ def _read(store: Store, key: str) -> tuple[bytes, LockInfo] | None:
 
 
 def _held_error(stack: str, held: LockInfo, *, expired: bool) -> LockHeld:
+    if held.host == socket.gethostname() and not process_alive(held.pid):
+        message = (
+            f"stack {stack} is locked by {held.describe()}, whose process is gone before the run "
+            f"finished; `rollback resume {held.run_id}` finishes it (and takes its lock over)."
+        )
+        return LockHeld(message, stack=stack, holder=held.to_dict(), expired=expired)
     if expired:
         message = (
             f"stack {stack} is locked by {held.describe()}; its lease expired at "

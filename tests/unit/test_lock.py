@@ -325,7 +325,7 @@ def test_a_killed_unfinished_run_keeps_its_lock_for_its_resume(store: Store) -> 
     _journal(store, "run-1", finished=False)
     raw = _held_by(store, "run-1", _dead_pid())
 
-    with pytest.raises(LockHeld, match="run-1"):
+    with pytest.raises(LockHeld, match="`rollback resume run-1` finishes it"):
         acquire_lock(store, STACK, "run-2", now=clock(T0 + 10_000_005))
     with pytest.raises(LockHeld):
         break_lock(store, STACK, now=clock(T0 + 10_000_005))
@@ -440,6 +440,7 @@ def test_held_lock_renews_while_held_and_releases_on_exit(store: Store) -> None:
     with HeldLock(store, STACK, "run-1", lease_seconds=600) as held:
         assert held.heartbeat is not None and held.heartbeat._thread is not None
         assert read_lock(store, STACK).run_id == "run-1"  # type: ignore[union-attr]
+        assert not held.lost
     assert read_lock(store, STACK) is None
     assert held.heartbeat._thread is not None and not held.heartbeat._thread.is_alive()
 
