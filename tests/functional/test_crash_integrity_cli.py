@@ -151,6 +151,18 @@ def _rewrite(path: Path, **changes: Any) -> bytes:
     return original
 
 
+def _flip(path: Path) -> bytes:
+    import os
+    import stat
+
+    original = path.read_bytes()
+    os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
+    data = bytearray(original)
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    return original
+
+
 def _refused(world: World, *args: str) -> str:
     result = world.run(*args, expect=4)
     lines = result.stderr.strip().splitlines()
@@ -190,19 +202,31 @@ def test_edited_manifest_journal_and_checkpoint_are_exit_4_and_change_nothing(
     assert world.inventory() == cloud and world.store_digest() == store
     record.write_bytes(original)
 
-    # The live stack state with a resource's parent edited to one that does not exist.
+    # The live stack state with a resource's id edited: still a valid Pulumi deployment.
     live = world.store / "stacks" / STACK / "checkpoint.json"
-    doc = json.loads(live.read_text())
-    resources = doc["deployment"]["resources"]
-    child = next(r for r in resources if r.get("parent"))
-    child["parent"] = child["parent"] + "-gone"
     original = live.read_bytes()
+    doc = json.loads(original)
+    bucket = next(r for r in doc["deployment"]["resources"] if r["type"] == "aws:s3/bucket:Bucket")
+    bucket["id"] = "someone-elses-bucket"
     live.write_text(json.dumps(doc, indent=2))
     store = world.store_digest()
-    message = _refused(world, "stack", "reapply", "1.0.0")
-    assert "live state of stack webapp/dev" in message and "unknown parent" in message, message
+    for args in (("stack", "reapply", "1.0.0"), ("stack", "verify"), ("stack", "export")):
+        message = _refused(world, *args)
+        assert "live state of stack webapp/dev" in message, message
+        assert "changed outside the toolkit" in message, message
     assert world.inventory() == cloud and world.store_digest() == store
     live.write_bytes(original)
+
+    # The release's checkpoint blob with a byte flipped.
+    ref = world.registry().show("1.0.0").release.checkpoint
+    assert ref is not None
+    blob = world.store / "blobs" / "sha256" / ref.sha256[:2] / ref.sha256
+    original = _flip(blob)
+    store = world.store_digest()
+    message = _refused(world, "stack", "reapply", "1.0.0")
+    assert ref.sha256[:12] in message, message
+    assert world.inventory() == cloud and world.store_digest() == store
+    blob.write_bytes(original)
 
     # Afterwards, restored: everything reads again.
     assert world.json("release", "show", "1.0.0")["version"] == "1.0.0"
