@@ -72,6 +72,7 @@ class LockInfo:
     acquired_at: str
     lease_seconds: int
     expires_at: str
+    boot_id: str = ""  # this boot of this machine, so "same host" is not just a hostname
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,6 +90,7 @@ class LockInfo:
                 acquired_at=str(data["acquired_at"]),
                 lease_seconds=int(data["lease_seconds"]),
                 expires_at=str(data["expires_at"]),
+                boot_id=str(data.get("boot_id") or ""),
             )
             info.expires_epoch()
         except (KeyError, TypeError, ValueError) as exc:
@@ -199,7 +201,7 @@ def acquire_for_resume(
         if (
             held is None
             or held.run_id != run_id
-            or held.host != socket.gethostname()
+            or not on_this_host(held)
             or process_alive(held.pid)
         ):
             raise
@@ -222,7 +224,7 @@ def stale_reason(store: Store, held: LockInfo) -> str | None:
     state = run_state(store, held.stack, held.run_id)
     if state.startswith("finished"):
         return f"run {held.run_id} {state}, and its process ended before releasing the lock"
-    if state == "absent" and held.host == socket.gethostname() and not process_alive(held.pid):
+    if state == "absent" and on_this_host(held) and not process_alive(held.pid):
         return (
             f"run {held.run_id} was killed before it changed anything "
             f"(pid {held.pid} on {held.host} is gone and it wrote no journal)"
@@ -272,6 +274,28 @@ def clear_left_lock(
     if not _break(store, stack, raw, held, f"resume-{run_id}", now, None, why=why):
         raise LockHeld(f"stack {stack} lock is contended; retry in a moment.", stack=stack)
     return f"{why}; its lock is cleared"
+
+
+def boot_id() -> str:
+    """This boot of this machine (Linux's random boot id), or "" where the system has none."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def on_this_host(held: LockInfo) -> bool:
+    """Whether the lock was taken on this machine, in this boot, so its pid can be checked here.
+
+    The hostname alone is not enough: CI runners and containers share names.
+    A lock from before a reboot (another boot id) is not "here" either; its
+    lease, no longer renewed, says when it may be broken.
+    """
+    if held.host != socket.gethostname():
+        return False
+    ours = boot_id()
+    return not (held.boot_id and ours and held.boot_id != ours)
 
 
 def process_alive(pid: int) -> bool:
@@ -569,6 +593,7 @@ def _new_info(stack: str, run_id: str, lease: int, at: float, owner: str | None)
         stack=stack,
         owner=owner or current_user(),
         host=socket.gethostname(),
+        boot_id=boot_id(),
         pid=os.getpid(),
         run_id=run_id,
         acquired_at=_iso(start),
@@ -594,7 +619,7 @@ def _read(store: Store, key: str) -> tuple[bytes, LockInfo] | None:
 
 
 def _held_error(stack: str, held: LockInfo, *, expired: bool) -> LockHeld:
-    if held.host == socket.gethostname() and not process_alive(held.pid):
+    if on_this_host(held) and not process_alive(held.pid):
         message = (
             f"stack {stack} is locked by {held.describe()}, whose process is gone before the run "
             f"finished; `rollback resume {held.run_id}` finishes it (and takes its lock over)."

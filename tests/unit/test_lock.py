@@ -471,3 +471,17 @@ def test_takeable_when_free_or_held_by_a_stale_run(store: Store) -> None:
     _journal(store, "run-2", finished=True)
     acquire_lock(store, STACK, "run-2")
     assert takeable(store, STACK)
+
+
+def test_a_dead_pid_counts_only_on_this_machine_in_this_boot(store: Store) -> None:
+    from rollback.store.lock import boot_id
+
+    raw = _held_by(store, "run-1", _dead_pid())
+    assert json.loads(raw)["boot_id"] == boot_id()
+    other_boot = {**json.loads(raw), "boot_id": "another-machine-same-hostname"}
+    assert store.swap_doc(KEY, raw, json.dumps(other_boot).encode())
+
+    # A runner elsewhere with our hostname: its pid means nothing here, nothing is taken over.
+    with pytest.raises(LockHeld, match="wait for that run to finish"):
+        acquire_lock(store, STACK, "run-2", now=clock(T0 + 10_000_005))
+    assert read_lock(store, STACK).run_id == "run-1"  # type: ignore[union-attr]
