@@ -19,16 +19,19 @@ cannot be running any more (`stale_reason`), taken over without being asked
 and with a logged note:
 - its run's journal has a `finished` event (the process died between its
   last journal record and releasing the lock);
-- its pid is gone from this very host and its run has no journal: the run
+- its pid is gone from this host and its run has no journal: the run
   was killed between taking the lock and writing `run.json`, before it
   changed anything (a `watch` never writes one).
 A killed run that has a journal and did not finish is not stale: it must be
 resumed (`rollback resume RUN` takes over its own lock), not run over.
 
-Breaking is itself guarded by a create-only marker
+Breaking is a compare-and-swap delete of the document read, so of two runs
+breaking the same lock only one succeeds; it leaves a create-only marker
 `locks/<project>/<stack>.lock.broken/<fingerprint>` (one per lock document
-ever written), so of two runs breaking the same lock only one proceeds; the
-markers stay as the record of who broke what, and why.
+ever written) as the record of who broke what, when, and why.
+
+"This host" means this machine in this boot (hostname and Linux's boot id,
+`on_this_host`): only there does a gone pid prove its process dead.
 """
 
 from __future__ import annotations
