@@ -477,7 +477,7 @@ def emergency(
     import logging
 
     from rollback.errors import ConfigError, StackBusy
-    from rollback.store.lock import read_lock
+    from rollback.store.lock import takeable
     from rollback.triggers import clear_stop, request_stop
     from rollback.waiting import poll
 
@@ -497,7 +497,7 @@ def emergency(
             # The cutover we stopped releases the lock once it is on a verified state.
             poll(
                 f"the lock on {stack} to be released by the run we stopped",
-                lambda: True if read_lock(bench.store, stack) is None else None,
+                lambda: True if takeable(bench.store, stack) else None,
                 timeout=lock_wait_s,
                 timing=bench.timing,
             )

@@ -25,8 +25,9 @@ release recorded before the digest record existed needs its tag (anchor 2)
 and is refused when no repository holding it is reachable.
 
 Checkpoints get the same care (`check_checkpoints`): the release's checkpoint
-blob must hash to its reference and, like the embedded engine's live state,
-have the shape of a Pulumi deployment v3 whose references resolve.
+blob must hash to its reference; the embedded engine's live state must match
+the sha256 sealed into it when the engine wrote it (`seal_live_state`); both
+must have the shape of a Pulumi deployment v3 whose references resolve.
 """
 
 from __future__ import annotations
@@ -420,7 +421,11 @@ class Registry:
 
     def _check_tag(self, release: Release, digest: str, *, anchored: bool) -> None:
         """Check the manifest against its annotated tag where a repository holding it is reachable."""
-        candidates = [p for p in (self.repo_dir, Path(release.repo), Path.cwd()) if p is not None]
+        try:
+            here: Path | None = Path.cwd()
+        except OSError:  # the working directory was deleted under us
+            here = None
+        candidates = [p for p in (self.repo_dir, Path(release.repo), here) if p is not None]
         for path in candidates:
             found = read_tag(path, release.tag)
             if found is None:
@@ -737,12 +742,56 @@ def live_checkpoint_key(stack: str) -> str:
     return f"stacks/{stack}/checkpoint.json"
 
 
+LIVE_SEAL = "rollback_sha256"
+
+
+def seal_live_state(checkpoint: dict[str, Any]) -> bytes:
+    """The bytes the embedded engine stores as a stack's live state, sealed.
+
+    The document is the checkpoint (`version`, `deployment`) plus
+    `rollback_sha256`, the sha256 of its canonical JSON, so an edit made
+    outside the toolkit, even one that keeps Pulumi's shape, is an
+    IntegrityError on the next read (`check_live_seal`). One document, one
+    atomic write: a crash never leaves a seal that disagrees with its state.
+    """
+    plain = json.loads(
+        json.dumps(
+            {"version": checkpoint["version"], "deployment": checkpoint["deployment"]}, default=str
+        )
+    )
+    return json.dumps({**plain, LIVE_SEAL: _state_digest(plain)}, indent=2).encode("utf-8")
+
+
+def check_live_seal(data: Any, what: str) -> None:
+    """Raise IntegrityError when a sealed live state no longer matches its seal.
+
+    A state without a seal (written before seals existed) passes here; its
+    shape is still checked by `check_deployment`.
+    """
+    if not isinstance(data, dict) or LIVE_SEAL not in data:
+        return
+    plain = {k: data[k] for k in ("version", "deployment") if k in data}
+    if data[LIVE_SEAL] != _state_digest(plain):
+        raise IntegrityError(
+            f"{what} was changed outside the toolkit: it no longer matches the sha256 the "
+            "engine wrote with it; nothing was changed. Restore it from a backup of the store, "
+            "or bring the stack up again.",
+            checkpoint=what,
+        )
+
+
+def _state_digest(plain: dict[str, Any]) -> str:
+    canonical = json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def check_checkpoints(store: Store, release: Release | None, stack: str) -> list[str]:
     """Prove the checkpoints a stack step would read are intact; return what was checked.
 
-    Reads only. The release's checkpoint blob must hash to its reference;
-    it and the embedded engine's live state (when the store holds one) must
-    be a Pulumi deployment v3 whose references resolve (`check_deployment`).
+    Reads only. The release's checkpoint blob must hash to its reference,
+    the embedded engine's live state (when the store holds one) must match
+    its seal, and both must be a Pulumi deployment v3 whose references
+    resolve (`check_deployment`).
     For preflight and the stack step, before anything changes. Raises
     IntegrityError naming the checkpoint, NotFound when the blob is gone.
     """
@@ -760,7 +809,9 @@ def check_checkpoints(store: Store, release: Release | None, stack: str) -> list
     except NotFound:
         return checked
     what = f"the live state of stack {stack} ({key} in {store.url})"
-    check_deployment(_json(live, what), what)
+    data = _json(live, what)
+    check_live_seal(data, what)
+    check_deployment(data, what)
     checked.append(f"live state {key}")
     return checked
 

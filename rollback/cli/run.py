@@ -251,15 +251,20 @@ def resume(ctx: click.Context, run_id: str) -> None:
     fix the cause, then resume it. `rollback abort RUN` undoes it instead.
     """
     from rollback.cutover import is_cutover
-    from rollback.journal import Journal
+    from rollback.journal import Journal, run_key
     from rollback.orchestrate import resume as resume_run
     from rollback.store.lock import clear_left_lock
 
     factory = ctx.find_root().obj
     # A run killed before its journal, or after `finished` but before unlocking,
     # left only a lock: clear it, and say so, instead of resuming nothing.
-    cleared = clear_left_lock(factory.store(), factory.settings.stack, run_id)
+    store, stack = factory.store(), factory.settings.stack
+    cleared = clear_left_lock(store, stack, run_id)
     if cleared is not None:
+        if store.has_doc(run_key(stack, run_id, "run.json")):
+            from rollback.report import store_report
+
+            store_report(store, stack, run_id)  # the finished run died before writing it
         emit(ctx, {"run_id": run_id, "lock_cleared": True, "message": cleared}, cleared)
         return
     if is_cutover(Journal.load(factory.store(), factory.settings.stack, run_id)):

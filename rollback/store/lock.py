@@ -19,16 +19,19 @@ cannot be running any more (`stale_reason`), taken over without being asked
 and with a logged note:
 - its run's journal has a `finished` event (the process died between its
   last journal record and releasing the lock);
-- its pid is gone from this very host and its run has no journal: the run
+- its pid is gone from this host and its run has no journal: the run
   was killed between taking the lock and writing `run.json`, before it
   changed anything (a `watch` never writes one).
 A killed run that has a journal and did not finish is not stale: it must be
 resumed (`rollback resume RUN` takes over its own lock), not run over.
 
-Breaking is itself guarded by a create-only marker
+Breaking is a compare-and-swap delete of the document read, so of two runs
+breaking the same lock only one succeeds; it leaves a create-only marker
 `locks/<project>/<stack>.lock.broken/<fingerprint>` (one per lock document
-ever written), so of two runs breaking the same lock only one proceeds; the
-markers stay as the record of who broke what, and why.
+ever written) as the record of who broke what, when, and why.
+
+"This host" means this machine in this boot (hostname and Linux's boot id,
+`on_this_host`): only there does a gone pid prove its process dead.
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ class LockInfo:
     acquired_at: str
     lease_seconds: int
     expires_at: str
+    boot_id: str = ""  # this boot of this machine, so "same host" is not just a hostname
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,6 +93,7 @@ class LockInfo:
                 acquired_at=str(data["acquired_at"]),
                 lease_seconds=int(data["lease_seconds"]),
                 expires_at=str(data["expires_at"]),
+                boot_id=str(data.get("boot_id") or ""),
             )
             info.expires_epoch()
         except (KeyError, TypeError, ValueError) as exc:
@@ -199,7 +204,7 @@ def acquire_for_resume(
         if (
             held is None
             or held.run_id != run_id
-            or held.host != socket.gethostname()
+            or not on_this_host(held)
             or process_alive(held.pid)
         ):
             raise
@@ -222,12 +227,18 @@ def stale_reason(store: Store, held: LockInfo) -> str | None:
     state = run_state(store, held.stack, held.run_id)
     if state.startswith("finished"):
         return f"run {held.run_id} {state}, and its process ended before releasing the lock"
-    if state == "absent" and held.host == socket.gethostname() and not process_alive(held.pid):
+    if state == "absent" and on_this_host(held) and not process_alive(held.pid):
         return (
             f"run {held.run_id} was killed before it changed anything "
             f"(pid {held.pid} on {held.host} is gone and it wrote no journal)"
         )
     return None
+
+
+def takeable(store: Store, stack: str) -> bool:
+    """Whether the stack's lock is free, or held by a stale holder the next run takes over."""
+    held = read_lock(store, stack)
+    return held is None or stale_reason(store, held) is not None
 
 
 def clear_left_lock(
@@ -266,6 +277,28 @@ def clear_left_lock(
     if not _break(store, stack, raw, held, f"resume-{run_id}", now, None, why=why):
         raise LockHeld(f"stack {stack} lock is contended; retry in a moment.", stack=stack)
     return f"{why}; its lock is cleared"
+
+
+def boot_id() -> str:
+    """This boot of this machine (Linux's random boot id), or "" where the system has none."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def on_this_host(held: LockInfo) -> bool:
+    """Whether the lock was taken on this machine, in this boot, so its pid can be checked here.
+
+    The hostname alone is not enough: CI runners and containers share names.
+    A lock from before a reboot (another boot id) is not "here" either; its
+    lease, no longer renewed, says when it may be broken.
+    """
+    if held.host != socket.gethostname():
+        return False
+    ours = boot_id()
+    return not (held.boot_id and ours and held.boot_id != ours)
 
 
 def process_alive(pid: int) -> bool:
@@ -526,6 +559,11 @@ class HeldLock:
         self.heartbeat = self._make_heartbeat(self.store, info).start()
         return self
 
+    @property
+    def lost(self) -> bool:
+        """True once a renewal found the lock taken by another run (a run should stop then)."""
+        return self.heartbeat is not None and self.heartbeat.lost
+
     def release(self) -> None:
         """Stop the heartbeat, then release the lock; idempotent."""
         if self.heartbeat is not None:
@@ -558,6 +596,7 @@ def _new_info(stack: str, run_id: str, lease: int, at: float, owner: str | None)
         stack=stack,
         owner=owner or current_user(),
         host=socket.gethostname(),
+        boot_id=boot_id(),
         pid=os.getpid(),
         run_id=run_id,
         acquired_at=_iso(start),
@@ -583,6 +622,12 @@ def _read(store: Store, key: str) -> tuple[bytes, LockInfo] | None:
 
 
 def _held_error(stack: str, held: LockInfo, *, expired: bool) -> LockHeld:
+    if on_this_host(held) and not process_alive(held.pid):
+        message = (
+            f"stack {stack} is locked by {held.describe()}, whose process is gone before the run "
+            f"finished; `rollback resume {held.run_id}` finishes it (and takes its lock over)."
+        )
+        return LockHeld(message, stack=stack, holder=held.to_dict(), expired=expired)
     if expired:
         message = (
             f"stack {stack} is locked by {held.describe()}; its lease expired at "

@@ -103,12 +103,15 @@ def test_killed_at_the_lock_inside_git_and_after_finished_then_resumed(
     assert worktrees(world) == [str(world.repo_dir)]  # the resume pruned the dead checkout
     assert _dead_checkouts() == []  # and its folder is gone
     assert (lock_doc(world) or {}).get("run_id") == run_id
+    assert not (world.runs_dir() / run_id / "report.md").exists()
     assert world.weights() == ON_BLUE and world.registry().current() == "1.0.0"
 
     # The lock a finished run left is no obstacle: `lock show` names it, resume clears it.
     cleared = world.run("resume", run_id)
     assert f"run {run_id} finished (succeeded)" in cleared.stdout, cleared.stdout
     assert "its lock is cleared" in cleared.stdout and lock_doc(world) is None
+    report = world.runs_dir() / run_id / "report.md"
+    assert report.is_file() and "succeeded" in report.read_text()  # written on its behalf
     world.rolled_back = world.inventory()
     assert world.json("status")["run"]["result"] == "succeeded"
     assert worktrees(world) == [str(world.repo_dir)]
@@ -145,6 +148,18 @@ def _rewrite(path: Path, **changes: Any) -> bytes:
     doc = json.loads(original)
     doc.update(changes)
     path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    return original
+
+
+def _flip(path: Path) -> bytes:
+    import os
+    import stat
+
+    original = path.read_bytes()
+    os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
+    data = bytearray(original)
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
     return original
 
 
@@ -187,19 +202,31 @@ def test_edited_manifest_journal_and_checkpoint_are_exit_4_and_change_nothing(
     assert world.inventory() == cloud and world.store_digest() == store
     record.write_bytes(original)
 
-    # The live stack state with a resource's parent edited to one that does not exist.
+    # The live stack state with a resource's id edited: still a valid Pulumi deployment.
     live = world.store / "stacks" / STACK / "checkpoint.json"
-    doc = json.loads(live.read_text())
-    resources = doc["deployment"]["resources"]
-    child = next(r for r in resources if r.get("parent"))
-    child["parent"] = child["parent"] + "-gone"
     original = live.read_bytes()
+    doc = json.loads(original)
+    bucket = next(r for r in doc["deployment"]["resources"] if r["type"] == "aws:s3/bucket:Bucket")
+    bucket["id"] = "someone-elses-bucket"
     live.write_text(json.dumps(doc, indent=2))
     store = world.store_digest()
-    message = _refused(world, "stack", "reapply", "1.0.0")
-    assert "live state of stack webapp/dev" in message and "unknown parent" in message, message
+    for args in (("stack", "reapply", "1.0.0"), ("stack", "verify"), ("stack", "export")):
+        message = _refused(world, *args)
+        assert "live state of stack webapp/dev" in message, message
+        assert "changed outside the toolkit" in message, message
     assert world.inventory() == cloud and world.store_digest() == store
     live.write_bytes(original)
+
+    # The release's checkpoint blob with a byte flipped.
+    ref = world.registry().show("1.0.0").release.checkpoint
+    assert ref is not None
+    blob = world.store / "blobs" / "sha256" / ref.sha256[:2] / ref.sha256
+    original = _flip(blob)
+    store = world.store_digest()
+    message = _refused(world, "stack", "reapply", "1.0.0")
+    assert ref.sha256[:12] in message, message
+    assert world.inventory() == cloud and world.store_digest() == store
+    blob.write_bytes(original)
 
     # Afterwards, restored: everything reads again.
     assert world.json("release", "show", "1.0.0")["version"] == "1.0.0"

@@ -90,6 +90,7 @@ def test_up_creates_resources_and_stores_a_pulumi_checkpoint(
     versioning = cloud.clients("s3").get_bucket_versioning(Bucket="artifacts-bucket")
     assert versioning["Status"] == "Enabled"
     stored = json.loads((tmp_path / "store" / checkpoint_key("webapp", "dev")).read_bytes())
+    assert len(stored.pop("rollback_sha256")) == 64  # sealed: edits outside the toolkit are exit 4
     assert stored == checkpoint.to_dict()
     deployment = stored["deployment"]
     assert deployment["secrets_providers"] == {

@@ -325,7 +325,7 @@ def test_a_killed_unfinished_run_keeps_its_lock_for_its_resume(store: Store) -> 
     _journal(store, "run-1", finished=False)
     raw = _held_by(store, "run-1", _dead_pid())
 
-    with pytest.raises(LockHeld, match="run-1"):
+    with pytest.raises(LockHeld, match="`rollback resume run-1` finishes it"):
         acquire_lock(store, STACK, "run-2", now=clock(T0 + 10_000_005))
     with pytest.raises(LockHeld):
         break_lock(store, STACK, now=clock(T0 + 10_000_005))
@@ -440,6 +440,7 @@ def test_held_lock_renews_while_held_and_releases_on_exit(store: Store) -> None:
     with HeldLock(store, STACK, "run-1", lease_seconds=600) as held:
         assert held.heartbeat is not None and held.heartbeat._thread is not None
         assert read_lock(store, STACK).run_id == "run-1"  # type: ignore[union-attr]
+        assert not held.lost
     assert read_lock(store, STACK) is None
     assert held.heartbeat._thread is not None and not held.heartbeat._thread.is_alive()
 
@@ -458,3 +459,29 @@ def test_lock_break_clears_the_lock_of_a_finished_run(tmp_path: Path) -> None:
         "broke the lock of run run-1" in result.output and "finished (succeeded)" in result.output
     )
     assert read_lock(store, STACK) is None
+
+
+def test_takeable_when_free_or_held_by_a_stale_run(store: Store) -> None:
+    from rollback.store.lock import takeable
+
+    assert takeable(store, STACK)
+    acquire_lock(store, STACK, "run-1")
+    assert not takeable(store, STACK)  # alive: this very process
+    release_lock(store, STACK, "run-1")
+    _journal(store, "run-2", finished=True)
+    acquire_lock(store, STACK, "run-2")
+    assert takeable(store, STACK)
+
+
+def test_a_dead_pid_counts_only_on_this_machine_in_this_boot(store: Store) -> None:
+    from rollback.store.lock import boot_id
+
+    raw = _held_by(store, "run-1", _dead_pid())
+    assert json.loads(raw)["boot_id"] == boot_id()
+    other_boot = {**json.loads(raw), "boot_id": "another-machine-same-hostname"}
+    assert store.swap_doc(KEY, raw, json.dumps(other_boot).encode())
+
+    # A runner elsewhere with our hostname: its pid means nothing here, nothing is taken over.
+    with pytest.raises(LockHeld, match="wait for that run to finish"):
+        acquire_lock(store, STACK, "run-2", now=clock(T0 + 10_000_005))
+    assert read_lock(store, STACK).run_id == "run-1"  # type: ignore[union-attr]

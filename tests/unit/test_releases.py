@@ -471,3 +471,35 @@ def test_check_deployment_refuses_a_broken_shape(edit: object, why: str) -> None
     edit(data)  # type: ignore[operator]
     with pytest.raises(IntegrityError, match=why):
         check_deployment(data, "the checkpoint")
+
+
+def test_a_sealed_live_state_edited_in_shape_is_an_integrity_error(store: Store) -> None:
+    from rollback.releases import check_checkpoints, live_checkpoint_key, seal_live_state
+
+    sealed = seal_live_state(_deployment())
+    store.put_doc(live_checkpoint_key(STACK), sealed)
+    assert check_checkpoints(store, None, STACK)
+
+    doc = json.loads(sealed)
+    doc["deployment"]["resources"][2]["id"] = "another-bucket"  # still a valid deployment
+    store.put_doc(live_checkpoint_key(STACK), json.dumps(doc).encode())
+    with pytest.raises(IntegrityError, match="changed outside the toolkit") as exc:
+        check_checkpoints(store, None, STACK)
+    assert exc.value.exit_code == 4
+
+
+def test_the_embedded_engine_seals_what_it_writes_and_refuses_an_edit(store: Store) -> None:
+    from rollback.aws.session import Clients, make_session
+    from rollback.engine.embedded.engine import EmbeddedEngine
+    from rollback.releases import LIVE_SEAL, live_checkpoint_key, seal_live_state
+
+    engine = EmbeddedEngine(store, Clients(make_session("us-east-1")), "webapp")
+    store.put_doc(live_checkpoint_key(STACK), seal_live_state(_deployment()))
+    assert engine.export("dev").to_dict() == _deployment()  # the seal stays in the store
+    assert LIVE_SEAL not in engine.export("dev").to_dict()
+
+    doc = json.loads(store.get_doc(live_checkpoint_key(STACK)))
+    doc["deployment"]["manifest"]["time"] = "2027-01-01T00:00:00Z"
+    store.put_doc(live_checkpoint_key(STACK), json.dumps(doc).encode())
+    with pytest.raises(IntegrityError, match="live state of stack webapp/dev"):
+        engine.export("dev")

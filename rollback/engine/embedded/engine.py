@@ -273,6 +273,9 @@ class EmbeddedEngine:
             data = json.loads(raw)
         except ValueError as exc:
             raise EngineError(f"the checkpoint {key} is not JSON; check the store.") from exc
+        from rollback.releases import check_live_seal
+
+        check_live_seal(data, f"the live state of stack {self.project}/{stack} ({key})")
         return Checkpoint.from_dict(data)
 
     def outputs(self, stack: str) -> dict[str, Any]:
@@ -819,7 +822,9 @@ class EmbeddedEngine:
             now=now_iso(),
             pending=pending or [],
         )
-        body = json.dumps(checkpoint.to_dict(), indent=2, default=str).encode("utf-8")
+        from rollback.releases import seal_live_state
+
+        body = seal_live_state(checkpoint.to_dict())  # an edit outside the toolkit is exit 4
         self.store.put_doc(checkpoint_key(self.project, stack), body)
         return checkpoint
 
