@@ -183,6 +183,7 @@ class Executor:
         self.observe = observe
         self.outcome = outcome
         self.remember = remember
+        self.held: HeldLock | None = None  # the lock of the run in hand, renewed by a heartbeat
 
     def execute(
         self,
@@ -340,6 +341,7 @@ class Executor:
         from rollback.stacks import prune_stale_worktrees
 
         prune_stale_worktrees()  # what a killed run's stack step left in git
+        self.held = lock
         return lock
 
 
@@ -384,9 +386,12 @@ class _Course:
             record = records[planned.name]
             if record.state in ("verified", "skipped"):
                 continue
-            if self.x.should_stop():
+            lost = self.x.held is not None and self.x.held.lost
+            if lost or self.x.should_stop():
+                # A lock another run took (a renewal found it gone) means someone else acts now.
                 stopped_before = planned.name
-                self.record("stopped", data={"before": planned.name, "by": self.actor})
+                by = "the lock, taken by another run" if lost else self.actor
+                self.record("stopped", data={"before": planned.name, "by": by})
                 break
             if not self._advance(planned, record):
                 failed = planned.name  # failing forward: nothing is undone, nothing more is done

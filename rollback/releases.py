@@ -840,10 +840,14 @@ def check_deployment(data: Any, what: str) -> None:
     if not isinstance(deployment, dict):
         raise bad("it has no `deployment` object")
     manifest = deployment.get("manifest")
-    if not isinstance(manifest, dict) or not all(
-        isinstance(manifest.get(k), str) and manifest.get(k) for k in ("time", "magic")
+    # Pulumi always writes `time`; `magic` may be empty (an export of a stack it did not
+    # compute one for), so only its type is checked.
+    if (
+        not isinstance(manifest, dict)
+        or not (isinstance(manifest.get("time"), str) and manifest.get("time"))
+        or not isinstance(manifest.get("magic", ""), str)
     ):
-        raise bad("its manifest lacks `time` or `magic`")
+        raise bad("its manifest lacks `time`")
     resources = deployment.get("resources") or []
     if not isinstance(resources, list):
         raise bad("`resources` is not a list")

@@ -18,7 +18,7 @@ from jsonschema import Draft202012Validator
 from rollback.cli.main import COMMANDS, GLOBAL_OPTIONS, hoist_global_options
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "docs" / "schemas"
-GROUPS = frozenset({"cloud", "release", "stack", "lock"})  # commands with subcommands
+GROUPS = frozenset({"cloud", "release", "stack", "lock", "agent"})  # commands with subcommands
 
 
 @cache

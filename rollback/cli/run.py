@@ -289,10 +289,6 @@ def abort(ctx: click.Context, run_id: str, break_lock: bool) -> None:
     only to a colour that passes its health check (otherwise it stays), a
     database snapshot is never undone. A cutover cannot be aborted: a failed
     one already returned users to the colour they came from.
-
-    \b
-    Example:
-      rollback abort 20261130T101500Z-3f2a
     """
     from rollback.orchestrate import abort as abort_run
 

@@ -87,11 +87,9 @@ class StackStep:
         result = stacks.reapply(
             self.engine, self.registry.store, release, self.stack, prove=False, hold=hold
         )
-        detail: dict[str, Any] = {
-            "counts": result.up.counts(),
-            "refreshed": result.refreshed,
-            "traffic": result.up.traffic,
-        }
+        detail: dict[str, Any] = {"counts": result.up.counts(), "refreshed": result.refreshed}
+        if result.up.traffic is not None:
+            detail["traffic"] = result.up.traffic
         if result.up.warnings:
             detail["warnings"] = list(result.up.warnings)
         return Applied(changed=True, prior={"version": self.previous}, detail=detail)

@@ -98,7 +98,7 @@ def test_an_unknown_file_key_is_refused_naming_the_nearest_known_one(tmp_path: P
     )
     assert raised.value.exit_code == ExitCode.USAGE and raised.value.fields["key"] == "webhok_url"
     write_toml(tmp_path, '[notify]\nchannel = "#ops"\n')
-    with pytest.raises(ConfigError, match="unknown key 'notify'; known keys: debug, endpoint_url"):
+    with pytest.raises(ConfigError, match="unknown key 'notify'; known keys: backend_url, debug, endpoint_url"):
         config.load({}, env={}, cwd=tmp_path)
 
 

@@ -420,6 +420,7 @@ def test_backend_url_and_no_refresh_reach_the_cli_and_counts_reach_stack_up(
     from rollback.cli.main import cli
 
     monkeypatch.delenv("PULUMI_BACKEND_URL")
+    no_cloud_behind_the_listener(monkeypatch)
     other = tmp_path / "other-backend"
     other.mkdir()
     base = ["--store", str(tmp_path / "store"), "--engine", "pulumi", "--backend-url"]
@@ -439,6 +440,19 @@ def test_backend_url_and_no_refresh_reach_the_cli_and_counts_reach_stack_up(
     assert (other / ".pulumi" / "stacks" / "webapp" / "dev.json").exists()
     ups = fake_pulumi.argvs("up")
     assert "--refresh" in ups[0] and "--refresh" not in ups[1]
+
+
+def no_cloud_behind_the_listener(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No AWS stands behind this fake stack's listener: the toolkit's hold on traffic after
+    an apply, and its traffic check in `stack verify`, are tested against the embedded
+    cloud (tests/functional/test_outcome_cli.py), not in this contract with the CLI."""
+    from rollback.ownership import TrafficOwner
+    from rollback.steps import evidence
+
+    monkeypatch.setattr(TrafficOwner, "holder", lambda self, set_by, quiet=False: None)
+    monkeypatch.setattr(
+        TrafficOwner, "check", lambda self, topology: evidence("traffic (not read here)", {}, True)
+    )
 
 
 class _Registry:
@@ -482,6 +496,7 @@ def test_stack_verify_with_the_pulumi_engine_is_the_live_preview(
     from rollback.cli.main import cli
 
     monkeypatch.chdir(project)
+    no_cloud_behind_the_listener(monkeypatch)
     base = ["--store", str(tmp_path / "store"), "--engine", "pulumi", "stack"]
     assert CliRunner().invoke(cli, [*base, "up"]).exit_code == 0
 

@@ -445,7 +445,7 @@ def test_check_checkpoints_passes_intact_ones_and_names_a_corrupt_one(
     ("edit", "why"),
     [
         (lambda d: d.update(version=2), "not a Pulumi deployment of version 3"),
-        (lambda d: d["deployment"]["manifest"].pop("magic"), "lacks `time` or `magic`"),
+        (lambda d: d["deployment"]["manifest"].pop("time"), "lacks `time`"),
         (
             lambda d: d["deployment"]["resources"][2].update(type="aws:s3/bucketV2:BucketV2"),
             "says it is of type",
