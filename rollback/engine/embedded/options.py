@@ -153,8 +153,8 @@ def decide(
 
 def refuse_protected_replace(urn: str) -> EngineError:
     return EngineError(
-        f"the resource {urn} is protected and cannot be replaced; remove its `protect` "
-        "option and run `stack up` first, then change it. Nothing was changed.",
+        f"the resource {urn} is protected and cannot be replaced, so nothing was changed: "
+        "remove its `protect` option and run `stack up` before changing it.",
         urn=urn,
     )
 
@@ -162,7 +162,7 @@ def refuse_protected_replace(urn: str) -> EngineError:
 def refuse_protected_delete(urns: list[str]) -> EngineError:
     names = ", ".join(urns)
     return EngineError(
-        f"the protected resource(s) {names} cannot be deleted; set `protect=False` on them and "
-        "run `stack up` before removing them. Nothing was changed.",
+        f"the protected resource(s) {names} cannot be deleted, so nothing was changed: set "
+        "`protect=False` on them and run `stack up` before removing them.",
         urns=urns,
     )
