@@ -249,3 +249,23 @@ def test_import_adopts_an_existing_resource_without_creating_it(world: World) ->
     with pytest.raises(EngineError, match="import"):
         world.up(bucket="legacy", **{"import": "missing-bucket"}, name="other")
     assert world.buckets() == ["legacy"]
+
+
+def test_protect_refuses_a_destroy(world: World) -> None:
+    world.up(bucket="bkt-one", protect="true")
+    world.calls.made.clear()
+    with pytest.raises(EngineError, match=r"protected.*::main.*cannot be deleted"):
+        world.engine.destroy("dev")
+    assert world.calls.made == []
+    assert world.buckets() == ["bkt-one"]
+
+
+def test_an_alias_to_another_parent_and_name_moves_state(world: World, tmp_path: Path) -> None:
+    """A full-URN alias (here: the old name) claims the old state even across a rename and a tag change."""
+    world.up(bucket="bkt-one", name="main", env="dev")
+    state = world.up(bucket="bkt-one", name="moved", alias="main", env="prod")
+    assert [op for op in world.calls.names() if op in {"CreateBucket", "DeleteBucket"}] == [
+        "CreateBucket"
+    ]
+    assert world.tags("bkt-one")["env"] == "prod"
+    assert list(u for u in state if u.startswith(URN)) == [URN + "moved"]

@@ -333,8 +333,6 @@ class EmbeddedEngine:
             replace_on = applier.replace_on if applier is not None else frozenset()
             with lock:
                 old = _claim_old(prior, claimed, reg)
-            if old is not None and old.type != reg.type:
-                old = None
             options.timeouts_seconds(reg.custom_timeouts)  # malformed: refused before any change
             reg = _checked(reg, old, applier)
             decision = _decide(reg, old, replace_on)
@@ -383,9 +381,8 @@ class EmbeddedEngine:
                 reg = dataclasses.replace(reg, provider=self._default_provider_ref(work, reg.type))
             applier = self._appliers_for(reg.provider, work.providers)[reg.type]
             old = _claim_old(work.previous, work.claimed, reg)
-            if old is not None and old.type != reg.type:
-                work.replaced[old.urn] = old
-                old = None
+            # A type change only ever comes through an alias (the type is in the URN):
+            # the program says it is the same resource, so it is diffed, not replaced.
             timeouts = options.timeouts_seconds(reg.custom_timeouts)
             if old is None and reg.import_id:
                 return self._import(work, reg, applier, timeouts)
