@@ -103,16 +103,13 @@ def with_ignored(
     """The new inputs with every ignored path reset to the old inputs (no old inputs: unchanged)."""
     if olds is None or not ignore_changes:
         return dict(news)
-    try:
-        result, invalid = paths.reset(olds, news, list(ignore_changes))
-    except UsageError as exc:
-        raise EngineError(f"{urn}: ignoreChanges: {exc}", urn=urn) from exc
+    result, invalid = paths.reset(olds, news, list(ignore_changes))
     if invalid:
         # Pulumi only informs about these (processIgnoreChanges): the value stays as declared.
         import logging
 
-        logging.getLogger(__name__).info(
-            "%s: cannot ignore changes in added or removed elements of the path: %s",
+        logging.getLogger(__name__).warning(
+            "%s: cannot ignore changes in malformed paths or added or removed elements of: %s",
             urn,
             ", ".join(repr(p) for p in invalid),
         )
