@@ -110,7 +110,7 @@ def _stack(tmp_path: Path, ignore: dict[str, str]) -> Iterator[Stack]:
 @pytest.fixture(
     params=[
         "defaultActions[0].forward.targetGroups",
-        "defaultActions[*].forward.targetGroups[*].weight",
+        # Wildcards: tests/unit/test_embedded_paths.py (kept out here: each case is a full stack).
         "default_actions",  # a Python name: the SDK sends it as defaultActions
     ]
 )
