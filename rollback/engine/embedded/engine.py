@@ -42,15 +42,16 @@ from rollback.engine.embedded.program import (
     secret_outputs,
 )
 from rollback.engine.embedded.providers import (
-    PACKAGES as _PACKAGES,
-)
-from rollback.engine.embedded.providers import (
+    BUILTIN,
     PROVIDER_PREFIX,
     default_provider_urn,
     endpoints_of,
     package_provider_state,
     package_version,
     provider_clients,
+)
+from rollback.engine.embedded.providers import (
+    PACKAGES as _PACKAGES,
 )
 from rollback.engine.embedded.secrets import (
     SecretsKeyring,
@@ -503,7 +504,8 @@ class EmbeddedEngine:
         urn = default_provider_urn(self.project, work.stack, package)
         state = work.providers.get(urn)
         if state is None:
-            state = package_provider_state(urn, package_version(package), None, work.now)
+            version = "" if package == BUILTIN else package_version(package)
+            state = package_provider_state(urn, version, None, work.now)
             work.providers[urn] = state
         work.state[urn] = state
         return provider_reference(state)
@@ -677,6 +679,7 @@ class EmbeddedEngine:
                         inputs={"name": stack_name},
                         outputs=outputs,
                         parent=parent,
+                        provider=self._default_provider_ref(work, "pulumi:pulumi:StackReference"),
                         created=work.now,
                         modified=work.now,
                     )
@@ -757,6 +760,7 @@ class EmbeddedEngine:
             property_dependencies=dict(reg.property_dependencies),
             created=old.created if old is not None and old.created else now,
             modified=now,
+            protect=reg.protect,
         )
 
     def _write(
