@@ -35,6 +35,7 @@ from rollback.engine.embedded.checkpoint import (
     provider_reference,
     read_deployment,
 )
+from rollback.engine.embedded.claims import ensure_free
 from rollback.engine.embedded.program import (
     STACK_TYPE,
     ProgramRun,
@@ -553,6 +554,7 @@ class EmbeddedEngine:
         (pkg/backend/snapshot.go); the embedded engine keeps the failed ones, so
         the state says that a resource may exist in the cloud without being in it.
         """
+        ensure_free(reg.type, reg.urn, inputs, applier)
         try:
             return applier.create(reg.name, inputs)
         except BaseException:
