@@ -103,6 +103,8 @@ class _Apply:
     stack: str = ""
     # Resources read, not managed (StackReferences), by URN.
     reads: list[str] = field(default_factory=list)
+    # URNs whose create the last run left pending: an existing resource of that name is theirs.
+    unfinished: set[str] = field(default_factory=set)
 
 
 class EmbeddedEngine:
@@ -139,8 +141,11 @@ class EmbeddedEngine:
         a failing program, or a failing AWS call (checkpoint records progress).
         """
         previous = self._previous(stack)
+        unfinished: set[str] = set()
         if previous is not None:
             for op in self.export(stack).deployment.get("pending_operations") or []:
+                if op.get("type") == "creating":
+                    unfinished.add(str((op.get("resource") or {}).get("urn")))
                 logger.warning(
                     "the last up left a pending %s of %s: it may exist in the cloud without "
                     "being in the state; check it before this up creates it again",
@@ -165,6 +170,7 @@ class EmbeddedEngine:
             state={**components, **prior},
             providers=previous.providers() if previous else {},
             stack=stack,
+            unfinished=unfinished,
         )
         self._providers_seen.update(work.providers)
         try:
@@ -554,7 +560,8 @@ class EmbeddedEngine:
         (pkg/backend/snapshot.go); the embedded engine keeps the failed ones, so
         the state says that a resource may exist in the cloud without being in it.
         """
-        ensure_free(reg.type, reg.urn, inputs, applier)
+        if reg.urn not in work.unfinished:
+            ensure_free(reg.type, reg.urn, inputs, applier)
         try:
             return applier.create(reg.name, inputs)
         except BaseException:
