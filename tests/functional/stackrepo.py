@@ -13,6 +13,7 @@ record every AWS operation it calls, to count mutating ones.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -152,7 +153,9 @@ def call_log_env(directory: Path) -> tuple[dict[str, str], Path]:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "sitecustomize.py").write_text(_SITECUSTOMIZE, encoding="utf-8")
     log = directory / "calls.log"
-    return {"PYTHONPATH": str(directory), "ROLLBACK_TEST_CALL_LOG": str(log)}, log
+    # Keep the caller's PYTHONPATH after ours: a worktree's code stays the code under test.
+    path = os.pathsep.join(p for p in (str(directory), os.environ.get("PYTHONPATH", "")) if p)
+    return {"PYTHONPATH": path, "ROLLBACK_TEST_CALL_LOG": str(log)}, log
 
 
 def mutating_calls(log: Path) -> list[str]:

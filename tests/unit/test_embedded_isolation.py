@@ -20,6 +20,7 @@ from moto import mock_aws
 from rollback.aws.session import Clients
 from rollback.engine import StackConfig
 from rollback.engine.embedded.engine import EmbeddedEngine, checkpoint_key
+from rollback.errors import EngineError
 from rollback.store.local import LocalStore
 from tests.unit.test_embedded_options import Calls
 
@@ -167,3 +168,19 @@ def test_a_shared_dbi_resource_id_never_finds_another_stacks_database(cloud: Clo
     with pytest.raises(EngineError, match="names 2 DB instances"):
         applier.read(shared, {})
     assert applier.read("ours", {})["identifier"] == "ours"  # an identifier id finds its own
+
+
+def test_a_name_another_stack_owns_is_refused_not_taken_over(cloud: Cloud) -> None:
+    """CreateBucket in us-east-1 answers 200 for an existing bucket: the engine checks first."""
+    engine = cloud.engine("other")
+    options = Path(__file__).parent.parent / "programs" / "options"
+    cloud.clients("s3").create_bucket(Bucket="owned-elsewhere")
+    with pytest.raises(
+        EngineError, match="'owned-elsewhere', which already exists outside this stack"
+    ):
+        engine.up(options, "dev", StackConfig(values={"other:bucket": "owned-elsewhere"}))
+    assert (
+        not cloud.store.has_doc(checkpoint_key("other", "dev"))
+        or cloud.resources("other", "dev") == {}
+    )
+    assert [b["Name"] for b in cloud.clients("s3").list_buckets()["Buckets"]] == ["owned-elsewhere"]

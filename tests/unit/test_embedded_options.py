@@ -249,3 +249,48 @@ def test_import_adopts_an_existing_resource_without_creating_it(world: World) ->
     with pytest.raises(EngineError, match="import"):
         world.up(bucket="legacy", **{"import": "missing-bucket"}, name="other")
     assert world.buckets() == ["legacy"]
+
+
+def test_protect_refuses_a_destroy(world: World) -> None:
+    world.up(bucket="bkt-one", protect="true")
+    world.calls.made.clear()
+    with pytest.raises(EngineError, match=r"protected.*::main.*cannot be deleted"):
+        world.engine.destroy("dev")
+    assert world.calls.made == []
+    assert world.buckets() == ["bkt-one"]
+
+
+def test_an_alias_to_another_parent_and_name_moves_state(world: World, tmp_path: Path) -> None:
+    """A full-URN alias (here: the old name) claims the old state even across a rename and a tag change."""
+    world.up(bucket="bkt-one", name="main", env="dev")
+    state = world.up(bucket="bkt-one", name="moved", alias="main", env="prod")
+    assert [op for op in world.calls.names() if op in {"CreateBucket", "DeleteBucket"}] == [
+        "CreateBucket"
+    ]
+    assert world.tags("bkt-one")["env"] == "prod"
+    assert list(u for u in state if u.startswith(URN)) == [URN + "moved"]
+
+
+def test_a_create_left_pending_is_finished_by_the_next_up(world: World) -> None:
+    """The bucket exists but its create failed half-way (tagging): the next up finishes it."""
+    from botocore.exceptions import ClientError
+
+    failures = [1]
+
+    def fail_once(**_: Any) -> None:
+        if failures:
+            failures.pop()
+            raise ClientError(
+                {"Error": {"Code": "InternalError", "Message": "boom"}}, "PutBucketTagging"
+            )
+
+    world.clients.session.events.register("before-call.s3.PutBucketTagging", fail_once)
+    with pytest.raises(EngineError, match="boom"):
+        world.up(bucket="bkt-one")  # CreateBucket works, PutBucketTagging fails
+    raw = json.loads(world.store.get_doc(checkpoint_key("opts", "dev")))
+    assert [op["type"] for op in raw["deployment"]["pending_operations"]] == ["creating"]
+    assert world.buckets() == ["bkt-one"]
+    state = world.up(bucket="bkt-one")
+    assert state[URN + "main"]["id"] == "bkt-one" and world.tags("bkt-one")["env"] == "dev"
+    raw = json.loads(world.store.get_doc(checkpoint_key("opts", "dev")))
+    assert "pending_operations" not in raw["deployment"]

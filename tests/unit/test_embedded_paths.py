@@ -106,3 +106,9 @@ def test_changed_paths_are_leaves() -> None:
         ("defaultActions", 0, "forward", "targetGroups", 1, "weight"),
         ("port",),
     ]
+
+
+def test_a_malformed_path_is_skipped_as_pulumi_does() -> None:
+    result, invalid = paths.reset({"a": 1}, {"a": 2}, ["a[", "a"])
+    assert invalid == ["a["]
+    assert result == {"a": 1}

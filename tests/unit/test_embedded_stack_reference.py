@@ -48,6 +48,8 @@ def test_a_stack_reference_reads_the_producers_exports_and_keeps_secrets_secret(
     resources = {r["urn"]: r for r in document["deployment"]["resources"]}
     ref = resources[REF_URN]
     assert ref["external"] is True and ref["id"] == "organization/webapp/dev"
+    builtin = resources["urn:pulumi:dev::consumer::pulumi:providers:pulumi::default"]
+    assert ref["provider"] == f"{builtin['urn']}::{builtin['id']}"
     assert ref["outputs"]["secretOutputNames"] == ["token"]
     assert ref["outputs"]["outputs"]["token"][SIG_KEY] == SECRET_SIG
     assert TOKEN not in json.dumps(document)

@@ -19,6 +19,7 @@ from moto import mock_aws
 from rollback.aws.session import Clients
 from rollback.engine import StackConfig
 from rollback.engine.embedded.engine import EmbeddedEngine, checkpoint_key
+from rollback.stacks import verify
 from rollback.store.local import LocalStore
 from tests.unit.test_embedded_options import Calls
 
@@ -109,7 +110,7 @@ def _stack(tmp_path: Path, ignore: dict[str, str]) -> Iterator[Stack]:
 @pytest.fixture(
     params=[
         "defaultActions[0].forward.targetGroups",
-        "defaultActions[*].forward.targetGroups[*].weight",
+        # Wildcards: tests/unit/test_embedded_paths.py (kept out here: each case is a full stack).
         "default_actions",  # a Python name: the SDK sends it as defaultActions
     ]
 )
@@ -140,6 +141,9 @@ def test_no_up_moves_traffic_the_toolkit_moved(owned: Stack) -> None:
     assert listener["Port"] == 8080
     assert owned.listener_weights() == {"blue": 0, "green": 100}
     assert owned.dns_weights() == {"blue": 0, "green": 100}
+    # `stack verify` does not call the toolkit's traffic drift either.
+    report = verify(owned.engine, "dev", owned.engine.export("dev"))
+    assert report.ok, report.drift
 
 
 def test_without_ignore_changes_an_up_puts_the_programs_weights_back(tmp_path: Path) -> None:
@@ -147,6 +151,8 @@ def test_without_ignore_changes_an_up_puts_the_programs_weights_back(tmp_path: P
     for stack in _stack(tmp_path, {}):
         stack.up()
         stack.move_traffic(green=100)
+        drift = verify(stack.engine, "dev", stack.engine.export("dev")).drift
+        assert {d.urn.rsplit("::", 1)[-1] for d in drift} == {"http", "app-blue", "app-green"}
         stack.up()
         assert stack.listener_weights() == {"blue": 100, "green": 0}
         assert stack.dns_weights() == {"blue": 100, "green": 0}

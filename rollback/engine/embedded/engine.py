@@ -35,6 +35,7 @@ from rollback.engine.embedded.checkpoint import (
     provider_reference,
     read_deployment,
 )
+from rollback.engine.embedded.claims import ensure_free
 from rollback.engine.embedded.program import (
     STACK_TYPE,
     InvokeHandler,
@@ -43,15 +44,16 @@ from rollback.engine.embedded.program import (
     secret_outputs,
 )
 from rollback.engine.embedded.providers import (
-    PACKAGES as _PACKAGES,
-)
-from rollback.engine.embedded.providers import (
+    BUILTIN,
     PROVIDER_PREFIX,
     default_provider_urn,
     endpoints_of,
     package_provider_state,
     package_version,
     provider_clients,
+)
+from rollback.engine.embedded.providers import (
+    PACKAGES as _PACKAGES,
 )
 from rollback.engine.embedded.secrets import (
     SecretsKeyring,
@@ -102,6 +104,8 @@ class _Apply:
     stack: str = ""
     # Resources read, not managed (StackReferences), by URN.
     reads: list[str] = field(default_factory=list)
+    # URNs whose create the last run left pending: an existing resource of that name is theirs.
+    unfinished: set[str] = field(default_factory=set)
 
 
 class EmbeddedEngine:
@@ -138,8 +142,11 @@ class EmbeddedEngine:
         a failing program, or a failing AWS call (checkpoint records progress).
         """
         previous = self._previous(stack)
+        unfinished: set[str] = set()
         if previous is not None:
             for op in self.export(stack).deployment.get("pending_operations") or []:
+                if op.get("type") == "creating":
+                    unfinished.add(str((op.get("resource") or {}).get("urn")))
                 logger.warning(
                     "the last up left a pending %s of %s: it may exist in the cloud without "
                     "being in the state; check it before this up creates it again",
@@ -164,6 +171,7 @@ class EmbeddedEngine:
             state={**components, **prior},
             providers=previous.providers() if previous else {},
             stack=stack,
+            unfinished=unfinished,
         )
         self._providers_seen.update(work.providers)
         try:
@@ -343,8 +351,6 @@ class EmbeddedEngine:
             replace_on = applier.replace_on if applier is not None else frozenset()
             with lock:
                 old = _claim_old(prior, claimed, reg)
-            if old is not None and old.type != reg.type:
-                old = None
             options.timeouts_seconds(reg.custom_timeouts)  # malformed: refused before any change
             reg = _checked(reg, old, applier)
             decision = _decide(reg, old, replace_on)
@@ -393,9 +399,8 @@ class EmbeddedEngine:
                 reg = dataclasses.replace(reg, provider=self._default_provider_ref(work, reg.type))
             applier = self._appliers_for(reg.provider, work.providers)[reg.type]
             old = _claim_old(work.previous, work.claimed, reg)
-            if old is not None and old.type != reg.type:
-                work.replaced[old.urn] = old
-                old = None
+            # A type change only ever comes through an alias (the type is in the URN):
+            # the program says it is the same resource, so it is diffed, not replaced.
             timeouts = options.timeouts_seconds(reg.custom_timeouts)
             if old is None and reg.import_id:
                 return self._import(work, reg, applier, timeouts)
@@ -516,7 +521,8 @@ class EmbeddedEngine:
         urn = default_provider_urn(self.project, work.stack, package)
         state = work.providers.get(urn)
         if state is None:
-            state = package_provider_state(urn, package_version(package), None, work.now)
+            version = "" if package == BUILTIN else package_version(package)
+            state = package_provider_state(urn, version, None, work.now)
             work.providers[urn] = state
         work.state[urn] = state
         return provider_reference(state)
@@ -564,6 +570,8 @@ class EmbeddedEngine:
         (pkg/backend/snapshot.go); the embedded engine keeps the failed ones, so
         the state says that a resource may exist in the cloud without being in it.
         """
+        if reg.urn not in work.unfinished:
+            ensure_free(reg.type, reg.urn, inputs, applier)
         try:
             return applier.create(reg.name, inputs)
         except BaseException:
@@ -690,6 +698,7 @@ class EmbeddedEngine:
                         inputs={"name": stack_name},
                         outputs=outputs,
                         parent=parent,
+                        provider=self._default_provider_ref(work, "pulumi:pulumi:StackReference"),
                         created=work.now,
                         modified=work.now,
                     )
@@ -795,6 +804,7 @@ class EmbeddedEngine:
             property_dependencies=dict(reg.property_dependencies),
             created=old.created if old is not None and old.created else now,
             modified=now,
+            protect=reg.protect,
         )
 
     def _write(

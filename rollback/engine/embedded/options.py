@@ -103,16 +103,13 @@ def with_ignored(
     """The new inputs with every ignored path reset to the old inputs (no old inputs: unchanged)."""
     if olds is None or not ignore_changes:
         return dict(news)
-    try:
-        result, invalid = paths.reset(olds, news, list(ignore_changes))
-    except UsageError as exc:
-        raise EngineError(f"{urn}: ignoreChanges: {exc}", urn=urn) from exc
+    result, invalid = paths.reset(olds, news, list(ignore_changes))
     if invalid:
         # Pulumi only informs about these (processIgnoreChanges): the value stays as declared.
         import logging
 
-        logging.getLogger(__name__).info(
-            "%s: cannot ignore changes in added or removed elements of the path: %s",
+        logging.getLogger(__name__).warning(
+            "%s: cannot ignore changes in malformed paths or added or removed elements of: %s",
             urn,
             ", ".join(repr(p) for p in invalid),
         )
@@ -153,8 +150,8 @@ def decide(
 
 def refuse_protected_replace(urn: str) -> EngineError:
     return EngineError(
-        f"the resource {urn} is protected and cannot be replaced; remove its `protect` "
-        "option and run `stack up` first, then change it. Nothing was changed.",
+        f"the resource {urn} is protected and cannot be replaced, so nothing was changed: "
+        "remove its `protect` option and run `stack up` before changing it.",
         urn=urn,
     )
 
@@ -162,7 +159,7 @@ def refuse_protected_replace(urn: str) -> EngineError:
 def refuse_protected_delete(urns: list[str]) -> EngineError:
     names = ", ".join(urns)
     return EngineError(
-        f"the protected resource(s) {names} cannot be deleted; set `protect=False` on them and "
-        "run `stack up` before removing them. Nothing was changed.",
+        f"the protected resource(s) {names} cannot be deleted, so nothing was changed: set "
+        "`protect=False` on them and run `stack up` before removing them.",
         urns=urns,
     )

@@ -106,13 +106,18 @@ def reset(
     """`news` with the value at each path put back to the one in `olds` (Pulumi's ignoreChanges).
 
     Returns the new inputs (a copy) and the paths that could not be applied
-    (added or removed elements on the way), which Pulumi reports and skips.
+    (malformed, or adding or removing elements on the way), which Pulumi skips.
     """
     result = copy.deepcopy(news)
     invalid: list[str] = []
     holder = {"root": result}
     for text in paths:
-        path = parse(text)
+        try:
+            path = parse(text)
+        except UsageError:
+            # Pulumi skips a path it cannot parse (processIgnoreChanges: `continue`).
+            invalid.append(text)
+            continue
         if not _reset(("root", *path), {"root": olds}, holder, False, False):
             invalid.append(text)
     return holder["root"], invalid

@@ -39,7 +39,12 @@ def package_version(package: str) -> str:
     return version(_DISTRIBUTIONS.get(package, f"pulumi_{package}"))
 
 
+BUILTIN = "pulumi"  # the engine's own provider: StackReference reads go through it
+
+
 def default_provider_urn(project: str, stack: str, package: str) -> str:
+    if package == BUILTIN:
+        return f"urn:pulumi:{stack}::{project}::{PROVIDER_PREFIX}{BUILTIN}::default"
     version = package_version(package).replace(".", "_")
     return f"urn:pulumi:{stack}::{project}::{PROVIDER_PREFIX}{package}::default_{version}"
 
@@ -50,7 +55,7 @@ def package_provider_state(
     """A default provider of a package without configuration (random): inputs are its version."""
     import uuid
 
-    inputs = {"version": version}
+    inputs = {"version": version} if version else {}
     if previous is not None and previous.inputs == inputs:
         return previous
     return ResourceState(

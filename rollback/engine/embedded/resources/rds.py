@@ -370,8 +370,8 @@ class DbInstance:
             # Never guess: the first match may be another stack's database.
             raise EngineError(
                 f"{self.token} {id!r} names {len(found)} DB instances "
-                f"({', '.join(d['DBInstanceIdentifier'] for d in found)}); the state must record "
-                "its `identifier`. Nothing was changed.",
+                f"({', '.join(d['DBInstanceIdentifier'] for d in found)}), so nothing was "
+                "changed: the state must record its `identifier` to tell them apart.",
                 resource=id,
                 type=self.token,
             )
