@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from rollback.errors import CheckFailed, ConfigError, IntegrityError, UsageError
+from rollback.errors import CheckFailed, ConfigError, IntegrityError, RollbackError, UsageError
 from rollback.waiting import Timing, poll
 
 log = logging.getLogger(__name__)
@@ -355,7 +355,12 @@ def _start_postgres(state_dir: Path) -> Any:
         return None
     bin_dir = postgres.find_bin_dir()
     assert bin_dir is not None  # no_data_reason said so
-    return postgres.start(state_dir, bin_dir)
+    try:
+        return postgres.start(state_dir, bin_dir)
+    except RollbackError as exc:
+        # The cloud still serves AWS; the one line the CLI prints says the data is missing.
+        log.warning("PostgreSQL did not start (%s); RDS keeps metadata only.", exc.message)
+        return None
 
 
 def _stop_postgres(cluster: Any) -> None:

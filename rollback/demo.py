@@ -255,7 +255,9 @@ def run_demo(
         cluster = cloud.postgres_cluster(state)
         data: dict[str, str] = {}  # the database's URL and instance, when it holds real rows
         if cluster is None:
-            on_progress(f"RDS holds no data here: {cloud.no_data_reason()}")
+            on_progress(
+                f"RDS holds no data here: {cloud.no_data_reason() or 'PostgreSQL did not start.'}"
+            )
 
         def write_orders(version: str, schema: str) -> dict[str, Any]:
             """The application of `version` writes its orders; what its release records."""

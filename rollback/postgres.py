@@ -104,13 +104,15 @@ class Cluster:
 def find_bin_dir(environ: dict[str, str] | None = None) -> Path | None:
     """The directory holding initdb, pg_ctl and postgres, or None when they are not installed.
 
-    Looks at `ROLLBACK_POSTGRES_BIN` first, then PATH, then Debian's
+    `ROLLBACK_POSTGRES_BIN`, when set, is the only place looked at (a
+    directory without them turns real data off); otherwise PATH, then Debian's
     /usr/lib/postgresql/<version>/bin (newest version first), which is not on PATH.
     """
     env = os.environ if environ is None else environ
     candidates: list[Path] = []
-    if env.get("ROLLBACK_POSTGRES_BIN"):
-        candidates.append(Path(env["ROLLBACK_POSTGRES_BIN"]))
+    if "ROLLBACK_POSTGRES_BIN" in env:
+        chosen = Path(env["ROLLBACK_POSTGRES_BIN"])
+        return chosen if all(os.access(chosen / n, os.X_OK) for n in _BINARIES) else None
     found = shutil.which("pg_ctl", path=env.get("PATH"))
     if found:
         candidates.append(Path(found).resolve().parent)

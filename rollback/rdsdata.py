@@ -21,8 +21,10 @@ that refuses connections, so nothing writes into a snapshot. Automated
 snapshots are not backed (only what a caller asks for is copied).
 
 Copies use `CREATE DATABASE ... TEMPLATE`, which needs the source to have no
-other session: open sessions of the instance's database are closed first,
-the way a Single-AZ RDS snapshot suspends I/O; clients reconnect.
+other session. A snapshot never cuts clients off (an RDS snapshot does not):
+when the instance's database has sessions, the copy is `pg_dump | pg_restore`
+instead (a consistent snapshot, slower). A rename does close the sessions,
+as the reboot of an RDS rename does; clients reconnect.
 
 Engines other than PostgreSQL (mysql, ...) are not backed; they keep moto's
 metadata only.
@@ -33,11 +35,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import subprocess
 import threading
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
-from rollback.postgres import Cluster, admin, scram_verifier
+from rollback.postgres import ADMIN_USER, Cluster, admin, scram_verifier
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +50,7 @@ BACKED_ENGINES = frozenset({"postgres", "aurora-postgresql"})
 # checkpoints, no WAL for the data), WAL_LOG copies block by block through the
 # WAL (no checkpoint: cheaper for small databases). Above this size FILE_COPY
 # (bench/data.py measures both on a 1 GiB database).
-FILE_COPY_ABOVE_BYTES = 64 * 1024 * 1024
+FILE_COPY_ABOVE_BYTES = 16 * 1024 * 1024
 
 
 def snapshot_database(snapshot_id: str) -> str:
@@ -87,7 +91,10 @@ class DatabaseBacking:
         target = snapshot_database(snapshot_id)
         with self._lock, admin(self.cluster) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {_ident(target)} WITH (FORCE)")
-            self._copy(conn, source, target)
+            if self._sessions(conn, source):
+                self._dump_copy(conn, source, target)  # a snapshot never cuts clients off
+            else:
+                self._copy(conn, source, target)
             conn.execute(
                 f"COMMENT ON DATABASE {_ident(target)} IS "
                 f"{_literal(f'rds snapshot {snapshot_id} of {source}')}"
@@ -158,6 +165,44 @@ class DatabaseBacking:
             f"CREATE DATABASE {_ident(target)} TEMPLATE {_ident(source)} "
             f"STRATEGY {strategy}" + (f" OWNER {_ident(owner)}" if owner else "")
         )
+
+    def _dump_copy(self, conn: Any, source: str, target: str) -> None:
+        """Copy a database that has sessions: pg_dump's consistent snapshot piped into
+        pg_restore (slower than a template copy, but nobody is disconnected)."""
+        owner = conn.execute(
+            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (source,)
+        ).fetchone()[0]
+        conn.execute(f"CREATE DATABASE {_ident(target)} TEMPLATE template0 OWNER {_ident(owner)}")
+        where = ["-h", self.cluster.socket_dir, "-p", str(self.cluster.port), "-U", ADMIN_USER]
+        bin_dir = Path(self.cluster.bin_dir)
+        dump = subprocess.Popen(
+            [str(bin_dir / "pg_dump"), *where, "-Fc", "-Z0", "-d", source],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        restore = subprocess.run(
+            [str(bin_dir / "pg_restore"), *where, "--exit-on-error", "-d", target],
+            stdin=dump.stdout,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert dump.stdout is not None and dump.stderr is not None
+        dump.stdout.close()
+        dump_errors = dump.stderr.read().decode(errors="replace")
+        if dump.wait() != 0 or restore.returncode != 0:
+            conn.execute(f"DROP DATABASE IF EXISTS {_ident(target)} WITH (FORCE)")
+            raise RuntimeError(
+                f"copying {source} with pg_dump failed: {(dump_errors + restore.stderr).strip()[:300]}"
+            )
+
+    @staticmethod
+    def _sessions(conn: Any, name: str) -> int:
+        found = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        ).fetchone()
+        return int(found[0])
 
     @staticmethod
     def _disconnect(conn: Any, name: str) -> None:

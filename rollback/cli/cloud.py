@@ -28,6 +28,8 @@ def cloud() -> None:
 def start(ctx: click.Context, port: int | None) -> None:
     """Start moto's server on 127.0.0.1 and print the shell lines that point AWS clients at it.
 
+    Where PostgreSQL is installed, also start a PostgreSQL cluster that backs
+    every RDS instance with a real database (PGHOST/PGPORT are exported).
     Idempotent: when one already answers, prints its lines and starts nothing.
     """
     state_dir = _state_dir(ctx)
@@ -45,7 +47,8 @@ def start(ctx: click.Context, port: int | None) -> None:
         # libpq's own variables: `psql -U USER INSTANCE` then reaches the instance's database.
         environment.update({"PGHOST": "127.0.0.1", "PGPORT": str(cluster.port)})
     else:
-        progress(f"RDS databases hold no data: {embedded.no_data_reason()}")
+        reason = embedded.no_data_reason() or "PostgreSQL did not start (see the warning above)."
+        progress(f"RDS databases hold no data: {reason}")
     data = {**state.record(), "already_running": state.already_running, "environment": environment}
     emit(ctx, data, _exports(environment))
 

@@ -202,11 +202,10 @@ class DbRestoreStep:
         final = self.rds.instance(self.instance_id)
         return Applied(changed=True, prior=prior, detail=self._detail(final))
 
-    def _count_before_swap(self, current: DbInstance | None) -> None:
+    def _count_before_swap(self, copy: DbInstance, current: DbInstance | None) -> None:
         """Count the restored copy's rows and the live rows it replaces; tag the copy."""
         if self.rows is None:
             return
-        copy = self.rds.instance(self.restore_id)
         snapshot_rows = self.rows.count(copy.identifier, copy.endpoint, copy.port)
         live_rows: TableRows = {}
         if current is not None:
@@ -270,16 +269,14 @@ class DbRestoreStep:
             self.rds.restore_from_snapshot(
                 self.restore_id, self.snapshot_id, like=template, tags=self._tags(template)
             )
-            self.rds.wait_instance_available(self.restore_id, self.timeout_s)
+            restored = self.rds.wait_instance_available(self.restore_id, self.timeout_s)
         elif restored.status not in ("available", "renaming"):
-            self.rds.wait_instance_available(self.restore_id, self.timeout_s)
-        if self.rds.find_instance(self.restore_id) is not None:
-            self._count_before_swap(current)
+            restored = self.rds.wait_instance_available(self.restore_id, self.timeout_s)
+        if restored.status != "renaming":  # a rename in flight: the copy was counted before it
+            self._count_before_swap(restored, current)
         if current is not None:
             self._rename(current, self.aside_id)
-        restored = self.rds.find_instance(self.restore_id)
-        if restored is not None:
-            self._rename(restored, self.instance_id)
+        self._rename(restored, self.instance_id)
 
     def _rename(self, instance: DbInstance, new_id: str) -> None:
         # A rename already in flight (the process died just after asking) is only awaited.

@@ -122,3 +122,79 @@ def test_start_on_a_taken_port_is_a_usage_error(run_cli: RunCli, store: Path) ->
     assert f"port {port}" in result.stderr
     assert result.stdout == ""
     assert not (store / ".state" / "cloud.json").exists()
+
+
+@pytest.mark.postgres
+def test_cloud_backs_rds_with_postgres_and_stop_removes_it(run_cli: RunCli, store: Path) -> None:
+    """Through the installed command: the exports reach the instance's database with its
+    master password; a snapshot holds the rows of its moment; stop removes the cluster."""
+    import boto3
+    import psycopg
+
+    started = run_cli("--store", str(store), "--output", "json", "cloud", "start")
+    assert started.returncode == 0, describe(started)
+    state = parse_json(started)
+    pg = state["postgres"]
+    env = state["environment"]
+    assert env["PGHOST"] == "127.0.0.1" and env["PGPORT"] == str(pg["port"])
+    assert "RDS databases are real PostgreSQL" in started.stderr
+
+    rds = boto3.client("rds", endpoint_url=state["url"], region_name="us-east-1")
+    rds.create_db_instance(
+        DBInstanceIdentifier="orders-db",
+        DBInstanceClass="db.t3.micro",
+        Engine="postgres",
+        MasterUsername="shop",
+        MasterUserPassword="cloud-Passw0rd",
+        AllocatedStorage=20,
+    )
+
+    def count(database: str) -> int:
+        with psycopg.connect(
+            host=env["PGHOST"],
+            port=int(env["PGPORT"]),
+            user="shop",
+            password="cloud-Passw0rd",
+            dbname=database,
+        ) as conn:
+            row = conn.execute("SELECT count(*) FROM t").fetchone()
+            assert row is not None
+            return int(row[0])
+
+    with psycopg.connect(
+        host="127.0.0.1",
+        port=pg["port"],
+        user="shop",
+        password="cloud-Passw0rd",
+        dbname="orders-db",
+        autocommit=True,
+    ) as conn:
+        conn.execute("CREATE TABLE t AS SELECT g FROM generate_series(1, 11) g")
+        rds.create_db_snapshot(DBSnapshotIdentifier="s1", DBInstanceIdentifier="orders-db")
+        conn.execute("INSERT INTO t SELECT g FROM generate_series(1, 5) g")
+    rds.restore_db_instance_from_db_snapshot(DBInstanceIdentifier="copy", DBSnapshotIdentifier="s1")
+    assert (count("orders-db"), count("copy")) == (16, 11)
+
+    listed = run_cli("--store", str(store), "--output", "json", "cloud", "databases")
+    assert listed.returncode == 0, describe(listed)
+    databases = parse_json(listed)["databases"]
+    assert databases["orders-db"] == "rds orders-db" and databases["copy"] == "rds copy"
+    assert "cloud-Passw0rd" not in listed.stdout + started.stdout + started.stderr
+    assert "cloud-Passw0rd" not in (Path(pg["data_dir"]) / "server.log").read_text()
+
+    stopped = run_cli("--store", str(store), "cloud", "stop")
+    assert stopped.returncode == 0, describe(stopped)
+    assert not _port_open(pg["port"])
+    assert not Path(pg["data_dir"]).exists() and not Path(pg["socket_dir"]).exists()
+
+
+def test_cloud_without_postgres_says_databases_hold_no_data(
+    run_cli: RunCli, store: Path, tmp_path: Path
+) -> None:
+    empty = tmp_path / "no-postgres"
+    empty.mkdir()
+    env = {"ROLLBACK_POSTGRES_BIN": str(empty)}
+    started = run_cli("--store", str(store), "--output", "json", "cloud", "start", env=env)
+    assert started.returncode == 0, describe(started)
+    assert parse_json(started)["postgres"] is None
+    assert started.stderr.count("RDS databases hold no data") == 1

@@ -255,3 +255,28 @@ def test_server_environment_holds_no_real_credentials(monkeypatch: pytest.Monkey
     assert "AWS_PROFILE" not in env and "AWS_SESSION_TOKEN" not in env
     assert env["AWS_ACCESS_KEY_ID"] == env["AWS_SECRET_ACCESS_KEY"] == "testing"
     assert env["AWS_SHARED_CREDENTIALS_FILE"] == os.devnull
+
+
+def test_a_postgres_that_does_not_start_leaves_the_cloud_without_data(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The cloud still serves AWS (metadata only) and says why, rather than not starting."""
+    from rollback import postgres
+    from rollback.errors import CheckFailed
+
+    def fail(*_: object, **__: object) -> None:
+        raise CheckFailed("initdb failed for the embedded cloud's PostgreSQL: disk full")
+
+    monkeypatch.setattr(postgres, "find_bin_dir", lambda *_: tmp_path)
+    monkeypatch.setattr(postgres, "driver_available", lambda: True)
+    monkeypatch.setattr(postgres, "start", fail)
+    assert cloud._start_postgres(tmp_path) is None
+
+
+def test_without_binaries_the_reason_names_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("ROLLBACK_POSTGRES_BIN", str(tmp_path))  # holds no binaries
+    reason = cloud.no_data_reason()
+    assert reason is not None and "apt-get install postgresql" in reason
+    assert cloud._start_postgres(tmp_path) is None

@@ -239,3 +239,25 @@ def test_restore_verify_fails_when_the_live_rows_are_not_the_snapshots(
     proof = step.verify()[-1]
     assert not proof.ok and "not the snapshot's" in proof.note
     assert url not in str(proof.observed) and PASSWORD not in proof.note
+
+
+def test_a_snapshot_cuts_no_client_off_and_holds_only_committed_rows(
+    rds: Any, pg_cluster: postgres.Cluster
+) -> None:
+    """A session stays open through the snapshot (copied with pg_dump then): its committed
+    rows are in the snapshot, its open transaction's are not, and it carries on."""
+    sql(pg_cluster, DB, "CREATE TABLE orders (id serial PRIMARY KEY, item text)")
+    with psycopg.connect(
+        host="127.0.0.1", port=pg_cluster.port, user=USER, password=PASSWORD, dbname=DB
+    ) as session:
+        session.execute("INSERT INTO orders (item) VALUES ('committed')")
+        session.commit()
+        session.execute("INSERT INTO orders (item) VALUES ('in flight')")  # not committed yet
+        rds.create_db_snapshot(DBSnapshotIdentifier="busy", DBInstanceIdentifier=DB)
+        session.commit()
+        assert session.execute("SELECT count(*) FROM orders").fetchone() == (2,)
+    rds.restore_db_instance_from_db_snapshot(
+        DBInstanceIdentifier="was-busy", DBSnapshotIdentifier="busy"
+    )
+    assert orders(pg_cluster, "was-busy") == ["committed"]
+    assert orders(pg_cluster, DB) == ["committed", "in flight"]
