@@ -8,9 +8,16 @@ call is counted by a botocore `before-call` handler on the session the
 engine's clients use; mutating calls are those not named Describe*, List*,
 Get* or Head*. For each `up` it prints the wall time, the total and the
 mutating calls, and which operations mutated; then the no-change time as a
-ratio of the from-empty time. The last line is
-`engine_nochange_mutating_calls: <n>` (target 0). The store is a temporary
-directory, removed afterwards.
+ratio of the from-empty time.
+
+Then a generated program of GENERATED_COUNT (200) independent resources
+(buckets, SNS topics, SSM parameters, SQS queues in equal parts): the same
+creates done with bare boto3 (one call each, on the same server) are timed as
+the baseline, then the engine's `up` from empty and a no-change `up`. It
+prints the from-empty/boto3 time ratio (goal <= 1.5), the calls per resource
+of the no-change `up` (goal <= 1) and its mutating calls (goal 0). The last
+line is `engine_generated_up_vs_boto3_ratio: <x>`. The stores are temporary
+directories, removed afterwards.
 """
 
 from __future__ import annotations
@@ -131,7 +138,9 @@ def main() -> int:
         f"no-change up: {reads_per_resource:.2f} calls per resource (goal <= 1), "
         f"{generated_again.mutating_calls} mutating (goal 0)"
     )
-    print(f"engine_nochange_mutating_calls: {again.mutating_calls + generated_again.mutating_calls}")
+    print(
+        f"engine_nochange_mutating_calls: {again.mutating_calls + generated_again.mutating_calls}"
+    )
     print(f"engine_generated_up_vs_boto3_ratio: {ratio:.2f}")
     return 0
 
