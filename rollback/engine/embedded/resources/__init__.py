@@ -91,6 +91,9 @@ SUPPORTED: frozenset[str] = frozenset(
         "aws:kinesis/stream:Stream",
         "aws:cloudwatch/eventRule:EventRule",
         "aws:cloudwatch/eventTarget:EventTarget",
+        "aws:rds/cluster:Cluster",
+        "aws:rds/clusterInstance:ClusterInstance",
+        "aws:rds/clusterParameterGroup:ClusterParameterGroup",
     }
 )
 
@@ -125,6 +128,7 @@ class ResourceType(Protocol):
 def resource_types(clients: Clients) -> dict[str, ResourceType]:
     """Type token -> applier, each using clients from `clients` (boto3 imported lazily)."""
     from rollback.engine.embedded.resources import (
+        aurora,
         autoscaling,
         cloudwatch,
         data,
@@ -162,5 +166,6 @@ def resource_types(clients: Clients) -> dict[str, ResourceType]:
         *messaging.appliers(clients),
         *secrets.appliers(clients),
         *data.appliers(clients),
+        *aurora.appliers(clients),
     ]
     return {a.token: a for a in appliers}
