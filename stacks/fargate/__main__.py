@@ -2,9 +2,9 @@
 
 Two colours (blue, green), each an ECS Fargate service with its own task
 definition (image tag = the colour's version), log group and target group.
-A public (internet-facing) ALB in a VPC with an internet gateway; its
-listener answers 404 by default and one listener rule forwards `/*` to both
-target groups by weight, which is where the toolkit moves traffic. An Aurora
+A public (internet-facing) ALB in a VPC with an internet gateway; one
+listener rule forwards `/*` to both target groups by weight, and the
+listener's default action carries the same weights: the toolkit moves both. An Aurora
 PostgreSQL cluster with one instance, reachable only from the services. A
 weighted Route53 record per colour, a 5xx alarm per colour. It exports the
 same `rollback` output as stacks/webapp, built with the topology helper.
@@ -141,10 +141,16 @@ listener = aws.lb.Listener(
     load_balancer_arn=alb.arn,
     port=80,
     protocol="HTTP",
+    # The default action forwards with the rule's weights: the toolkit's traffic
+    # step moves the listener and every rule of the topology together.
     default_actions=[
         {
-            "type": "fixed-response",
-            "fixed_response": {"content_type": "text/plain", "status_code": "404"},
+            "type": "forward",
+            "forward": {
+                "target_groups": [
+                    {"arn": target_groups[c].arn, "weight": weights[c]} for c in COLORS
+                ]
+            },
         }
     ],
     tags=tags,

@@ -65,7 +65,11 @@ def test_fargate_stack_comes_up_exports_its_topology_and_moves_weights_on_the_ru
     listener = clients("elbv2").describe_listeners(ListenerArns=[topology.listener_arn])[
         "Listeners"
     ][0]
-    assert listener["DefaultActions"][0]["Type"] == "fixed-response"
+    default = listener["DefaultActions"][0]["ForwardConfig"]["TargetGroups"]
+    assert {g["TargetGroupArn"]: g["Weight"] for g in default} == {
+        topology.target_groups["blue"]: 100,
+        topology.target_groups["green"]: 0,
+    }
     (rule_arn,) = topology.rule_arns
     assert _rule_weights(clients, rule_arn, topology) == {"blue": 100, "green": 0}
     # The subnets route to the internet through the gateway.
@@ -122,5 +126,5 @@ def test_fargate_stack_comes_up_exports_its_topology_and_moves_weights_on_the_ru
 
     assert _rule_weights(clients, rule_arn, topology) == {"blue": 0, "green": 100}
     updated = {c.urn.rsplit("::", 1)[-1] for c in engine.last_changes if c.op == "update"}
-    assert {"app", "app-blue", "app-green"} <= updated
+    assert {"http", "app", "app-blue", "app-green"} <= updated
     assert not [c for c in engine.last_changes if c.op in ("replace", "create", "delete")]
