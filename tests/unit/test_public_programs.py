@@ -184,6 +184,35 @@ def _check_resources(cloud: Cloud, outputs: dict[str, Any], raw: str) -> None:
     assert len(cloud("ec2").describe_addresses()["Addresses"]) == 1
 
 
+def _check_stepfunctions(cloud: Cloud, outputs: dict[str, Any], raw: str) -> None:
+    import base64
+    import hashlib
+    import io
+    import zipfile
+
+    from rollback.engine.embedded.assets import archive_zip
+
+    (function,) = cloud("lambda").list_functions()["Functions"]
+    assert function["Handler"] == "hello.handler" and function["Runtime"] == "python3.12"
+    # The package Lambda holds is the program's directory archive, zipped.
+    (code,) = [
+        r["inputs"]["code"]
+        for r in json.loads(raw)["deployment"]["resources"]
+        if r["type"] == "aws:lambda/function:Function"
+    ]
+    package = archive_zip(code, PUBLIC / "aws-py-stepfunctions")
+    source = PUBLIC / "aws-py-stepfunctions" / "step_hello" / "hello.py"
+    assert zipfile.ZipFile(io.BytesIO(package)).read("hello.py") == source.read_bytes()
+    assert function["CodeSha256"] == base64.b64encode(hashlib.sha256(package).digest()).decode()
+    machine = cloud("stepfunctions").describe_state_machine(
+        stateMachineArn=outputs["state_machine_arn"]
+    )
+    assert (
+        json.loads(machine["definition"])["States"]["HelloWorld"]["Resource"]
+        == (function["FunctionArn"])
+    )
+
+
 PROGRAMS: dict[str, Callable[[Cloud, dict[str, Any], str], None]] = {
     "aws-py-s3-folder": _check_s3_folder,
     "aws-py-webserver": _check_webserver,
@@ -191,6 +220,7 @@ PROGRAMS: dict[str, Callable[[Cloud, dict[str, Any], str], None]] = {
     "aws-py-wordpress-fargate-rds": _check_wordpress,
     "aws-py-secrets-manager": _check_secrets_manager,
     "aws-py-resources": _check_resources,
+    "aws-py-stepfunctions": _check_stepfunctions,
 }
 
 

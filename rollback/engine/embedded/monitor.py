@@ -21,7 +21,7 @@ from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mo
 from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
-from rollback.engine.embedded.assets import plain_asset
+from rollback.engine.embedded.assets import plain_archive, plain_asset
 from rollback.engine.embedded.program import (
     STACK_TYPE,
     InvokeHandler,
@@ -180,7 +180,7 @@ def _plain_unknowns(value: Any) -> Any:
 
     if isinstance(value, Unknown):
         return rpc.UNKNOWN
-    asset = plain_asset(value)
+    asset = plain_asset(value) or plain_archive(value)
     if asset is not None:
         return asset
     if isinstance(value, dict):

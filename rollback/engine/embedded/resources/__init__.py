@@ -94,6 +94,9 @@ SUPPORTED: frozenset[str] = frozenset(
         "aws:rds/cluster:Cluster",
         "aws:rds/clusterInstance:ClusterInstance",
         "aws:rds/clusterParameterGroup:ClusterParameterGroup",
+        "aws:lambda/function:Function",
+        "aws:lambda/permission:Permission",
+        "aws:sfn/stateMachine:StateMachine",
     }
 )
 
@@ -146,6 +149,7 @@ def resource_types(clients: Clients) -> dict[str, ResourceType]:
         s3,
         s3_bucket_config,
         secrets,
+        serverless,
     )
 
     appliers: list[ResourceType] = [
@@ -167,5 +171,6 @@ def resource_types(clients: Clients) -> dict[str, ResourceType]:
         *secrets.appliers(clients),
         *data.appliers(clients),
         *aurora.appliers(clients),
+        *serverless.appliers(clients),
     ]
     return {a.token: a for a in appliers}
