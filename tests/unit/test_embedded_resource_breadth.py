@@ -25,6 +25,7 @@ from rollback.engine.embedded.resources import ResourceType, resource_types
 from rollback.errors import EngineError
 
 REGION = "us-east-1"
+ROLE_ARN = "arn:aws:iam::123456789012:role/breadth-role"
 ROLE_TRUST = json.dumps(
     {
         "Version": "2012-10-17",
@@ -277,10 +278,42 @@ CASES: dict[str, Callable[[Chain], dict[str, Any]]] = {
         "hashKey": "Id",
         "billingMode": "PAY_PER_REQUEST",
     },
+    "aws:rds/clusterParameterGroup:ClusterParameterGroup": lambda c: {
+        "family": "aurora-postgresql15",
+        "parameters": [{"name": "log_min_duration_statement", "value": "100"}],
+    },
+    "aws:rds/cluster:Cluster": lambda c: {
+        "engine": "aurora-postgresql",
+        "databaseName": "app",
+        "masterUsername": "app",
+        "masterPassword": "not-in-read-1",
+        "skipFinalSnapshot": True,
+    },
+    "aws:lambda/function:Function": lambda c: {
+        "role": ROLE_ARN,
+        "runtime": "python3.12",
+        "handler": "index.handler",
+        "code": _archive({"index.py": "def handler(event, context):\n    return 1\n"}),
+    },
+    "aws:sfn/stateMachine:StateMachine": lambda c: {
+        "roleArn": ROLE_ARN,
+        "definition": json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}}),
+    },
+    "aws:kinesis/stream:Stream": lambda c: {"shardCount": 1.0},
     "aws:cloudwatch/eventRule:EventRule": lambda c: {
         "scheduleExpression": "rate(5 minutes)",
     },
 }
+
+
+def _archive(files: dict[str, str]) -> dict[str, Any]:
+    """An AssetArchive of text files as the engine keeps it (Pulumi's wire object)."""
+    from rollback.engine.embedded.assets import ARCHIVE_SIG, ASSET_SIG, SIG_KEY
+
+    return {
+        SIG_KEY: ARCHIVE_SIG,
+        "assets": {name: {SIG_KEY: ASSET_SIG, "text": text} for name, text in files.items()},
+    }
 
 
 def _route_table(chain: Chain) -> str:
