@@ -213,6 +213,26 @@ def _check_stepfunctions(cloud: Cloud, outputs: dict[str, Any], raw: str) -> Non
     )
 
 
+def _check_apigateway_lambda(cloud: Cloud, outputs: dict[str, Any], raw: str) -> None:
+    (function,) = cloud("lambda").list_functions()["Functions"]
+    (rest,) = cloud("apigateway").get_rest_apis()["items"]
+    resources = cloud("apigateway").get_resources(restApiId=rest["id"])["items"]
+    (proxy,) = [r for r in resources if r["path"] == "/{proxy+}"]
+    integration = next(iter(proxy["resourceMethods"].values()))["methodIntegration"]
+    assert function["FunctionArn"] in integration["uri"]
+    (stage,) = cloud("apigateway").get_stages(restApiId=rest["id"])["item"]
+    assert stage["stageName"] == "example"
+    assert outputs["apigateway-rest-endpoint"].startswith(f"https://{rest['id']}.execute-api.")
+    (api,) = cloud("apigatewayv2").get_apis()["Items"]
+    (route,) = cloud("apigatewayv2").get_routes(ApiId=api["ApiId"])["Items"]
+    (http_integration,) = cloud("apigatewayv2").get_integrations(ApiId=api["ApiId"])["Items"]
+    assert route["RouteKey"] == "ANY /{proxy+}"
+    assert route["Target"] == f"integrations/{http_integration['IntegrationId']}"
+    assert http_integration["IntegrationUri"] == function["FunctionArn"]
+    policy = json.loads(cloud("lambda").get_policy(FunctionName=function["FunctionName"])["Policy"])
+    assert len(policy["Statement"]) == 2  # the REST and the HTTP API may invoke it
+
+
 PROGRAMS: dict[str, Callable[[Cloud, dict[str, Any], str], None]] = {
     "aws-py-s3-folder": _check_s3_folder,
     "aws-py-webserver": _check_webserver,
@@ -221,6 +241,7 @@ PROGRAMS: dict[str, Callable[[Cloud, dict[str, Any], str], None]] = {
     "aws-py-secrets-manager": _check_secrets_manager,
     "aws-py-resources": _check_resources,
     "aws-py-stepfunctions": _check_stepfunctions,
+    "aws-py-apigateway-lambda-serverless": _check_apigateway_lambda,
 }
 
 

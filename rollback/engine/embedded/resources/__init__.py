@@ -97,6 +97,13 @@ SUPPORTED: frozenset[str] = frozenset(
         "aws:lambda/function:Function",
         "aws:lambda/permission:Permission",
         "aws:sfn/stateMachine:StateMachine",
+        "aws:apigateway/restApi:RestApi",
+        "aws:apigateway/deployment:Deployment",
+        "aws:apigateway/stage:Stage",
+        "aws:apigatewayv2/api:Api",
+        "aws:apigatewayv2/integration:Integration",
+        "aws:apigatewayv2/route:Route",
+        "aws:apigatewayv2/stage:Stage",
     }
 )
 
@@ -131,6 +138,7 @@ class ResourceType(Protocol):
 def resource_types(clients: Clients) -> dict[str, ResourceType]:
     """Type token -> applier, each using clients from `clients` (boto3 imported lazily)."""
     from rollback.engine.embedded.resources import (
+        apigateway,
         aurora,
         autoscaling,
         cloudwatch,
@@ -172,5 +180,6 @@ def resource_types(clients: Clients) -> dict[str, ResourceType]:
         *data.appliers(clients),
         *aurora.appliers(clients),
         *serverless.appliers(clients),
+        *apigateway.appliers(clients),
     ]
     return {a.token: a for a in appliers}
