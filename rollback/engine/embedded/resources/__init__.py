@@ -104,6 +104,12 @@ SUPPORTED: frozenset[str] = frozenset(
         "aws:apigatewayv2/integration:Integration",
         "aws:apigatewayv2/route:Route",
         "aws:apigatewayv2/stage:Stage",
+        "aws:s3/bucketAcl:BucketAcl",
+        "aws:s3/bucketAclV2:BucketAclV2",
+        "aws:ec2/keyPair:KeyPair",
+        "aws:cloudwatch/eventBus:EventBus",
+        "aws:ec2/launchConfiguration:LaunchConfiguration",
+        "aws:ecs/capacityProvider:CapacityProvider",
     }
 )
 
@@ -148,6 +154,7 @@ def resource_types(clients: Clients) -> dict[str, ResourceType]:
         ecs,
         elbv2,
         elbv2_rules,
+        extras,
         iam,
         logs,
         messaging,
@@ -181,5 +188,6 @@ def resource_types(clients: Clients) -> dict[str, ResourceType]:
         *aurora.appliers(clients),
         *serverless.appliers(clients),
         *apigateway.appliers(clients),
+        *extras.appliers(clients),
     ]
     return {a.token: a for a in appliers}
