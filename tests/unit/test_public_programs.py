@@ -233,6 +233,34 @@ def _check_apigateway_lambda(cloud: Cloud, outputs: dict[str, Any], raw: str) ->
     assert len(policy["Statement"]) == 2  # the REST and the HTTP API may invoke it
 
 
+def _check_ecs_instances(cloud: Cloud, outputs: dict[str, Any], raw: str) -> None:
+    (group,) = cloud("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]
+    assert (group["MinSize"], group["MaxSize"]) == (1, 1)
+    (configuration,) = cloud("autoscaling").describe_launch_configurations()["LaunchConfigurations"]
+    assert group["LaunchConfigurationName"] == configuration["LaunchConfigurationName"]
+    image = cloud("ec2").describe_images(ImageIds=[configuration["ImageId"]])["Images"][0]
+    assert image["Name"].startswith("amzn2-ami-ecs-hvm-")  # the program's get_ami lookup
+    profile = cloud("iam").get_instance_profile(
+        InstanceProfileName=configuration["IamInstanceProfile"]
+    )["InstanceProfile"]
+    assert profile["Roles"][0]["RoleName"].startswith("ecs-instance-role")
+    (provider_arn,) = [
+        r["id"]
+        for r in json.loads(raw)["deployment"]["resources"]
+        if r["type"] == "aws:ecs/capacityProvider:CapacityProvider"
+    ]
+    providers = cloud("ecs").describe_capacity_providers(capacityProviders=[provider_arn])[
+        "capacityProviders"
+    ]
+    assert group["AutoScalingGroupARN"] in [
+        p.get("autoScalingGroupProvider", {}).get("autoScalingGroupArn") for p in providers
+    ]
+    service = _service(cloud)
+    assert service["launchType"] == "EC2" and service["clusterArn"].endswith(
+        "/my-fancy-new-ecs-cluster"
+    )
+
+
 PROGRAMS: dict[str, Callable[[Cloud, dict[str, Any], str], None]] = {
     "aws-py-s3-folder": _check_s3_folder,
     "aws-py-webserver": _check_webserver,
@@ -242,10 +270,13 @@ PROGRAMS: dict[str, Callable[[Cloud, dict[str, Any], str], None]] = {
     "aws-py-resources": _check_resources,
     "aws-py-stepfunctions": _check_stepfunctions,
     "aws-py-apigateway-lambda-serverless": _check_apigateway_lambda,
+    "aws-py-ecs-instances-autoapi": _check_ecs_instances,
 }
 
 
 def _config(name: str, project: str) -> StackConfig:
+    if name == "aws-py-ecs-instances-autoapi":
+        return StackConfig(values={"aws:region": "us-east-1", "cfg:autoscalingGroupSize": "1"})
     if name != "aws-py-wordpress-fargate-rds":
         return StackConfig(values={"aws:region": "us-east-1"})
     state, _ = SecretsKeyring().new_state(PASSPHRASE)

@@ -195,6 +195,7 @@ class Invokes:
         region = self._region_name(args)
         return {
             **args,
+            "mostRecent": _truthy(args.get("mostRecent")),
             "id": image["ImageId"],
             "imageId": image["ImageId"],
             "arn": f"arn:aws:ec2:{region}::image/{image['ImageId']}",
