@@ -247,7 +247,16 @@ class EmbeddedEngine:
             # Inputs echoed; computed outputs stay unknown, as in a Pulumi preview.
             return (old.id if op == "update" and old is not None else ""), dict(reg.inputs)
 
-        run = self._run(program_dir, stack, values, secret_keys, True, pretend)
+        invokes = self.invokes()
+        try:
+            run = self._run(program_dir, stack, values, secret_keys, True, pretend, invokes)
+        except EngineError as exc:
+            # An unanswered function's empty result may well break the program:
+            # the function is the cause to name.
+            refused = sorted(getattr(invokes, "refused", ()))
+            if refused:
+                raise _refusal([], refused) from exc
+            raise
         declared = run.by_urn()
         unsupported = sorted(
             {r.registration.type for r in run.resources if r.registration.custom} - set(appliers)
@@ -255,13 +264,9 @@ class EmbeddedEngine:
         undeletable = sorted(
             {r.type for urn, r in prior.items() if urn not in declared} - set(appliers)
         )
-        if unsupported or undeletable:
-            types = ", ".join(unsupported + undeletable)
-            raise EngineError(
-                f"the embedded engine cannot apply resource type(s) {types}; nothing was changed. "
-                "Use --engine pulumi (the Pulumi CLI) for this program.",
-                types=unsupported + undeletable,
-            )
+        refused = sorted(getattr(invokes, "refused", ()))
+        if unsupported or undeletable or refused:
+            raise _refusal(unsupported + undeletable, refused)
         for old in reversed(dependency_order(list(prior.values()))):
             if old.urn not in declared:
                 changes.append(Change(old.urn, old.type, "delete"))
@@ -340,6 +345,7 @@ class EmbeddedEngine:
         secret_keys: list[str],
         preview: bool,
         handler: Any,
+        invokes: InvokeHandler | None = None,
     ) -> ProgramRun:
         from rollback.engine.embedded.runner import run_program
 
@@ -351,7 +357,7 @@ class EmbeddedEngine:
             secret_keys=secret_keys,
             preview=preview,
             handler=handler,
-            invoke=self.invokes(),
+            invoke=invokes if invokes is not None else self.invokes(),
         )
 
     # -- state -------------------------------------------------------------
@@ -475,6 +481,21 @@ def _operation(
     if any(k in replace_on for k in diff):
         return "replace", diff
     return "update", diff
+
+
+def _refusal(types: list[str], functions: list[str]) -> EngineError:
+    """One sentence naming every resource type and function the embedded engine cannot handle."""
+    parts = []
+    if types:
+        parts.append(f"cannot apply resource type(s) {', '.join(types)}")
+    if functions:
+        parts.append(f"cannot answer function(s) {', '.join(functions)}")
+    return EngineError(
+        f"the embedded engine {' and '.join(parts)}; nothing was changed. "
+        "Use --engine pulumi (the Pulumi CLI) for this program.",
+        types=types,
+        functions=functions,
+    )
 
 
 def _has_fixed_name(reg: Registration) -> bool:

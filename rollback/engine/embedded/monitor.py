@@ -65,7 +65,11 @@ class AnsweringMocks(RefusingMocks):
         self._invoke = invoke
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        from pulumi.runtime.settings import is_dry_run
+
         if not self._invoke.supports(args.token):
+            if is_dry_run():
+                return self._invoke.unanswered(args.token), []
             return super().call(args)
         return self._invoke(args.token, dict(args.args)), []
 
