@@ -334,7 +334,9 @@ def killer_env(directory: Path, at: str) -> dict[str, str]:
     """Environment that makes the command SIGKILL itself at `at` (see _KILLER)."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "sitecustomize.py").write_text(_KILLER, encoding="utf-8")
-    return {"PYTHONPATH": _with_pythonpath(directory), "ROLLBACK_TEST_KILL_AT": at}
+    # Keep the caller's PYTHONPATH after ours: a worktree's code stays the code under test.
+    path = os.pathsep.join(p for p in (str(directory), os.environ.get("PYTHONPATH", "")) if p)
+    return {"PYTHONPATH": path, "ROLLBACK_TEST_KILL_AT": at}
 
 
 def wait_for(what: str, probe: Callable[[], Any], timeout: float = 60.0) -> Any:
@@ -360,8 +362,3 @@ def journal_has(world: World, run_id: str, step: str, state: str) -> bool:
         if doc.get("step") == step and doc.get("state") == state:
             return True
     return False
-
-
-def _with_pythonpath(directory: Path) -> str:
-    """`directory` first, then the PYTHONPATH the tests run with (a checkout's own code)."""
-    return os.pathsep.join(p for p in (str(directory), os.environ.get("PYTHONPATH", "")) if p)

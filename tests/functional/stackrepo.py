@@ -153,7 +153,9 @@ def call_log_env(directory: Path) -> tuple[dict[str, str], Path]:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "sitecustomize.py").write_text(_SITECUSTOMIZE, encoding="utf-8")
     log = directory / "calls.log"
-    return {"PYTHONPATH": _with_pythonpath(directory), "ROLLBACK_TEST_CALL_LOG": str(log)}, log
+    # Keep the caller's PYTHONPATH after ours: a worktree's code stays the code under test.
+    path = os.pathsep.join(p for p in (str(directory), os.environ.get("PYTHONPATH", "")) if p)
+    return {"PYTHONPATH": path, "ROLLBACK_TEST_CALL_LOG": str(log)}, log
 
 
 def mutating_calls(log: Path) -> list[str]:
@@ -162,8 +164,3 @@ def mutating_calls(log: Path) -> list[str]:
         return []
     calls = [line.split() for line in log.read_text(encoding="utf-8").splitlines() if line]
     return [f"{service} {op}" for service, op in calls if not op.startswith(READ_ONLY_PREFIXES)]
-
-
-def _with_pythonpath(directory: Path) -> str:
-    """`directory` first, then the PYTHONPATH the tests run with (a checkout's own code)."""
-    return os.pathsep.join(p for p in (str(directory), os.environ.get("PYTHONPATH", "")) if p)
