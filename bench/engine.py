@@ -8,9 +8,16 @@ call is counted by a botocore `before-call` handler on the session the
 engine's clients use; mutating calls are those not named Describe*, List*,
 Get* or Head*. For each `up` it prints the wall time, the total and the
 mutating calls, and which operations mutated; then the no-change time as a
-ratio of the from-empty time. The last line is
-`engine_nochange_mutating_calls: <n>` (target 0). The store is a temporary
-directory, removed afterwards.
+ratio of the from-empty time.
+
+Then a generated program of GENERATED_COUNT (200) independent resources
+(buckets, SNS topics, SSM parameters, SQS queues in equal parts): the same
+creates done with bare boto3 (one call each, on the same server) are timed as
+the baseline, then the engine's `up` from empty and a no-change `up`. It
+prints the from-empty/boto3 time ratio (goal <= 1.5), the calls per resource
+of the no-change `up` (goal <= 1) and its mutating calls (goal 0). The last
+line is `engine_generated_up_vs_boto3_ratio: <x>`. The stores are temporary
+directories, removed afterwards.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 STACK = "dev"
 PROJECT = "webapp"
 READ_ONLY_PREFIXES = ("Describe", "List", "Get", "Head")
+GENERATED_COUNT = 200
 
 
 @dataclass
@@ -109,13 +117,31 @@ def main() -> int:
         os.environ["AWS_ENDPOINT_URL"] = endpoint
         with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
             first, again = run(endpoint, Path(tmp))
+            baseline, generated_first, generated_again = run_generated(
+                endpoint, Path(tmp), GENERATED_COUNT
+            )
     finally:
         server.stop()
 
+    print("reference stack (stacks/webapp, stack dev):")
     report("up from empty", first)
     report("up, no change", again)
     print(f"nochange/from-empty time ratio: {again.seconds / first.seconds:.3f}")
-    print(f"engine_nochange_mutating_calls: {again.mutating_calls}")
+    print(f"generated program of {GENERATED_COUNT} resources:")
+    print(f"{'bare boto3':<16} {baseline:7.2f} s  calls {GENERATED_COUNT:4d}  (one create each)")
+    report("up from empty", generated_first)
+    report("up, no change", generated_again)
+    ratio = generated_first.seconds / baseline
+    reads_per_resource = generated_again.total_calls / GENERATED_COUNT
+    print(f"up from empty / bare boto3 time ratio: {ratio:.2f} (goal <= 1.5)")
+    print(
+        f"no-change up: {reads_per_resource:.2f} calls per resource (goal <= 1), "
+        f"{generated_again.mutating_calls} mutating (goal 0)"
+    )
+    print(
+        f"engine_nochange_mutating_calls: {again.mutating_calls + generated_again.mutating_calls}"
+    )
+    print(f"engine_generated_up_vs_boto3_ratio: {ratio:.2f}")
     return 0
 
 
@@ -135,6 +161,68 @@ def run(endpoint: str, tmp: Path) -> tuple[Measure, Measure]:
     # A fresh engine, as a second `rollback stack up` would build: state comes from the store.
     again = measure_up(EmbeddedEngine(store, clients, PROJECT), counter, config)
     return first, again
+
+
+# -- a generated program of many resources ------------------------------------
+
+GENERATED_KINDS = 4  # buckets, topics, parameters, queues: one create call each with boto3
+
+
+def generated_program(directory: Path, count: int) -> Path:
+    """A Pulumi program of `count` independent resources (an equal mix of four cheap types)."""
+    per_kind = count // GENERATED_KINDS
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "Pulumi.yaml").write_text("name: generated\nruntime: python\n")
+    (directory / "__main__.py").write_text(
+        "import pulumi_aws as aws\n"
+        f"for i in range({per_kind}):\n"
+        '    aws.s3.Bucket(f"bucket-{i}", bucket=f"generated-bucket-{i}")\n'
+        '    aws.sns.Topic(f"topic-{i}", name=f"generated-topic-{i}")\n'
+        '    aws.ssm.Parameter(f"param-{i}", name=f"/generated/param-{i}", type="String", value="v")\n'
+        '    aws.sqs.Queue(f"queue-{i}", name=f"generated-queue-{i}")\n'
+    )
+    return directory
+
+
+def bare_boto3_creates(clients: Any, count: int, prefix: str) -> None:
+    """The same resources made with one boto3 call each: the floor the engine is compared to."""
+    for i in range(count // GENERATED_KINDS):
+        clients("s3").create_bucket(Bucket=f"{prefix}-bucket-{i}")
+        clients("sns").create_topic(Name=f"{prefix}-topic-{i}")
+        clients("ssm").put_parameter(Name=f"/{prefix}/param-{i}", Type="String", Value="v")
+        clients("sqs").create_queue(QueueName=f"{prefix}-queue-{i}")
+
+
+def run_generated(endpoint: str, tmp: Path, count: int) -> tuple[float, Measure, Measure]:
+    """(seconds of bare boto3 creates, engine up from empty, engine up unchanged)."""
+    from rollback.aws.session import Clients, make_session
+    from rollback.engine import StackConfig
+    from rollback.engine.embedded.engine import EmbeddedEngine
+    from rollback.store.local import LocalStore
+
+    session = make_session("us-east-1")
+    counter = CallCounter()
+    session.events.register("before-call.*.*", counter)
+    clients = Clients(session, endpoint_url=endpoint)
+    for service in ("s3", "sns", "ssm", "sqs"):
+        clients(service)  # client construction is not what is compared
+    start = time.perf_counter()
+    bare_boto3_creates(clients, count, "baseline")
+    baseline = time.perf_counter() - start
+    program = generated_program(tmp / "generated", count)
+    store = LocalStore(tmp / "generated-store")
+    config = StackConfig(values={"aws:region": "us-east-1"})
+
+    def up() -> Measure:
+        counter.reset()
+        began = time.perf_counter()
+        engine = EmbeddedEngine(store, clients, "generated")
+        engine.up(program, STACK, config)
+        seconds = time.perf_counter() - began
+        changes = Counter(change.op for change in engine.last_changes)
+        return Measure(seconds, counter.total, dict(counter.mutating), dict(changes))
+
+    return baseline, up(), up()
 
 
 if __name__ == "__main__":

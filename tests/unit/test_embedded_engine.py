@@ -232,6 +232,35 @@ def test_an_unsupported_type_is_refused_before_anything_changes(
         engine.export("dev")
 
 
+@pytest.mark.parametrize(
+    ("crash", "named"),
+    [
+        (
+            "false",
+            "cannot apply resource type(s) aws:sfn/activity:Activity and cannot answer "
+            "function(s) aws:ec2/getVpcEndpointService:getVpcEndpointService;",
+        ),
+        (
+            "true",
+            "cannot answer function(s) aws:ec2/getVpcEndpointService:getVpcEndpointService, "
+            "aws:kms/getAlias:getAlias;",
+        ),
+    ],
+)
+def test_unanswered_functions_are_named_with_the_unsupported_types(
+    cloud: Cloud, tmp_path: Path, crash: str, named: str
+) -> None:
+    engine = EmbeddedEngine(LocalStore(tmp_path / "store"), cloud.clients, "unanswered")
+
+    with pytest.raises(EngineError) as caught:
+        engine.up(PROGRAMS / "unanswered", "dev", StackConfig(values={"unanswered:crash": crash}))
+
+    assert named in caught.value.message
+    assert "nothing was changed" in caught.value.message
+    assert cloud.buckets() == []
+    assert cloud.mutations.operations == []
+
+
 def test_a_failing_program_is_an_engine_error_and_changes_nothing(
     cloud: Cloud, tmp_path: Path
 ) -> None:

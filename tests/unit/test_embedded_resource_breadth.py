@@ -25,6 +25,7 @@ from rollback.engine.embedded.resources import ResourceType, resource_types
 from rollback.errors import EngineError
 
 REGION = "us-east-1"
+ROLE_ARN = "arn:aws:iam::123456789012:role/breadth-role"
 ROLE_TRUST = json.dumps(
     {
         "Version": "2012-10-17",
@@ -277,10 +278,52 @@ CASES: dict[str, Callable[[Chain], dict[str, Any]]] = {
         "hashKey": "Id",
         "billingMode": "PAY_PER_REQUEST",
     },
+    "aws:rds/clusterParameterGroup:ClusterParameterGroup": lambda c: {
+        "family": "aurora-postgresql15",
+        "parameters": [{"name": "log_min_duration_statement", "value": "100"}],
+    },
+    "aws:rds/cluster:Cluster": lambda c: {
+        "engine": "aurora-postgresql",
+        "databaseName": "app",
+        "masterUsername": "app",
+        "masterPassword": "not-in-read-1",
+        "skipFinalSnapshot": True,
+    },
+    "aws:lambda/function:Function": lambda c: {
+        "role": ROLE_ARN,
+        "runtime": "python3.12",
+        "handler": "index.handler",
+        "code": _archive({"index.py": "def handler(event, context):\n    return 1\n"}),
+    },
+    "aws:sfn/stateMachine:StateMachine": lambda c: {
+        "roleArn": ROLE_ARN,
+        "definition": json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}}),
+    },
+    "aws:kinesis/stream:Stream": lambda c: {"shardCount": 1.0},
+    "aws:ec2/keyPair:KeyPair": lambda c: {
+        "publicKey": "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC3F6tyPEFEzV0LX3X8BsXdMsQz1x2cEikKDEY0aIj41qgxMCP/iteneqXSIFZBp5vizPvaoIR3Um9xK7PGoW8giupGn+EPuxIA4cDM4vzOqOkiMPhz5XK0whEjkVzTo4+S0puvDZuwIsdiW9mxhJc7tgBNL0cYlWSYVkz4G/fslNfRPW5mYAM49f4fhtxPb5ok4Q2Lg9dPKVHO/Bgeu5woMc7RY0p1ej6D4CKFE6lymSDJpW0YHX/wqE9+cfEauh7xZcG0q9t2ta6F6fmX0agvpFyZo8aFbXeUBr7osSCJNgvavWbM/06niWrOvYX2xwWdhXmXSrbX8ZbabVohBK41 test",
+        "tags": {"Name": "deploy"},
+    },
+    "aws:cloudwatch/eventBus:EventBus": lambda c: {},
+    "aws:ec2/launchConfiguration:LaunchConfiguration": lambda c: {
+        "imageId": "ami-12c6146b",
+        "instanceType": "t2.micro",
+        "securityGroups": [c.group_id],
+    },
     "aws:cloudwatch/eventRule:EventRule": lambda c: {
         "scheduleExpression": "rate(5 minutes)",
     },
 }
+
+
+def _archive(files: dict[str, str]) -> dict[str, Any]:
+    """An AssetArchive of text files as the engine keeps it (Pulumi's wire object)."""
+    from rollback.engine.embedded.assets import ARCHIVE_SIG, ASSET_SIG, SIG_KEY
+
+    return {
+        SIG_KEY: ARCHIVE_SIG,
+        "assets": {name: {SIG_KEY: ASSET_SIG, "text": text} for name, text in files.items()},
+    }
 
 
 def _route_table(chain: Chain) -> str:
@@ -330,6 +373,23 @@ def test_listener_rule_weights_change_in_place_and_drift_shows(cloud: Cloud, cha
     )
     assert drifted(news, rule.read(arn, news) or {}) == ("actions",)
     rule.delete(arn, news)
+
+
+def test_bucket_acl_reads_as_the_canned_acl_and_delete_leaves_it(
+    cloud: Cloud, chain: Chain
+) -> None:
+    acl = cloud.applier("aws:s3/bucketAcl:BucketAcl")
+    inputs = {"bucket": chain.bucket, "acl": "public-read"}
+    id, outputs = acl.create("acl", inputs)
+
+    assert id == f"{chain.bucket},public-read"
+    assert drifted(inputs, outputs) == ()
+    cloud.client("s3").put_bucket_acl(Bucket=chain.bucket, ACL="private")
+    assert drifted(inputs, acl.read(id, inputs) or {}) == ("acl",)
+    # As the provider: deleting the resource leaves the bucket's ACL alone.
+    acl.delete(id, inputs)
+    grants = cloud.client("s3").get_bucket_acl(Bucket=chain.bucket)["Grants"]
+    assert all(g["Grantee"].get("Type") != "Group" for g in grants)
 
 
 def test_route_table_routes_follow_the_program(cloud: Cloud, chain: Chain) -> None:

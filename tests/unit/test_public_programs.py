@@ -184,6 +184,83 @@ def _check_resources(cloud: Cloud, outputs: dict[str, Any], raw: str) -> None:
     assert len(cloud("ec2").describe_addresses()["Addresses"]) == 1
 
 
+def _check_stepfunctions(cloud: Cloud, outputs: dict[str, Any], raw: str) -> None:
+    import base64
+    import hashlib
+    import io
+    import zipfile
+
+    from rollback.engine.embedded.assets import archive_zip
+
+    (function,) = cloud("lambda").list_functions()["Functions"]
+    assert function["Handler"] == "hello.handler" and function["Runtime"] == "python3.12"
+    # The package Lambda holds is the program's directory archive, zipped.
+    (code,) = [
+        r["inputs"]["code"]
+        for r in json.loads(raw)["deployment"]["resources"]
+        if r["type"] == "aws:lambda/function:Function"
+    ]
+    package = archive_zip(code, PUBLIC / "aws-py-stepfunctions")
+    source = PUBLIC / "aws-py-stepfunctions" / "step_hello" / "hello.py"
+    assert zipfile.ZipFile(io.BytesIO(package)).read("hello.py") == source.read_bytes()
+    assert function["CodeSha256"] == base64.b64encode(hashlib.sha256(package).digest()).decode()
+    machine = cloud("stepfunctions").describe_state_machine(
+        stateMachineArn=outputs["state_machine_arn"]
+    )
+    assert (
+        json.loads(machine["definition"])["States"]["HelloWorld"]["Resource"]
+        == (function["FunctionArn"])
+    )
+
+
+def _check_apigateway_lambda(cloud: Cloud, outputs: dict[str, Any], raw: str) -> None:
+    (function,) = cloud("lambda").list_functions()["Functions"]
+    (rest,) = cloud("apigateway").get_rest_apis()["items"]
+    resources = cloud("apigateway").get_resources(restApiId=rest["id"])["items"]
+    (proxy,) = [r for r in resources if r["path"] == "/{proxy+}"]
+    integration = next(iter(proxy["resourceMethods"].values()))["methodIntegration"]
+    assert function["FunctionArn"] in integration["uri"]
+    (stage,) = cloud("apigateway").get_stages(restApiId=rest["id"])["item"]
+    assert stage["stageName"] == "example"
+    assert outputs["apigateway-rest-endpoint"].startswith(f"https://{rest['id']}.execute-api.")
+    (api,) = cloud("apigatewayv2").get_apis()["Items"]
+    (route,) = cloud("apigatewayv2").get_routes(ApiId=api["ApiId"])["Items"]
+    (http_integration,) = cloud("apigatewayv2").get_integrations(ApiId=api["ApiId"])["Items"]
+    assert route["RouteKey"] == "ANY /{proxy+}"
+    assert route["Target"] == f"integrations/{http_integration['IntegrationId']}"
+    assert http_integration["IntegrationUri"] == function["FunctionArn"]
+    policy = json.loads(cloud("lambda").get_policy(FunctionName=function["FunctionName"])["Policy"])
+    assert len(policy["Statement"]) == 2  # the REST and the HTTP API may invoke it
+
+
+def _check_ecs_instances(cloud: Cloud, outputs: dict[str, Any], raw: str) -> None:
+    (group,) = cloud("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]
+    assert (group["MinSize"], group["MaxSize"]) == (1, 1)
+    (configuration,) = cloud("autoscaling").describe_launch_configurations()["LaunchConfigurations"]
+    assert group["LaunchConfigurationName"] == configuration["LaunchConfigurationName"]
+    image = cloud("ec2").describe_images(ImageIds=[configuration["ImageId"]])["Images"][0]
+    assert image["Name"].startswith("amzn2-ami-ecs-hvm-")  # the program's get_ami lookup
+    profile = cloud("iam").get_instance_profile(
+        InstanceProfileName=configuration["IamInstanceProfile"]
+    )["InstanceProfile"]
+    assert profile["Roles"][0]["RoleName"].startswith("ecs-instance-role")
+    (provider_arn,) = [
+        r["id"]
+        for r in json.loads(raw)["deployment"]["resources"]
+        if r["type"] == "aws:ecs/capacityProvider:CapacityProvider"
+    ]
+    providers = cloud("ecs").describe_capacity_providers(capacityProviders=[provider_arn])[
+        "capacityProviders"
+    ]
+    assert group["AutoScalingGroupARN"] in [
+        p.get("autoScalingGroupProvider", {}).get("autoScalingGroupArn") for p in providers
+    ]
+    service = _service(cloud)
+    assert service["launchType"] == "EC2" and service["clusterArn"].endswith(
+        "/my-fancy-new-ecs-cluster"
+    )
+
+
 PROGRAMS: dict[str, Callable[[Cloud, dict[str, Any], str], None]] = {
     "aws-py-s3-folder": _check_s3_folder,
     "aws-py-webserver": _check_webserver,
@@ -191,10 +268,15 @@ PROGRAMS: dict[str, Callable[[Cloud, dict[str, Any], str], None]] = {
     "aws-py-wordpress-fargate-rds": _check_wordpress,
     "aws-py-secrets-manager": _check_secrets_manager,
     "aws-py-resources": _check_resources,
+    "aws-py-stepfunctions": _check_stepfunctions,
+    "aws-py-apigateway-lambda-serverless": _check_apigateway_lambda,
+    "aws-py-ecs-instances-autoapi": _check_ecs_instances,
 }
 
 
 def _config(name: str, project: str) -> StackConfig:
+    if name == "aws-py-ecs-instances-autoapi":
+        return StackConfig(values={"aws:region": "us-east-1", "cfg:autoscalingGroupSize": "1"})
     if name != "aws-py-wordpress-fargate-rds":
         return StackConfig(values={"aws:region": "us-east-1"})
     state, _ = SecretsKeyring().new_state(PASSPHRASE)

@@ -364,7 +364,18 @@ class EmbeddedEngine:
             # Inputs echoed; computed outputs stay unknown, as in a Pulumi preview.
             return (old.id if op == "update" and old is not None else ""), dict(decision.inputs)
 
-        run = self._run(program_dir, stack, values, secret_keys, True, pretend)
+        invokes = self.invokes()
+        try:
+            run = self._run(
+                program_dir, stack, values, secret_keys, True, pretend, invokes=invokes
+            )
+        except EngineError as exc:
+            # An unanswered function's empty result may well break the program:
+            # the function is the cause to name.
+            refused = sorted(getattr(invokes, "refused", ()))
+            if refused:
+                raise _refusal([], refused) from exc
+            raise
         declared = {**run.by_urn(), **{old: None for old in claimed}}
         providers = {PROVIDER_PREFIX + p for p in _PACKAGES}
         unsupported = sorted(
@@ -375,13 +386,9 @@ class EmbeddedEngine:
         undeletable = sorted(
             {r.type for urn, r in prior.items() if urn not in declared} - set(appliers)
         )
-        if unsupported or undeletable:
-            types = ", ".join(unsupported + undeletable)
-            raise EngineError(
-                f"the embedded engine cannot apply resource type(s) {types}; nothing was changed. "
-                "Use --engine pulumi (the Pulumi CLI) for this program.",
-                types=unsupported + undeletable,
-            )
+        refused = sorted(getattr(invokes, "refused", ()))
+        if unsupported or undeletable or refused:
+            raise _refusal(unsupported + undeletable, refused)
         protected = sorted(urn for urn, r in prior.items() if urn not in declared and r.protect)
         if protected:
             raise options.refuse_protected_delete(protected)
@@ -682,6 +689,7 @@ class EmbeddedEngine:
         preview: bool,
         handler: Any,
         work: _Apply | None = None,
+        invokes: InvokeHandler | None = None,
     ) -> ProgramRun:
         from rollback.engine.embedded.runner import run_program
 
@@ -714,7 +722,7 @@ class EmbeddedEngine:
             preview=preview,
             handler=handler,
             reader=read_stack,
-            invoke=self.invokes(),
+            invoke=invokes if invokes is not None else self.invokes(),
         )
 
     def _stack_reference(self, name: str) -> dict[str, Any]:
@@ -934,6 +942,21 @@ def _check_replace(reg: Registration, old: ResourceState) -> None:
             "Remove the `import` option first.",
             urn=reg.urn,
         )
+
+
+def _refusal(types: list[str], functions: list[str]) -> EngineError:
+    """One sentence naming every resource type and function the embedded engine cannot handle."""
+    parts = []
+    if types:
+        parts.append(f"cannot apply resource type(s) {', '.join(types)}")
+    if functions:
+        parts.append(f"cannot answer function(s) {', '.join(functions)}")
+    return EngineError(
+        f"the embedded engine {' and '.join(parts)}; nothing was changed. "
+        "Use --engine pulumi (the Pulumi CLI) for this program.",
+        types=types,
+        functions=functions,
+    )
 
 
 def _has_fixed_name(reg: Registration) -> bool:

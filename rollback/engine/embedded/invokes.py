@@ -81,6 +81,7 @@ class Invokes:
 
     def __init__(self, clients: Clients) -> None:
         self.clients = clients
+        self.refused: set[str] = set()
         self._functions: dict[str, Callable[[dict[str, Any]], Answer]] = {
             "aws:index/getAvailabilityZones:getAvailabilityZones": self.availability_zones,
             "aws:index/getCallerIdentity:getCallerIdentity": self.caller_identity,
@@ -97,6 +98,11 @@ class Invokes:
 
     def supports(self, token: str) -> bool:
         return token in self._functions
+
+    def unanswered(self, token: str) -> Answer:
+        """Record a function this module does not answer (a preview goes on with an empty result)."""
+        self.refused.add(token)
+        return {}
 
     def __call__(self, token: str, args: dict[str, Any]) -> Answer:
         """The function's result; EngineError when AWS refuses or nothing matches."""
@@ -195,6 +201,7 @@ class Invokes:
         region = self._region_name(args)
         return {
             **args,
+            "mostRecent": _truthy(args.get("mostRecent")),
             "id": image["ImageId"],
             "imageId": image["ImageId"],
             "arn": f"arn:aws:ec2:{region}::image/{image['ImageId']}",

@@ -21,7 +21,7 @@ from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mo
 from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
-from rollback.engine.embedded.assets import plain_asset
+from rollback.engine.embedded.assets import plain_archive, plain_asset
 from rollback.engine.embedded.program import (
     STACK_TYPE,
     InvokeHandler,
@@ -74,7 +74,11 @@ class AnsweringMocks(RefusingMocks):
         self._invoke = invoke
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        from pulumi.runtime.settings import is_dry_run
+
         if not self._invoke.supports(args.token):
+            if is_dry_run():
+                return self._invoke.unanswered(args.token), []
             return super().call(args)
         return self._invoke(args.token, dict(args.args)), []
 
@@ -220,7 +224,7 @@ def _plain_unknowns(value: Any) -> Any:
 
     if isinstance(value, Unknown):
         return rpc.UNKNOWN
-    asset = plain_asset(value)
+    asset = plain_asset(value) or plain_archive(value)
     if asset is not None:
         return asset
     if isinstance(value, dict):

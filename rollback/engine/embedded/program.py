@@ -102,8 +102,15 @@ def secret_outputs(registration: Registration, outputs: dict[str, Any]) -> dict[
 
 
 class InvokeHandler(Protocol):
-    """Answers a program's invokes (data sources): `supports(token)`, then `(token, args) -> result`."""
+    """Answers a program's invokes (data sources): `supports(token)`, then `(token, args) -> result`.
+
+    In a preview, a function it does not support goes to `unanswered`, which
+    records it and answers empty, so the preview can name every unsupported
+    function and type at once.
+    """
 
     def supports(self, token: str) -> bool: ...
 
     def __call__(self, token: str, args: dict[str, Any]) -> dict[str, Any]: ...
+
+    def unanswered(self, token: str) -> dict[str, Any]: ...

@@ -1,5 +1,4 @@
-"""A bucket beside two types the embedded engine does not apply (a CloudFront
-origin access identity and a Step Functions activity): all refused at once."""
+"""A bucket beside two types the embedded engine does not apply: all are refused at once."""
 
 import pulumi_aws as aws
 

@@ -91,6 +91,25 @@ SUPPORTED: frozenset[str] = frozenset(
         "aws:kinesis/stream:Stream",
         "aws:cloudwatch/eventRule:EventRule",
         "aws:cloudwatch/eventTarget:EventTarget",
+        "aws:rds/cluster:Cluster",
+        "aws:rds/clusterInstance:ClusterInstance",
+        "aws:rds/clusterParameterGroup:ClusterParameterGroup",
+        "aws:lambda/function:Function",
+        "aws:lambda/permission:Permission",
+        "aws:sfn/stateMachine:StateMachine",
+        "aws:apigateway/restApi:RestApi",
+        "aws:apigateway/deployment:Deployment",
+        "aws:apigateway/stage:Stage",
+        "aws:apigatewayv2/api:Api",
+        "aws:apigatewayv2/integration:Integration",
+        "aws:apigatewayv2/route:Route",
+        "aws:apigatewayv2/stage:Stage",
+        "aws:s3/bucketAcl:BucketAcl",
+        "aws:s3/bucketAclV2:BucketAclV2",
+        "aws:ec2/keyPair:KeyPair",
+        "aws:cloudwatch/eventBus:EventBus",
+        "aws:ec2/launchConfiguration:LaunchConfiguration",
+        "aws:ecs/capacityProvider:CapacityProvider",
     }
 )
 
@@ -125,6 +144,8 @@ class ResourceType(Protocol):
 def resource_types(clients: Clients) -> dict[str, ResourceType]:
     """Type token -> applier, each using clients from `clients` (boto3 imported lazily)."""
     from rollback.engine.embedded.resources import (
+        apigateway,
+        aurora,
         autoscaling,
         cloudwatch,
         data,
@@ -133,6 +154,7 @@ def resource_types(clients: Clients) -> dict[str, ResourceType]:
         ecs,
         elbv2,
         elbv2_rules,
+        extras,
         iam,
         logs,
         messaging,
@@ -142,6 +164,7 @@ def resource_types(clients: Clients) -> dict[str, ResourceType]:
         s3,
         s3_bucket_config,
         secrets,
+        serverless,
     )
 
     appliers: list[ResourceType] = [
@@ -162,5 +185,9 @@ def resource_types(clients: Clients) -> dict[str, ResourceType]:
         *messaging.appliers(clients),
         *secrets.appliers(clients),
         *data.appliers(clients),
+        *aurora.appliers(clients),
+        *serverless.appliers(clients),
+        *apigateway.appliers(clients),
+        *extras.appliers(clients),
     ]
     return {a.token: a for a in appliers}

@@ -70,7 +70,18 @@ class Queue:
             kwargs["tags"] = {str(k): str(v) for k, v in inputs["tags"].items()}
         with applying(self.token, name, "create"):
             url = self.clients("sqs").create_queue(**kwargs)["QueueUrl"]
-        return url, present(self.read(url, {**inputs, "name": queue}), self.token, url)
+        # What a read would say, without one: `https://<endpoint>/<account>/<name>`.
+        account = url.rstrip("/").split("/")[-2]
+        region = self.clients("sqs").meta.region_name
+        outputs = {
+            **inputs,
+            "name": queue,
+            "arn": f"arn:aws:sqs:{region}:{account}:{queue}",
+            "url": url,
+        }
+        return url, with_tags(
+            outputs, {str(k): str(v) for k, v in (inputs.get("tags") or {}).items()}
+        )
 
     def update(self, id: str, olds: dict[str, Any], news: dict[str, Any]) -> dict[str, Any]:
         sqs = self.clients("sqs")
@@ -97,7 +108,7 @@ class Queue:
             )
             if answer is None:
                 return None
-            tags = sqs.list_queue_tags(QueueUrl=id).get("Tags", {})
+            tags = sqs.list_queue_tags(QueueUrl=id).get("Tags", {}) if inputs.get("tags") else {}
         attributes = answer["Attributes"]
         outputs: dict[str, Any] = {
             **inputs,

@@ -219,9 +219,10 @@ def _atoms(rules: list[dict[str, Any]] | None, group_id: str) -> set[_Atom]:
     """Pulumi rules -> the set of single-source permissions AWS stores."""
     atoms: set[_Atom] = set()
     for rule in rules or ():
-        protocol = _PROTOCOLS.get(
-            str(rule.get("protocol", "-1")).lower(), str(rule.get("protocol", "-1")).lower()
-        )
+        declared = rule.get("protocol", "-1")
+        # A program may pass the protocol as a number (`protocol=-1`): the SDK sends -1.0.
+        text = str(int(declared)) if isinstance(declared, int | float) else str(declared).lower()
+        protocol = _PROTOCOLS.get(text, text)
         ports = (
             (0, 0)
             if protocol == "-1"

@@ -655,13 +655,15 @@ class VpcSecurityGroupRule:
         return present(self.read(id, news), self.token, id)
 
     def read(self, id: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
+        from botocore.exceptions import ClientError
+
         ec2 = self.clients("ec2")
         with applying(self.token, id, "read"):
             try:
                 rules = ec2.describe_security_group_rules(SecurityGroupRuleIds=[id])[
                     "SecurityGroupRules"
                 ]
-            except Exception as exc:  # noqa: BLE001 any NotFound shape means gone
+            except ClientError as exc:
                 if "NotFound" in aws_code(exc):
                     return None
                 raise
@@ -692,7 +694,7 @@ class VpcSecurityGroupRule:
                 "GroupId", ""
             )
         if "description" in inputs or rule.get("Description"):
-            outputs["description"] = rule.get("Description", "")
+            outputs["description"] = rule.get("Description", self._pair_description(rule))
         return with_tags(outputs, pulumi_tags(rule.get("Tags")))
 
     def delete(self, id: str, inputs: dict[str, Any]) -> None:
@@ -709,6 +711,33 @@ class VpcSecurityGroupRule:
             ),
         ):
             revoke(GroupId=inputs["securityGroupId"], SecurityGroupRuleIds=[id])
+
+    def _pair_description(self, rule: dict[str, Any]) -> str:
+        """A group-referencing rule's description from the group's permissions.
+
+        moto's DescribeSecurityGroupRules leaves it out for such rules; AWS does not.
+        """
+        peer = rule.get("ReferencedGroupInfo", {}).get("GroupId")
+        if not peer:
+            return ""
+        group = _describe(
+            self.clients("ec2"),
+            "describe_security_groups",
+            "SecurityGroups",
+            "GroupIds",
+            str(rule["GroupId"]),
+            "InvalidGroup.NotFound",
+        )
+        key = "IpPermissionsEgress" if self.egress else "IpPermissions"
+        for permission in (group or {}).get(key, []):
+            if str(permission.get("IpProtocol")) != str(rule.get("IpProtocol")):
+                continue
+            if permission.get("FromPort") != rule.get("FromPort"):
+                continue
+            for pair in permission.get("UserIdGroupPairs", []):
+                if pair.get("GroupId") == peer:
+                    return str(pair.get("Description", ""))
+        return ""
 
     def _permission(self, inputs: dict[str, Any]) -> dict[str, Any]:
         protocol = str(inputs.get("ipProtocol", "-1"))

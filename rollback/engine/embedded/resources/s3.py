@@ -75,12 +75,15 @@ class Bucket:
         with applying(self.token, id, "read"):
             if not _bucket_exists(s3, id):
                 return None
-            try:
-                tags = pulumi_tags(s3.get_bucket_tagging(Bucket=id)["TagSet"])
-            except ClientError as exc:
-                if aws_code(exc) != "NoSuchTagSet":
-                    raise
-                tags = {}
+            tags: dict[str, str] = {}
+            # Tags are read only when declared: drift is judged on declared inputs,
+            # and a no-change `up` stays at one read per bucket.
+            if inputs.get("tags"):
+                try:
+                    tags = pulumi_tags(s3.get_bucket_tagging(Bucket=id)["TagSet"])
+                except ClientError as exc:
+                    if aws_code(exc) != "NoSuchTagSet":
+                        raise
         return self._outputs(id, _region(s3), {**inputs, "bucket": id}, tags)
 
     def delete(self, id: str, inputs: dict[str, Any]) -> None:

@@ -217,8 +217,12 @@ class Parameter:
             )
             if answer is None:
                 return None
-            tags = ssm.list_tags_for_resource(ResourceType="Parameter", ResourceId=id).get(
-                "TagList", []
+            tags = (
+                ssm.list_tags_for_resource(ResourceType="Parameter", ResourceId=id).get(
+                    "TagList", []
+                )
+                if inputs.get("tags")
+                else []
             )
         live = answer["Parameter"]
         outputs = {
