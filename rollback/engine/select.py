@@ -70,8 +70,11 @@ def select_engine(
             endpoint_url or "AWS",
         )
     elif name == "auto":
-        logger.info(
-            "engine: embedded (%s is the embedded cloud; --engine to choose)", endpoint_url
+        # Said aloud only when it was a choice: the Pulumi CLI is on PATH too.
+        logger.log(
+            logging.INFO if cli_available() else logging.DEBUG,
+            "engine: embedded (%s is the embedded cloud; --engine to choose)",
+            endpoint_url,
         )
     from rollback.engine.embedded.engine import EmbeddedEngine
 
