@@ -18,7 +18,8 @@ def demo(ctx: click.Context, keep: bool) -> None:
     Everything runs on the embedded cloud with real HTTP health endpoints on
     127.0.0.1, and every step is verified; it takes well under a minute.
     """
-    from rollback.cli.run import _on_event, outcome_text, plan_text
+    from rollback.cli.render import step_events as _on_event
+    from rollback.cli.run import outcome_text, plan_text
     from rollback.demo import run_demo
 
     quiet = ctx.find_root().obj.settings.output == "json"

@@ -105,3 +105,25 @@ class WaitPrinter:
             f"{self.prefix}{still} for {what}... [{elapsed:.0f}s elapsed, deadline {deadline:.0f}s{last}]",
             err=True,
         )
+
+
+def step_events(ctx: click.Context, prefix: str = "") -> Any:
+    """Progress of each step transition on stderr (quiet under --output json).
+
+    A fleet member's lines start with `prefix`, its stack.
+    """
+    if ctx.find_root().obj.settings.output == "json":
+        return None
+
+    def show(event: Any) -> None:
+        if event.type == "step":
+            note = event.data.get("error") or ""
+            progress(
+                f"{prefix}  {event.at[11:19]}  {event.step:<12} {event.state}{'  ' + note if note else ''}"
+            )
+        elif event.type in ("traffic-restored", "finished", "stopped"):
+            progress(
+                f"{prefix}  {event.at[11:19]}  {event.type} {event.data.get('result', '')}".rstrip()
+            )
+
+    return show

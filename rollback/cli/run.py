@@ -9,6 +9,7 @@ import click
 
 from rollback.cli.params import RUN_ID
 from rollback.cli.render import emit, progress, table
+from rollback.cli.render import step_events as _on_event
 
 
 def _bench(ctx: click.Context) -> Any:
@@ -19,28 +20,6 @@ def _actor() -> str:
     from rollback.store.lock import current_user
 
     return current_user()
-
-
-def _on_event(ctx: click.Context, prefix: str = "") -> Any:
-    """Progress of each step transition on stderr (quiet under --output json).
-
-    A fleet member's lines start with `prefix`, its stack.
-    """
-    if ctx.find_root().obj.settings.output == "json":
-        return None
-
-    def show(event: Any) -> None:
-        if event.type == "step":
-            note = event.data.get("error") or ""
-            progress(
-                f"{prefix}  {event.at[11:19]}  {event.step:<12} {event.state}{'  ' + note if note else ''}"
-            )
-        elif event.type in ("traffic-restored", "finished", "stopped"):
-            progress(
-                f"{prefix}  {event.at[11:19]}  {event.type} {event.data.get('result', '')}".rstrip()
-            )
-
-    return show
 
 
 def secs(value: float | None) -> str:
