@@ -136,7 +136,7 @@ def test_quiet_drops_progress_but_not_errors(
     code, _, err = run(capsys, "release", "prune", "--keep", "1", "--dry-run", "-q")
     assert code == 0 and err == ""
     code, _, err = run(capsys, "release", "show", "1.0.0", "--quiet")
-    assert code == 2 and err.startswith("error: webapp/dev has no releases in")
+    assert code == 2 and err.startswith("error: release 1.0.0 is not recorded: webapp/dev has no releases")
 
 
 def test_empty_store_option_is_one_sentence_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
