@@ -26,10 +26,10 @@ def secs(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}s"
 
 
-def plan_text(plan: Any) -> str:
-    lines = [
-        f"rollback plan for {plan.stack}: {plan.from_version} -> {plan.to_version}  (run {plan.run_id})"
-    ]
+def plan_text(plan: Any, *, run: bool = True) -> str:
+    """The plan for people; `run=False` (`rollback plan`) leaves out the id of a run never made."""
+    head = f"rollback plan for {plan.stack}: {plan.from_version} -> {plan.to_version}"
+    lines = [f"{head}  (run {plan.run_id})" if run else head]
     for i, step in enumerate(plan.steps, 1):
         d = step.description
         lines.append(f"  {i:>2}. {step.name:<12} {d.summary}  (~{d.expected_seconds:.0f}s)")
@@ -110,7 +110,7 @@ PARALLEL = click.option(
 def plan_cmd(ctx: click.Context, version: str, accept_data_loss: bool, force: bool) -> None:
     """Show the ordered plan to roll back to VERSION (or last-stable); changes nothing."""
     plan = _bench(ctx).planner().plan(version, _options("", accept_data_loss, force))
-    emit(ctx, plan, plan_text)
+    emit(ctx, plan, lambda p: plan_text(p, run=False))
 
 
 @click.command(name="to")
