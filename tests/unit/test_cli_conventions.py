@@ -152,3 +152,26 @@ def test_shell_completion_completes_lazy_commands(
     monkeypatch.setenv("COMP_CWORD", "1")
     code, out, _ = run(capsys)
     assert code == 0 and out.split() == ["plain,release"]
+
+
+@click.command()
+def asks() -> None:
+    """Ask, then work."""
+    click.confirm("Roll back?", abort=True)
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize(("answer", "code"), [(KeyboardInterrupt, 130), (EOFError, 1), ("y", 130)])
+def test_ctrl_c_is_130_at_a_prompt_and_after_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, answer: object, code: int
+) -> None:
+    monkeypatch.setitem(root.COMMANDS, "asks", (__name__, "asks", "Ask."))
+
+    def reply(prompt: str = "") -> str:
+        if isinstance(answer, str):
+            return answer
+        raise answer  # type: ignore[misc]
+
+    monkeypatch.setattr("click.termui.visible_prompt_func", reply)
+    got, _, _ = run(capsys, "asks")
+    assert got == code
