@@ -175,3 +175,22 @@ def test_ctrl_c_is_130_at_a_prompt_and_after_it(
     monkeypatch.setattr("click.termui.visible_prompt_func", reply)
     got, _, _ = run(capsys, "asks")
     assert got == code
+
+
+@pytest.mark.parametrize(
+    ("flag", "level"), [("-v", "DEBUG"), ("--quiet", "WARNING"), (None, "INFO")]
+)
+def test_verbose_and_quiet_set_the_log_level_but_keep_aws_quiet(
+    capsys: pytest.CaptureFixture[str], flag: str | None, level: str
+) -> None:
+    import logging
+
+    root_logger = logging.getLogger()
+    before = root_logger.level
+    try:
+        code, _, _ = run(capsys, "release", "list", *([flag] if flag else []))
+        assert code == 0
+        assert logging.getLevelName(root_logger.level) == level
+        assert logging.getLogger("botocore").level == logging.WARNING  # wire logs: --debug only
+    finally:
+        root_logger.setLevel(before)
