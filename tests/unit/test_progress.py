@@ -20,6 +20,11 @@ from tests.unit.healthserver import HealthServer
 health_server = healthserver.health_server
 
 
+@pytest.fixture(autouse=True)
+def loud(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(render, "QUIET", False)  # a --quiet run earlier in the process set it
+
+
 class FakeTime:
     def __init__(self) -> None:
         self.now = 0.0
