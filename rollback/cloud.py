@@ -437,6 +437,7 @@ def _wait_until_answering(
         timing=timing,
         interval=0.1,
         max_interval=1.0,
+        observe=lambda: f"not answering yet (moto loads its services; log {state.log})",
     )
 
 

@@ -11,9 +11,7 @@ apply. `stack` is the first of them, `stacks` all of them, each once.
 
 from __future__ import annotations
 
-import difflib
 import os
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -237,6 +235,8 @@ def _read_file(env: dict[str, str], cwd: Path) -> dict[str, Any]:
         if explicit:
             raise ConfigError(f"config file {path} does not exist; fix ROLLBACK_CONFIG.")
         return {}
+    import tomllib  # only when there is a file to read
+
     try:
         data = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, OSError) as exc:
@@ -244,6 +244,8 @@ def _read_file(env: dict[str, str], cwd: Path) -> dict[str, Any]:
     for key in data:
         if key not in FILE_KEYS:
             # A misspelt key silently ignored is a webhook that never fires.
+            import difflib  # only on this error path: start-up does not pay for it
+
             near = difflib.get_close_matches(key, FILE_KEYS, n=1)
             hint = f"did you mean {near[0]!r}? " if near else ""
             raise ConfigError(

@@ -248,6 +248,11 @@ def run_demo(
         )
         repo = git.Repo.init(repo_dir)
         author = git.Actor("rollback demo", "demo@rollback.invalid")
+        # Release tags are annotated: git needs a tagger. The scratch repo has
+        # its own, so the demo runs on a machine with no git identity at all.
+        with repo.config_writer() as local:
+            local.set_value("user", "name", author.name)
+            local.set_value("user", "email", author.email)
         repo.index.add(["Pulumi.yaml", "Pulumi.dev.yaml", "stacks"])
         repo.index.commit("feat: webapp 1.0.0 on blue", author=author, committer=author)
         project = stacks.load_project(repo_dir)

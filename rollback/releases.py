@@ -483,15 +483,16 @@ class Registry:
     def views(self) -> list[ReleaseView]:
         return [self.show(v) for v in self.versions()]
 
-    def require_releases(self) -> None:
+    def require_releases(self, asked: str | None = None) -> None:
         """Raise NotFound naming the stack and the store when no release is recorded.
 
         A mistyped --stack or a relative --store read from the wrong directory
         looks exactly like this; say where we looked.
         """
         if not self.versions():
+            said = f"release {asked} is not recorded: " if asked else ""
             raise NotFound(
-                f"{self.stack} has no releases in {self.store.url}; check --stack and --store "
+                f"{said}{self.stack} has no releases in {self.store.url}; check --stack and --store "
                 "(or record one with `rollback release record VERSION --artifact FILE`).",
                 stack=self.stack,
                 store=self.store.url,
@@ -509,7 +510,7 @@ class Registry:
             )
         version = parse_version(version)
         if not self.store.has_doc(self._manifest_key(version)):
-            self.require_releases()
+            self.require_releases(version)
             raise NotFound(
                 f"release {version} of {self.stack} is not recorded; `rollback release list` shows the recorded ones.",
                 version=version,

@@ -230,13 +230,20 @@ def render_markdown(report: dict[str, Any]) -> str:
     out += ["", "## Lessons learned", "", "To fill in at the post-rollback analysis.", ""]
     for lesson in report["lessons"]:
         out += [f"### {lesson['topic']}", "", f"_{lesson['prompt']}_", "", "- ", ""]
+    # Tick what the run itself did; ask only for what is left to people.
+    marked = any(st["kind"] == "mark" and st["state"] == "verified" for st in report["steps"])
+    told = bool(report["notifications"]) and all(n["ok"] for n in report["notifications"])
     out += [
         "## Documentation",
         "",
-        "- [ ] Deployment log updated with this run",
+        "- [x] Deployment log: this run's journal (`rollback history`, `rollback report "
+        f"{s['run_id']}`)",
         "- [ ] Rollback decisions above reviewed and signed off",
-        f"- [ ] Release {s['from_version']} marked bad (`rollback release mark {s['from_version']} --bad`)",
-        "- [ ] Stakeholders told the outcome",
+        f"- [x] Release {s['from_version']} marked bad by this run's `mark` step"
+        if marked
+        else f"- [ ] Release {s['from_version']} marked bad (`rollback release mark {s['from_version']} --bad`)",
+        "- [ ] Stakeholders told the outcome"
+        + (" (the notifications above were delivered; add what they do not cover)" if told else ""),
         "",
     ]
     return "\n".join(out)

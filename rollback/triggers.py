@@ -498,6 +498,14 @@ def _unreadable_reading(
     return Reading(signal, target, False, None, None, at, detail, breach, unreadable=True)
 
 
+def _last_seen(last: dict[tuple[str, str], Reading]) -> str:
+    """The watch's state for progress lines: what is failing now, else that all is clean."""
+    failing = [r.detail or f"{r.signal} {r.target} not ok" for r in last.values() if not r.ok]
+    if failing:
+        return "; ".join(failing[:2]) + (f" (+{len(failing) - 2} more)" if len(failing) > 2 else "")
+    return f"{len(last)} signal reading(s) clean" if last else ""
+
+
 @dataclass(frozen=True)
 class SignalSpec:
     """What to watch and how often; the CLI builds it from the command's options."""
@@ -711,7 +719,7 @@ class Watcher:
             if elapsed >= duration_s:
                 return self._outcome("clean", what, duration_s, elapsed, rounds, last)
             if self.timing.on_wait:
-                self.timing.on_wait(what, elapsed, duration_s)
+                self.timing.on_wait(what, elapsed, duration_s, _last_seen(last))
             confirming = any(s.confirming for s in self.signals)
             pause = self.spec.confirm_interval_s if confirming else self.spec.interval_s
             self.timing.sleep(max(0.0, min(pause, duration_s - elapsed)))

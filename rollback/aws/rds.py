@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from rollback.errors import AlreadyExists, CheckFailed, CloudError, NotFound, UsageError
+from rollback.errors import AlreadyExists, CloudError, NotFound, UsageError
 from rollback.waiting import Timing, poll
 
 log = logging.getLogger(__name__)
@@ -36,7 +35,11 @@ _EXISTS = {
     "DBSnapshotAlreadyExists",
     "DBSnapshotAlreadyExistsFault",
 }
-_WAITER_DELAY_S = 15
+_WAITER_DELAY_S = 15  # seconds between status reads once a wait has grown (botocore's delay)
+# The failure states of botocore's db_instance_available / db_snapshot_available waiters.
+_FAILED_STATUSES = frozenset(
+    {"deleted", "deleting", "failed", "incompatible-restore", "incompatible-parameters"}
+)
 
 
 def rds_identifier(*parts: str, limit: int = INSTANCE_ID_MAX) -> str:
@@ -305,19 +308,23 @@ class Rds:
                 Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())],
             )
 
-    def wait_instance_available(self, instance_id: str, timeout_s: float) -> DbInstance:
-        """Wait with the boto3 waiter until `instance_id` is available; return it.
+    def wait_instance_available(
+        self, instance_id: str, timeout_s: float, timing: Timing | None = None
+    ) -> DbInstance:
+        """Poll until `instance_id` is available; return it.
 
-        Raises CheckFailed on timeout, CloudError when the instance fails
-        (e.g. incompatible-restore).
+        Our poll, not the boto3 waiter: a restore takes up to hours and each
+        wait reports its last observed status (`timing.on_wait`). Raises
+        CheckFailed on timeout, CloudError when the instance fails (e.g.
+        incompatible-restore), as the waiter's failure states say.
         """
-        self._wait(
-            "db_instance_available",
+        found: DbInstance = self._wait_status(
             f"DB instance {instance_id} to be available",
+            lambda: self.find_instance(instance_id),
             timeout_s,
-            DBInstanceIdentifier=instance_id,
+            timing,
         )
-        return self.instance(instance_id)
+        return found
 
     def wait_renamed(
         self, old_id: str, new_id: str, timeout_s: float, timing: Timing
@@ -375,28 +382,50 @@ class Rds:
             )
         return DbSnapshot.from_api(made["DBSnapshot"])
 
-    def wait_snapshot_available(self, snapshot_id: str, timeout_s: float) -> DbSnapshot:
-        """Wait with the boto3 waiter until `snapshot_id` is available; return it."""
-        self._wait(
-            "db_snapshot_available",
+    def wait_snapshot_available(
+        self, snapshot_id: str, timeout_s: float, timing: Timing | None = None
+    ) -> DbSnapshot:
+        """Poll until `snapshot_id` is available, reporting its status; return it."""
+        found: DbSnapshot = self._wait_status(
             f"DB snapshot {snapshot_id} to be available",
+            lambda: self.find_snapshot(snapshot_id),
             timeout_s,
-            DBSnapshotIdentifier=snapshot_id,
+            timing,
         )
-        return self.snapshot(snapshot_id)
+        return found
 
-    def _wait(self, waiter_name: str, what: str, timeout_s: float, **params: Any) -> None:
-        import botocore.exceptions
+    def _wait_status(
+        self,
+        what: str,
+        read: Callable[[], Any],
+        timeout_s: float,
+        timing: Timing | None,
+    ) -> Any:
+        """Poll `read` (an instance or snapshot, or None) until its status is available.
 
-        delay = min(_WAITER_DELAY_S, max(1, int(timeout_s)))
-        attempts = max(1, math.ceil(timeout_s / delay))
-        waiter = self._client.get_waiter(waiter_name)
+        A failure status (the boto3 waiters' own list) raises CloudError at once.
+        """
+        seen = {"state": "not found yet"}
+
+        def available() -> Any:
+            found = read()
+            if found is None:
+                seen["state"] = "not found yet"
+                return None
+            seen["state"] = f"status {found.status}"
+            if found.status in _FAILED_STATUSES:
+                raise CloudError(
+                    f"waiting for {what} failed: it is {found.status}.", waited_for=what
+                )
+            return found if found.status == "available" else None
+
         log.info("waiting for %s (up to %.0fs)", what, timeout_s)
-        try:
-            waiter.wait(**params, WaiterConfig={"Delay": delay, "MaxAttempts": attempts})
-        except botocore.exceptions.WaiterError as exc:
-            if "Max attempts exceeded" in str(exc):
-                raise CheckFailed(
-                    f"gave up waiting for {what} after {timeout_s:.0f}s.", waited_for=what
-                ) from exc
-            raise CloudError(f"waiting for {what} failed: {exc}", waited_for=what) from exc
+        return poll(
+            what,
+            available,
+            timeout=timeout_s,
+            timing=timing or Timing(),
+            interval=5.0,
+            max_interval=float(_WAITER_DELAY_S),
+            observe=lambda: seen["state"],
+        )

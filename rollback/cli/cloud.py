@@ -32,9 +32,13 @@ def start(ctx: click.Context, port: int | None) -> None:
     every RDS instance with a real database (PGHOST/PGPORT are exported).
     Idempotent: when one already answers, prints its lines and starts nothing.
     """
+    from rollback.waiting import Timing
+
     state_dir = _state_dir(ctx)
     progress("starting the embedded cloud ...")
-    state = embedded.start(state_dir, port)
+    # moto imports its whole service catalogue first: that wait reports like every other.
+    timing = Timing(on_wait=ctx.find_root().obj.wait_printer())
+    state = embedded.start(state_dir, port, timing)
     verb = "already running" if state.already_running else "started"
     progress(f"embedded cloud {verb} at {state.url} (pid {state.pid}); log {state.log}")
     environment = embedded.fake_environment(state.url)

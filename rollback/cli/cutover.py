@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import signal
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -140,11 +139,6 @@ def exit_code(ok: bool, signal_name: str | None) -> int:
     return 0 if ok else 1
 
 
-def _on_wait(what: str, elapsed: float, deadline: float) -> None:
-    if sys.stderr.isatty():
-        click.echo(f"  waiting for {what}: {elapsed:.0f}s of {deadline:.0f}s", err=True)
-
-
 def _apis(factory: Any) -> Any:
     from rollback.aws.cloudwatch import Alarms, Metrics
     from rollback.aws.elbv2 import LoadBalancing
@@ -194,7 +188,7 @@ def _cutover_runner(factory: Any) -> Iterator[Cutover]:
             factory.store(),
             factory.settings.stack,
             _apis(factory),
-            timing=Timing(sleep=interrupt.sleep, on_wait=_on_wait),
+            timing=Timing(sleep=interrupt.sleep, on_wait=factory.wait_printer()),
             interrupted=interrupt,
             notifiers=factory.notifiers(),
             rollback_to=rollback_to_of(factory, actor, "cutover"),
@@ -338,7 +332,7 @@ def watch(
             _apis(factory),
             spec,
             rollback_to,
-            timing=Timing(sleep=interrupt.sleep, on_wait=_on_wait),
+            timing=Timing(sleep=interrupt.sleep, on_wait=factory.wait_printer()),
             should_stop=stop_checker(store, factory.settings.stack, interrupt),
             actor=actor,
         )

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from rollback.aws.session import Clients
+    from rollback.cli.render import WaitPrinter
     from rollback.engine import StackEngine
     from rollback.orchestrate import Workbench
     from rollback.releases import Registry
@@ -105,19 +106,11 @@ class Factory:
 
     def workbench(self) -> Workbench:
         """What plans and steps are built from: clients, store, registry, engine, notifiers."""
-        import sys
-
-        from rollback.cli.render import progress
         from rollback.orchestrate import Workbench
         from rollback.waiting import Timing
 
-        def on_wait(what: str, elapsed: float, deadline: float) -> None:
-            progress(
-                f"{self.progress_prefix}  waiting for {what}: {elapsed:.0f}s of {deadline:.0f}s"
-            )
-
-        # Waits show progress to people; a pipeline's log stays quiet.
-        timing = Timing(on_wait=on_wait) if sys.stderr.isatty() else Timing()
+        # Every wait reports: in place on a terminal, a line every 20 s in a CI log.
+        timing = Timing(on_wait=self.wait_printer())
         return Workbench(
             clients=self.clients(),
             store=self.store(),
@@ -128,6 +121,12 @@ class Factory:
             health_deadline_s=self.settings.health_deadline_s,
             engine_kind=self.engine_kind,
         )
+
+    def wait_printer(self) -> WaitPrinter:
+        """The one progress printer for waits (see rollback.cli.render.WaitPrinter)."""
+        from rollback.cli.render import WaitPrinter
+
+        return WaitPrinter(self.progress_prefix)
 
     def notifiers(self) -> list[Any]:
         """Webhook and SNS notifiers from the settings (none configured: none)."""

@@ -102,7 +102,7 @@ def fleet_to(
     parallel: int,
 ) -> None:
     """Roll every stack back to `version`: plan all, confirm once (unless --yes), run, summarise."""
-    from rollback.cli.run import _on_event
+    from rollback.cli.render import step_events as _on_event
     from rollback.errors import UsageError
     from rollback.fleet import each_stack, run_fleet
     from rollback.orchestrate import rollback_to
@@ -164,7 +164,7 @@ def fleet_emergency(
     ctx: click.Context, reason: str, actor: str, *, break_lock: bool, parallel: int
 ) -> None:
     """Emergency rollback of every stack to its last-stable, no confirmation, one summary."""
-    from rollback.cli.run import _on_event
+    from rollback.cli.render import step_events as _on_event
     from rollback.fleet import run_fleet
     from rollback.orchestrate import emergency
 

@@ -311,9 +311,10 @@ def main(argv: list[str] | None = None) -> None:
         code = cli.main(args=args, prog_name="rollback", standalone_mode=False)
         if isinstance(code, int) and code:
             sys.exit(code)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
         click.echo("Aborted; nothing was changed after the prompt.", err=True)
-        sys.exit(ExitCode.FAILED)
+        # click turns Ctrl-C at a prompt into Abort; it is still an interrupt (130).
+        sys.exit(130 if isinstance(exc.__context__, KeyboardInterrupt) else ExitCode.FAILED)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:

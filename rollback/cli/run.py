@@ -9,6 +9,7 @@ import click
 
 from rollback.cli.params import RUN_ID
 from rollback.cli.render import emit, progress, table
+from rollback.cli.render import step_events as _on_event
 
 
 def _bench(ctx: click.Context) -> Any:
@@ -21,39 +22,14 @@ def _actor() -> str:
     return current_user()
 
 
-def _on_event(ctx: click.Context, prefix: str = "") -> Any:
-    """Progress of each step transition on stderr (quiet under --output json).
-
-    A fleet member's lines start with `prefix`, its stack.
-    """
-    if ctx.find_root().obj.settings.output == "json":
-        return None
-
-    def show(event: Any) -> None:
-        if event.type == "step":
-            note = event.data.get("error") or ""
-            progress(
-                f"{prefix}  {event.at[11:19]}  {event.step:<12} {event.state}{'  ' + note if note else ''}"
-            )
-        elif event.type in ("traffic-restored", "finished", "stopped"):
-            progress(
-                f"{prefix}  {event.at[11:19]}  {event.type} {event.data.get('result', '')}".rstrip()
-            )
-        elif event.type == "outcome":
-            verdict = "verified" if event.data.get("ok") else "FAILED"
-            progress(f"{prefix}  {event.at[11:19]}  outcome      {verdict}")
-
-    return show
-
-
 def secs(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}s"
 
 
-def plan_text(plan: Any) -> str:
-    lines = [
-        f"rollback plan for {plan.stack}: {plan.from_version} -> {plan.to_version}  (run {plan.run_id})"
-    ]
+def plan_text(plan: Any, *, run: bool = True) -> str:
+    """The plan for people; `run=False` (`rollback plan`) leaves out the id of a run never made."""
+    head = f"rollback plan for {plan.stack}: {plan.from_version} -> {plan.to_version}"
+    lines = [f"{head}  (run {plan.run_id})" if run else head]
     for i, step in enumerate(plan.steps, 1):
         d = step.description
         lines.append(f"  {i:>2}. {step.name:<12} {d.summary}  (~{d.expected_seconds:.0f}s)")
@@ -135,7 +111,7 @@ PARALLEL = click.option(
 def plan_cmd(ctx: click.Context, version: str, accept_data_loss: bool, force: bool) -> None:
     """Show the ordered plan to roll back to VERSION (or last-stable); changes nothing."""
     plan = _bench(ctx).planner().plan(version, _options("", accept_data_loss, force))
-    emit(ctx, plan, plan_text)
+    emit(ctx, plan, lambda p: plan_text(p, run=False))
 
 
 @click.command(name="to")

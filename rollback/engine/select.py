@@ -57,7 +57,12 @@ def engine_choice(name: str, *, endpoint_url: str | None) -> str:
             endpoint_url or "AWS",
         )
     elif name == "auto":
-        logger.info("engine: embedded (%s is the embedded cloud; --engine to choose)", endpoint_url)
+        # Said aloud only when it was a choice: the Pulumi CLI is on PATH too.
+        logger.log(
+            logging.INFO if cli_available() else logging.DEBUG,
+            "engine: embedded (%s is the embedded cloud; --engine to choose)",
+            endpoint_url,
+        )
     return "embedded"
 
 

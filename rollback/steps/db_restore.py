@@ -170,7 +170,7 @@ class DbRestoreStep:
         current = self.rds.find_instance(self.instance_id)
         if current is not None and self._is_restored(current):
             if current.status != "available":
-                current = self.rds.wait_instance_available(self.instance_id, self.timeout_s)
+                current = self.rds.wait_instance_available(self.instance_id, self.timeout_s, self.timing)
             return Applied(changed=False, prior=prior, detail=self._detail(current))
 
         pre = snapshot_evidence(self.rds, self.pre_snapshot_id, {self.instance_id, self.aside_id})
@@ -269,9 +269,13 @@ class DbRestoreStep:
             self.rds.restore_from_snapshot(
                 self.restore_id, self.snapshot_id, like=template, tags=self._tags(template)
             )
-            restored = self.rds.wait_instance_available(self.restore_id, self.timeout_s)
+            restored = self.rds.wait_instance_available(
+                self.restore_id, self.timeout_s, self.timing
+            )
         elif restored.status not in ("available", "renaming"):
-            restored = self.rds.wait_instance_available(self.restore_id, self.timeout_s)
+            restored = self.rds.wait_instance_available(
+                self.restore_id, self.timeout_s, self.timing
+            )
         if restored.status != "renaming":  # a rename in flight: the copy was counted before it
             self._count_before_swap(restored, current)
         if current is not None:

@@ -115,7 +115,7 @@ class DbSnapshotStep:
                 {RUN_TAG: self.run_id, PURPOSE_TAG: "pre-rollback"},
             )
             changed = True
-        snapshot = self.rds.wait_snapshot_available(self.snapshot_id, self.timeout_s)
+        snapshot = self.rds.wait_snapshot_available(self.snapshot_id, self.timeout_s, self.timing)
         return Applied(
             changed=changed,
             prior={"snapshot_id": self.snapshot_id, "created": changed},

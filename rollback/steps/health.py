@@ -135,6 +135,7 @@ class HealthStep:
                 interval=self.interval_s,
                 backoff=1.0,
                 max_interval=self.interval_s,
+                observe=lambda: _failing(urls | alarms),
             )
         except CheckFailed as exc:
             timed_out = exc.message
@@ -186,6 +187,16 @@ def _judge_alarm(name: str, state: AlarmState | None) -> tuple[dict[str, Any], s
     if state.state == "ALARM":
         return seen, f"in ALARM: {state.reason}"
     return seen, ""
+
+
+def _failing(checks: dict[str, _Check]) -> str:
+    """What keeps the health step waiting: each check short of its passes, with its last failure."""
+    short = [
+        f"{what}: {c.failure}" if c.failure and c.consecutive == 0 else f"{what}: {c.consecutive} pass(es) in a row"
+        for what, c in checks.items()
+        if c.failure or c.consecutive == 0
+    ]
+    return "; ".join(short[:2]) + (f" (+{len(short) - 2} more)" if len(short) > 2 else "")
 
 
 def _record(check: _Check, seen: dict[str, Any], failure: str) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -98,6 +97,8 @@ def fetch_verified(source: Readable, sha256: str, dest: Path, where: str) -> Blo
             f"directory {dest.parent} does not exist; create it or choose another destination.",
             path=str(dest.parent),
         )
+    import tempfile  # here: it pulls in shutil, random, bz2 and lzma; a start-up never needs them
+
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     try:
         with os.fdopen(fd, "wb") as out:

@@ -11,7 +11,6 @@ import contextlib
 import fcntl
 import hashlib
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
@@ -210,6 +209,8 @@ class LocalStore:
             raise NotFound(f"blob {sha256} is not in {self.url}.", sha256=sha256) from None
 
     def _temp_file(self, directory: Path) -> str:
+        import tempfile  # here: it pulls in shutil, random, bz2 and lzma, which reads never need
+
         fd, tmp = self._oserror_as_config(tempfile.mkstemp, prefix=_TMP_PREFIX, dir=directory)
         os.close(fd)
         return tmp

@@ -26,6 +26,7 @@ import git
 from rollback.healthserver import HealthServer
 from rollback.releases import Registry
 from rollback.store import open_store
+from tests import jsonschemas
 from tests.functional.conftest import ROLLBACK, describe
 from tests.functional.stackrepo import commit_all, edit, inventory, make_stack_repo
 
@@ -143,11 +144,13 @@ class World:
     def json(self, *args: str, expect: int = 0, **kwargs: Any) -> Any:
         result = self.run("--output", "json", *args, expect=expect, **kwargs)
         try:
-            return json.loads(result.stdout)
+            document = json.loads(result.stdout)
         except json.JSONDecodeError as exc:
             raise AssertionError(
                 f"not one JSON document ({exc})\n{describe(result, args)}"
             ) from exc
+        jsonschemas.validate(["--output", "json", *args], document)  # docs/schemas/
+        return document
 
     def popen(self, *args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
         return subprocess.Popen(

@@ -73,8 +73,10 @@ def test_bad_input_exit_codes(
     store = tmp_path / "artifacts"
     base = ("--store", str(store), "--engine", "embedded")
     r = run_cli(*base, "release", "show", "2.0.0")
+    # Nothing recorded at all: the message says where it looked (a mistyped --stack or --store).
     assert r.returncode == 2 and r.stderr.strip() == (
-        "error: release 2.0.0 of webapp/dev is not recorded; `rollback release list` shows the recorded ones."
+        f"error: release 2.0.0 is not recorded: webapp/dev has no releases in {store}; check --stack and --store "
+        "(or record one with `rollback release record VERSION --artifact FILE`)."
     ), describe(r)
     r = run_cli(
         *base, "release", "record", "one", "--artifact", str(artifact), "--repo", repo.working_dir

@@ -136,7 +136,7 @@ def test_quiet_drops_progress_but_not_errors(
     code, _, err = run(capsys, "release", "prune", "--keep", "1", "--dry-run", "-q")
     assert code == 0 and err == ""
     code, _, err = run(capsys, "release", "show", "1.0.0", "--quiet")
-    assert code == 2 and err.startswith("error: webapp/dev has no releases in")
+    assert code == 2 and err.startswith("error: release 1.0.0 is not recorded: webapp/dev has no releases")
 
 
 def test_empty_store_option_is_one_sentence_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -152,3 +152,45 @@ def test_shell_completion_completes_lazy_commands(
     monkeypatch.setenv("COMP_CWORD", "1")
     code, out, _ = run(capsys)
     assert code == 0 and out.split() == ["plain,release"]
+
+
+@click.command()
+def asks() -> None:
+    """Ask, then work."""
+    click.confirm("Roll back?", abort=True)
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize(("answer", "code"), [(KeyboardInterrupt, 130), (EOFError, 1), ("y", 130)])
+def test_ctrl_c_is_130_at_a_prompt_and_after_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, answer: object, code: int
+) -> None:
+    monkeypatch.setitem(root.COMMANDS, "asks", (__name__, "asks", "Ask."))
+
+    def reply(prompt: str = "") -> str:
+        if isinstance(answer, str):
+            return answer
+        raise answer  # type: ignore[misc]
+
+    monkeypatch.setattr("click.termui.visible_prompt_func", reply)
+    got, _, _ = run(capsys, "asks")
+    assert got == code
+
+
+@pytest.mark.parametrize(
+    ("flag", "level"), [("-v", "DEBUG"), ("--quiet", "WARNING"), (None, "INFO")]
+)
+def test_verbose_and_quiet_set_the_log_level_but_keep_aws_quiet(
+    capsys: pytest.CaptureFixture[str], flag: str | None, level: str
+) -> None:
+    import logging
+
+    root_logger = logging.getLogger()
+    before = root_logger.level
+    try:
+        code, _, _ = run(capsys, "release", "list", *([flag] if flag else []))
+        assert code == 0
+        assert logging.getLevelName(root_logger.level) == level
+        assert logging.getLogger("botocore").level == logging.WARNING  # wire logs: --debug only
+    finally:
+        root_logger.setLevel(before)
