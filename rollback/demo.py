@@ -273,6 +273,7 @@ def run_demo(
                 url = _database_url(cluster, instance_id, salt, password)
                 data.update(url=url, instance_id=instance_id)
                 os.environ["ROLLBACK_DATABASE_URL"] = url  # put back by _environment
+                bench.environ["ROLLBACK_DATABASE_URL"] = url  # what the steps and preflight read
             if schema == "r1":
                 total = _sql(
                     data["url"],

@@ -116,6 +116,11 @@ def _build(tmp_path: Path, blue: HealthServer, green: HealthServer) -> Site:
     )
     for colour, instance in zip(("blue", "green"), run["Instances"], strict=True):
         elbv2.register_targets(TargetGroupArn=tgs[colour], Targets=[{"Id": instance["InstanceId"]}])
+        # What each colour runs, where the outcome check reads it (never from a release record).
+        ec2.create_tags(
+            Resources=[instance["InstanceId"]],
+            Tags=[{"Key": "AppVersion", "Value": {"blue": "1.4.0", "green": "1.5.0"}[colour]}],
+        )
     listener = elbv2.create_listener(
         LoadBalancerArn=lb,
         Protocol="HTTP",
