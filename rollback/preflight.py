@@ -206,7 +206,9 @@ def checkpoint_problem(data: bytes) -> str | None:
     deployment = doc.get("deployment")
     if not isinstance(deployment, dict):
         return "it has no `deployment` object"
-    resources = deployment.get("resources") or []
+    resources = deployment.get("resources")
+    if resources is None:
+        resources = []
     if not isinstance(resources, list):
         return "its `resources` is not a list"
     for i, res in enumerate(resources):
