@@ -211,6 +211,8 @@ def main() -> None:
             k: v
             for k, v in os.environ.items()
             if not k.startswith(("AWS_", "ROLLBACK_", "PULUMI_"))
+            # Both commands run from cached bytecode, as an installed tool does.
+            and k != "PYTHONDONTWRITEBYTECODE"
         }
         env.update(
             cloud.fake_environment(state.url),

@@ -279,8 +279,10 @@ def rollback_to(
     `confirm` sees the plan first; a False answer raises UsageError before
     anything changes. Raises LockHeld when another run holds the stack.
     """
+    from rollback.preflight import begin, preflight
     from rollback.report import store_report
 
+    unlocks = begin(bench, target)  # the passphrase check runs while the plan is made
     plan = bench.planner().plan(target, options)
     if not plan.steps:
         return Outcome(plan, None)
@@ -296,9 +298,7 @@ def rollback_to(
         )
     if confirm is not None and not confirm(plan):
         raise UsageError("the rollback was not confirmed; nothing was changed.")
-    from rollback.preflight import preflight
-
-    preflight(bench, plan)  # everything every step needs, before the lock and the journal
+    preflight(bench, plan, unlocks=unlocks)  # all every step needs, before the lock and journal
     result = bench.executor(on_event, should_stop).execute(
         plan,
         actor=options.actor,

@@ -34,8 +34,9 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,16 +73,103 @@ class _Named:
 
 
 def preflight(
-    bench: Workbench, plan: Plan, steps: Sequence[PlannedStep] | None = None
+    bench: Workbench,
+    plan: Plan,
+    steps: Sequence[PlannedStep] | None = None,
+    *,
+    unlocks: Unlocks | None = None,
 ) -> list[Evidence]:
     """Check every precondition of `steps` (default: all of `plan`'s); return the evidence.
 
-    Reads only. Raises the first failing precondition, in plan order, as one
-    sentence: ConfigError/UsageError/NotFound (exit 2) or IntegrityError (exit 4).
+    Reads only. `unlocks` holds passphrase checks `begin` started while the
+    plan was made. Raises the first failing precondition, in plan order, as
+    one sentence: ConfigError/UsageError/NotFound (exit 2) or IntegrityError (exit 4).
     """
     todo = list(plan.steps if steps is None else steps)
-    checks = _checks(bench, plan, todo)
+    checks = _checks(bench, plan, todo, unlocks or Unlocks())
     return run_checks(checks)
+
+
+class Unlocks:
+    """Passphrase checks, each run once in a thread of its own.
+
+    The check is a PBKDF2 of a million rounds (most of a second, by design),
+    which releases the GIL: started by `begin` before the plan is made, it is
+    done by the time preflight asks, and a traffic-first rollback does not
+    wait for it.
+    """
+
+    def __init__(self) -> None:
+        self._found: dict[tuple[str, str], Future[bool]] = {}
+        self._lock = threading.Lock()
+
+    def start(self, phrase: str, state: str) -> Future[bool]:
+        with self._lock:
+            key = (phrase, state)
+            if key not in self._found:
+                found: Future[bool] = Future()
+
+                def run() -> None:
+                    try:
+                        found.set_result(_opens(phrase, state))
+                    except BaseException as exc:  # noqa: BLE001 - handed to the waiter
+                        found.set_exception(exc)
+
+                # A daemon: a run refused before preflight need not wait for it to exit.
+                threading.Thread(target=run, name="preflight-unlock", daemon=True).start()
+                self._found[key] = found
+            return self._found[key]
+
+    def opens(self, phrase: str, state: str) -> bool:
+        """True when `phrase` decrypts the check value of `state`; raises ConfigError if malformed."""
+        return self.start(phrase, state).result()
+
+
+def _opens(phrase: str, state: str) -> bool:
+    from rollback.engine.embedded.secrets import SecretsKeyring
+
+    try:
+        SecretsKeyring().crypter(state, phrase)
+    except ConfigError as exc:
+        if "incorrect passphrase" in exc.message:
+            return False
+        raise
+    return True
+
+
+def begin(bench: Workbench, target: str) -> Unlocks:
+    """Start the slow part of preflight now: the passphrase check of `target`'s recorded secrets.
+
+    Call it before planning. Speculative and silent: whatever it cannot read,
+    preflight reads again and reports.
+    """
+    unlocks = Unlocks()
+    try:
+        version = _target_version(bench, target)
+        release = bench.registry.show(version).release if version else None
+        if release is None or release.config is None:
+            return unlocks
+        config = json.loads(bench.store.get_blob(release.config.sha256))
+        salt, phrase = config.get("encryption_salt"), passphrase(bench.environ)
+        if config.get("secrets") and salt and phrase is not None:
+            unlocks.start(phrase, str(salt))
+    except (RollbackError, ValueError, KeyError, TypeError):
+        pass
+    return unlocks
+
+
+def _target_version(bench: Workbench, target: str) -> str | None:
+    """The version the planner will choose (`last-stable`: the newest stable but the current one)."""
+    from rollback.releases import LAST_STABLE
+
+    registry = bench.registry
+    if target != LAST_STABLE:
+        return registry.resolve(target)
+    current = registry.current()
+    for candidate in registry.versions():
+        if candidate != current and registry.show(candidate).status == "stable":
+            return candidate
+    return None
 
 
 def run_checks(checks: Sequence[_Named]) -> list[Evidence]:
@@ -111,7 +199,9 @@ def run_checks(checks: Sequence[_Named]) -> list[Evidence]:
     return found
 
 
-def _checks(bench: Workbench, plan: Plan, steps: list[PlannedStep]) -> list[_Named]:
+def _checks(
+    bench: Workbench, plan: Plan, steps: list[PlannedStep], unlocks: Unlocks
+) -> list[_Named]:
     kinds = [s.kind for s in steps]
     registry = bench.registry
     view = registry.show(plan.to_version)
@@ -119,7 +209,10 @@ def _checks(bench: Workbench, plan: Plan, steps: list[PlannedStep]) -> list[_Nam
     checks: list[_Named] = [_Named("the store", lambda: check_store_writable(bench.store))]
     if "stack" in kinds:
         checks.append(
-            _Named("the stack step", lambda: check_stack_step(bench, target, view.manifest_sha256))
+            _Named(
+                "the stack step",
+                lambda: check_stack_step(bench, target, view.manifest_sha256, unlocks),
+            )
         )
     if "artifact" in kinds and target.artifact is not None:
         checks.append(
@@ -239,7 +332,10 @@ def _secrets_state_of(data: bytes) -> str | None:
 
 
 def check_stack_step(
-    bench: Workbench, release: Release, manifest_sha256: str | None = None
+    bench: Workbench,
+    release: Release,
+    manifest_sha256: str | None = None,
+    unlocks: Unlocks | None = None,
 ) -> list[Evidence]:
     """Everything the stack step needs: intact state, secrets, an engine, the repository.
 
@@ -279,7 +375,9 @@ def check_stack_step(
     subchecks = [
         _Named(
             "the secrets",
-            lambda: check_secrets(release, config, engine, bench.environ, extra_states=states),
+            lambda: check_secrets(
+                release, config, engine, bench.environ, extra_states=states, unlocks=unlocks
+            ),
         ),
         _Named("the engine", lambda: check_engine(bench, engine)),
         _Named("the repository", lambda: check_repository(release, manifest_sha256)),
@@ -369,6 +467,7 @@ def check_secrets(
     environ: Mapping[str, str],
     *,
     extra_states: Sequence[tuple[str, str]] = (),
+    unlocks: Unlocks | None = None,
 ) -> list[Evidence]:
     """The passphrase decrypts the check value of the release's recorded secrets (and the live state's).
 
@@ -398,24 +497,23 @@ def check_secrets(
         )
     states = ([(whose, str(salt))] if salt else []) + list(extra_states)
     found = []
+    unlocks = unlocks or Unlocks()
     for what, state in states:
-        _unlock(phrase, state, what)
+        _unlock(phrase, state, what, unlocks)
         found.append(evidence("secrets.passphrase", {"of": what, "unlocks": True}, True))
     return found
 
 
-def _unlock(phrase: str, state: str, what: str) -> None:
-    from rollback.engine.embedded.secrets import SecretsKeyring
-
+def _unlock(phrase: str, state: str, what: str, unlocks: Unlocks | None = None) -> None:
     try:
-        SecretsKeyring().crypter(state, phrase)
-    except ConfigError as exc:
-        if "incorrect passphrase" not in exc.message:
-            raise ConfigError(f"{what}: {exc.message.rstrip('.')}; {NOTHING_CHANGED}.") from exc
+        opens = (unlocks or Unlocks()).opens(phrase, state)
+    except ConfigError as exc:  # a malformed salt
+        raise ConfigError(f"{what}: {exc.message.rstrip('.')}; {NOTHING_CHANGED}.") from exc
+    if not opens:
         raise ConfigError(
             f"the passphrase in PULUMI_CONFIG_PASSPHRASE does not decrypt the secrets of {what}; set the stack's passphrase; {NOTHING_CHANGED}.",
             variable="PULUMI_CONFIG_PASSPHRASE",
-        ) from exc
+        )
 
 
 # -- git -------------------------------------------------------------------------
