@@ -326,7 +326,8 @@ def resume(
     before = Journal.load(bench.store, bench.registry.stack, run_id)
     if not before.finished:  # (a finished run is refused by the executor, with its own sentence)
         done = {s.name for s in before.steps if s.state in ("verified", "skipped")}
-        preflight(bench, before.plan, [s for s in before.plan.steps if s.name not in done])
+        todo = [s for s in before.plan.steps if s.name not in done]
+        preflight(bench, before.plan, todo, planned_now=False)
     result = bench.executor(on_event).resume(run_id, actor=actor)
     plan = Journal.load(bench.store, bench.registry.stack, run_id).plan
     keys = store_report(bench.store, bench.registry.stack, run_id)

@@ -78,15 +78,19 @@ def preflight(
     steps: Sequence[PlannedStep] | None = None,
     *,
     unlocks: Unlocks | None = None,
+    planned_now: bool = True,
 ) -> list[Evidence]:
     """Check every precondition of `steps` (default: all of `plan`'s); return the evidence.
 
     Reads only. `unlocks` holds passphrase checks `begin` started while the
-    plan was made. Raises the first failing precondition, in plan order, as
-    one sentence: ConfigError/UsageError/NotFound (exit 2) or IntegrityError (exit 4).
+    plan was made. `planned_now`: the planner has just read the database
+    instance the db-snapshot step works on (so it is not read again before a
+    traffic-first shift); False on resume. Raises the first failing
+    precondition, in plan order, as one sentence: ConfigError/UsageError/
+    NotFound (exit 2) or IntegrityError (exit 4).
     """
     todo = list(plan.steps if steps is None else steps)
-    checks = _checks(bench, plan, todo, unlocks or Unlocks())
+    checks = _checks(bench, plan, todo, unlocks or Unlocks(), planned_now)
     return run_checks(checks)
 
 
@@ -200,7 +204,7 @@ def run_checks(checks: Sequence[_Named]) -> list[Evidence]:
 
 
 def _checks(
-    bench: Workbench, plan: Plan, steps: list[PlannedStep], unlocks: Unlocks
+    bench: Workbench, plan: Plan, steps: list[PlannedStep], unlocks: Unlocks, planned_now: bool
 ) -> list[_Named]:
     kinds = [s.kind for s in steps]
     registry = bench.registry
@@ -224,7 +228,8 @@ def _checks(
     for step in steps:
         if step.kind in ("traffic", "dns") and step.kind in before_stack:
             receiving.update(step.params)
-    aws = [s for s in steps if s.kind in ("db-snapshot", "db-restore")]
+    database = ("db-restore",) if planned_now else ("db-snapshot", "db-restore")
+    aws = [s for s in steps if s.kind in database]
     if receiving or aws:
         checks.append(_Named("the cloud", lambda: check_cloud(bench, receiving, aws)))
     variables = {
