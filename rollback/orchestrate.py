@@ -367,7 +367,14 @@ def emergency(
     stack = bench.registry.stack
     request_stop(bench.store, stack, reason, actor)
     try:
-        cancel = getattr(bench.engine(), "cancel", None)
+        from rollback.errors import ConfigError
+        from rollback.preflight import engine_kind
+
+        try:  # only the pulumi engine has updates to cancel: do not build another before traffic
+            pulumi = engine_kind(bench) == "pulumi"
+        except ConfigError:
+            pulumi = False  # no engine fits: preflight says so, before anything changes
+        cancel = getattr(bench.engine(), "cancel", None) if pulumi else None
         if cancel is not None:
             try:
                 cancel(bench.stack_name)
