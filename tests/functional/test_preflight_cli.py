@@ -4,8 +4,9 @@ the store's file tree, the RDS snapshots and the IaC repository's tags are compa
 before and after.
 
 The demo's world (rollbackworld.py): v1.0.0 on blue, stable; v2.0.0 on green, current.
-The tests that would roll back all fail in preflight, so the world stays as built; the
-last ones record releases (and so run last in this file).
+The first tests all fail in preflight, so the world stays as built; then one traffic-first
+rollback succeeds (and shows what it had NOT imported or built when users moved); the last
+ones record releases. They run in this order.
 """
 
 from __future__ import annotations
@@ -144,6 +145,51 @@ def test_no_engine_and_a_missing_repository_change_nothing(world: World, tmp_pat
         assert {"cloud": world.inventory(), "store": world.store_digest()} == before
     finally:
         moved.rename(world.repo_dir)
+
+
+# A test-only sitecustomize: when the traffic step starts, write down what the process
+# has imported and built so far.
+_PROBE = """
+import json, os, sys
+import rollback.journal as _journal
+import rollback.models as _models
+import rollback.engine.select as _select
+
+_built = []
+_from_dict = _models.Checkpoint.from_dict.__func__
+_models.Checkpoint.from_dict = classmethod(lambda cls, d: (_built.append("checkpoint"), _from_dict(cls, d))[1])
+_select_engine = _select.select_engine
+def _select_and_note(*a, **k):
+    _built.append("engine")
+    return _select_engine(*a, **k)
+_select.select_engine = _select_and_note
+_append = _journal.Journal.append
+def _append_and_look(self, type, *, step=None, state=None, data=None):
+    if (step, state) == ("traffic", "applying"):
+        heavy = ("pulumi", "rollback.engine.embedded.engine", "rollback.engine.embedded.checkpoint",
+                 "rollback.engine.embedded.resources", "rollback.stacks")
+        with open(os.environ["PROBE_OUT"], "w") as out:
+            json.dump({"modules": [m for m in heavy if m in sys.modules], "built": _built}, out)
+    return _append(self, type, step=step, state=state, data=data)
+_journal.Journal.append = _append_and_look
+"""
+
+
+def test_traffic_first_moves_users_before_any_engine_or_checkpoint(
+    world: World, tmp_path: Path
+) -> None:
+    import os
+
+    (tmp_path / "sitecustomize.py").write_text(_PROBE)
+    out = tmp_path / "probe.json"
+    path = os.pathsep.join(p for p in (str(tmp_path), os.environ.get("PYTHONPATH", "")) if p)
+    done = world.json("to", "last-stable", "--yes", env={"PYTHONPATH": path, "PROBE_OUT": str(out)})
+    assert done["ok"], done
+    kinds = [s["kind"] for s in done["plan"]["steps"]]
+    assert kinds.index("traffic") < kinds.index("stack"), kinds
+    seen = json.loads(out.read_text())
+    assert seen == {"modules": [], "built": []}, seen
+    assert world.weights() == {"alb": {"blue": 100, "green": 0}, "dns": {"blue": 100, "green": 0}}
 
 
 def test_record_without_a_git_identity_uses_the_fallback(world: World) -> None:
