@@ -17,8 +17,9 @@ planned step needs it:
 
 The checks are independent reads, so they run at once (threads: they wait on
 git, HTTP, AWS and PBKDF2, which all release the GIL); the error raised is the
-first failing check in plan order, one sentence: ConfigError / UsageError /
-NotFound (exit 2) or IntegrityError (exit 4).
+first failing one in a fixed order (store, stack step, artifact, cloud,
+database), one sentence: ConfigError / UsageError / NotFound (exit 2) or
+IntegrityError (exit 4).
 
 Nothing here builds an engine, imports pulumi or parses a checkpoint into the
 engine's model: a traffic-first rollback pays only for reads (DESIGN.md,
@@ -86,7 +87,7 @@ def preflight(
     plan was made. `planned_now`: the planner has just read the database
     instance the db-snapshot step works on (so it is not read again before a
     traffic-first shift); False on resume. Raises the first failing
-    precondition, in plan order, as one sentence: ConfigError/UsageError/
+    precondition (in a fixed order) as one sentence: ConfigError/UsageError/
     NotFound (exit 2) or IntegrityError (exit 4).
     """
     todo = list(plan.steps if steps is None else steps)
@@ -97,7 +98,7 @@ def preflight(
 class Unlocks:
     """Passphrase checks, each run once in a thread of its own.
 
-    The check is a PBKDF2 of a million rounds (most of a second, by design),
+    The check is a PBKDF2 of a million rounds (a quarter to a whole second),
     which releases the GIL: started by `begin` before the plan is made, it is
     done by the time preflight asks, and a traffic-first rollback does not
     wait for it.

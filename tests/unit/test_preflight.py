@@ -394,3 +394,18 @@ def test_lazy_clients_are_created_on_first_use() -> None:
     assert made == []
     assert lazy.meta.service_model.service_name == "route53" and made == ["route53"]
     assert clients("route53") is clients("route53") and made == ["route53"]
+
+
+def test_resume_checks_the_steps_left_before_it_takes_the_lock(
+    world: World, tmp_path: Path
+) -> None:
+    from rollback.journal import Journal
+    from rollback.orchestrate import resume
+
+    plan = world.planner().plan("last-stable", Options())
+    Journal.create(world.store, plan, actor="ana", options={})  # a run whose process died
+    before = store_files(tmp_path / "store")
+    with pytest.raises(ConfigError, match="PULUMI_CONFIG_PASSPHRASE"):
+        resume(_bench(world, {}), plan.run_id, actor="ana")
+    assert store_files(tmp_path / "store") == before  # no lock, no event
+    assert world.mutating == []
