@@ -555,13 +555,12 @@ def check_repository(release: Release, manifest_sha256: str | None = None) -> li
             f"release {release.version} was recorded from {repo}, which does not exist here; the stack step checks its commit out from there; {NOTHING_CHANGED}.",
             repo=str(repo),
         )
-    where = _git(repo, "rev-parse", "--git-common-dir")
-    if where.returncode != 0:
+    common = _common_dir(repo)
+    if common is None:
         raise ConfigError(
             f"{repo}, where release {release.version} was recorded, is not a git repository; {NOTHING_CHANGED}.",
             repo=str(repo),
         )
-    common = (repo / where.stdout.strip()).resolve()
     objects = _cat_file(
         repo,
         [
@@ -599,6 +598,19 @@ def check_repository(release: Release, manifest_sha256: str | None = None) -> li
             )
     found.append(evidence("git.worktree", {"git_dir": str(common), "writable": True}, True))
     return found
+
+
+def _common_dir(repo: Path) -> Path | None:
+    """The repository's git directory shared by its worktrees (None: not a repository).
+
+    A plain clone's `.git` directory is read without running git; a worktree
+    or submodule (`.git` is a file) asks `git rev-parse`.
+    """
+    dot_git = repo / ".git"
+    if dot_git.is_dir() and (dot_git / "HEAD").is_file():
+        return dot_git.resolve()
+    where = _git(repo, "rev-parse", "--git-common-dir")
+    return (repo / where.stdout.strip()).resolve() if where.returncode == 0 else None
 
 
 def _cat_file(repo: Path, names: list[str]) -> list[tuple[str, str, str] | None]:
@@ -791,10 +803,9 @@ def check_record(
     env = os.environ if environ is None else environ
 
     def tagging() -> list[Evidence]:
-        where = _git(repo_dir, "rev-parse", "--git-common-dir")
-        if where.returncode != 0:
+        common = _common_dir(repo_dir)
+        if common is None:
             raise ConfigError(f"{repo_dir} is not a git repository; {NOTHING_CHANGED}.")
-        common = (repo_dir / where.stdout.strip()).resolve()
         if not os.access(common, os.W_OK | os.X_OK):
             raise ConfigError(
                 f"{common} is not writable, so the release tag cannot be written; fix its permissions; {NOTHING_CHANGED}."
