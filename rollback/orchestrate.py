@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from rollback.engine import StackEngine
     from rollback.executor import Executor, OnEvent, RunResult, ShouldStop
     from rollback.notify import Notifier
+    from rollback.preflight import Unlocks
     from rollback.releases import Registry
     from rollback.steps import Step
     from rollback.store import Store
@@ -272,17 +273,21 @@ def rollback_to(
     break_lock: bool = False,
     on_event: OnEvent | None = None,
     should_stop: ShouldStop = lambda: False,
+    unlocks: Unlocks | None = None,
 ) -> Outcome:
     """Plan a rollback to `target`, execute it and store its report.
 
     Already at `target`: returns an Outcome with no result (nothing changed).
     `confirm` sees the plan first; a False answer raises UsageError before
-    anything changes. Raises LockHeld when another run holds the stack.
+    anything changes; preflight then checks everything the steps need
+    (`unlocks`: passphrase checks `preflight.begin` started earlier). Raises
+    LockHeld when another run holds the stack.
     """
     from rollback.preflight import begin, preflight
     from rollback.report import store_report
 
-    unlocks = begin(bench, target)  # the passphrase check runs while the plan is made
+    if unlocks is None:  # the passphrase check runs while the plan is made
+        unlocks = begin(bench.registry, target, bench.environ)
     plan = bench.planner().plan(target, options)
     if not plan.steps:
         return Outcome(plan, None)

@@ -55,6 +55,7 @@ from rollback.steps import evidence
 if TYPE_CHECKING:
     from rollback.orchestrate import Workbench
     from rollback.plan import Plan, PlannedStep
+    from rollback.releases import Registry
     from rollback.store import Store
 
 PASSPHRASE_VARS = ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")
@@ -142,20 +143,21 @@ def _opens(phrase: str, state: str) -> bool:
     return True
 
 
-def begin(bench: Workbench, target: str) -> Unlocks:
+def begin(registry: Registry, target: str, environ: Mapping[str, str]) -> Unlocks:
     """Start the slow part of preflight now: the passphrase check of `target`'s recorded secrets.
 
-    Call it before planning. Speculative and silent: whatever it cannot read,
-    preflight reads again and reports.
+    Call it as early as possible (the CLI does, before boto3 is even
+    imported). Speculative and silent: whatever it cannot read, preflight
+    reads again and reports.
     """
     unlocks = Unlocks()
     try:
-        version = _target_version(bench, target)
-        release = bench.registry.show(version).release if version else None
+        version = _target_version(registry, target)
+        release = registry.show(version).release if version else None
         if release is None or release.config is None:
             return unlocks
-        config = json.loads(bench.store.get_blob(release.config.sha256))
-        salt, phrase = config.get("encryption_salt"), passphrase(bench.environ)
+        config = json.loads(registry.store.get_blob(release.config.sha256))
+        salt, phrase = config.get("encryption_salt"), passphrase(environ)
         if config.get("secrets") and salt and phrase is not None:
             unlocks.start(phrase, str(salt))
     except (RollbackError, ValueError, KeyError, TypeError):
@@ -163,11 +165,10 @@ def begin(bench: Workbench, target: str) -> Unlocks:
     return unlocks
 
 
-def _target_version(bench: Workbench, target: str) -> str | None:
+def _target_version(registry: Registry, target: str) -> str | None:
     """The version the planner will choose (`last-stable`: the newest stable but the current one)."""
     from rollback.releases import LAST_STABLE
 
-    registry = bench.registry
     if target != LAST_STABLE:
         return registry.resolve(target)
     current = registry.current()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -193,6 +194,11 @@ def to(
             f"roll {plan.stack} back from {plan.from_version} to {plan.to_version}?", err=True
         )
 
+    from rollback.preflight import begin
+
+    # Before the AWS session: the passphrase check overlaps boto3's import and the plan.
+    factory = ctx.find_root().obj
+    unlocks = begin(factory.registry(), version, os.environ)
     outcome = rollback_to(
         _bench(ctx),
         version,
@@ -202,6 +208,7 @@ def to(
         confirmation="--yes" if yes else "prompt",
         break_lock=break_lock,
         on_event=_on_event(ctx),
+        unlocks=unlocks,
     )
     _finish(ctx, outcome)
 
