@@ -356,6 +356,7 @@ def emergency(
     break_lock: bool = False,
     on_event: OnEvent | None = None,
     lock_wait_s: float = 120.0,
+    unlocks: Unlocks | None = None,
 ) -> Outcome:
     """Stop what is deploying, then roll back to last-stable at once, traffic first.
 
@@ -400,6 +401,7 @@ def emergency(
             confirmation="emergency",
             break_lock=break_lock,
             on_event=on_event,
+            unlocks=unlocks,
         )
     finally:
         clear_stop(bench.store, stack)

@@ -325,9 +325,18 @@ def emergency(ctx: click.Context, reason: str, break_lock: bool, parallel: int) 
         fleet_emergency(ctx, reason, _actor(), break_lock=break_lock, parallel=parallel)
         return
 
+    from rollback.preflight import begin
+
+    # Before the AWS session: the passphrase check overlaps boto3's import and the plan.
+    unlocks = begin(ctx.find_root().obj.registry(), "last-stable", os.environ)
     _finish(
         ctx,
         run_emergency(
-            _bench(ctx), reason, actor=_actor(), break_lock=break_lock, on_event=_on_event(ctx)
+            _bench(ctx),
+            reason,
+            actor=_actor(),
+            break_lock=break_lock,
+            on_event=_on_event(ctx),
+            unlocks=unlocks,
         ),
     )
