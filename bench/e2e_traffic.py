@@ -16,7 +16,9 @@
    weights are blue 100 / green 0. The time is from spawning the command to that
    moment. Between commands the world is put back: the stack re-applied at
    2.0.0, traffic (listener and Route53) on green, 2.0.0 current.
-3. Prints the median (and all times) of each, and last
+3. Prints the median (and all times) of each, the CPU each command had used
+   when the flip was seen (read from /proc by the poller: a figure a busy
+   machine disturbs less than wall-clock time), and last
    `e2e_traffic_ratio: <median rollback / median bare>` (goal <= 1.3).
 """
 
@@ -44,7 +46,7 @@ PASSPHRASE = "test-passphrase"  # the reference Pulumi.dev.yaml's (rollback.demo
 
 # The other process: waits until the listener forwards only to `want`, then prints when.
 POLLER = """
-import sys, time, boto3
+import os, sys, time, boto3
 listener, want, interval = sys.argv[1], sys.argv[2], float(sys.argv[3])
 elbv2 = boto3.client("elbv2")
 def weights():
@@ -54,9 +56,18 @@ def weights():
 if weights().get(want) == 100:
     sys.exit("the listener already forwards to the target: the world was not reset")
 print("ready", flush=True)
+pid = int(sys.stdin.readline())  # the command's, to read the CPU it has used at the flip
 while True:
     if weights().get(want) == 100:
-        print(time.monotonic(), flush=True)
+        seen = time.monotonic()
+        try:
+            with open(f"/proc/{pid}/stat") as stat:  # a zombie until the bench reaps it
+                fields = stat.read().rsplit(")", 1)[1].split()
+            # utime, stime, and those of the children it waited for (git)
+            cpu = sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            cpu = -1.0
+        print(seen, cpu, flush=True)
         break
     time.sleep(interval)
 """
@@ -169,15 +180,19 @@ def reset(engine: Any, registry: Any, clients: dict[str, Any]) -> None:
     registry.set_current(V2, "bench reset")
 
 
-def timed(argv: list[str], env: dict[str, str], cwd: Path, listener: str, want: str) -> float:
-    """Seconds from spawning `argv` until the poller sees the listener forward only to `want`."""
+def timed(
+    argv: list[str], env: dict[str, str], cwd: Path, listener: str, want: str
+) -> tuple[float, float]:
+    """Seconds from spawning `argv` until the poller sees the listener forward only to `want`,
+    and the CPU seconds the command had used by then (less sensitive to a busy machine)."""
     poller = subprocess.Popen(
         [sys.executable, "-c", POLLER, listener, want, "0.005"],
         env=env,
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert poller.stdout is not None
+    assert poller.stdout is not None and poller.stdin is not None
     line = poller.stdout.readline().strip()
     if line != "ready":
         poller.wait()
@@ -186,17 +201,25 @@ def timed(argv: list[str], env: dict[str, str], cwd: Path, listener: str, want: 
     command = subprocess.Popen(
         argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    seen = float(poller.stdout.readline())
+    poller.stdin.write(f"{command.pid}\n")
+    poller.stdin.flush()
+    seen, cpu = (float(x) for x in poller.stdout.readline().split())
     poller.wait()
     out, err = command.communicate(timeout=600)
     if command.returncode != 0:
         raise SystemExit(f"{argv[:3]} exited {command.returncode}:\n{out}\n{err}")
-    return seen - started
+    return seen - started, cpu
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=7, help="repetitions of each (>= 5)")
+    parser.add_argument(
+        "--code",
+        type=Path,
+        default=ROOT,
+        help="the checkout whose `rollback` runs (default: this one; another for before/after)",
+    )
     args = parser.parse_args()
 
     import boto3
@@ -211,13 +234,15 @@ def main() -> None:
             k: v
             for k, v in os.environ.items()
             if not k.startswith(("AWS_", "ROLLBACK_", "PULUMI_"))
+            # Both commands run from cached bytecode, as an installed tool does.
+            and k != "PYTHONDONTWRITEBYTECODE"
         }
         env.update(
             cloud.fake_environment(state.url),
             AWS_CONFIG_FILE=os.devnull,
             AWS_SHARED_CREDENTIALS_FILE=os.devnull,
             PULUMI_CONFIG_PASSPHRASE=PASSPHRASE,
-            PYTHONPATH=str(ROOT),
+            PYTHONPATH=str(args.code.resolve()),
         )
         os.environ.update({k: env[k] for k in env if k.startswith(("AWS_", "PULUMI_"))})
         clients = {s: boto3.client(s) for s in ("elbv2", "route53")}
@@ -246,12 +271,17 @@ def main() -> None:
                 BARE.format(listener=listener, blue=tgs["blue"], green=tgs["green"]),
             ]
             times: dict[str, list[float]] = {"rollback": [], "bare": []}
+            cpus: dict[str, list[float]] = {"rollback": [], "bare": []}
             for n in range(args.rounds):
                 for name, argv in (("rollback", rollback_argv), ("bare", bare_argv)):
                     reset(engine, registry, clients)
-                    seconds = timed(argv, env, work, listener, tgs["blue"])
+                    seconds, cpu = timed(argv, env, work, listener, tgs["blue"])
                     times[name].append(seconds)
-                    print(f"round {n + 1} {name:<8} {seconds * 1000:7.0f} ms", flush=True)
+                    cpus[name].append(cpu)
+                    print(
+                        f"round {n + 1} {name:<8} {seconds * 1000:7.0f} ms  (cpu {cpu * 1000:4.0f} ms)",
+                        flush=True,
+                    )
     finally:
         cloud.stop(work / "cloud")
         shutil.rmtree(work, ignore_errors=True)
@@ -259,6 +289,11 @@ def main() -> None:
     for name, values in times.items():
         shown = ", ".join(f"{v * 1000:.0f}" for v in values)
         print(f"{name:<8} median {medians[name] * 1000:.0f} ms  ({shown} ms)")
+    cpu = {name: statistics.median(values) for name, values in cpus.items()}
+    print(
+        f"cpu to traffic: rollback {cpu['rollback'] * 1000:.0f} ms, bare {cpu['bare'] * 1000:.0f} ms"
+        f" (ratio {cpu['rollback'] / cpu['bare']:.2f}; the wall-clock ratio below is what counts)"
+    )
     print(json.dumps({k: round(v, 4) for k, v in medians.items()}))
     print(f"e2e_traffic_ratio: {medians['rollback'] / medians['bare']:.2f}")
 

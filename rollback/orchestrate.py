@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from rollback.notify import Notifier
     from rollback.outcome import OutcomeCheck, OutcomeReport
     from rollback.ownership import TrafficOwner
+    from rollback.preflight import Unlocks
     from rollback.releases import Registry
     from rollback.steps import Step
     from rollback.store import Store
@@ -368,15 +369,21 @@ def rollback_to(
     break_lock: bool = False,
     on_event: OnEvent | None = None,
     should_stop: ShouldStop = lambda: False,
+    unlocks: Unlocks | None = None,
 ) -> Outcome:
     """Plan a rollback to `target`, execute it and store its report.
 
     Already at `target`: returns an Outcome with no result (nothing changed).
     `confirm` sees the plan first; a False answer raises UsageError before
-    anything changes. Raises LockHeld when another run holds the stack.
+    anything changes; preflight then checks everything the steps need
+    (`unlocks`: passphrase checks `preflight.begin` started earlier). Raises
+    LockHeld when another run holds the stack.
     """
+    from rollback.preflight import begin, preflight
     from rollback.report import store_report
 
+    if unlocks is None:  # the passphrase check runs while the plan is made
+        unlocks = begin(bench.registry, target, bench.environ)
     plan = bench.planner().plan(target, options)
     if not plan.steps:
         return Outcome(plan, None)
@@ -392,9 +399,7 @@ def rollback_to(
         )
     if confirm is not None and not confirm(plan):
         raise UsageError("the rollback was not confirmed; nothing was changed.")
-    from rollback.preflight import preflight
-
-    preflight(bench, plan)  # everything every step needs, before the lock and the journal
+    preflight(bench, plan, unlocks=unlocks)  # all every step needs, before the lock and journal
     result = bench.executor(on_event, should_stop).execute(
         plan,
         actor=options.actor,
@@ -432,7 +437,8 @@ def resume(
     # A run that succeeded or was aborted is refused by the executor, with its own sentence.
     if not before.finished or before.result in ("failed", "stopped"):
         done = {s.name for s in before.steps if s.state in ("verified", "skipped")}
-        preflight(bench, before.plan, [s for s in before.plan.steps if s.name not in done])
+        todo = [s for s in before.plan.steps if s.name not in done]
+        preflight(bench, before.plan, todo, planned_now=False)
     result = bench.executor(on_event).resume(run_id, actor=actor, break_lock=break_lock)
     plan = Journal.load(bench.store, bench.registry.stack, run_id).plan
     keys = store_report(bench.store, bench.registry.stack, run_id)
@@ -467,6 +473,7 @@ def emergency(
     break_lock: bool = False,
     on_event: OnEvent | None = None,
     lock_wait_s: float = 120.0,
+    unlocks: Unlocks | None = None,
 ) -> Outcome:
     """Stop what is deploying, then roll back to last-stable at once, traffic first.
 
@@ -484,7 +491,14 @@ def emergency(
     stack = bench.registry.stack
     request_stop(bench.store, stack, reason, actor)
     try:
-        cancel = getattr(bench.engine(), "cancel", None)
+        from rollback.errors import ConfigError
+        from rollback.preflight import engine_kind
+
+        try:  # only the pulumi engine has updates to cancel: do not build another before traffic
+            pulumi = engine_kind(bench) == "pulumi"
+        except ConfigError:
+            pulumi = False  # no engine fits: preflight says so, before anything changes
+        cancel = getattr(bench.engine(), "cancel", None) if pulumi else None
         if cancel is not None:
             try:
                 cancel(bench.stack_name)
@@ -508,6 +522,7 @@ def emergency(
             confirmation="emergency",
             break_lock=break_lock,
             on_event=on_event,
+            unlocks=unlocks,
         )
     finally:
         clear_stop(bench.store, stack)

@@ -17,8 +17,9 @@ planned step needs it:
 
 The checks are independent reads, so they run at once (threads: they wait on
 git, HTTP, AWS and PBKDF2, which all release the GIL); the error raised is the
-first failing check in plan order, one sentence: ConfigError / UsageError /
-NotFound (exit 2) or IntegrityError (exit 4).
+first failing one in a fixed order (store, stack step, artifact, cloud,
+database), one sentence: ConfigError / UsageError / NotFound (exit 2) or
+IntegrityError (exit 4).
 
 Nothing here builds an engine, imports pulumi or parses a checkpoint into the
 engine's model: a traffic-first rollback pays only for reads (DESIGN.md,
@@ -34,8 +35,9 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,6 +55,7 @@ from rollback.steps import evidence
 if TYPE_CHECKING:
     from rollback.orchestrate import Workbench
     from rollback.plan import Plan, PlannedStep
+    from rollback.releases import Registry
     from rollback.store import Store
 
 PASSPHRASE_VARS = ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")
@@ -72,16 +75,107 @@ class _Named:
 
 
 def preflight(
-    bench: Workbench, plan: Plan, steps: Sequence[PlannedStep] | None = None
+    bench: Workbench,
+    plan: Plan,
+    steps: Sequence[PlannedStep] | None = None,
+    *,
+    unlocks: Unlocks | None = None,
+    planned_now: bool = True,
 ) -> list[Evidence]:
     """Check every precondition of `steps` (default: all of `plan`'s); return the evidence.
 
-    Reads only. Raises the first failing precondition, in plan order, as one
-    sentence: ConfigError/UsageError/NotFound (exit 2) or IntegrityError (exit 4).
+    Reads only. `unlocks` holds passphrase checks `begin` started while the
+    plan was made. `planned_now`: the planner has just read the database
+    instance the db-snapshot step works on (so it is not read again before a
+    traffic-first shift); False on resume. Raises the first failing
+    precondition (in a fixed order) as one sentence: ConfigError/UsageError/
+    NotFound (exit 2) or IntegrityError (exit 4).
     """
     todo = list(plan.steps if steps is None else steps)
-    checks = _checks(bench, plan, todo)
+    checks = _checks(bench, plan, todo, unlocks or Unlocks(), planned_now)
     return run_checks(checks)
+
+
+class Unlocks:
+    """Passphrase checks, each run once in a thread of its own.
+
+    The check is a PBKDF2 of a million rounds (a quarter to a whole second),
+    which releases the GIL: started by `begin` before the plan is made, it is
+    done by the time preflight asks, and a traffic-first rollback does not
+    wait for it.
+    """
+
+    def __init__(self) -> None:
+        self._found: dict[tuple[str, str], Future[bool]] = {}
+        self._lock = threading.Lock()
+
+    def start(self, phrase: str, state: str) -> Future[bool]:
+        with self._lock:
+            key = (phrase, state)
+            if key not in self._found:
+                found: Future[bool] = Future()
+
+                def run() -> None:
+                    try:
+                        found.set_result(_opens(phrase, state))
+                    except BaseException as exc:  # noqa: BLE001 - handed to the waiter
+                        found.set_exception(exc)
+
+                # A daemon: a run refused before preflight need not wait for it to exit.
+                threading.Thread(target=run, name="preflight-unlock", daemon=True).start()
+                self._found[key] = found
+            return self._found[key]
+
+    def opens(self, phrase: str, state: str) -> bool:
+        """True when `phrase` decrypts the check value of `state`; raises ConfigError if malformed."""
+        return self.start(phrase, state).result()
+
+
+def _opens(phrase: str, state: str) -> bool:
+    from rollback.engine.embedded.secrets import SecretsKeyring
+
+    try:
+        SecretsKeyring().crypter(state, phrase)
+    except ConfigError as exc:
+        if "incorrect passphrase" in exc.message:
+            return False
+        raise
+    return True
+
+
+def begin(registry: Registry, target: str, environ: Mapping[str, str]) -> Unlocks:
+    """Start the slow part of preflight now: the passphrase check of `target`'s recorded secrets.
+
+    Call it as early as possible (the CLI does, before boto3 is even
+    imported). Speculative and silent: whatever it cannot read, preflight
+    reads again and reports.
+    """
+    unlocks = Unlocks()
+    try:
+        version = _target_version(registry, target)
+        release = registry.show(version).release if version else None
+        if release is None or release.config is None:
+            return unlocks
+        config = json.loads(registry.store.get_blob(release.config.sha256))
+        salt, phrase = config.get("encryption_salt"), passphrase(environ)
+        if config.get("secrets") and salt and phrase is not None:
+            unlocks.start(phrase, str(salt))
+    except (RollbackError, ValueError, KeyError, TypeError):
+        pass
+    return unlocks
+
+
+def _target_version(registry: Registry, target: str) -> str | None:
+    """The version the planner will choose (`last-stable`: the newest stable but the current one)."""
+    from rollback.releases import LAST_STABLE
+
+    if target != LAST_STABLE:
+        return registry.resolve(target)
+    current = registry.current()
+    for candidate in registry.versions():
+        if candidate != current and registry.show(candidate).status == "stable":
+            return candidate
+    return None
 
 
 def run_checks(checks: Sequence[_Named]) -> list[Evidence]:
@@ -111,7 +205,9 @@ def run_checks(checks: Sequence[_Named]) -> list[Evidence]:
     return found
 
 
-def _checks(bench: Workbench, plan: Plan, steps: list[PlannedStep]) -> list[_Named]:
+def _checks(
+    bench: Workbench, plan: Plan, steps: list[PlannedStep], unlocks: Unlocks, planned_now: bool
+) -> list[_Named]:
     kinds = [s.kind for s in steps]
     registry = bench.registry
     view = registry.show(plan.to_version)
@@ -119,7 +215,10 @@ def _checks(bench: Workbench, plan: Plan, steps: list[PlannedStep]) -> list[_Nam
     checks: list[_Named] = [_Named("the store", lambda: check_store_writable(bench.store))]
     if "stack" in kinds:
         checks.append(
-            _Named("the stack step", lambda: check_stack_step(bench, target, view.manifest_sha256))
+            _Named(
+                "the stack step",
+                lambda: check_stack_step(bench, target, view.manifest_sha256, unlocks),
+            )
         )
     if "artifact" in kinds and target.artifact is not None:
         checks.append(
@@ -131,7 +230,8 @@ def _checks(bench: Workbench, plan: Plan, steps: list[PlannedStep]) -> list[_Nam
     for step in steps:
         if step.kind in ("traffic", "dns") and step.kind in before_stack:
             receiving.update(step.params)
-    aws = [s for s in steps if s.kind in ("db-snapshot", "db-restore")]
+    database = ("db-restore",) if planned_now else ("db-snapshot", "db-restore")
+    aws = [s for s in steps if s.kind in database]
     if receiving or aws:
         checks.append(_Named("the cloud", lambda: check_cloud(bench, receiving, aws)))
     variables = {
@@ -206,7 +306,9 @@ def checkpoint_problem(data: bytes) -> str | None:
     deployment = doc.get("deployment")
     if not isinstance(deployment, dict):
         return "it has no `deployment` object"
-    resources = deployment.get("resources") or []
+    resources = deployment.get("resources")
+    if resources is None:
+        resources = []
     if not isinstance(resources, list):
         return "its `resources` is not a list"
     for i, res in enumerate(resources):
@@ -237,7 +339,10 @@ def _secrets_state_of(data: bytes) -> str | None:
 
 
 def check_stack_step(
-    bench: Workbench, release: Release, manifest_sha256: str | None = None
+    bench: Workbench,
+    release: Release,
+    manifest_sha256: str | None = None,
+    unlocks: Unlocks | None = None,
 ) -> list[Evidence]:
     """Everything the stack step needs: intact state, secrets, an engine, the repository.
 
@@ -277,7 +382,9 @@ def check_stack_step(
     subchecks = [
         _Named(
             "the secrets",
-            lambda: check_secrets(release, config, engine, bench.environ, extra_states=states),
+            lambda: check_secrets(
+                release, config, engine, bench.environ, extra_states=states, unlocks=unlocks
+            ),
         ),
         _Named("the engine", lambda: check_engine(bench, engine)),
         _Named("the repository", lambda: check_repository(release, manifest_sha256)),
@@ -367,6 +474,7 @@ def check_secrets(
     environ: Mapping[str, str],
     *,
     extra_states: Sequence[tuple[str, str]] = (),
+    unlocks: Unlocks | None = None,
 ) -> list[Evidence]:
     """The passphrase decrypts the check value of the release's recorded secrets (and the live state's).
 
@@ -396,24 +504,23 @@ def check_secrets(
         )
     states = ([(whose, str(salt))] if salt else []) + list(extra_states)
     found = []
+    unlocks = unlocks or Unlocks()
     for what, state in states:
-        _unlock(phrase, state, what)
+        _unlock(phrase, state, what, unlocks)
         found.append(evidence("secrets.passphrase", {"of": what, "unlocks": True}, True))
     return found
 
 
-def _unlock(phrase: str, state: str, what: str) -> None:
-    from rollback.engine.embedded.secrets import SecretsKeyring
-
+def _unlock(phrase: str, state: str, what: str, unlocks: Unlocks | None = None) -> None:
     try:
-        SecretsKeyring().crypter(state, phrase)
-    except ConfigError as exc:
-        if "incorrect passphrase" not in exc.message:
-            raise ConfigError(f"{what}: {exc.message.rstrip('.')}; {NOTHING_CHANGED}.") from exc
+        opens = (unlocks or Unlocks()).opens(phrase, state)
+    except ConfigError as exc:  # a malformed salt
+        raise ConfigError(f"{what}: {exc.message.rstrip('.')}; {NOTHING_CHANGED}.") from exc
+    if not opens:
         raise ConfigError(
             f"the passphrase in PULUMI_CONFIG_PASSPHRASE does not decrypt the secrets of {what}; set the stack's passphrase; {NOTHING_CHANGED}.",
             variable="PULUMI_CONFIG_PASSPHRASE",
-        ) from exc
+        )
 
 
 # -- git -------------------------------------------------------------------------
@@ -449,13 +556,12 @@ def check_repository(release: Release, manifest_sha256: str | None = None) -> li
             f"release {release.version} was recorded from {repo}, which does not exist here; the stack step checks its commit out from there; {NOTHING_CHANGED}.",
             repo=str(repo),
         )
-    where = _git(repo, "rev-parse", "--git-common-dir")
-    if where.returncode != 0:
+    common = _common_dir(repo)
+    if common is None:
         raise ConfigError(
             f"{repo}, where release {release.version} was recorded, is not a git repository; {NOTHING_CHANGED}.",
             repo=str(repo),
         )
-    common = (repo / where.stdout.strip()).resolve()
     objects = _cat_file(
         repo,
         [
@@ -493,6 +599,19 @@ def check_repository(release: Release, manifest_sha256: str | None = None) -> li
             )
     found.append(evidence("git.worktree", {"git_dir": str(common), "writable": True}, True))
     return found
+
+
+def _common_dir(repo: Path) -> Path | None:
+    """The repository's git directory shared by its worktrees (None: not a repository).
+
+    A plain clone's `.git` directory is read without running git; a worktree
+    or submodule (`.git` is a file) asks `git rev-parse`.
+    """
+    dot_git = repo / ".git"
+    if dot_git.is_dir() and (dot_git / "HEAD").is_file():
+        return dot_git.resolve()
+    where = _git(repo, "rev-parse", "--git-common-dir")
+    return (repo / where.stdout.strip()).resolve() if where.returncode == 0 else None
 
 
 def _cat_file(repo: Path, names: list[str]) -> list[tuple[str, str, str] | None]:
@@ -685,10 +804,9 @@ def check_record(
     env = os.environ if environ is None else environ
 
     def tagging() -> list[Evidence]:
-        where = _git(repo_dir, "rev-parse", "--git-common-dir")
-        if where.returncode != 0:
+        common = _common_dir(repo_dir)
+        if common is None:
             raise ConfigError(f"{repo_dir} is not a git repository; {NOTHING_CHANGED}.")
-        common = (repo_dir / where.stdout.strip()).resolve()
         if not os.access(common, os.W_OK | os.X_OK):
             raise ConfigError(
                 f"{common} is not writable, so the release tag cannot be written; fix its permissions; {NOTHING_CHANGED}."

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from rollback.errors import (
     AlreadyExists,
+    ConfigError,
     IntegrityError,
     NotFound,
     RollbackError,
@@ -272,15 +273,26 @@ class Registry:
         self._put_digest(version, digest)
         # Create-only: of two writers recording the same version, one wins.
         self.store.put_doc(self._manifest_key(version), manifest, create_only=True)
+        from rollback.preflight import tagger_environment
+
         try:
-            repo.create_tag(
-                tag,
-                ref=sha,
-                message=f"rollback release {tag} of {self.stack}\n\nmanifest-sha256: {digest}\n",
-            )
-        except Exception:
+            # Without a git identity the tag is signed by the fallback (README).
+            with repo.git.custom_environment(**tagger_environment(Path(repo.working_dir))):
+                repo.create_tag(
+                    tag,
+                    ref=sha,
+                    message=f"rollback release {tag} of {self.stack}\n\nmanifest-sha256: {digest}\n",
+                )
+        except Exception as exc:
             self.store.delete_doc(self._manifest_key(version))
             self.store.delete_doc(self._digest_key(version))
+            import git
+
+            if isinstance(exc, git.GitCommandError):
+                said = (exc.stderr or "").strip().splitlines()
+                raise ConfigError(
+                    f"git could not write tag {tag} in {repo.working_dir}: {said[-1] if said else exc}; the release was not recorded."
+                ) from exc
             raise
         self._append_status(version, "candidate", "recorded")
         self.set_current(version, "recorded")

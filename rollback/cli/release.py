@@ -91,6 +91,9 @@ def record(
     factory = ctx.find_root().obj
     registry = factory.registry()
     registry.check_record(version, artifact, repo, commit=commit, allow_dirty=allow_dirty)
+    from rollback.preflight import check_record
+
+    check_record(factory.store(), repo, factory.settings.stack)  # before the snapshot
     checks = integrity_checks_from(integrity_checks.read_bytes()) if integrity_checks else ()
     state: dict[str, Any] = {}
     if (repo / "Pulumi.yaml").exists():

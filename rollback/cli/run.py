@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -203,6 +204,11 @@ def to(
             f"roll {plan.stack} back from {plan.from_version} to {plan.to_version}?", err=True
         )
 
+    from rollback.preflight import begin
+
+    # Before the AWS session: the passphrase check overlaps boto3's import and the plan.
+    factory = ctx.find_root().obj
+    unlocks = begin(factory.registry(), version, os.environ)
     outcome = rollback_to(
         _bench(ctx),
         version,
@@ -212,6 +218,7 @@ def to(
         confirmation="--yes" if yes else "prompt",
         break_lock=break_lock,
         on_event=_on_event(ctx),
+        unlocks=unlocks,
     )
     _finish(ctx, outcome)
 
@@ -345,9 +352,18 @@ def emergency(ctx: click.Context, reason: str, break_lock: bool, parallel: int) 
         fleet_emergency(ctx, reason, _actor(), break_lock=break_lock, parallel=parallel)
         return
 
+    from rollback.preflight import begin
+
+    # Before the AWS session: the passphrase check overlaps boto3's import and the plan.
+    unlocks = begin(ctx.find_root().obj.registry(), "last-stable", os.environ)
     _finish(
         ctx,
         run_emergency(
-            _bench(ctx), reason, actor=_actor(), break_lock=break_lock, on_event=_on_event(ctx)
+            _bench(ctx),
+            reason,
+            actor=_actor(),
+            break_lock=break_lock,
+            on_event=_on_event(ctx),
+            unlocks=unlocks,
         ),
     )

@@ -94,12 +94,13 @@ def test_a_fleet_of_ten_with_one_broken_rolls_back_the_other_nine(
         "5",
     ]
     result = run_cli(*args, timeout=180)
-    assert result.returncode == 1, describe(result, args)
+    # The broken stack is refused by preflight (exit 2), the fleet's most severe code.
+    assert result.returncode == 2, describe(result, args)
     document = parse_json(result)
     entries = {e["stack"]: e for e in document["stacks"]}
     assert [e["stack"] for e in document["stacks"]] == fleet.stacks  # all ten, in order named
     assert document["counts"]["total"] == 10 and document["counts"]["ok"] == 9
-    assert (document["exit_code"], document["parallel"]) == (1, 5)
+    assert (document["exit_code"], document["parallel"]) == (2, 5)
     for stack in fleet.stacks:
         entry = entries[stack]
         if stack == broken:
@@ -110,17 +111,20 @@ def test_a_fleet_of_ten_with_one_broken_rolls_back_the_other_nine(
         assert (entry["from_version"], entry["to_version"]) == ("1.5.0", "1.4.0")
         assert entry["time_to_traffic_restored_s"] is not None
         assert Path(entry["report"]).exists()
-    # The broken stack: traffic stays on blue, the registry still says 1.5.0, and it says why.
+    # The broken stack: refused before anything changed (green, which would receive the
+    # traffic, has no routable target), traffic stays on blue, the registry still says 1.5.0.
     assert fleet.weights(broken) == {"blue": 100, "green": 0}
     assert fleet.current(broken) == "1.5.0"
     entry = entries[broken]
-    assert (entry["ok"], entry["result"], entry["exit_code"]) == (False, "failed", 1)
-    assert entry["message"].startswith(f"The rollback of {broken} to 1.4.0 failed at step traffic")
-    assert "no healthy target" in entry["message"]
-    assert entry["run_id"] and Path(entry["report"]).exists()
-    # Each stack journalled its own run under its own name.
+    assert (entry["ok"], entry["result"], entry["exit_code"]) == (False, "refused", 2)
+    assert "colour green would receive traffic first but has no routable target" in str(
+        entry["message"]
+    ), entry
+    assert not (fleet.store / "runs" / broken).exists()  # no run was started
+    # Each other stack journalled its own run under its own name.
     for stack in fleet.stacks:
-        assert len(list((fleet.store / "runs" / stack).iterdir())) == 1, stack
+        if stack != broken:
+            assert len(list((fleet.store / "runs" / stack).iterdir())) == 1, stack
 
 
 @pytest.mark.parametrize("fleet", [3], indirect=True)

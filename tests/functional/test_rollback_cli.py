@@ -331,21 +331,23 @@ def _blob(world: World, sha256: str) -> Path:
     return world.store / "blobs" / "sha256" / sha256[:2] / sha256
 
 
-def test_a_corrupt_blob_fails_preflight_and_a_snapshot_quota_fails_db_snapshot(
+def test_a_corrupt_blob_is_refused_by_preflight_and_a_snapshot_quota_fails_db_snapshot(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     world.back_to_v2()
     cloud = world.inventory()
     v1 = world.json("release", "show", "1.0.0")
     blob = _blob(world, v1["checkpoint"]["sha256"])
+    store = world.store_digest()
     original = _flip_byte(blob)
     try:
-        result = failed_run(world)
+        # Preflight (before the lock and the journal): exit 4, nothing changed anywhere.
+        doc = world.json("to", "last-stable", "--yes", expect=4)
     finally:
         blob.write_bytes(original)
-    failed = failing_step(result)
-    assert failed["name"] == "preflight" and v1["checkpoint"]["sha256"] in failed["error"], failed
+    assert doc["error"] == "IntegrityError" and "checkpoint" in doc["message"], doc
     assert world.inventory() == cloud
+    assert world.store_digest() == store  # (the blob put back): no lock, no run, no event
 
     # The account's manual snapshot quota is reached (moto reads the limit per call).
     rds = world.aws("rds")
