@@ -1,8 +1,8 @@
 """Install the declared minimum of every runtime dependency and run the tests that use them.
 
-A floor in pyproject.toml (`boto3>=1.35.2`) is a promise that the code works
+A floor in pyproject.toml (`boto3>=1.35.69`) is a promise that the code works
 with that version. This script keeps it: it pins each runtime dependency to
-its floor (`boto3==1.35.2`) as a pip constraint, installs the project with
+its floor (`boto3==1.35.69`) as a pip constraint, installs the project with
 its test extra into a fresh virtual environment (test tools resolve freely),
 and runs the unit tests that exercise those libraries.
 

@@ -44,6 +44,7 @@ def test_a_stack_reference_reads_the_producers_exports_and_keeps_secrets_secret(
 
     assert "artifacts-bucket-copy" in cloud.buckets()
     document = json.loads(store.get_doc(checkpoint_key("consumer", "dev")))
+    document.pop("rollback_sha256", None)  # the store's seal (releases.check_deployment)
     assert errors(document) == []
     resources = {r["urn"]: r for r in document["deployment"]["resources"]}
     ref = resources[REF_URN]

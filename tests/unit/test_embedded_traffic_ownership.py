@@ -151,8 +151,9 @@ def test_without_ignore_changes_an_up_puts_the_programs_weights_back(tmp_path: P
     for stack in _stack(tmp_path, {}):
         stack.up()
         stack.move_traffic(green=100)
-        drift = verify(stack.engine, "dev", stack.engine.export("dev")).drift
-        assert {d.urn.rsplit("::", 1)[-1] for d in drift} == {"http", "app-blue", "app-green"}
+        # Traffic is the toolkit's (rollback/ownership.py): the stack check never calls moved
+        # weights drift of the state; it compares them with the desired traffic when given one.
+        assert verify(stack.engine, "dev", stack.engine.export("dev")).drift == ()
         stack.up()
         assert stack.listener_weights() == {"blue": 100, "green": 0}
         assert stack.dns_weights() == {"blue": 100, "green": 0}

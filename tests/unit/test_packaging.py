@@ -26,14 +26,15 @@ def test_every_runtime_dependency_has_a_floor_that_the_floors_job_pins(tmp_path:
     pinned = floors.floors()
     assert len(pinned) == len(declared)
     text = floors.constraints_file(tmp_path).read_text()
-    assert "boto3==1.35.2\n" in text and "botocore==1.35.2\n" in text
+    assert "boto3==1.35.69\n" in text and "botocore==1.35.69\n" in text
 
 
-def test_the_s3_lock_floor_is_the_first_botocore_with_if_none_match() -> None:
-    # PutObject's IfNoneMatch (rollback/store/s3.py) arrived in botocore 1.35.2.
+def test_the_s3_lock_floor_is_the_first_botocore_with_conditional_put_and_delete() -> None:
+    # PutObject's IfNoneMatch (taking the lock) arrived in botocore 1.35.2; PutObject's and
+    # DeleteObject's IfMatch (renewing and releasing it, rollback/store/s3.py) in 1.35.69.
     pinned = _floors_script().floors()
-    assert tuple(int(p) for p in pinned["botocore"].split(".")) >= (1, 35, 2)
-    assert tuple(int(p) for p in pinned["boto3"].split(".")) >= (1, 35, 2)
+    assert tuple(int(p) for p in pinned["botocore"].split(".")) >= (1, 35, 69)
+    assert tuple(int(p) for p in pinned["boto3"].split(".")) >= (1, 35, 69)
 
 
 def test_the_floors_job_tests_exist() -> None:
