@@ -338,7 +338,7 @@ class Executor:
             break_expired=break_lock,
             resuming=resuming,
         ).acquire()
-        from rollback.stacks import prune_stale_worktrees
+        from rollback.worktrees import prune_stale_worktrees
 
         prune_stale_worktrees()  # what a killed run's stack step left in git
         self.held = lock

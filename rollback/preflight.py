@@ -409,7 +409,7 @@ def engine_kind(bench: Workbench) -> str:
     choose = getattr(bench, "engine_kind", None)
     if choose is not None:
         return str(choose())
-    return str(bench.engine().name)
+    return str(getattr(bench.engine(), "name", "unknown"))
 
 
 def check_engine(bench: Workbench, engine: str) -> list[Evidence]:

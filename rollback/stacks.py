@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 from rollback.engine import Change, StackConfig
 from rollback.errors import CheckFailed, ConfigError, IntegrityError, NotFound
 from rollback.models import TRAFFIC_OWNED, Checkpoint, Evidence, Release, Topology
+from rollback.worktrees import WORKTREE_PREFIX as _WORKTREE_PREFIX
+from rollback.worktrees import prune_stale_worktrees
 
 if TYPE_CHECKING:
     from rollback.aws.rds import Rds
@@ -356,7 +358,6 @@ def compare_checkpoints(expected: Checkpoint, actual: Checkpoint) -> list[Drift]
     return found
 
 
-_WORKTREE_PREFIX = "rollback-reapply-"
 
 
 @contextmanager
@@ -380,56 +381,6 @@ def worktree(repo_dir: Path, commit: str) -> Iterator[Path]:
         finally:
             repo.git.worktree("remove", "--force", str(path))
             repo.git.worktree("prune")
-
-
-def prune_stale_worktrees(tmp_dir: Path | None = None) -> list[Path]:
-    """Remove the reapply worktrees that killed processes of this host left; return them.
-
-    A leftover is a `rollback-reapply-<pid>-*` folder in the temporary
-    directory whose pid is gone. Its checkout is deleted and its repository
-    (found through the worktree's `.git` file) runs `git worktree prune`, so
-    `git worktree list` no longer shows it. Folders of live processes are
-    left alone. Never raises for a leftover it cannot clean (logged instead).
-    """
-    import re
-    import shutil
-    import subprocess
-
-    from rollback.store.lock import process_alive
-
-    base = tmp_dir or Path(tempfile.gettempdir())
-    pattern = re.compile(rf"^{re.escape(_WORKTREE_PREFIX)}(\d+)-")
-    removed = []
-    try:
-        candidates = [p for p in base.iterdir() if pattern.match(p.name) and p.is_dir()]
-    except OSError:
-        return []
-    for folder in candidates:
-        match = pattern.match(folder.name)
-        if match is None or process_alive(int(match.group(1))):
-            continue
-        repos = set()
-        git_file = folder / "src" / ".git"
-        try:
-            text = git_file.read_text(encoding="utf-8").strip()
-            if text.startswith("gitdir:"):
-                # <repo>/.git/worktrees/<name>: the repository's git dir is two levels up
-                repos.add(Path(text.removeprefix("gitdir:").strip()).parent.parent)
-        except OSError:
-            pass
-        shutil.rmtree(folder, ignore_errors=True)
-        for git_dir in repos:
-            done = subprocess.run(
-                ["git", "--git-dir", str(git_dir), "worktree", "prune"],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if done.returncode != 0:
-                log.warning("git worktree prune in %s failed: %s", git_dir, done.stderr.strip())
-        log.warning("removed the reapply worktree %s a killed run left behind", folder)
-        removed.append(folder)
-    return removed
 
 
 @dataclass(frozen=True)

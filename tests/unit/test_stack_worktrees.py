@@ -9,7 +9,7 @@ from pathlib import Path
 
 import git
 
-from rollback.stacks import prune_stale_worktrees, worktree
+from rollback.stacks import prune_stale_worktrees, worktree  # re-exported from rollback.worktrees
 
 
 def _repo(path: Path) -> git.Repo:
