@@ -310,30 +310,13 @@ class Workbench:
 
     def observe_traffic(self) -> dict[str, str]:
         """Where traffic is now, read from the listener and Route53 (for a failed run's report)."""
-        from rollback.aws.elbv2 import LoadBalancing, forward_weights
-        from rollback.aws.route53 import Dns
         from rollback.steps import now_iso
 
         current = self.registry.current()
         if current is None:
             return {}
         topology = self.registry.topology(self.registry.show(current).release)
-        by_arn = forward_weights(
-            LoadBalancing(self.clients("elbv2")).listener_actions(topology.listener_arn)
-        )
-        alb = {c: by_arn.get(arn, 0) for c, arn in topology.target_groups.items()}
-        text = f"listener {_weights(alb)}"
-        if topology.zone_id and topology.set_identifiers:
-            colour = {sid: c for c, sid in topology.set_identifiers.items()}
-            records = Dns(self.clients("route53")).record_sets(
-                topology.zone_id, topology.record_name, topology.record_type
-            )
-            dns = {
-                colour[r["SetIdentifier"]]: int(r.get("Weight", 0))
-                for r in records
-                if r.get("SetIdentifier") in colour
-            }
-            text += f", Route53 {_weights(dns)}"
+        text = self.owner().read(topology).words()
         return {"traffic (read back)": f"{text}, as the cloud reports it at {now_iso()}."}
 
 
@@ -454,10 +437,6 @@ def abort(bench: Workbench, run_id: str, *, actor: str, break_lock: bool = False
     plan = Journal.load(bench.store, bench.registry.stack, run_id).plan
     keys = store_report(bench.store, bench.registry.stack, run_id)
     return Outcome(plan, result, tuple(_located(bench.store, k) for k in keys))
-
-
-def _weights(weights: dict[str, int]) -> str:
-    return " / ".join(f"{c} {w}" for c, w in sorted(weights.items()))
 
 
 def _located(store: Store, key: str) -> str:
