@@ -58,6 +58,7 @@ from rollback.agent_claims import (
 )
 from rollback.agent_messages import AlarmChange, AlarmIndex, Job, Malformed, parse_message
 from rollback.agent_settle import AgentSettings, Handled, Settler
+from rollback.agent_warm import Warmth
 from rollback.errors import ExitCode, LockHeld, RollbackError
 
 if TYPE_CHECKING:
@@ -95,12 +96,14 @@ class Agent:
     name: str = field(default_factory=agent_name)
     only: tuple[str, ...] = ()  # stacks to answer alarms for (empty: every stack in the store)
     clock: Callable[[], float] = time.time
-    warm: bool = True  # build one workbench before the first receive (see _warm_up)
+    warm: bool = True  # warm every stack before the first receive (see _warm_up)
+    rewarm_s: float = 300.0  # a quiet queue for this long: warm every stack again
 
     def __post_init__(self) -> None:
         self.index = AlarmIndex(self.store, self.only)
         self.handled: list[Handled] = []
         self.settle = Settler(self.queue, self.dead_letter, self.settings, self.metrics, self.name)
+        self.warmth = Warmth(self.bench_for)
 
     # -- the loop ---------------------------------------------------------------------
     def serve(self, stop: threading.Event, *, max_messages: int | None = None) -> None:
@@ -133,15 +136,23 @@ class Agent:
                 if stop.is_set():
                     self.settle.release(message)
                     continue
-                self.handled.append(self.handle(message))
+                handled = self.handle(message)
+                self.handled.append(handled)
+                self._rewarm(handled)
             if max_messages is not None and len(self.handled) >= max_messages:
+                self.warmth.close()
                 return
+            if not messages and self.warm and self._quiet():
+                self.index.refresh()
+                self.warmth.warm_all(self._stacks())
+        self.warmth.close()
         log.info("agent %s stopped receiving; exiting", self.name)
 
     def _warm_up(self) -> None:
-        """Import the rollback path and build one stack's workbench and engine now.
+        """Import the rollback path and warm every stack the agent answers for.
 
-        The first incident should not wait for imports (about half a second).
+        The first incident should not wait for imports (about half a second),
+        nor for what `rollback.agent_warm` keeps.
         """
         import rollback.executor
         import rollback.orchestrate
@@ -152,12 +163,28 @@ class Agent:
         import rollback.steps.preflight
         import rollback.steps.traffic  # noqa: F401
 
-        stacks = sorted({s for found in self.index.by_alarm.values() for s in found})
+        stacks = self._stacks()
         if stacks and self.warm:
-            try:
-                self.bench_for(stacks[0]).engine()
+            started = time.monotonic()
+            try:  # one engine: its imports are what every stack step pays first
+                self.warmth.bench(stacks[0]).engine()
             except RollbackError as exc:  # the incident will say it again, with its context
                 log.warning("warming up on %s: %s", stacks[0], exc.message)
+            self.warmth.warm_all(stacks)
+            log.info("warmed %d stacks in %.2fs", len(stacks), time.monotonic() - started)
+
+    def _stacks(self) -> list[str]:
+        return sorted({s for found in self.index.by_alarm.values() for s in found})
+
+    def _quiet(self) -> bool:
+        return time.monotonic() - self.warmth.warmed_at >= self.rewarm_s
+
+    def _rewarm(self, handled: Handled) -> None:
+        """Warm again the stacks a message ran: their current release has changed."""
+        if not self.warm:
+            return
+        for stack in {str(r.get("stack")) for r in handled.runs if r.get("stack")}:
+            self.warmth.warm(stack)
 
     def handle(self, message: Received) -> Handled:
         """Settle one message; never raises."""
@@ -214,6 +241,8 @@ class Agent:
                 stale[stack] = "it has no current release"
                 continue
             incident, current = found
+            # The plan's live read starts now, while the claims below are written.
+            self.warmth.read_ahead(stack, str(current.get("version", "")))
             since = str(current.get("at", ""))
             if _after(since, change.at):
                 stale[stack] = (
@@ -239,15 +268,20 @@ class Agent:
                 "claimed_at": now_iso(),
             },
         )
-        if self._duplicate(first, message):
-            return Handled(message.message_id, "duplicate", _duplicate_of(first, change.describe()))
-        runs = []
-        for stack, why in dict(first.doc.get("stale", {})).items():
-            log.info("%s: not rolling back %s: %s", change.describe(), stack, why)
-            runs.append({"stack": stack, "result": "stale", "message": why})
-        for stack, incident in dict(first.doc.get("incidents", {})).items():
-            runs.append(self._incident(change, stack, str(incident)))
-        return Handled(message.message_id, "done", change.describe(), tuple(runs))
+        try:
+            if self._duplicate(first, message):
+                why = _duplicate_of(first, change.describe())
+                return Handled(message.message_id, "duplicate", why)
+            runs = []
+            for stack, why in dict(first.doc.get("stale", {})).items():
+                log.info("%s: not rolling back %s: %s", change.describe(), stack, why)
+                runs.append({"stack": stack, "result": "stale", "message": why})
+            for stack, incident in dict(first.doc.get("incidents", {})).items():
+                runs.append(self._incident(change, stack, str(incident)))
+            return Handled(message.message_id, "done", change.describe(), tuple(runs))
+        finally:
+            for stack in stacks:  # a read no plan took (a duplicate, a stale stack)
+                self.warmth.forget_reads(stack)
 
     def _incident(self, change: AlarmChange, stack: str, incident: str) -> dict[str, Any]:
         held: Claim = claim(
@@ -277,7 +311,8 @@ class Agent:
         def start(bench: Workbench) -> Outcome:
             from rollback.orchestrate import emergency
 
-            return emergency(bench, reason, actor=self.name)
+            # The agent's passphrase checks, started when it warmed the stack (same salt, same answer).
+            return emergency(bench, reason, actor=self.name, unlocks=self.warmth.unlocks)
 
         return self._run_once(
             stack, f"incident-{incident}", f"[incident {incident}]", start, fresh=held.fresh
@@ -374,7 +409,7 @@ class Agent:
         if done is not None:
             log.info("%s: %s already ended (%s)", stack, key, done.get("result"))
             return done
-        bench = self.bench_for(stack)
+        bench = self.warmth.bench(stack)
         run = None if fresh else find_tagged_run(self.store, stack, tag)
         began = time.monotonic()
         if run is not None and run.finished:

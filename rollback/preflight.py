@@ -143,14 +143,17 @@ def _opens(phrase: str, state: str) -> bool:
     return True
 
 
-def begin(registry: Registry, target: str, environ: Mapping[str, str]) -> Unlocks:
+def begin(
+    registry: Registry, target: str, environ: Mapping[str, str], *, into: Unlocks | None = None
+) -> Unlocks:
     """Start the slow part of preflight now: the passphrase check of `target`'s recorded secrets.
 
     Call it as early as possible (the CLI does, before boto3 is even
     imported). Speculative and silent: whatever it cannot read, preflight
-    reads again and reports.
+    reads again and reports. `into`: the Unlocks to start it in (an agent
+    keeps one across runs); default a new one.
     """
-    unlocks = Unlocks()
+    unlocks = Unlocks() if into is None else into
     try:
         version = _target_version(registry, target)
         release = registry.show(version).release if version else None

@@ -1,0 +1,212 @@
+"""What a long-running agent prepares before an alarm, and the reads it starts on receipt.
+
+A `rollback emergency` from the CLI pays for everything at once: the release
+registry (each manifest is checked against its git tag), the engine choice,
+the passphrase check of the target's secrets (PBKDF2), and the live read the
+plan is made from, one call after another. An agent alive for days need not
+pay all of that between an alarm and the traffic step:
+
+- `Warmth.warm(stack)` (at start, again for the stacks a message touched,
+  and for all of them when the queue has been quiet for a while) builds the
+  stack's workbench, loads its current and target releases (the registry
+  checks a manifest against its tag once per manifest digest: a manifest that
+  changes is checked again), and starts the passphrase check of the target's
+  secrets in the agent's one `Unlocks` (keyed by passphrase and salt: the
+  same inputs give the same answer, and a new salt is checked when asked).
+- `Warmth.read_ahead(stack)` starts, in threads, the planner's live read
+  (listener weights, target health per colour, the database and the
+  target's snapshot) the moment a message names the stack, while the claims
+  are written. It is read after the alarm; the planner takes it only for
+  the very topology and snapshot it was started for, and reads again
+  otherwise.
+
+Nothing is skipped or reordered: claims, stop request, plan, preflight, lock
+and journal run as `rollback emergency` runs them. What is kept is validated
+where it is used: the registry reads its documents each time (the cache is
+the tag check of a digest), the plan compares the topology it asks for.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
+
+from rollback.errors import RollbackError
+from rollback.orchestrate import Workbench
+
+if TYPE_CHECKING:
+    from rollback.aws.elbv2 import TargetHealth
+    from rollback.aws.rds import DbInstance, DbSnapshot
+    from rollback.models import Release, Topology
+    from rollback.planner import LiveView, Planner
+    from rollback.preflight import Unlocks
+
+log = logging.getLogger(__name__)
+
+READERS = 6  # threads for the live reads of one message (listener, two colours, database)
+WARM_CLIENTS = ("elbv2", "rds", "cloudwatch")  # what the plan and the steps up to traffic use
+
+
+class LiveAhead:
+    """The planner's live read of one topology, started before the planner asks for it."""
+
+    def __init__(
+        self, pool: ThreadPoolExecutor, bench: Workbench, topology: Topology, snapshot_id: str
+    ) -> None:
+        from rollback.aws.elbv2 import LoadBalancing
+        from rollback.aws.rds import Rds
+
+        self.topology = topology
+        self.snapshot_id = snapshot_id
+        self.started = time.monotonic()
+        elbv2 = LoadBalancing(bench.clients("elbv2"))
+        self._listener = pool.submit(elbv2.listener_actions, topology.listener_arn)
+        self._health: dict[str, Future[list[TargetHealth]]] = {
+            c: pool.submit(elbv2.target_health, arn) for c, arn in topology.target_groups.items()
+        }
+        self._instance: Future[DbInstance | None] | None = None
+        self._snapshot: Future[DbSnapshot | None] | None = None
+        if topology.db_instance_id:
+            rds = Rds(bench.clients("rds"))
+            self._instance = pool.submit(rds.find_instance, topology.db_instance_id)
+            if snapshot_id:
+                self._snapshot = pool.submit(rds.find_snapshot, snapshot_id)
+
+    def serves(self, topology: Topology, target: Release) -> bool:
+        """Whether this read is the one the planner asks for (same topology, same snapshot)."""
+        return topology == self.topology and (target.db_snapshot_id or "") == self.snapshot_id
+
+    def view(self) -> LiveView:
+        """What `planner.read_live` returns, from the reads in flight; raises as it would."""
+        from rollback.aws.elbv2 import forward_weights
+        from rollback.planner import LiveView
+
+        by_arn = forward_weights(self._listener.result())
+        weights = {c: by_arn.get(arn, 0) for c, arn in self.topology.target_groups.items()}
+        routable = {c: sum(1 for t in f.result() if t.routable) for c, f in self._health.items()}
+        db_exists = self._instance is not None and self._instance.result() is not None
+        status = None
+        if db_exists and self._snapshot is not None:
+            snap = self._snapshot.result()
+            status = snap.status if snap else None
+        return LiveView(weights, routable, status, db_exists)
+
+
+@dataclass
+class AgentWorkbench(Workbench):
+    """A workbench whose next plan may use a live read started on the message's receipt."""
+
+    ahead: LiveAhead | None = None
+
+    @classmethod
+    def of(cls, bench: Workbench) -> AgentWorkbench:
+        return cls(**{f.name: getattr(bench, f.name) for f in fields(Workbench)})
+
+    def planner(self) -> Planner:
+        planner = super().planner()
+        ahead, self.ahead = self.ahead, None  # one read serves one plan
+        if ahead is None:
+            return planner
+        fresh = planner.live
+
+        def live(topology: Topology, target: Release) -> LiveView:
+            if ahead.serves(topology, target):
+                return ahead.view()
+            log.info("%s: the plan asks for another topology; reading it now", self.registry.stack)
+            return fresh(topology, target)
+
+        planner.live = live
+        return planner
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One stack as warmed: whose current release it was, its topology, the target's snapshot."""
+
+    current: str
+    topology: Topology
+    snapshot_id: str
+
+
+class Warmth:
+    """The agent's warm state: workbenches, release checks, passphrase checks, read threads."""
+
+    def __init__(self, bench_for: Callable[[str], Workbench], unlocks: Unlocks | None = None):
+        from rollback.preflight import Unlocks
+
+        self.bench_for = bench_for
+        self.unlocks = unlocks or Unlocks()
+        self.benches: dict[str, Workbench] = {}
+        self.prepared: dict[str, Prepared] = {}
+        self.pool = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="agent-read")
+        self.warmed_at = 0.0
+
+    def bench(self, stack: str) -> Workbench:
+        """The stack's workbench (an `AgentWorkbench` when bench_for builds a plain one)."""
+        if stack not in self.benches:
+            bench = self.bench_for(stack)
+            self.benches[stack] = AgentWorkbench.of(bench) if type(bench) is Workbench else bench
+        return self.benches[stack]
+
+    def warm(self, stack: str) -> None:
+        """Load what an emergency of `stack` reads first; never raises (the incident would say it)."""
+        from rollback.preflight import begin
+        from rollback.releases import LAST_STABLE
+
+        try:
+            bench = self.bench(stack)
+            registry = bench.registry
+            current = registry.current()
+            if current is None:
+                self.prepared.pop(stack, None)
+                return
+            release = registry.show(current).release
+            topology = registry.topology(release)
+            begin(registry, LAST_STABLE, bench.environ, into=self.unlocks)
+            # The planner's last-stable: the newest stable release that is not the current one.
+            target = next(
+                (
+                    v
+                    for v in registry.versions()
+                    if v != current and registry.show(v).status == "stable"
+                ),
+                None,
+            )
+            snapshot = registry.show(target).release.db_snapshot_id or "" if target else ""
+            if bench.engine_kind is not None:
+                bench.engine_kind()
+            for service in WARM_CLIENTS:  # a client's service model loads in tens of ms
+                bench.clients(service)
+            self.prepared[stack] = Prepared(current, topology, snapshot)
+        except RollbackError as exc:
+            self.prepared.pop(stack, None)
+            log.warning("warming up %s: %s", stack, exc.message)
+
+    def warm_all(self, stacks: list[str]) -> None:
+        for stack in stacks:
+            self.warm(stack)
+        self.warmed_at = time.monotonic()
+
+    def read_ahead(self, stack: str, current: str) -> None:
+        """Start the live read of `stack` for its next plan, when `current` is the release warmed."""
+        prepared = self.prepared.get(stack)
+        bench = self.benches.get(stack)
+        if prepared is None or prepared.current != current or not isinstance(bench, AgentWorkbench):
+            return
+        try:
+            bench.ahead = LiveAhead(self.pool, bench, prepared.topology, prepared.snapshot_id)
+        except RollbackError as exc:  # the planner reads again, and says it
+            log.info("%s: reading ahead failed: %s", stack, exc.message)
+
+    def forget_reads(self, stack: str) -> None:
+        """Drop a read the plan did not take (a duplicate, a stale incident)."""
+        bench = self.benches.get(stack)
+        if isinstance(bench, AgentWorkbench):
+            bench.ahead = None
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
