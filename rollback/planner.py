@@ -370,7 +370,8 @@ class Planner:
     def _traffic(
         self, b: _Builder, topology: Topology, weights: dict[str, int], live: LiveView, why: str
     ) -> None:
-        params = {"topology": topology.to_dict(), "weights": weights}
+        # `routable`: what the planner read, so preflight need not read it again (planned_now).
+        params = {"topology": topology.to_dict(), "weights": weights, "routable": live.routable}
         b.add(
             "traffic",
             f"listener weights {_split(live.weights)} -> {_split(weights)}",

@@ -64,6 +64,9 @@ GIT_TIMEOUT_S = 30
 # Who signs a release tag when git knows no identity (README, "Releases and git identity").
 FALLBACK_EMAIL_DOMAIN = "rollback.invalid"
 NOTHING_CHANGED = "nothing was changed"
+# How old (seconds, from the plan's creation) the planner's read of routable targets may be
+# for preflight to take it instead of reading again.
+PLANNED_READ_FRESH_S = 5.0
 
 Check = Callable[[], list[Evidence]]
 
@@ -86,8 +89,10 @@ def preflight(
 
     Reads only. `unlocks` holds passphrase checks `begin` started while the
     plan was made. `planned_now`: the planner has just read the database
-    instance the db-snapshot step works on (so it is not read again before a
-    traffic-first shift); False on resume. Raises the first failing
+    instance the db-snapshot step works on (so it is not read again before
+    a traffic-first shift) and, while the plan is under
+    PLANNED_READ_FRESH_S old, the receiving colours' routable targets;
+    False on resume. Raises the first failing
     precondition (in a fixed order) as one sentence: ConfigError/UsageError/
     NotFound (exit 2) or IntegrityError (exit 4).
     """
@@ -235,8 +240,13 @@ def _checks(
             receiving.update(step.params)
     database = ("db-restore",) if planned_now else ("db-snapshot", "db-restore")
     aws = [s for s in steps if s.kind in database]
+    # The planner's read of routable targets stands for ours only while it is seconds old
+    # (a confirmation prompt can sit between plan and preflight).
+    fresh = planned_now and _age_s(plan.created_at) <= PLANNED_READ_FRESH_S
     if receiving or aws:
-        checks.append(_Named("the cloud", lambda: check_cloud(bench, receiving, aws)))
+        checks.append(
+            _Named("the cloud", lambda: check_cloud(bench, receiving, aws, planned_now=fresh))
+        )
     variables = {
         str(s.params.get("database_url_env") or "ROLLBACK_DATABASE_URL")
         for s in steps
@@ -244,6 +254,19 @@ def _checks(
     }
     checks += [_database_check(v, bench.environ) for v in sorted(variables)]
     return checks
+
+
+def _age_s(created_at: str) -> float:
+    """Seconds since an ISO 8601 time (infinite when unreadable)."""
+    from datetime import UTC, datetime
+
+    try:
+        then = datetime.fromisoformat(created_at)
+    except (TypeError, ValueError):
+        return float("inf")
+    if then.tzinfo is None:
+        then = then.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - then).total_seconds()
 
 
 def _database_check(variable: str, environ: Mapping[str, str]) -> _Named:
@@ -687,29 +710,48 @@ def tagger_environment(repo: Path) -> dict[str, str]:
 
 
 def check_cloud(
-    bench: Workbench, receiving: Mapping[str, Any], db_steps: Sequence[PlannedStep]
+    bench: Workbench,
+    receiving: Mapping[str, Any],
+    db_steps: Sequence[PlannedStep],
+    *,
+    planned_now: bool = False,
 ) -> list[Evidence]:
-    """Receiving colours have routable targets; the database and the snapshot to restore exist."""
+    """Receiving colours have routable targets; the database and the snapshot to restore exist.
+
+    `planned_now`: the routable targets the planner has just read for this
+    plan (the traffic step's `routable`) are the answer; the traffic step
+    checks them once more right before its write.
+    """
     found: list[Evidence] = []
     if receiving:
         from rollback.aws.elbv2 import LoadBalancing
 
         topology = Topology.from_dict(receiving["topology"])
         elbv2 = LoadBalancing(bench.clients("elbv2"))
+        planned = dict(receiving.get("routable") or {}) if planned_now else {}
         for colour, weight in sorted(receiving["weights"].items()):
             if int(weight) <= 0:
                 continue
             arn = topology.target_groups.get(colour)
-            targets = elbv2.target_health(arn) if arn else []
-            routable = sum(1 for t in targets if t.routable)
+            if colour in planned:
+                registered, routable = None, int(planned[colour])
+                said = "read by the planner for this plan"
+            else:
+                targets = elbv2.target_health(arn) if arn else []
+                registered, routable = len(targets), sum(1 for t in targets if t.routable)
+                said = ""
             if not routable:
+                counted = f" ({registered} registered)" if registered is not None else ""
                 raise UsageError(
-                    f"colour {colour} would receive traffic first but has no routable target ({len(targets)} registered); bring it up or roll back without traffic first; {NOTHING_CHANGED}.",
+                    f"colour {colour} would receive traffic first but has no routable target{counted}; bring it up or roll back without traffic first; {NOTHING_CHANGED}.",
                     color=colour,
                 )
             found.append(
                 evidence(
-                    "elbv2.describe_target_health", {"color": colour, "routable": routable}, True
+                    "elbv2.describe_target_health",
+                    {"color": colour, "routable": routable},
+                    True,
+                    said,
                 )
             )
     if db_steps:

@@ -9,9 +9,10 @@ routable target (see `TargetHealth.routable`).
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from rollback.aws.elbv2 import LoadBalancing, forward_weights, with_weights
+from rollback.aws.elbv2 import LoadBalancing, TargetHealth, forward_weights, with_weights
 from rollback.errors import CheckFailed, UsageError
 from rollback.models import Evidence, StepDescription, Topology
 from rollback.steps import Applied, evidence
@@ -94,13 +95,16 @@ class TrafficStep:
             )
         return {arn: wanted.get(arn, w) for arn, w in current.items()}
 
-    def _require_routable(self) -> None:
-        """Raise CheckFailed unless every receiving target group has a routable target."""
+    def _require_routable(self, read: dict[str, Future[list[TargetHealth]]] | None = None) -> None:
+        """Raise CheckFailed unless every receiving target group has a routable target.
+
+        `read`: target-health reads already started, by colour.
+        """
         for colour, weight in self.target_weights.items():
             if weight <= 0:
                 continue
             arn = self.topology.target_groups[colour]
-            health = self.elbv2.target_health(arn)
+            health = read[colour].result() if read else self.elbv2.target_health(arn)
             if not any(t.routable for t in health):
                 states = ", ".join(f"{t.target_id} {t.state}" for t in health) or "no targets"
                 raise CheckFailed(
@@ -117,16 +121,26 @@ class TrafficStep:
         CheckFailed (a receiving group has no healthy target) before any change.
         If a later write fails, CheckFailed says which ARNs were already changed.
         """
-        actions = self._targets()
-        plan: dict[str, tuple[dict[str, int], dict[str, int]]] = {}
-        for arn, acts in actions.items():
-            current = forward_weights(acts)
-            merged = self._merged(current, arn)
-            if merged != current:
-                plan[arn] = (current, merged)
-        if not plan:
-            return Applied(changed=False, detail={"weights": dict(self.target_weights)})
-        self._require_routable()
+        # The receiving groups' health is read while the listener is: one round trip, not two.
+        pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="traffic-read")
+        try:
+            health = {
+                c: pool.submit(self.elbv2.target_health, self.topology.target_groups[c])
+                for c, w in self.target_weights.items()
+                if w > 0
+            }
+            actions = self._targets()
+            plan: dict[str, tuple[dict[str, int], dict[str, int]]] = {}
+            for arn, acts in actions.items():
+                current = forward_weights(acts)
+                merged = self._merged(current, arn)
+                if merged != current:
+                    plan[arn] = (current, merged)
+            if not plan:
+                return Applied(changed=False, detail={"weights": dict(self.target_weights)})
+            self._require_routable(health)
+        finally:
+            pool.shutdown(wait=False)
         prior: dict[str, dict[str, int]] = {}
         for arn, (current, merged) in plan.items():
             try:

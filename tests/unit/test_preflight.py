@@ -342,6 +342,33 @@ def test_preflight_refuses_in_plan_order(world: World, alb: Alb) -> None:  # noq
         )
 
 
+def test_preflight_takes_the_planners_routable_read_only_while_it_is_fresh(
+    world: World,
+    alb: Alb,  # noqa: F811
+) -> None:
+    from dataclasses import replace as dc_replace
+    from datetime import UTC, datetime, timedelta
+
+    plan = world.planner().plan("last-stable", Options())
+    traffic_only = [s for s in plan.steps if s.kind in ("traffic", "dns")]
+    assert traffic_only[0].params["routable"]["green"] == 1  # what the planner read
+    alb.client.deregister_targets(
+        TargetGroupArn=alb.topology.target_groups["green"], Targets=[{"Id": alb.instances["green"]}]
+    )
+    bench = _bench(world, {})
+    just_now = dc_replace(plan, created_at=datetime.now(UTC).isoformat(timespec="seconds"))
+    [found] = pf.preflight(bench, just_now, traffic_only)[-1:]
+    assert found.ok and found.note == "read by the planner for this plan"
+    # Older than PLANNED_READ_FRESH_S (a confirmation prompt sat between), or on resume: read again.
+    old = datetime.now(UTC) - timedelta(seconds=pf.PLANNED_READ_FRESH_S + 2)
+    for stale, planned_now in (
+        (dc_replace(plan, created_at=old.isoformat(timespec="seconds")), True),
+        (just_now, False),
+    ):
+        with pytest.raises(UsageError, match="colour green would receive traffic first"):
+            pf.preflight(bench, stale, traffic_only, planned_now=planned_now)
+
+
 def test_preflight_refuses_a_restore_whose_snapshot_went_away(world: World) -> None:
     from dataclasses import replace as dc_replace
 
