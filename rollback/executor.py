@@ -32,6 +32,14 @@ Every verified traffic change (and every compensated one) is written to the
 store as the stack's desired traffic (rollback/ownership.py), so no later
 `stack up` moves users.
 
+Journal before acting: a step's `applying` record is in the store before
+its apply runs. The records of a fresh run up to its first change (run.json,
+started, confirmed, a read-only step's transitions, the changing step's
+`applying`) are staged and written in one go right before that change; a
+step whose `read_only` attribute is true changes nothing, so its records
+wait for the next change, or the run's end (a crash meanwhile leaves it
+pending, and a resume checks it again).
+
 Between steps the executor asks `should_stop()` (an emergency stop, SIGTERM)
 and, if asked, ends on the verified state reached so far with result
 "stopped". A dry run gives the same plan to `DisplayExecutor`, which only
@@ -214,10 +222,12 @@ class Executor:
                 "break_lock": break_lock,
                 "confirmation": confirmation,
             }
+            # run.json and the records up to the first change are written in one go (see go).
             journal = Journal.create(
-                self.store, plan, actor=actor, options=run_options, now=self.now
+                self.store, plan, actor=actor, options=run_options, now=self.now, hold=True
             )
             run = _Course(self, journal, plan, steps, actor)
+            run.log.hold()
             run.record(
                 "started",
                 data={"actor": actor, "reason": plan.reason, "warnings": list(plan.warnings)},
@@ -227,7 +237,7 @@ class Executor:
                 run.record("confirmed", data={"by": actor, "how": confirmation})
             for name, why in skips.items():
                 run.record("skipped", step=name, data={"reason": why, "by": actor})
-            return run.go(Journal.load(self.store, plan.stack, plan.run_id))
+            return run.go(journal.created_run())
         finally:
             lock.release()
 
@@ -382,6 +392,9 @@ class _Course:
         traffic_restored = before.traffic_restored_at is not None
         failed: str | None = None
         stopped_before: str | None = None
+        # Records of read-only steps wait for the next step that changes something, and go
+        # to the store with its `applying` record in one write (see _advance).
+        self.log.hold()
         for planned in self.plan.steps:
             record = records[planned.name]
             if record.state in ("verified", "skipped"):
@@ -400,6 +413,7 @@ class _Course:
                 traffic_restored = True
                 self.record("traffic-restored", data={"step": planned.name})
                 self.notify("traffic-restored")
+        self.log.flush()
         outcome = None
         if failed is None and stopped_before is None:
             outcome = self._outcome()
@@ -439,6 +453,8 @@ class _Course:
         if record.state in ("pending", "applying", "failed"):
             # A failed step is applied again when its run is resumed (apply is idempotent).
             self.record("step", step=planned.name, state="applying")
+            if not getattr(step, "read_only", False):
+                self.log.flush()  # the journal says what is in flight before it changes anything
             try:
                 applied = step.apply()
             except Exception as exc:

@@ -14,7 +14,9 @@ reason). `pending` is implied by the plan and not written. Run-level events:
 started, resumed, confirmed, skipped, traffic-restored, notified, stopped,
 finished (with the result). The executor appends a record *before* it acts
 and *after* it verifies, so a process that dies leaves a journal that says
-which step was in flight; `load` folds the events back into a `Run`.
+which step was in flight; `load` folds the events back into a `Run`. Records
+that precede any change may be staged (`stage`, `RunLog.hold`) and written
+together, in order, right before the change (`write_staged`).
 
 The records are hash-chained, `run.json` being the chain's root: every
 document carries `sha256`, the digest of its own canonical JSON without that
@@ -307,6 +309,9 @@ class Journal:
         self.now = now
         self.next_seq = next_seq
         self.head = head  # sha256 of the last record's bytes; None: an unchained (schema 1) run
+        self._staged: list[tuple[str, bytes]] = []  # records chained, not yet written
+        self.root: dict[str, Any] | None = None  # run.json, when this process created the run
+        self.events: list[Event] = []  # the events this process recorded (staged or written)
 
     @classmethod
     def create(
@@ -317,8 +322,13 @@ class Journal:
         actor: str,
         options: dict[str, Any],
         now: Now = utc_now,
+        hold: bool = False,
     ) -> Journal:
-        """Write `run.json` for a new run; raises UsageError if the run id is taken."""
+        """Write `run.json` for a new run; raises UsageError if the run id is taken.
+
+        `hold`: stage it instead, with the events that follow; `write_staged`
+        writes them together (and raises that UsageError then).
+        """
         journal = cls(store, plan.stack, plan.run_id, now=now)
         doc = {
             "schema": RUN_SCHEMA,
@@ -331,15 +341,11 @@ class Journal:
             "options": options,
         }
         body = _sealed(doc)
-        try:
-            store.put_doc(journal.key("run.json"), body, create_only=True)
-        except AlreadyExists:
-            raise UsageError(
-                f"run {plan.run_id} already exists in {store.url}; plan again for a new run id, "
-                f"or `rollback resume {plan.run_id}`.",
-                run_id=plan.run_id,
-            ) from None
+        journal.root = doc
+        journal._staged.append((journal.key("run.json"), body))
         journal.head = _digest(body)
+        if not hold:
+            journal.write_staged()
         return journal
 
     @classmethod
@@ -371,6 +377,19 @@ class Journal:
         data: dict[str, Any] | None = None,
     ) -> Event:
         """Write the next event and return it; it is in the store when this returns."""
+        event = self.stage(type, step=step, state=state, data=data)
+        self.write_staged()
+        return event
+
+    def stage(
+        self,
+        type: str,
+        *,
+        step: str | None = None,
+        state: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> Event:
+        """The next event, chained but not yet written: `write_staged` writes it."""
         if type not in RUN_EVENTS:
             raise ValueError(f"unknown journal event type {type!r}")
         if type == "step" and state not in STEP_STATES:
@@ -387,11 +406,50 @@ class Journal:
         if self.head is not None:
             doc["prev"] = self.head
         body = _sealed(doc) if self.head is not None else _dump(doc)
-        self.store.put_doc(self.key(f"events/{event.seq:06d}.json"), body, create_only=True)
+        self._staged.append((self.key(f"events/{event.seq:06d}.json"), body))
+        self.events.append(event)
         self.next_seq += 1
         if self.head is not None:
             self.head = _digest(body)
         return event
+
+    def write_staged(self) -> None:
+        """Write the staged events, in order; a local store waits for its disk once for all."""
+        staged, self._staged = self._staged, []
+        if not staged:
+            return
+        put_docs = getattr(self.store, "put_docs", None)  # the local store's; S3 writes one by one
+        try:
+            if put_docs is not None and len(staged) > 1:
+                put_docs(staged, create_only=True)
+                return
+            for key, body in staged:
+                self.store.put_doc(key, body, create_only=True)
+        except AlreadyExists as exc:
+            if exc.fields.get("key") != self.key("run.json"):
+                raise
+            raise UsageError(
+                f"run {self.run_id} already exists in {self.store.url}; plan again for a new run "
+                f"id, or `rollback resume {self.run_id}`.",
+                run_id=self.run_id,
+            ) from None
+
+    def created_run(self) -> Run:
+        """The run this process created, as `load` would rebuild it, without reading the store."""
+        if self.root is None:
+            raise UsageError(f"run {self.run_id} was not created by this journal; load it.")
+        plan = Plan.from_dict(dict(self.root["plan"]))
+        return Run(
+            run_id=self.run_id,
+            stack=self.stack,
+            plan=plan,
+            actor=str(self.root.get("actor", "")),
+            started_at=str(self.root["started_at"]),
+            reason=str(self.root.get("reason", "")),
+            options=dict(self.root.get("options") or {}),
+            events=tuple(self.events),
+            steps=_fold_steps(plan, self.events),
+        )
 
     @staticmethod
     def load(store: Store, stack: str, run_id: str) -> Run:
@@ -593,6 +651,8 @@ class RunLog:
     headline: Callable[[Plan, str, str | None], str] | None = None
     notified: list[NotifyOutcome] = field(default_factory=list)
 
+    held: list[Event] | None = None  # events staged by `hold`, written by `flush`
+
     def record(
         self,
         type: str,
@@ -601,15 +661,46 @@ class RunLog:
         state: str | None = None,
         data: dict[str, Any] | None = None,
     ) -> Event:
+        if self.held is not None:
+            event = self.journal.stage(type, step=step, state=state, data=data)
+            self.held.append(event)
+            return event
         event = self.journal.append(type, step=step, state=state, data=data)
         if self.on_event:
             self.on_event(event)
         return event
 
+    def hold(self) -> None:
+        """Stage the next records instead of writing each: `flush` writes them in one go.
+
+        Only while nothing changes: the caller flushes before any change.
+        """
+        if self.held is None:
+            self.held = []
+
+    def flush(self) -> None:
+        """Write what `hold` staged (in order) and show it; then write each record again."""
+        held, self.held = self.held, None
+        if not held:
+            return
+        self.journal.write_staged()
+        if self.on_event:
+            for event in held:
+                self.on_event(event)
+
     def notify(self, event: str, result: str | None = None, text: str = "") -> None:
         """Notify every notifier; a failing one is recorded, never raised."""
         if not self.notifiers:
             return
+        holding = self.held is not None
+        self.flush()  # the world hears of a record only once it is in the store
+        try:
+            self._notify(event, result, text)
+        finally:
+            if holding:
+                self.hold()
+
+    def _notify(self, event: str, result: str | None, text: str) -> None:
         if not text and self.headline is not None:
             text = self.headline(self.plan, event, result)
         if event == "started" and self.plan.reason:

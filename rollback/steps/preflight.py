@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 class PreflightStep:
     kind = "preflight"
+    read_only = True  # its journal records may wait for the next change's (executor.go)
 
     def __init__(
         self,

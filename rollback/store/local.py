@@ -11,7 +11,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
@@ -23,6 +23,26 @@ from rollback.store.keys import BLOB_PREFIX, blob_key, check_key, check_prefix, 
 _TMP_PREFIX = ".tmp-"
 
 T = TypeVar("T")
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_all(paths: list[str]) -> None:
+    """fsync the files; several at once, so their waits overlap."""
+    if len(paths) <= 1:
+        for path in paths:
+            _fsync(path)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(8, len(paths)), thread_name_prefix="fsync") as pool:
+        list(pool.map(_fsync, paths))
 
 
 class LocalStore:
@@ -99,32 +119,48 @@ class LocalStore:
     # documents
 
     def put_doc(self, key: str, data: bytes, *, create_only: bool = False) -> None:
-        path = self.root / check_key(key)
-        if path.is_dir():
-            raise UsageError(
-                f"store key {key!r} names a folder of documents; choose another key.", key=key
-            )
-        tmp = self._temp_file(self._makedirs(path.parent))
+        self.put_docs([(key, data)], create_only=create_only)
+
+    def put_docs(self, docs: Sequence[tuple[str, bytes]], *, create_only: bool = False) -> None:
+        """Write several documents, in order, waiting for the disk once.
+
+        Each is written to a temporary file, the files are fsynced together
+        (the file system commits them in one go), then each is linked into
+        place in order: a reader, or a crash, sees a prefix of them, each
+        complete. Raises AlreadyExists (create_only) naming the first that
+        exists; the ones before it stay written.
+        """
+        staged: list[tuple[str, Path, str]] = []
         try:
-            with open(tmp, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(tmp, 0o644)
-            if create_only:
-                # link() fails if the name exists: the O_EXCL of a complete file.
-                try:
-                    self._oserror_as_config(os.link, tmp, path)
-                except FileExistsError:
-                    raise AlreadyExists(
-                        f"document {key} already exists in {self.url}; it is written only once.",
+            for key, data in docs:
+                path = self.root / check_key(key)
+                if path.is_dir():
+                    raise UsageError(
+                        f"store key {key!r} names a folder of documents; choose another key.",
                         key=key,
-                    ) from None
-            else:
-                self._oserror_as_config(os.replace, tmp, path)
+                    )
+                tmp = self._temp_file(self._makedirs(path.parent))
+                staged.append((key, path, tmp))
+                with open(tmp, "wb") as out:
+                    out.write(data)
+            _fsync_all([tmp for _, _, tmp in staged])
+            for key, path, tmp in staged:
+                os.chmod(tmp, 0o644)
+                if create_only:
+                    # link() fails if the name exists: the O_EXCL of a complete file.
+                    try:
+                        self._oserror_as_config(os.link, tmp, path)
+                    except FileExistsError:
+                        raise AlreadyExists(
+                            f"document {key} already exists in {self.url}; it is written only once.",
+                            key=key,
+                        ) from None
+                else:
+                    self._oserror_as_config(os.replace, tmp, path)
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+            for _, _, tmp in staged:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
 
     def get_doc(self, key: str) -> bytes:
         path = self.root / check_key(key)

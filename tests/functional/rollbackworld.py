@@ -326,17 +326,22 @@ if _AT:
 
         _lock.acquire_lock = _acquire_then_die
 
-    _append = _journal.Journal.append
+    # Records reach the store in `write_staged` (one by one, or several staged before a change).
+    _write = _journal.Journal.write_staged
 
-    def _append_then_die(self, type, *, step=None, state=None, data=None):
-        event = _append(self, type, step=step, state=state, data=data)
-        if (f"{step}:{state}" if type == "step" else type) == _spec:
-            if _left[0] == 0:
-                _die()
-            _armed[0] = True
-        return event
+    def _write_then_die(self):
+        import json as _json
 
-    _journal.Journal.append = _append_then_die
+        written = [_json.loads(body) for _, body in self._staged]
+        _write(self)
+        for doc in written:
+            event = doc.get("type")
+            if (f"{doc.get('step')}:{doc.get('state')}" if event == "step" else event) == _spec:
+                if _left[0] == 0:
+                    _die()
+                _armed[0] = True
+
+    _journal.Journal.write_staged = _write_then_die
 
     if _left[0]:
         import botocore.client

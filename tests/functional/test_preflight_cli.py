@@ -163,15 +163,15 @@ def _select_and_note(*a, **k):
     _built.append("engine")
     return _select_engine(*a, **k)
 _select.select_engine = _select_and_note
-_append = _journal.Journal.append
-def _append_and_look(self, type, *, step=None, state=None, data=None):
+_stage = _journal.Journal.stage
+def _stage_and_look(self, type, *, step=None, state=None, data=None):
     if (step, state) == ("traffic", "applying"):
         heavy = ("pulumi", "rollback.engine.embedded.engine", "rollback.engine.embedded.checkpoint",
                  "rollback.engine.embedded.resources", "rollback.stacks")
         with open(os.environ["PROBE_OUT"], "w") as out:
             json.dump({"modules": [m for m in heavy if m in sys.modules], "built": _built}, out)
-    return _append(self, type, step=step, state=state, data=data)
-_journal.Journal.append = _append_and_look
+    return _stage(self, type, step=step, state=state, data=data)
+_journal.Journal.stage = _stage_and_look
 """
 
 
