@@ -1,0 +1,185 @@
+"""What a warm agent keeps never decides a rollback: the store and the cloud, read at the alarm, do.
+
+The agent warms (workbenches, release tag checks, passphrase checks) and then
+the store changes under it: a release marked bad, a new stable release, a new
+current release. Each alarm after that must roll back as a cold agent would;
+every assertion reads the listener or the store back. The live read started
+on receipt is used only for the topology it was started for.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rollback.agent import Agent
+from rollback.agent_settle import AgentSettings, Handled
+from rollback.agent_warm import AgentWorkbench, LiveAhead
+from rollback.journal import list_runs
+from rollback.models import Topology
+from rollback.releases import Attachments, Registry
+from tests.unit.test_agent import Rig, event, rig  # noqa: F401  (the in-process rig)
+from tests.unit.test_fleet import listener_weights
+from tests.unit.test_releases import commit
+
+STACK = "shop/s1"
+ALARM = "shop-s1-5xx"
+
+
+def warmed(rig: Rig) -> Agent:  # noqa: F811
+    """An agent that has warmed every stack, as `serve` does before its first receive."""
+    agent = Agent(
+        rig.queue,
+        rig.store,
+        rig.bench,
+        settings=AgentSettings(wait_s=0, retry_delay_s=0),
+        dead_letter=rig.dlq,
+    )
+    agent.index.refresh()
+    agent._warm_up()
+    assert agent.warmth.prepared[STACK].current == "1.5.0"
+    return agent
+
+
+def alarm(rig: Rig, agent: Agent) -> Handled:  # noqa: F811
+    """Send the alarm now and let the agent settle it (no re-warming in between)."""
+    rig.queue.send(event(ALARM))
+    [message] = rig.queue.receive(wait_s=0)
+    return agent.handle(message)
+
+
+@pytest.fixture
+def views(monkeypatch: pytest.MonkeyPatch) -> list[Topology]:
+    """The topologies whose live read, started on receipt, a plan took."""
+    taken: list[Topology] = []
+    view = LiveAhead.view
+
+    def noted(self: LiveAhead) -> Any:
+        taken.append(self.topology)
+        return view(self)
+
+    monkeypatch.setattr(LiveAhead, "view", noted)
+    return taken
+
+
+def record(rig: Rig, version: str, colour: str, tmp_path: Path) -> None:  # noqa: F811
+    """Record `version` of STACK on `colour` (it becomes current), as build_stacks does.
+
+    The colour's instance is tagged with the version, where the outcome check reads it.
+    """
+    from dataclasses import replace
+
+    import git
+
+    topology = rig.topologies[STACK]
+    topology = replace(topology, versions={**topology.versions, colour: version})
+    [target] = rig.aws("elbv2").describe_target_health(
+        TargetGroupArn=topology.target_groups[colour]
+    )["TargetHealthDescriptions"]
+    rig.aws("ec2").create_tags(
+        Resources=[target["Target"]["Id"]], Tags=[{"Key": "AppVersion", "Value": version}]
+    )
+    repo = git.Repo(tmp_path / "repos" / "shop" / "s1")
+    commit(repo, "main.py", version, f"chore: {version}")
+    Registry(rig.store, STACK).record(
+        version,
+        tmp_path / "app.tgz",
+        Path(repo.working_dir),
+        attachments=Attachments(topology=json.dumps(topology.to_dict()).encode(), color=colour),
+    )
+
+
+def weights(rig: Rig) -> dict[str, int]:  # noqa: F811
+    return listener_weights(rig.aws("elbv2"), rig.topologies[STACK])
+
+
+def test_a_warm_agent_plans_from_the_read_it_started_on_receipt(
+    rig: Rig,  # noqa: F811
+    views: list[Topology],
+) -> None:
+    agent = warmed(rig)
+    handled = alarm(rig, agent)
+    assert handled.outcome == "done" and handled.runs[0]["result"] == "succeeded", handled.runs[0][
+        "message"
+    ]
+    assert views == [rig.topologies[STACK]]
+    assert weights(rig) == {"blue": 0, "green": 100}
+    [run] = list_runs(rig.store, STACK)
+    assert (run.from_version, run.to_version) == ("1.5.0", "1.4.0")
+    # Preflight took the planner's read of green's routable targets (seconds old).
+    [run_doc] = [
+        e for e in Registry(rig.store, STACK).store.list_docs("runs/") if e.endswith("run.json")
+    ]
+    plan = json.loads(rig.store.get_doc(run_doc))["plan"]
+    traffic = next(s for s in plan["steps"] if s["kind"] == "traffic")
+    assert traffic["params"]["routable"] == {"blue": 1, "green": 1}
+
+
+def test_a_release_marked_bad_after_warming_is_never_rolled_back_to(
+    rig: Rig,  # noqa: F811
+) -> None:
+    agent = warmed(rig)
+    Registry(rig.store, STACK).mark("1.4.0", "bad", "found broken after the agent started")
+    handled = alarm(rig, agent)
+    assert handled.outcome == "dead-lettered", handled
+    assert "marked stable" in handled.detail
+    assert weights(rig) == {"blue": 100, "green": 0}
+    assert list_runs(rig.store, STACK) == []
+
+
+def test_a_stable_release_recorded_after_warming_is_the_target(
+    rig: Rig,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    agent = warmed(rig)
+    record(rig, "1.4.1", "green", tmp_path)
+    record(rig, "1.5.0-hotfix.1", "blue", tmp_path)  # current again, a newer candidate
+    Registry(rig.store, STACK).mark("1.4.1", "stable", "baked after the agent started")
+    handled = alarm(rig, agent)
+    assert handled.outcome == "done" and handled.runs[0]["result"] == "succeeded", handled.runs[0][
+        "message"
+    ]
+    [run] = list_runs(rig.store, STACK)
+    assert (run.from_version, run.to_version) == ("1.5.0-hotfix.1", "1.4.1")
+    assert weights(rig) == {"blue": 0, "green": 100}
+    assert Registry(rig.store, STACK).current() == "1.4.1"
+
+
+def test_a_new_current_release_after_warming_is_read_again(
+    rig: Rig,  # noqa: F811
+    tmp_path: Path,
+    views: list[Topology],
+) -> None:
+    agent = warmed(rig)
+    record(rig, "1.6.0", "blue", tmp_path)
+    handled = alarm(rig, agent)
+    assert handled.runs[0]["result"] == "succeeded", handled
+    [run] = list_runs(rig.store, STACK)
+    assert (run.from_version, run.to_version) == ("1.6.0", "1.4.0")
+    assert views == []  # warmed for 1.5.0: the planner read the cloud itself
+    assert weights(rig) == {"blue": 0, "green": 100}
+    # After the run the agent warms the stack again, for what is current now.
+    agent._rewarm(handled)
+    assert agent.warmth.prepared[STACK].current == "1.4.0"
+
+
+def test_a_read_started_for_another_topology_is_not_taken(
+    rig: Rig,  # noqa: F811
+    views: list[Topology],
+) -> None:
+    from dataclasses import replace
+
+    from rollback.planner import Options
+
+    agent = warmed(rig)
+    bench = agent.warmth.bench(STACK)
+    assert isinstance(bench, AgentWorkbench)
+    other = replace(rig.topologies[STACK], listener_arn=rig.topologies["shop/s0"].listener_arn)
+    bench.ahead = LiveAhead(agent.warmth.pool, bench, other, "")
+    plan = bench.planner().plan("last-stable", Options())
+    assert views == [] and bench.ahead is None
+    traffic = plan.step("traffic")
+    assert traffic.description.changes["from"] == {"blue": 100, "green": 0}
