@@ -164,19 +164,12 @@ class Warmth:
             if current is None:
                 self.prepared.pop(stack, None)
                 return
-            release = registry.show(current).release
+            release = registry.load(current)[0]
             topology = registry.topology(release)
             begin(registry, LAST_STABLE, bench.environ, into=self.unlocks)
-            # The planner's last-stable: the newest stable release that is not the current one.
-            target = next(
-                (
-                    v
-                    for v in registry.versions()
-                    if v != current and registry.show(v).status == "stable"
-                ),
-                None,
-            )
-            snapshot = registry.show(target).release.db_snapshot_id or "" if target else ""
+            target = registry.rollback_target(LAST_STABLE)
+            # load: the manifest's tag is checked now, once per manifest digest
+            snapshot = registry.load(target)[0].db_snapshot_id or "" if target else ""
             if bench.engine_kind is not None:
                 bench.engine_kind()
             for service in WARM_CLIENTS:  # a client's service model loads in tens of ms
