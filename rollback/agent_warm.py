@@ -16,9 +16,12 @@ pay all of that between an alarm and the traffic step:
 - `Warmth.read_ahead(stack)` starts, in threads, the planner's live read
   (listener weights, target health per colour, the database and the
   target's snapshot) the moment a message names the stack, while the claims
-  are written. It is read after the alarm; the planner takes it only for
-  the very topology and snapshot it was started for, and reads again
-  otherwise.
+  are written, unless a run holds the stack's lock (the emergency waits for
+  it to stop). It is read after the alarm; the planner takes it only for
+  the very topology and snapshot it was started for, within AHEAD_FRESH_S,
+  and reads again otherwise. The traffic step still reads the listener and
+  the receiving colour's health itself, under the lock, right before its
+  write.
 
 Nothing is skipped or reordered: claims, stop request, plan, preflight, lock
 and journal run as `rollback emergency` runs them. What is kept is validated
@@ -49,6 +52,7 @@ log = logging.getLogger(__name__)
 
 READERS = 6  # threads for the live reads of one message (listener, two colours, database)
 WARM_CLIENTS = ("elbv2", "rds", "cloudwatch")  # what the plan and the steps up to traffic use
+AHEAD_FRESH_S = 2.0  # a read started longer ago than this before the plan asks is read again
 
 
 class LiveAhead:
@@ -77,8 +81,13 @@ class LiveAhead:
                 self._snapshot = pool.submit(rds.find_snapshot, snapshot_id)
 
     def serves(self, topology: Topology, target: Release) -> bool:
-        """Whether this read is the one the planner asks for (same topology, same snapshot)."""
-        return topology == self.topology and (target.db_snapshot_id or "") == self.snapshot_id
+        """Whether this read is the one the planner asks for: same topology and snapshot, and
+        started at most AHEAD_FRESH_S ago (a run we waited for may have moved traffic since)."""
+        return (
+            topology == self.topology
+            and (target.db_snapshot_id or "") == self.snapshot_id
+            and time.monotonic() - self.started <= AHEAD_FRESH_S
+        )
 
     def view(self) -> LiveView:
         """What `planner.read_live` returns, from the reads in flight; raises as it would."""
@@ -186,10 +195,14 @@ class Warmth:
 
     def read_ahead(self, stack: str, current: str) -> None:
         """Start the live read of `stack` for its next plan, when `current` is the release warmed."""
+        from rollback.store.lock import takeable
+
         prepared = self.prepared.get(stack)
         bench = self.benches.get(stack)
         if prepared is None or prepared.current != current or not isinstance(bench, AgentWorkbench):
             return
+        if not takeable(bench.store, stack):
+            return  # a run holds the stack: the emergency waits for it, then the plan reads
         try:
             bench.ahead = LiveAhead(self.pool, bench, prepared.topology, prepared.snapshot_id)
         except RollbackError as exc:  # the planner reads again, and says it

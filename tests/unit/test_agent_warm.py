@@ -183,3 +183,27 @@ def test_a_read_started_for_another_topology_is_not_taken(
     assert views == [] and bench.ahead is None
     traffic = plan.step("traffic")
     assert traffic.description.changes["from"] == {"blue": 100, "green": 0}
+
+
+def test_a_read_ahead_is_not_taken_when_old_or_when_a_run_holds_the_stack(
+    rig: Rig,  # noqa: F811
+    views: list[Topology],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import rollback.agent_warm as warm
+    from rollback.planner import Options
+    from rollback.store.lock import acquire_lock, release_lock
+
+    agent = warmed(rig)
+    bench = agent.warmth.bench(STACK)
+    assert isinstance(bench, AgentWorkbench)
+    monkeypatch.setattr(warm, "AHEAD_FRESH_S", 0.0)  # any read is too old now
+    agent.warmth.read_ahead(STACK, "1.5.0")
+    assert bench.ahead is not None
+    bench.planner().plan("last-stable", Options())
+    assert views == []
+    # A run holds the stack (a cutover being stopped): nothing is read ahead.
+    acquire_lock(rig.store, STACK, "20261130T000000Z-abcd")
+    agent.warmth.read_ahead(STACK, "1.5.0")
+    assert bench.ahead is None
+    release_lock(rig.store, STACK, "20261130T000000Z-abcd")
