@@ -408,7 +408,7 @@ def check_engine(bench: Workbench, engine: str) -> list[Evidence]:
             raise ConfigError(CLI_MISSING.rstrip(".") + f"; {NOTHING_CHANGED}.")
         return [evidence("engine.pulumi", {"cli": path}, True)]
     if engine == "embedded":
-        from rollback.cloud import is_embedded_endpoint
+        from rollback.aws.endpoint import is_embedded_endpoint
 
         url = bench.clients.endpoint_url
         if url and is_embedded_endpoint(url):
