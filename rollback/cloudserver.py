@@ -1,9 +1,11 @@
-"""`python -m rollback.cloudserver`: moto's server, with RDS backed by real PostgreSQL.
+"""`python -m rollback.cloudserver`: moto's server, with RDS as AWS behaves and, where
+PostgreSQL is installed, backed by real PostgreSQL.
 
-`rollback.cloud.start` runs this instead of `python -m moto.server` when it
-started a PostgreSQL cluster: the cluster's record (port, socket and data
-directories; no secret) arrives in ROLLBACK_CLOUD_POSTGRES, the hook of
-`rollback.rdsdata` is installed, and moto's own command line takes over.
+`rollback.cloud.start` runs this: the corrections of `rollback.rdsfidelity`
+are always installed; when it started a PostgreSQL cluster, the cluster's
+record (port, socket and data directories; no secret) arrives in
+ROLLBACK_CLOUD_POSTGRES and the hook of `rollback.rdsdata` is installed too.
+Then moto's own command line takes over.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ POSTGRES_ENV = "ROLLBACK_CLOUD_POSTGRES"
 
 
 def main(argv: list[str] | None = None) -> None:
+    from rollback import rdsfidelity
+
+    rdsfidelity.install()
     record = os.environ.get(POSTGRES_ENV)
     if record:
         from rollback import rdsdata

@@ -67,9 +67,12 @@ def read_live(
     status = None
     db_exists = False
     if rds is not None and topology.db_instance_id:
-        db_exists = rds.find_instance(topology.db_instance_id) is not None
+        from rollback.aws.databases import databases
+
+        db = databases(rds, topology.db_kind)
+        db_exists = db.find(topology.db_instance_id) is not None
         if target.db_snapshot_id:
-            snap = rds.find_snapshot(target.db_snapshot_id)
+            snap = db.find_snapshot(target.db_snapshot_id)
             status = snap.status if snap else None
     return LiveView(weights, routable, status, db_exists)
 
@@ -208,7 +211,7 @@ class Planner:
                 )
 
         weights = {c: (100 if c == color else 0) for c in live_topology.target_groups}
-        self._preflight(b, target, restore)
+        self._preflight(b, target, restore, live_topology.db_kind)
         if traffic_first:
             self._traffic(
                 b,
@@ -225,7 +228,11 @@ class Planner:
                 f"snapshot {live_topology.db_instance_id} before anything touches it",
                 "a rollback never destroys data: this snapshot is the way back from every later step",
                 120,
-                {"instance_id": live_topology.db_instance_id, "run_id": run_id},
+                {
+                    "instance_id": live_topology.db_instance_id,
+                    "db_kind": live_topology.db_kind,
+                    "run_id": run_id,
+                },
                 skippable=not (restore or schema_changes),
             )
         self._stack(
@@ -274,6 +281,7 @@ class Planner:
                 900,
                 {
                     "instance_id": live_topology.db_instance_id,
+                    "db_kind": live_topology.db_kind,
                     "snapshot_id": target.db_snapshot_id,
                     "snapshot_taken_at": target.db_snapshot_at,
                     "run_id": run_id,
@@ -347,7 +355,7 @@ class Planner:
             f"no release of {self.registry.stack} other than the current one is marked stable; mark one with `rollback release mark VERSION --stable`."
         )
 
-    def _preflight(self, b: _Builder, target: Release, restore: bool) -> None:
+    def _preflight(self, b: _Builder, target: Release, restore: bool, db_kind: str) -> None:
         blobs = [
             r.sha256
             for r in (target.artifact, target.checkpoint, target.config, target.topology)
@@ -362,6 +370,7 @@ class Planner:
             {
                 "blobs": blobs,
                 "snapshot_id": target.db_snapshot_id if restore else None,
+                "db_kind": db_kind,
                 # No target-health read here: the traffic step refuses an unhealthy colour itself.
             },
             skippable=False,

@@ -575,16 +575,23 @@ def release_state(
         "topology": json.dumps(topology.to_dict(), sort_keys=True).encode(),
         "color": topology.live_color,
     }
-    if rds is not None and topology.db_instance_id and rds.find_instance(topology.db_instance_id):
-        from rollback.aws.rds import SNAPSHOT_ID_MAX, rds_identifier
-
-        snapshot_id = rds_identifier(
-            topology.db_instance_id, "release", version, limit=SNAPSHOT_ID_MAX
-        )
-        if rds.find_snapshot(snapshot_id) is None:
-            rds.create_snapshot(snapshot_id, topology.db_instance_id, {"rollback:release": version})
-        snap = rds.wait_snapshot_available(snapshot_id, timeout_s=3600)
-        state["db_snapshot_id"] = snapshot_id
-        taken = snap.created_at or datetime.now(UTC)
-        state["db_snapshot_at"] = taken.isoformat(timespec="seconds")
+    if rds is not None and topology.db_instance_id:
+        state.update(_release_snapshot(rds, topology, version))
     return state
+
+
+def _release_snapshot(rds: Rds, topology: Topology, version: str) -> dict[str, Any]:
+    """Snapshot the database the topology names for `version` (a DB snapshot, or a DB
+    cluster snapshot for an Aurora cluster), once; {} when that database does not exist."""
+    from rollback.aws.databases import databases
+    from rollback.aws.rds import SNAPSHOT_ID_MAX, rds_identifier
+
+    db = databases(rds, topology.db_kind)
+    if db.find(topology.db_instance_id) is None:
+        return {}
+    snapshot_id = rds_identifier(topology.db_instance_id, "release", version, limit=SNAPSHOT_ID_MAX)
+    if db.find_snapshot(snapshot_id) is None:
+        db.create_snapshot(snapshot_id, topology.db_instance_id, {"rollback:release": version})
+    snap = db.wait_snapshot_available(snapshot_id, timeout_s=3600)
+    taken = snap.created_at or datetime.now(UTC)
+    return {"db_snapshot_id": snapshot_id, "db_snapshot_at": taken.isoformat(timespec="seconds")}
