@@ -343,6 +343,8 @@ def compare_checkpoints(expected: Checkpoint, actual: Checkpoint) -> list[Drift]
         for r in actual.resources
         if r.get("custom") and not r["type"].startswith("pulumi:providers:")
     }
+    was = {value: where for where, value in _identities(expected).items()}
+    now = _identities(actual)
     found = [Drift(urn, "(resource)", "exists", "missing") for urn in sorted(set(want) - set(have))]
     found += [Drift(urn, "(resource)", "absent", "exists") for urn in sorted(set(have) - set(want))]
     for urn in sorted(set(want) & set(have)):
@@ -353,9 +355,45 @@ def compare_checkpoints(expected: Checkpoint, actual: Checkpoint) -> list[Drift]
                 continue  # live traffic is the toolkit's (rollback/ownership.py), not the release's
             if contains_secrets(old.get(key)) or contains_secrets(new.get(key)):
                 continue  # ciphertexts differ by nonce; the secret's effect is read back by verify
-            if normalised(old.get(key)) != normalised(new.get(key)):
-                found.append(Drift(urn, key, normalised(old.get(key)), normalised(new.get(key))))
+            before, after = normalised(old.get(key)), normalised(new.get(key))
+            if before != after and not same_references(before, after, was, now):
+                found.append(Drift(urn, key, before, after))
     return found
+
+
+_IDENTITIES = ("id", "arn")  # outputs a replacement changes (a new ECS task definition revision)
+
+
+def _identities(checkpoint: Checkpoint) -> dict[tuple[str, str], str]:
+    """(URN, "id" | "arn") -> the value, for every resource of `checkpoint`."""
+    found: dict[tuple[str, str], str] = {}
+    for res in checkpoint.resources:
+        outputs = res.get("outputs") or {}
+        for name in _IDENTITIES:
+            if isinstance(outputs.get(name), str):
+                found[(str(res.get("urn")), name)] = outputs[name]
+    return found
+
+
+def same_references(
+    before: Any, after: Any, was: dict[str, tuple[str, str]], now: dict[tuple[str, str], str]
+) -> bool:
+    """True when `after` differs from `before` only where `before` named a resource's id or
+    ARN and `after` names the same resource's id or ARN now.
+
+    A re-apply replaces what cannot change in place (an immutable ECS task
+    definition gets a new revision ARN), and Pulumi passes the new output to
+    every input that references it; the release's input is then the old ARN of
+    the same resource, which is no difference. `was` maps the release's
+    identities to (URN, output), `now` the re-applied ones.
+    """
+    if isinstance(before, str) and isinstance(after, str):
+        return before == after or (before in was and now.get(was[before]) == after)
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        return all(same_references(b, a, was, now) for b, a in zip(before, after, strict=True))
+    if isinstance(before, dict) and isinstance(after, dict) and before.keys() == after.keys():
+        return all(same_references(before[k], after[k], was, now) for k in before)
+    return bool(before == after)
 
 
 
