@@ -269,6 +269,10 @@ class DbSnapshot:
         )
 
 
+def _tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
+
+
 def _code(exc: Exception) -> str:
     response = getattr(exc, "response", None) or {}
     return str(response.get("Error", {}).get("Code", ""))
@@ -303,15 +307,26 @@ class Rds:
 
     # Instances
 
-    def find_instance(self, instance_id: str) -> DbInstance | None:
-        """The instance named `instance_id`, or None when no instance has that name."""
+    def _find_one(
+        self, what: str, describe: Callable[..., Any], items: str, **name: str
+    ) -> dict[str, Any] | None:
+        """The one item `describe(**name)` answers under `items`, or None when RDS says not found."""
         try:
-            with _errors(f"describing DB instance {instance_id}"):
-                found = self._client.describe_db_instances(DBInstanceIdentifier=instance_id)
+            with _errors(f"describing {what}"):
+                found = describe(**name).get(items) or []
         except NotFound:
             return None
-        items = found.get("DBInstances") or []
-        return DbInstance.from_api(items[0]) if items else None
+        return dict(found[0]) if found else None
+
+    def find_instance(self, instance_id: str) -> DbInstance | None:
+        """The instance named `instance_id`, or None when no instance has that name."""
+        found = self._find_one(
+            f"DB instance {instance_id}",
+            self._client.describe_db_instances,
+            "DBInstances",
+            DBInstanceIdentifier=instance_id,
+        )
+        return DbInstance.from_api(found) if found else None
 
     def instance(self, instance_id: str) -> DbInstance:
         """The instance named `instance_id`; raises NotFound."""
@@ -348,7 +363,7 @@ class Rds:
             "CopyTagsToSnapshot": like.copy_tags_to_snapshot,
             "AutoMinorVersionUpgrade": like.auto_minor_version_upgrade,
             "EnableIAMDatabaseAuthentication": like.iam_auth,
-            "Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())],
+            "Tags": _tag_list(tags),
         }
         optional = {
             "DBSubnetGroupName": like.subnet_group,
@@ -396,9 +411,7 @@ class Rds:
 
     def _tag(self, what: str, arn: str, tags: dict[str, str]) -> None:
         with _errors(f"tagging {what}"):
-            self._client.add_tags_to_resource(
-                ResourceName=arn, Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())]
-            )
+            self._client.add_tags_to_resource(ResourceName=arn, Tags=_tag_list(tags))
 
     def wait_instance_available(
         self, instance_id: str, timeout_s: float, timing: Timing | None = None
@@ -441,20 +454,13 @@ class Rds:
 
     def find_cluster(self, cluster_id: str) -> DbCluster | None:
         """The Aurora cluster named `cluster_id`, or None."""
-        try:
-            with _errors(f"describing DB cluster {cluster_id}"):
-                found = self._client.describe_db_clusters(DBClusterIdentifier=cluster_id)
-        except NotFound:
-            return None
-        items = found.get("DBClusters") or []
-        return DbCluster.from_api(items[0]) if items else None
-
-    def cluster(self, cluster_id: str) -> DbCluster:
-        """The cluster named `cluster_id`; raises NotFound."""
-        found = self.find_cluster(cluster_id)
-        if found is None:
-            raise NotFound(f"DB cluster {cluster_id} does not exist.", cluster_id=cluster_id)
-        return found
+        found = self._find_one(
+            f"DB cluster {cluster_id}",
+            self._client.describe_db_clusters,
+            "DBClusters",
+            DBClusterIdentifier=cluster_id,
+        )
+        return DbCluster.from_api(found) if found else None
 
     def restore_cluster_from_snapshot(
         self, new_id: str, snapshot_id: str, like: DbCluster, tags: dict[str, str]
@@ -474,7 +480,7 @@ class Rds:
             "DeletionProtection": like.deletion_protection,
             "CopyTagsToSnapshot": like.copy_tags_to_snapshot,
             "EnableIAMDatabaseAuthentication": like.iam_auth,
-            "Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())],
+            "Tags": _tag_list(tags),
         }
         optional = {
             "DBSubnetGroupName": like.subnet_group,
@@ -497,7 +503,7 @@ class Rds:
             "DBClusterIdentifier": cluster.identifier,
             "Engine": cluster.engine,
             "DBInstanceClass": like.instance_class if like else "db.r6g.large",
-            "Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())],
+            "Tags": _tag_list(tags),
         }
         if like is not None:
             args["PubliclyAccessible"] = like.publicly_accessible
@@ -570,15 +576,13 @@ class Rds:
 
     def find_cluster_snapshot(self, snapshot_id: str) -> DbSnapshot | None:
         """The cluster snapshot named `snapshot_id`, or None."""
-        try:
-            with _errors(f"describing DB cluster snapshot {snapshot_id}"):
-                found = self._client.describe_db_cluster_snapshots(
-                    DBClusterSnapshotIdentifier=snapshot_id
-                )
-        except NotFound:
-            return None
-        items = found.get("DBClusterSnapshots") or []
-        return DbSnapshot.from_cluster_api(items[0]) if items else None
+        found = self._find_one(
+            f"DB cluster snapshot {snapshot_id}",
+            self._client.describe_db_cluster_snapshots,
+            "DBClusterSnapshots",
+            DBClusterSnapshotIdentifier=snapshot_id,
+        )
+        return DbSnapshot.from_cluster_api(found) if found else None
 
     def create_cluster_snapshot(
         self, snapshot_id: str, cluster_id: str, tags: dict[str, str]
@@ -588,7 +592,7 @@ class Rds:
             made = self._client.create_db_cluster_snapshot(
                 DBClusterSnapshotIdentifier=snapshot_id,
                 DBClusterIdentifier=cluster_id,
-                Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())],
+                Tags=_tag_list(tags),
             )
         return DbSnapshot.from_cluster_api(made["DBClusterSnapshot"])
 
@@ -608,20 +612,13 @@ class Rds:
 
     def find_snapshot(self, snapshot_id: str) -> DbSnapshot | None:
         """The snapshot named `snapshot_id`, or None."""
-        try:
-            with _errors(f"describing DB snapshot {snapshot_id}"):
-                found = self._client.describe_db_snapshots(DBSnapshotIdentifier=snapshot_id)
-        except NotFound:
-            return None
-        items = found.get("DBSnapshots") or []
-        return DbSnapshot.from_api(items[0]) if items else None
-
-    def snapshot(self, snapshot_id: str) -> DbSnapshot:
-        """The snapshot named `snapshot_id`; raises NotFound."""
-        found = self.find_snapshot(snapshot_id)
-        if found is None:
-            raise NotFound(f"DB snapshot {snapshot_id} does not exist.", snapshot_id=snapshot_id)
-        return found
+        found = self._find_one(
+            f"DB snapshot {snapshot_id}",
+            self._client.describe_db_snapshots,
+            "DBSnapshots",
+            DBSnapshotIdentifier=snapshot_id,
+        )
+        return DbSnapshot.from_api(found) if found else None
 
     def create_snapshot(
         self, snapshot_id: str, instance_id: str, tags: dict[str, str]
@@ -631,7 +628,7 @@ class Rds:
             made = self._client.create_db_snapshot(
                 DBSnapshotIdentifier=snapshot_id,
                 DBInstanceIdentifier=instance_id,
-                Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())],
+                Tags=_tag_list(tags),
             )
         return DbSnapshot.from_api(made["DBSnapshot"])
 

@@ -37,7 +37,7 @@ from rollback.healthserver import HealthServer
 from rollback.steps.db_snapshot import pre_rollback_snapshot_id
 from tests.functional.conftest import ROLLBACK, describe
 from tests.functional.rollbackworld import base_env
-from tests.functional.stackrepo import PROJECT_ROOT, commit_all, edit
+from tests.functional.stackrepo import PROJECT_ROOT, commit_all, edit, init_repo
 
 pytestmark = pytest.mark.postgres
 
@@ -173,13 +173,7 @@ def make_fargate_repo(path: Path, blue: HealthServer, green: HealthServer) -> gi
         path,
         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
     )
-    (path / ".gitignore").write_text("__pycache__/\n*.pyc\n", encoding="utf-8")
-    repo = git.Repo.init(path, initial_branch="main")
-    with repo.config_writer() as config:
-        config.set_value("user", "name", "Fargate Tests")
-        config.set_value("user", "email", "fargate-tests@example.invalid")
-        config.set_value("commit", "gpgsign", "false")
-        config.set_value("tag", "gpgsign", "false")
+    repo = init_repo(path, "the reference fargate stack")
     edit(repo, CONFIG, "fargate:blueVersion: 1.4.0", "fargate:blueVersion: 1.0.0")
     edit(repo, CONFIG, "fargate:greenVersion: 1.5.0", "fargate:greenVersion: 1.0.0")
     edit(

@@ -13,7 +13,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import boto3
-import psycopg
 import pytest
 from moto import mock_aws
 
@@ -31,19 +30,12 @@ from rollback.steps.db_restore import DbRestoreStep
 from rollback.steps.db_snapshot import DbSnapshotStep, pre_rollback_snapshot_id
 from rollback.steps.preflight import PreflightStep
 from rollback.waiting import Timing
+from tests.unit.test_rds_data import PASSWORD, USER, no_sleep, orders, sql
 
 CLUSTER = "app-db"
 WRITER = "app-db-1"
-USER = "app"
-PASSWORD = "s3cret-Pa55word"
 RUN = "run9"
 RELEASE_SNAPSHOT = "app-db-release-1-0-0"
-
-
-def no_sleep(_: float) -> None:
-    raise AssertionError("nothing on the embedded cloud needs a wait")
-
-
 TIMING = Timing(sleep=no_sleep, clock=lambda: 0.0)
 
 
@@ -79,23 +71,6 @@ def rds() -> Iterator[Any]:
 def backed(pg_backing: DatabaseBacking) -> Iterator[Any]:
     """The same cloud with the cluster a real PostgreSQL database (the hook installed first)."""
     yield from _cloud()
-
-
-def sql(cluster: postgres.Cluster, database: str, statement: str) -> Any:
-    with psycopg.connect(
-        host="127.0.0.1",
-        port=cluster.port,
-        user=USER,
-        password=PASSWORD,
-        dbname=database,
-        autocommit=True,
-    ) as conn:
-        cursor = conn.execute(statement)
-        return cursor.fetchall() if cursor.description else None
-
-
-def orders(cluster: postgres.Cluster, database: str) -> list[str]:
-    return [r[0] for r in sql(cluster, database, "SELECT item FROM orders ORDER BY id")]
 
 
 def described(rds: Any, cluster_id: str) -> dict[str, Any]:
@@ -223,7 +198,8 @@ def test_a_restore_resumed_after_the_cluster_came_back_without_its_instance_fini
     DbSnapshotStep(Rds(rds), CLUSTER, RUN, TIMING, db_kind="cluster").apply()
     step = restore_step(rds)
     # The process died after RestoreDBClusterFromSnapshot, before CreateDBInstance.
-    live = Rds(rds).cluster(CLUSTER)
+    live = Rds(rds).find_cluster(CLUSTER)
+    assert live is not None
     Rds(rds).restore_cluster_from_snapshot(
         step.restore_id, RELEASE_SNAPSHOT, live, step._tags(live)
     )
