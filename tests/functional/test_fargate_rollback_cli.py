@@ -205,13 +205,9 @@ def fargate(
         yield Fargate(tmp_path, moto_endpoint, pg_cluster), blue, green
 
 
-def test_rollback_of_the_fargate_stack_restores_the_aurora_rows_behind_the_same_endpoint(
-    fargate: tuple[Fargate, HealthServer, HealthServer],
-) -> None:
-    world, blue, green = fargate
-    repo = make_fargate_repo(world.repo_dir, blue, green)
-
-    # 1.0.0: the application's first rows, then the release (with its cluster snapshot).
+def two_releases(world: Fargate, repo: git.Repo, schema2: str) -> None:
+    """1.0.0 on blue with its rows, recorded (with its DB cluster snapshot) and stable; 2.0.0
+    on green with more rows (and schema `schema2`), recorded, users cut over to green."""
     world.deploy()
     world.sql("CREATE TABLE orders (id serial PRIMARY KEY, item text)")
     world.sql("INSERT INTO orders (item) SELECT 'v1-' || g FROM generate_series(1, 4) g")
@@ -223,17 +219,27 @@ def test_rollback_of_the_fargate_stack_restores_the_aurora_rows_behind_the_same_
     assert recorded["DBClusterIdentifier"] == CLUSTER and recorded["Status"] == "available"
     world.run("release", "mark", "1.0.0", "--stable", "--reason", "baked")
 
-    # 2.0.0 on green: a new column and more rows; recorded, then users cut over.
     edit(repo, CONFIG, "fargate:greenVersion: 1.0.0", "fargate:greenVersion: 2.0.0")
     edit(repo, CONFIG, "fargate:liveColor: blue", "fargate:liveColor: green")
     commit_all(repo, "feat: 2.0.0 on green")
     world.deploy()
-    world.sql("ALTER TABLE orders ADD COLUMN note text")
+    if schema2 != "r1":
+        world.sql("ALTER TABLE orders ADD COLUMN note text")
     world.sql("INSERT INTO orders (item) SELECT 'v2-' || g FROM generate_series(1, 3) g")
-    world.record("2.0.0", schema="r2")
+    world.record("2.0.0", schema=schema2)
     world.run("cutover", "green", "--steps", "100", "--bake", "0")
     assert world.rule_weights() == {"blue": 0, "green": 100}
     assert world.served_versions() == {"blue": "1.0.0", "green": "2.0.0"}
+
+
+def test_rollback_of_the_fargate_stack_restores_the_aurora_rows_behind_the_same_endpoint(
+    fargate: tuple[Fargate, HealthServer, HealthServer],
+) -> None:
+    world, blue, green = fargate
+    repo = make_fargate_repo(world.repo_dir, blue, green)
+
+    # 1.0.0 with its rows; 2.0.0 adds a column and rows, users on it.
+    two_releases(world, repo, schema2="r2")
     endpoint = world.cluster()["Endpoint"]
     writer_before = [m["DBInstanceIdentifier"] for m in world.cluster()["DBClusterMembers"]]
 
@@ -294,3 +300,38 @@ def test_rollback_of_the_fargate_stack_restores_the_aurora_rows_behind_the_same_
     assert stored.is_file()
     for text in (json.dumps(done), report.stdout, report.stderr, stored.read_text()):
         assert PASSWORD not in text
+
+
+def test_without_a_schema_change_users_move_back_first_on_the_listener_rule(
+    fargate: tuple[Fargate, HealthServer, HealthServer],
+) -> None:
+    """Blue still runs 1.0.0 and the schema is the same: the plan moves users first (the
+    listener rule with the default action, then DNS), checked routable by preflight, and
+    the data stays as it is (a snapshot, no restore)."""
+    world, blue, green = fargate
+    repo = make_fargate_repo(world.repo_dir, blue, green)
+    two_releases(world, repo, schema2="r1")
+    endpoint = world.cluster()["Endpoint"]
+    clusters = sorted(
+        c["DBClusterIdentifier"] for c in world.aws("rds").describe_db_clusters()["DBClusters"]
+    )
+
+    green.status = 500
+    done = world.json("to", "1.0.0", "--yes")
+
+    result = done["result"]
+    assert done["ok"] and result["result"] == "succeeded", done
+    names = [s["name"] for s in result["steps"]]
+    assert names.index("traffic") < names.index("stack") and "db-restore" not in names, names
+    assert result["outcome"]["ok"] and result["outcome"]["served"] == {"blue": "1.0.0"}
+    assert world.rule_weights() == {"blue": 100, "green": 0}
+    assert world.served_versions()["blue"] == "1.0.0"
+    # The data is untouched: same cluster and endpoint, 2.0.0's rows still there.
+    assert world.cluster()["Endpoint"] == endpoint
+    assert (
+        sorted(
+            c["DBClusterIdentifier"] for c in world.aws("rds").describe_db_clusters()["DBClusters"]
+        )
+        == clusters
+    )
+    assert len(world.orders()) == 7
