@@ -35,6 +35,7 @@ import pytest
 from rollback import postgres
 from rollback.healthserver import HealthServer
 from rollback.steps.db_snapshot import pre_rollback_snapshot_id
+from tests import jsonschemas
 from tests.functional.conftest import ROLLBACK, describe
 from tests.functional.rollbackworld import base_env
 from tests.functional.stackrepo import PROJECT_ROOT, commit_all, edit, init_repo
@@ -80,7 +81,9 @@ class Fargate:
         return result
 
     def json(self, *args: str, **kwargs: Any) -> Any:
-        return json.loads(self.run("--output", "json", *args, **kwargs).stdout)
+        document = json.loads(self.run("--output", "json", *args, **kwargs).stdout)
+        jsonschemas.validate(["--output", "json", *args], document)  # docs/schemas/
+        return document
 
     def database_url(self) -> str:
         return f"postgresql+psycopg://{USER}:{PASSWORD}@127.0.0.1:{self.pg.port}/{CLUSTER}"
