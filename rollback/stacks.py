@@ -304,6 +304,7 @@ def verify(
             continue
         inputs = res.get("inputs") or {}
         owned = TRAFFIC_OWNED.get(str(res.get("type")))  # the toolkit's, checked by the outcome
+        now = without_toolkit_tags(now)
         drift += [
             Drift(urn, k, normalised(inputs[k]), normalised(now[k]))
             # Paths under ignoreChanges belong to someone else (the toolkit's traffic).
@@ -326,6 +327,22 @@ def verify(
             actual = (found.observed.get("found") or {}).get("listener")
             drift.append(Drift(urn, "defaultActions", desired, actual))
     return VerifyReport(stack, version, len(live), tuple(drift))
+
+
+TOOLKIT_TAG_PREFIX = "rollback:"  # tags the toolkit puts on what it restores (db-restore)
+
+
+def without_toolkit_tags(properties: dict[str, Any]) -> dict[str, Any]:
+    """`properties` without the toolkit's own tags: a restored database carries
+    `rollback:restored-from` and the like, which say where it came from and are no
+    drift from the stack (the stack never declares them)."""
+    found = dict(properties)
+    for name in ("tags", "tagsAll"):
+        if isinstance(found.get(name), dict):
+            found[name] = {
+                k: v for k, v in found[name].items() if not str(k).startswith(TOOLKIT_TAG_PREFIX)
+            }
+    return found
 
 
 def compare_checkpoints(expected: Checkpoint, actual: Checkpoint) -> list[Drift]:

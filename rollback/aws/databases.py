@@ -22,7 +22,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol, TypeVar
 
-from rollback.aws.rds import DbCluster, DbInstance, DbSnapshot, Rds, rds_identifier
+from rollback.aws.rds import (
+    INSTANCE_ID_MAX,
+    DbCluster,
+    DbInstance,
+    DbSnapshot,
+    Rds,
+    rds_identifier,
+)
 from rollback.errors import UsageError
 from rollback.models import DB_KINDS
 from rollback.waiting import Timing
@@ -85,6 +92,8 @@ class Databases(Protocol):
 
     def tag(self, database: Database, tags: dict[str, str]) -> None: ...
 
+    def follow(self, identifier: str, former: str, timeout_s: float, timing: Timing) -> None: ...
+
 
 class Instances:
     """RDS DB instances and their DB snapshots."""
@@ -131,6 +140,9 @@ class Instances:
 
     def tag(self, database: Database, tags: dict[str, str]) -> None:
         self.rds.tag_instance(_of(database, DbInstance), tags)
+
+    def follow(self, identifier: str, former: str, timeout_s: float, timing: Timing) -> None:
+        """Nothing is named after an instance."""
 
 
 class Clusters:
@@ -185,6 +197,33 @@ class Clusters:
 
     def tag(self, database: Database, tags: dict[str, str]) -> None:
         self.rds.tag_cluster(_of(database, DbCluster), tags)
+
+    def follow(self, identifier: str, former: str, timeout_s: float, timing: Timing) -> None:
+        """The instances of cluster `identifier` named after its former name `former`
+        (`<former>-1`) take the new one (`<identifier>-1`); others keep theirs.
+
+        So the stack's own instance (`fargate-dev-db-1`) is again the writer of
+        the cluster the stack names once the restored cluster holds that name,
+        and the cluster set aside keeps its instance under the aside name.
+        Idempotent: an instance already named after `identifier` stays, also
+        when one name starts with the other. Raises AlreadyExists when the
+        new name is taken (by another cluster's instance).
+        """
+        cluster = self.rds.find_cluster(identifier)
+        if cluster is None:
+            return
+        old, new = f"{former}-", f"{identifier}-"
+        for member in cluster.members:
+            # Of two names where one starts with the other, the longer one is the owner.
+            if not member.startswith(old) or (member.startswith(new) and len(new) >= len(old)):
+                continue
+            target = new + member[len(old) :]
+            if len(target) > INSTANCE_ID_MAX:
+                continue  # RDS would refuse the name: the instance keeps its own
+            instance = self.rds.find_instance(member)
+            if instance is not None and instance.status != "renaming":
+                self.rds.rename_instance(member, target)
+            self.rds.wait_renamed(member, target, timeout_s, timing)
 
 
 def databases(rds: Rds, kind: str) -> Instances | Clusters:

@@ -177,6 +177,7 @@ class DbRestoreStep:
         if current is not None and self._is_restored(current):
             if current.status != "available":
                 current = self.db.wait_available(self.instance_id, self.timeout_s, self.timing)
+            self._part_way(self._names_follow)  # a run that died just after the swap
             return Applied(changed=False, prior=prior, detail=self._detail(current))
 
         pre = snapshot_evidence(self.db, self.pre_snapshot_id, {self.instance_id, self.aside_id})
@@ -202,14 +203,7 @@ class DbRestoreStep:
         aside = self.db.find(self.aside_id)
         template = self._check_names(current, restored, aside)
 
-        try:
-            self._swap(current, restored, template)
-        except RollbackError as exc:
-            raise CheckFailed(
-                f"db-restore stopped part-way: {exc.message} Now {self._state_sentence()}. "
-                "Running the step again continues from here; compensating puts the names back.",
-                state=self._state(),
-            ) from exc
+        self._part_way(lambda: self._swap(current, restored, template))
         final = self.db.find(self.instance_id)
         if final is None:
             raise NotFound(
@@ -291,6 +285,24 @@ class DbRestoreStep:
         if current is not None:
             self._rename(current, self.aside_id)
         self._rename(restored, self.instance_id)
+        self._names_follow()
+
+    def _names_follow(self) -> None:
+        """What is named after each database follows its new name (a cluster's instances):
+        the one set aside first, which frees the names the restored one takes."""
+        self.db.follow(self.aside_id, self.instance_id, self.timeout_s, self.timing)
+        self.db.follow(self.instance_id, self.restore_id, self.timeout_s, self.timing)
+
+    def _part_way(self, change: Callable[[], None]) -> None:
+        """Run `change`; a failure says which database each name holds now."""
+        try:
+            change()
+        except RollbackError as exc:
+            raise CheckFailed(
+                f"db-restore stopped part-way: {exc.message} Now {self._state_sentence()}. "
+                "Running the step again continues from here; compensating puts the names back.",
+                state=self._state(),
+            ) from exc
 
     def _rename(self, instance: Database, new_id: str) -> None:
         # A rename already in flight (the process died just after asking) is only awaited.
@@ -449,6 +461,10 @@ class DbRestoreStep:
                         instance_id=instance_id,
                     )
                 self._rename(aside, instance_id)
+            # The restored copy's instances free the original names, then the previous ones
+            # take them back.
+            self.db.follow(restore_id, instance_id, self.timeout_s, self.timing)
+            self.db.follow(instance_id, aside_id, self.timeout_s, self.timing)
         except RollbackError as exc:
             raise CheckFailed(
                 f"db-restore compensation stopped part-way: {exc.message} Now "

@@ -82,6 +82,13 @@ def members(rds: Any, cluster_id: str) -> list[str]:
     return [m["DBInstanceIdentifier"] for m in described(rds, cluster_id)["DBClusterMembers"]]
 
 
+def writer_restored_from(rds: Any) -> str | None:
+    """The snapshot the live cluster's writer instance was restored with (its tag), if any."""
+    (writer,) = rds.describe_db_instances(DBInstanceIdentifier=WRITER)["DBInstances"]
+    tags = {t["Key"]: t["Value"] for t in writer.get("TagList") or []}
+    return tags.get("rollback:restored-from")
+
+
 def everything(rds: Any) -> tuple[list[str], list[str], list[str]]:
     """Clusters, instances and cluster snapshots by name: what a refusal must leave alone."""
     return (
@@ -166,12 +173,14 @@ def test_snapshot_then_restore_swaps_clusters_keeps_the_endpoint_and_proves_the_
     assert found[0].api == "rds:DescribeDBClusters"
     assert found[-1].observed["tables"] == {"orders": 4}
     assert applied.detail["rows"]["discarded"] == {"orders": 3}
-    # Users' endpoint, now the release's rows; the restored cluster has its own writer.
+    # Users' endpoint, now the release's rows; the restored cluster's own writer took the
+    # name of the stack's instance, which went aside with its cluster.
     assert described(rds, CLUSTER)["Endpoint"] == endpoint
     assert orders(data, CLUSTER) == [f"v1-{i}" for i in range(1, 5)]
-    assert members(rds, CLUSTER) == [f"{step.restore_id}-1"]
+    assert members(rds, CLUSTER) == [WRITER]
+    assert writer_restored_from(rds) == RELEASE_SNAPSHOT
     # Nothing is lost: the cluster set aside (with its writer) and the pre-restore snapshot.
-    assert members(rds, step.aside_id) == [WRITER]
+    assert members(rds, step.aside_id) == [f"{step.aside_id}-1"]
     assert len(orders(data, step.aside_id)) == 7
     rds.restore_db_cluster_from_snapshot(
         DBClusterIdentifier="inspect",
@@ -186,7 +195,31 @@ def test_snapshot_then_restore_swaps_clusters_keeps_the_endpoint_and_proves_the_
     assert everything(rds) == before
     step.compensate(applied.prior)
     assert len(orders(data, CLUSTER)) == 7 and members(rds, CLUSTER) == [WRITER]
+    assert writer_restored_from(rds) is None
+    assert members(rds, step.restore_id) == [f"{step.restore_id}-1"]
     assert described(rds, CLUSTER)["Endpoint"] == endpoint
+
+
+@pytest.mark.postgres
+def test_a_run_that_died_before_the_instances_followed_their_clusters_finishes_them(
+    backed: Any,
+) -> None:
+    rds = backed
+    Clusters(Rds(rds)).create_snapshot(RELEASE_SNAPSHOT, CLUSTER, {})
+    DbSnapshotStep(Rds(rds), CLUSTER, RUN, TIMING, db_kind="cluster").apply()
+    step = restore_step(rds)
+    step.apply()
+    # As if the process had died right after renaming the clusters: instances as they were.
+    for old, new in ((WRITER, f"{step.restore_id}-1"), (f"{step.aside_id}-1", WRITER)):
+        rds.modify_db_instance(
+            DBInstanceIdentifier=old, NewDBInstanceIdentifier=new, ApplyImmediately=True
+        )
+    assert members(rds, CLUSTER) == [f"{step.restore_id}-1"]
+
+    step.apply()
+
+    assert members(rds, CLUSTER) == [WRITER] and writer_restored_from(rds) == RELEASE_SNAPSHOT
+    assert members(rds, step.aside_id) == [f"{step.aside_id}-1"]
 
 
 @pytest.mark.postgres
@@ -207,7 +240,7 @@ def test_a_restore_resumed_after_the_cluster_came_back_without_its_instance_fini
     step.apply()
 
     assert all(e.ok for e in step.verify())
-    assert members(rds, CLUSTER) == [f"{step.restore_id}-1"]
+    assert members(rds, CLUSTER) == [WRITER] and writer_restored_from(rds) == RELEASE_SNAPSHOT
 
 
 # -- failure paths: refused before anything changes ----------------------------------
