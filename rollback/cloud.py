@@ -19,7 +19,6 @@ Nothing here imports moto: the server runs in its own process.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import json
 import logging
 import os
@@ -33,7 +32,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from rollback.errors import CheckFailed, ConfigError, IntegrityError, RollbackError, UsageError
+from rollback.aws.endpoint import is_loopback
+from rollback.errors import CheckFailed, IntegrityError, RollbackError, UsageError
 from rollback.waiting import Timing, poll
 
 log = logging.getLogger(__name__)
@@ -263,36 +263,6 @@ FORGOTTEN = (
 )
 
 
-def require_answering(url: str | None, timeout: float = 1.0) -> None:
-    """Raise ConfigError when `url` is a loopback endpoint nothing listens on.
-
-    A loopback AWS_ENDPOINT_URL is the embedded cloud (or a stand-in for it);
-    when it is down every AWS call would fail with a connection error that
-    names a listener or a bucket instead of the cause. A TCP connect only, in
-    well under a millisecond when the port is closed. Remote endpoints pass.
-    """
-    if not url:
-        return
-    parts = urlsplit(url)
-    host = parts.hostname
-    if parts.scheme not in ("http", "https") or host is None or not _is_loopback(host):
-        return
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        return  # a malformed port: botocore says so in its own words
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return
-    except OSError:
-        pass
-    raise ConfigError(
-        f"the embedded cloud at {url} (AWS_ENDPOINT_URL) is not answering; start it with "
-        '`eval "$(rollback cloud start)"`, or unset AWS_ENDPOINT_URL to work on AWS.',
-        endpoint_url=url,
-    )
-
-
 def postgres_cluster(state: CloudState | None) -> Any:
     """The recorded PostgreSQL cluster (`rollback.postgres.Cluster`), or None."""
     if state is None or not state.postgres:
@@ -384,21 +354,12 @@ def is_embedded_endpoint(url: str | None, timeout: float = 1.0) -> bool:
     try:
         parts = urlsplit(url)
         host = parts.hostname
-        if parts.scheme not in ("http", "https") or host is None or not _is_loopback(host):
+        if parts.scheme not in ("http", "https") or host is None or not is_loopback(host):
             return False
         base = f"{parts.scheme}://{parts.netloc}"
         with urllib.request.urlopen(f"{base}{PROBE_PATH}", timeout=timeout) as response:
             return isinstance(json.loads(response.read()), dict)
     except (OSError, ValueError):  # URLError, HTTPError, timeouts and bad JSON included
-        return False
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
         return False
 
 

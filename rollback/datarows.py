@@ -16,11 +16,11 @@ never logged or put in evidence; errors mask it.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rollback.aws.endpoint import is_loopback
 from rollback.errors import CheckFailed
 from rollback.steps.migrate import (
     database_label,
@@ -49,17 +49,6 @@ def rows_difference(before: Mapping[str, int], after: Mapping[str, int]) -> dict
     }
 
 
-def _is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 class InstanceRows:
     """Counts rows in the live instance (the URL in `url_env`) and in its siblings."""
 
@@ -82,7 +71,7 @@ class InstanceRows:
         if instance_id == self.live_instance_id:
             return base
         parsed = make_url(base)
-        if _is_loopback(parsed.host) and parsed.database == self.live_instance_id:
+        if is_loopback(parsed.host) and parsed.database == self.live_instance_id:
             # The embedded cloud: one cluster, one database per instance, named after it.
             return parsed.set(database=instance_id).render_as_string(hide_password=False)
         if not endpoint:

@@ -544,7 +544,8 @@ def _sealed(doc: dict[str, Any]) -> bytes:
     Dumped once and loaded back first, so what is sealed is exactly what a
     reader will re-dump (values JSON cannot hold became strings already).
     """
-    plain = json.loads(_dump(doc))
+    # The round trip needs no indent: the compact form (C encoder) holds the same values.
+    plain = json.loads(json.dumps(doc, sort_keys=True, default=str))
     plain.pop("sha256", None)
     return _dump({**plain, "sha256": _digest(_dump(plain))})
 

@@ -16,8 +16,6 @@ import json
 import logging
 import math
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
@@ -100,6 +98,8 @@ class WebhookNotifier:
         self.name = f"webhook {parts.hostname}"
 
     def send(self, note: Notification) -> None:
+        import urllib.error  # here, not at import: a run without webhooks never loads urllib
+
         body = json.dumps(note.to_dict(), allow_nan=False).encode()
         delay = self.backoff_s
         for attempt in range(1, self.attempts + 1):
@@ -122,6 +122,8 @@ class WebhookNotifier:
                 delay = min(delay * 2, self.max_wait_s)
 
     def _post(self, body: bytes) -> None:
+        import urllib.request
+
         request = urllib.request.Request(
             self._url,
             data=body,
@@ -205,6 +207,8 @@ def notify_all(notifiers: Sequence[Notifier], note: Notification) -> list[Notify
 def _sentence(exc: Exception) -> str:
     # HTTPError's str carries only the code and phrase; URLError the socket reason.
     # Neither repeats the URL, which may be a credential.
+    import urllib.error
+
     if isinstance(exc, WebhookRefused):
         return str(exc)
     if isinstance(exc, urllib.error.HTTPError):

@@ -57,7 +57,8 @@ class Workbench:
         from rollback.aws.elbv2 import LoadBalancing
         from rollback.aws.rds import Rds
 
-        elbv2, rds = LoadBalancing(self.clients("elbv2")), Rds(self.clients("rds"))
+        # The RDS client is made on first use, in the planner's read thread.
+        elbv2, rds = LoadBalancing(self.clients("elbv2")), Rds(self.clients.lazy("rds"))
         return Planner(
             self.registry,
             lambda topo, target: read_live(elbv2, rds, topo, target),
@@ -374,7 +375,6 @@ def rollback_to(
     LockHeld when another run holds the stack.
     """
     from rollback.preflight import begin, preflight
-    from rollback.report import store_report
 
     if unlocks is None:  # the passphrase check runs while the plan is made
         unlocks = begin(bench.registry, target, bench.environ)
@@ -406,6 +406,8 @@ def rollback_to(
             "emergency": options.emergency,
         },
     )
+    from rollback.report import store_report  # after the run: not on the way to traffic
+
     keys = store_report(bench.store, bench.registry.stack, plan.run_id)
     return Outcome(plan, result, tuple(_located(bench.store, k) for k in keys))
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from rollback.errors import NotFound, UsageError
 from rollback.models import COLORS, Release, StepDescription, Topology
 from rollback.plan import Plan, PlannedStep, new_run_id
-from rollback.releases import LAST_STABLE, Registry, version_key
+from rollback.releases import Registry, version_key
 
 if TYPE_CHECKING:
     from rollback.aws.elbv2 import LoadBalancing
@@ -55,26 +55,47 @@ class Options:
 def read_live(
     elbv2: LoadBalancing, rds: Rds | None, topology: Topology, target: Release
 ) -> LiveView:
-    """Read the listener weights, target health and the target's snapshot (read-only)."""
+    """Read the listener weights, target health and the target's snapshot (read-only).
+
+    The reads are independent and each waits on the network, so they run at
+    once: on the emergency path they come before the traffic step, and in
+    series they cost one round trip each (issue 9, item 7). `rds` may create
+    its client on first use: that happens in its own thread, while the load
+    balancer's reads wait.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     from rollback.aws.elbv2 import forward_weights
 
-    by_arn = forward_weights(elbv2.listener_actions(topology.listener_arn))
-    weights = {c: by_arn.get(arn, 0) for c, arn in topology.target_groups.items()}
-    routable = {
-        c: sum(1 for t in elbv2.target_health(arn) if t.routable)
-        for c, arn in topology.target_groups.items()
-    }
-    status = None
-    db_exists = False
-    if rds is not None and topology.db_instance_id:
-        from rollback.aws.databases import databases
-
-        db = databases(rds, topology.db_kind)
-        db_exists = db.find(topology.db_instance_id) is not None
-        if target.db_snapshot_id:
-            snap = db.find_snapshot(target.db_snapshot_id)
-            status = snap.status if snap else None
+    colours = list(topology.target_groups.items())
+    with ThreadPoolExecutor(max_workers=2 + len(colours), thread_name_prefix="plan-read") as pool:
+        database = (
+            pool.submit(_read_database, rds, topology, target.db_snapshot_id)
+            if rds is not None and topology.db_instance_id
+            else None
+        )
+        actions = pool.submit(elbv2.listener_actions, topology.listener_arn)
+        healths = {c: pool.submit(elbv2.target_health, arn) for c, arn in colours}
+        by_arn = forward_weights(actions.result())
+        routable = {c: sum(1 for t in h.result() if t.routable) for c, h in healths.items()}
+        db_exists, status = database.result() if database is not None else (False, None)
+    weights = {c: by_arn.get(arn, 0) for c, arn in colours}
     return LiveView(weights, routable, status, db_exists)
+
+
+def _read_database(
+    rds: Rds, topology: Topology, snapshot_id: str | None
+) -> tuple[bool, str | None]:
+    """Whether the database (instance or cluster, by the topology's db_kind) exists, and the
+    status of the target's snapshot (None: none)."""
+    from rollback.aws.databases import databases
+
+    db = databases(rds, topology.db_kind)
+    exists = db.find(topology.db_instance_id) is not None
+    if not snapshot_id:
+        return exists, None
+    snap = db.find_snapshot(snapshot_id)
+    return exists, snap.status if snap else None
 
 
 @dataclass
@@ -344,12 +365,9 @@ class Planner:
         (A promoted release that goes bad is stable and current; rolling back
         to it would do nothing.)
         """
-        if version != LAST_STABLE:
-            return version
-        current = self.registry.current()
-        for candidate in self.registry.versions():
-            if candidate != current and self.registry.show(candidate).status == "stable":
-                return candidate
+        found = self.registry.rollback_target(version)
+        if found is not None:
+            return found
         self.registry.require_releases()
         raise NotFound(
             f"no release of {self.registry.stack} other than the current one is marked stable; mark one with `rollback release mark VERSION --stable`."
@@ -419,7 +437,7 @@ class Planner:
         for version in sorted(self.registry.versions(), key=version_key):
             if not version_key(low) <= version_key(version) <= version_key(high):
                 continue
-            revision = self.registry.show(version).release.schema_revision
+            revision = self.registry.load(version)[0].schema_revision
             if previous is not None and revision != previous[1]:
                 found.append(f"{version} ({previous[1]} -> {revision})")
             previous = (version, revision)

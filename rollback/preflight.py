@@ -152,8 +152,8 @@ def begin(registry: Registry, target: str, environ: Mapping[str, str]) -> Unlock
     """
     unlocks = Unlocks()
     try:
-        version = _target_version(registry, target)
-        release = registry.show(version).release if version else None
+        version = registry.rollback_target(target)
+        release = registry.load(version)[0] if version else None
         if release is None or release.config is None:
             return unlocks
         config = json.loads(registry.store.get_blob(release.config.sha256))
@@ -163,19 +163,6 @@ def begin(registry: Registry, target: str, environ: Mapping[str, str]) -> Unlock
     except (RollbackError, ValueError, KeyError, TypeError):
         pass
     return unlocks
-
-
-def _target_version(registry: Registry, target: str) -> str | None:
-    """The version the planner will choose (`last-stable`: the newest stable but the current one)."""
-    from rollback.releases import LAST_STABLE
-
-    if target != LAST_STABLE:
-        return registry.resolve(target)
-    current = registry.current()
-    for candidate in registry.versions():
-        if candidate != current and registry.show(candidate).status == "stable":
-            return candidate
-    return None
 
 
 def run_checks(checks: Sequence[_Named]) -> list[Evidence]:
@@ -210,14 +197,13 @@ def _checks(
 ) -> list[_Named]:
     kinds = [s.kind for s in steps]
     registry = bench.registry
-    view = registry.show(plan.to_version)
-    target = view.release
+    target, manifest_sha256 = registry.load(plan.to_version)
     checks: list[_Named] = [_Named("the store", lambda: check_store_writable(bench.store))]
     if "stack" in kinds:
         checks.append(
             _Named(
                 "the stack step",
-                lambda: check_stack_step(bench, target, view.manifest_sha256, unlocks),
+                lambda: check_stack_step(bench, target, manifest_sha256, unlocks),
             )
         )
     if "artifact" in kinds and target.artifact is not None:
@@ -440,12 +426,9 @@ def check_engine(bench: Workbench, engine: str) -> list[Evidence]:
 
 
 def _loopback(url: str) -> bool:
-    from urllib.parse import urlsplit
+    from rollback.aws.endpoint import is_loopback_url
 
-    from rollback.cloud import _is_loopback
-
-    host = urlsplit(url).hostname
-    return host is not None and _is_loopback(host)
+    return is_loopback_url(url)
 
 
 # -- secrets ---------------------------------------------------------------------

@@ -529,6 +529,22 @@ class Registry:
             )
         return version
 
+    def rollback_target(self, version: str) -> str | None:
+        """The version a rollback to `version` means; None when `last-stable` names none.
+
+        `last-stable` for a rollback is the newest stable release that is not
+        the current one (a promoted release that goes bad is stable and
+        current; rolling back to it would do nothing). Reads statuses only:
+        the chosen manifest is checked when it is loaded.
+        """
+        if version != LAST_STABLE:
+            return version
+        current = self.current()
+        for candidate in self.versions():
+            if candidate != current and self._status(candidate) == "stable":
+                return candidate
+        return None
+
     def _status(self, version: str) -> str:
         keys = self.store.list_docs(self._dir(version) + "status/")
         if not keys:

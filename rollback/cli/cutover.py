@@ -198,10 +198,15 @@ def _cutover_runner(factory: Any) -> Iterator[Cutover]:
         )
 
 
-def resume_cutover_run(factory: Any, run_id: str) -> Any:
-    """`rollback resume RUN` for a cutover run: the same signal handling and signals as `cutover`."""
+def resume_cutover_run(factory: Any, run_id: str) -> tuple[Any, int]:
+    """`rollback resume RUN` for a cutover run, with `cutover`'s signal handling.
+
+    Returns the result and the exit code: 130 (143) when Ctrl-C (SIGTERM)
+    ended it, as `cutover` itself exits.
+    """
     with _cutover_runner(factory) as runner:
-        return runner.resume(run_id)
+        result = runner.resume(run_id)
+    return result, exit_code(result.ok, runner.interrupted())
 
 
 def _actor() -> str:

@@ -45,8 +45,8 @@ class Factory:
 
     def clients(self) -> Clients:
         if "clients" not in self._built:
+            from rollback.aws.endpoint import require_answering
             from rollback.aws.session import Clients, make_session
-            from rollback.cloud import require_answering
 
             # A stopped embedded cloud is a cause to name, not a connection error per call.
             require_answering(self.settings.endpoint_url)

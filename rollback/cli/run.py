@@ -253,11 +253,9 @@ def resume(ctx: click.Context, run_id: str) -> None:
     if is_cutover(Journal.load(factory.store(), factory.settings.stack, run_id)):
         from rollback.cli.cutover import cutover_text, resume_cutover_run
 
-        result = resume_cutover_run(factory, run_id)
+        result, code = resume_cutover_run(factory, run_id)
         emit(ctx, result, cutover_text)
-        if not result.ok:
-            ctx.exit(1)
-        return
+        ctx.exit(code)
     _finish(ctx, resume_run(_bench(ctx), run_id, actor=_actor(), on_event=_on_event(ctx)))
 
 

@@ -101,14 +101,21 @@ class DnsStep:
         if not changed:
             return None
         change_id = self.route53.upsert(self.topology.zone_id, changed, comment)
+        seen = {"status": "PENDING"}  # the last status read, for progress and the timeout
+
+        def insync() -> bool | None:
+            seen["status"] = self.route53.change_status(change_id)
+            return True if seen["status"] == "INSYNC" else None
+
         try:
             poll(
                 f"Route53 change {change_id} to reach INSYNC",
-                lambda: True if self.route53.change_status(change_id) == "INSYNC" else None,
+                insync,
                 timeout=self.insync_timeout_s,
                 timing=self.timing,
                 interval=2.0,
                 max_interval=15.0,
+                observe=lambda: f"Route53 says {seen['status']}",
             )
         except CheckFailed as exc:
             raise CheckFailed(

@@ -11,6 +11,7 @@ import re
 from rollback.errors import UsageError
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 BLOB_PREFIX = "blobs/sha256/"
 
 
@@ -55,7 +56,7 @@ def blob_key(sha256: str) -> str:
 def _key_problem(key: str) -> str | None:
     if not isinstance(key, str) or not key:
         return "it is empty"
-    if any(ord(c) < 32 or ord(c) == 127 for c in key):
+    if _CONTROL.search(key):
         return "it contains a control character"
     if "\\" in key:
         return "it contains a backslash"

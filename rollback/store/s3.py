@@ -212,13 +212,14 @@ class S3Store:
         return self.prefix + key
 
     def _upload(self, spool: str, key: str) -> None:
-        from boto3.s3.transfer import TransferConfig
+        from boto3.s3.transfer import S3Transfer, TransferConfig
 
         # Bounded concurrency bounds memory: at most this many parts in flight.
         config = TransferConfig(
             multipart_threshold=8 * CHUNK, multipart_chunksize=8 * CHUNK, max_concurrency=4
         )
-        self._s3.upload_file(spool, self.bucket, key, Config=config)
+        # S3Transfer, not the client's injected upload_file: the clients are botocore's.
+        S3Transfer(self._s3, config).upload_file(spool, self.bucket, key)
 
     def _get(self, key: str, *, what: str) -> Any:
         try:

@@ -323,6 +323,30 @@ def test_sigterm_during_the_bake_leaves_a_verified_state_and_resume_finishes(
     assert stopped is not None and stopped.data["weights"] == {"blue": 0, "green": 100}
     assert not store.has_doc("locks/webapp/prod.lock")
 
+    # `rollback resume RUN` interrupted the same way during its own bake exits the same way.
+    seen = len(run.events)
+    process = subprocess.Popen(
+        [str(ROLLBACK), *site.args("resume", doc["run_id"])],
+        env=build_env({"AWS_ENDPOINT_URL": moto_endpoint}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(latest_run(store, STACK).events) == seen:
+            time.sleep(0.05)
+        time.sleep(0.5)  # into the bake again
+        process.send_signal(sent)
+        stdout, stderr = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == code, f"stdout:\n{stdout}\nstderr:\n{stderr}"
+    assert json.loads(stdout)["result"] == "interrupted"
+    assert site.weights() == {"blue": 0, "green": 100}
+
     # Resume in a new "process": the bake starts over (on a fake clock here) and the run finishes.
     now = [0.0]
 

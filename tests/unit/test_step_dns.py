@@ -154,6 +154,8 @@ def test_change_that_never_syncs_fails_with_a_described_state(zone: Zone) -> Non
     )
     with pytest.raises(CheckFailed, match="INSYNC") as raised:
         step.apply()
+    # The wait says what Route53 last answered, in progress and in the failure.
+    assert "last: Route53 says PENDING" in raised.value.message
     assert clock.now == pytest.approx(30)
     assert raised.value.fields["change_id"]
     prior = raised.value.fields["prior"]

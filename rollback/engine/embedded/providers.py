@@ -15,12 +15,11 @@ cloud): the embedded engine never reaches another cloud.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
 
+from rollback.aws.endpoint import is_loopback_url
 from rollback.aws.session import Clients
 from rollback.engine.embedded.checkpoint import ResourceState
 from rollback.errors import EngineError
@@ -87,16 +86,6 @@ class EndpointClients(Clients):
         return self._cache[service]
 
 
-def _loopback(url: str) -> bool:
-    host = urlparse(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _json(value: Any) -> Any:
     """Provider inputs arrive JSON-encoded when they are not strings (the SDK's provider rule)."""
     if isinstance(value, str):
@@ -115,7 +104,7 @@ def endpoints_of(urn: str, inputs: dict[str, Any]) -> dict[str, str]:
         for service, url in (block or {}).items():
             if url:
                 found[str(service)] = str(url)
-    outside = sorted(f"{s}={u}" for s, u in found.items() if not _loopback(u))
+    outside = sorted(f"{s}={u}" for s, u in found.items() if not is_loopback_url(u))
     if outside:
         raise EngineError(
             f"the provider {urn} sends {', '.join(outside)} outside the embedded cloud; the "
