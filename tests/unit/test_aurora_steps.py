@@ -101,6 +101,13 @@ def everything(rds: Any) -> tuple[list[str], list[str], list[str]]:
     )
 
 
+def ready_to_restore(rds: Any) -> DbRestoreStep:
+    """The release's cluster snapshot and this run's pre-restore one taken; the restore step."""
+    Clusters(Rds(rds)).create_snapshot(RELEASE_SNAPSHOT, CLUSTER, {})
+    DbSnapshotStep(Rds(rds), CLUSTER, RUN, TIMING, db_kind="cluster").apply()
+    return restore_step(rds)
+
+
 def restore_step(rds: Any, rows: InstanceRows | None = None, **overrides: Any) -> DbRestoreStep:
     args: dict[str, Any] = {
         "rds": Rds(rds),
@@ -205,9 +212,7 @@ def test_a_run_that_died_before_the_instances_followed_their_clusters_finishes_t
     backed: Any,
 ) -> None:
     rds = backed
-    Clusters(Rds(rds)).create_snapshot(RELEASE_SNAPSHOT, CLUSTER, {})
-    DbSnapshotStep(Rds(rds), CLUSTER, RUN, TIMING, db_kind="cluster").apply()
-    step = restore_step(rds)
+    step = ready_to_restore(rds)
     step.apply()
     # As if the process had died right after renaming the clusters: instances as they were.
     for old, new in ((WRITER, f"{step.restore_id}-1"), (f"{step.aside_id}-1", WRITER)):
@@ -227,9 +232,7 @@ def test_a_restore_resumed_after_the_cluster_came_back_without_its_instance_fini
     backed: Any,
 ) -> None:
     rds = backed
-    Clusters(Rds(rds)).create_snapshot(RELEASE_SNAPSHOT, CLUSTER, {})
-    DbSnapshotStep(Rds(rds), CLUSTER, RUN, TIMING, db_kind="cluster").apply()
-    step = restore_step(rds)
+    step = ready_to_restore(rds)
     # The process died after RestoreDBClusterFromSnapshot, before CreateDBInstance.
     live = Rds(rds).find_cluster(CLUSTER)
     assert live is not None
