@@ -1,11 +1,12 @@
 """The embedded cloud's lifecycle: moto's server on loopback, started and stopped by us.
 
-`start` launches `python -m moto.server` detached, with fake credentials, and
-records `{"pid", "url", "port", "started_at", "log", "postgres"}` in `<state_dir>/cloud.json`;
-where PostgreSQL's server binaries and the psycopg driver are installed, it
-first starts one PostgreSQL cluster on 127.0.0.1 (`rollback.postgres`) and
-runs moto as `python -m rollback.cloudserver`, whose RDS instances are then
-real databases in it (`rollback.rdsdata`); `stop` stops both.
+`start` launches moto's server as `python -m rollback.cloudserver` detached
+(RDS corrected where moto differs from AWS: `rollback.rdsfidelity`), with
+fake credentials, and records `{"pid", "url", "port", "started_at", "log",
+"postgres"}` in `<state_dir>/cloud.json`; where PostgreSQL's server binaries
+and the psycopg driver are installed, it first starts one PostgreSQL cluster
+on 127.0.0.1 (`rollback.postgres`), whose databases the server's RDS
+instances and clusters then are (`rollback.rdsdata`); `stop` stops both.
 `status` reads the record back and asks the process and the port; `stop`
 signals exactly the recorded process after checking it is that moto server.
 `is_embedded_endpoint` tells the engine selection whether an endpoint is the
@@ -166,12 +167,11 @@ def start(state_dir: Path, port: int | None = None, timing: Timing = DEFAULT_TIM
     log = state_dir.resolve() / LOG_FILE
     cluster = _start_postgres(state_dir)
     env = _server_environment()
-    module = "moto.server"
+    module = SERVER_MODULE  # moto with rollback.rdsfidelity, and rdsdata when PostgreSQL runs
     if cluster is not None:
         from rollback.cloudserver import POSTGRES_ENV
 
         env[POSTGRES_ENV] = json.dumps(cluster.record())
-        module = SERVER_MODULE
     try:
         with open(log, "ab") as log_stream:
             process = subprocess.Popen(

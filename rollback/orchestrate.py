@@ -75,7 +75,11 @@ class Workbench:
             from rollback.steps.preflight import PreflightStep
 
             return PreflightStep(
-                self.store, list(p["blobs"]), Rds(self.clients("rds")), p.get("snapshot_id")
+                self.store,
+                list(p["blobs"]),
+                Rds(self.clients("rds")),
+                p.get("snapshot_id"),
+                db_kind=p.get("db_kind", "instance"),
             )
         if kind == "traffic":
             from rollback.aws.elbv2 import LoadBalancing
@@ -101,7 +105,13 @@ class Workbench:
             from rollback.aws.rds import Rds
             from rollback.steps.db_snapshot import DbSnapshotStep
 
-            return DbSnapshotStep(Rds(self.clients("rds")), p["instance_id"], p["run_id"], t)
+            return DbSnapshotStep(
+                Rds(self.clients("rds")),
+                p["instance_id"],
+                p["run_id"],
+                t,
+                db_kind=p.get("db_kind", "instance"),
+            )
         if kind == "db-restore":
             from rollback.aws.rds import Rds
             from rollback.datarows import InstanceRows
@@ -118,6 +128,7 @@ class Workbench:
                 None,
                 t,
                 rows=InstanceRows(DATABASE_URL_ENV, p["instance_id"], self.environ),
+                db_kind=p.get("db_kind", "instance"),
             )
         if kind == "migrate":
             from rollback.steps.migrate import MigrateStep
