@@ -1,11 +1,12 @@
 """The embedded cloud's lifecycle: moto's server on loopback, started and stopped by us.
 
-`start` launches `python -m moto.server` detached, with fake credentials, and
-records `{"pid", "url", "port", "started_at", "log", "postgres"}` in `<state_dir>/cloud.json`;
-where PostgreSQL's server binaries and the psycopg driver are installed, it
-first starts one PostgreSQL cluster on 127.0.0.1 (`rollback.postgres`) and
-runs moto as `python -m rollback.cloudserver`, whose RDS instances are then
-real databases in it (`rollback.rdsdata`); `stop` stops both.
+`start` launches moto's server as `python -m rollback.cloudserver` detached
+(RDS corrected where moto differs from AWS: `rollback.rdsfidelity`), with
+fake credentials, and records `{"pid", "url", "port", "started_at", "log",
+"postgres"}` in `<state_dir>/cloud.json`; where PostgreSQL's server binaries
+and the psycopg driver are installed, it first starts one PostgreSQL cluster
+on 127.0.0.1 (`rollback.postgres`), whose databases the server's RDS
+instances and clusters then are (`rollback.rdsdata`); `stop` stops both.
 `status` reads the record back and asks the process and the port; `stop`
 signals exactly the recorded process after checking it is that moto server.
 `is_embedded_endpoint` tells the engine selection whether an endpoint is the
@@ -29,9 +30,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from rollback.aws.endpoint import is_loopback
+from rollback.aws.endpoint import is_embedded_endpoint
 from rollback.errors import CheckFailed, IntegrityError, RollbackError, UsageError
 from rollback.waiting import Timing, poll
 
@@ -44,7 +44,6 @@ HOST = "127.0.0.1"
 REGION = "us-east-1"
 # A path only moto serves (a small JSON document), so a real AWS endpoint or
 # another local HTTP server is never mistaken for the embedded cloud.
-PROBE_PATH = "/moto-api/config"
 START_TIMEOUT = 60.0  # seconds; moto imports its service catalogue on start
 STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
 DEFAULT_TIMING = Timing()
@@ -168,12 +167,11 @@ def start(state_dir: Path, port: int | None = None, timing: Timing = DEFAULT_TIM
     log = state_dir.resolve() / LOG_FILE
     cluster = _start_postgres(state_dir)
     env = _server_environment()
-    module = "moto.server"
+    module = SERVER_MODULE  # moto with rollback.rdsfidelity, and rdsdata when PostgreSQL runs
     if cluster is not None:
         from rollback.cloudserver import POSTGRES_ENV
 
         env[POSTGRES_ENV] = json.dumps(cluster.record())
-        module = SERVER_MODULE
     try:
         with open(log, "ab") as log_stream:
             process = subprocess.Popen(
@@ -338,29 +336,6 @@ def _stop_postgres(cluster: Any) -> None:
         from rollback import postgres
 
         postgres.stop(cluster)
-
-
-def is_embedded_endpoint(url: str | None, timeout: float = 1.0) -> bool:
-    """True when `url` is on a loopback host and a moto server answers there.
-
-    Never raises: an unparsable URL, a remote host or a silent port is False.
-    `timeout` is in seconds, for the one HTTP request made.
-    """
-    if not url:
-        return False
-    # http.client and email are imported here, not when the CLI starts.
-    import urllib.request
-
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        if parts.scheme not in ("http", "https") or host is None or not is_loopback(host):
-            return False
-        base = f"{parts.scheme}://{parts.netloc}"
-        with urllib.request.urlopen(f"{base}{PROBE_PATH}", timeout=timeout) as response:
-            return isinstance(json.loads(response.read()), dict)
-    except (OSError, ValueError):  # URLError, HTTPError, timeouts and bad JSON included
-        return False
 
 
 def _server_environment() -> dict[str, str]:

@@ -12,6 +12,8 @@ from rollback.errors import IntegrityError
 COLORS = ("blue", "green")
 RELEASE_SCHEMA = 1
 TOPOLOGY_SCHEMA = 1
+# What `Topology.db_instance_id` names: an RDS DB instance or an Aurora DB cluster.
+DB_KINDS = ("instance", "cluster")
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,7 @@ class Topology:
     versions: dict[str, str]  # colour -> application version it runs
     load_balancer_arn: str = ""
     rule_arns: tuple[str, ...] = ()
+    db_kind: str = "instance"  # one of DB_KINDS: what db_instance_id names
     artifact_bucket: str = ""
     artifact_key: str = ""
     # colour -> the artifact's key for the version that colour runs; `artifact_key`
@@ -179,6 +182,7 @@ class Topology:
                 versions=dict(data["versions"]),
                 load_balancer_arn=str(data.get("load_balancer_arn", "")),
                 rule_arns=tuple(data.get("rule_arns") or ()),
+                db_kind=_db_kind(data.get("db_kind")),
                 artifact_bucket=str(data.get("artifact_bucket", "")),
                 artifact_key=str(data.get("artifact_key", "")),
                 artifact_keys={
@@ -191,6 +195,13 @@ class Topology:
             raise IntegrityError(
                 f"the stack's `rollback` output is incomplete ({exc}); see docs/topology.md."
             ) from exc
+
+
+def _db_kind(value: Any) -> str:
+    kind = str(value or "instance")
+    if kind not in DB_KINDS:
+        raise ValueError(f"db_kind {kind!r} is not one of {', '.join(DB_KINDS)}")
+    return kind
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,11 @@ class Workbench:
             from rollback.steps.preflight import PreflightStep
 
             return PreflightStep(
-                self.store, list(p["blobs"]), Rds(self.clients("rds")), p.get("snapshot_id")
+                self.store,
+                list(p["blobs"]),
+                Rds(self.clients("rds")),
+                p.get("snapshot_id"),
+                db_kind=p.get("db_kind", "instance"),
             )
         if kind == "traffic":
             from rollback.aws.elbv2 import LoadBalancing
@@ -101,7 +105,13 @@ class Workbench:
             from rollback.aws.rds import Rds
             from rollback.steps.db_snapshot import DbSnapshotStep
 
-            return DbSnapshotStep(Rds(self.clients("rds")), p["instance_id"], p["run_id"], t)
+            return DbSnapshotStep(
+                Rds(self.clients("rds")),
+                p["instance_id"],
+                p["run_id"],
+                t,
+                db_kind=p.get("db_kind", "instance"),
+            )
         if kind == "db-restore":
             from rollback.aws.rds import Rds
             from rollback.datarows import InstanceRows
@@ -118,6 +128,7 @@ class Workbench:
                 None,
                 t,
                 rows=InstanceRows(DATABASE_URL_ENV, p["instance_id"], self.environ),
+                db_kind=p.get("db_kind", "instance"),
             )
         if kind == "migrate":
             from rollback.steps.migrate import MigrateStep
@@ -183,26 +194,23 @@ class Workbench:
         )
 
     def health_check(self, colour: str) -> bool:
-        """True when `colour` can take traffic back: routable targets and its health URLs answer.
+        """True when `colour` can take traffic back: routable targets, health URLs and alarms pass.
 
         One pass, short deadline: compensation must not wait long on a colour
         that is down.
         """
         from rollback.aws.elbv2 import LoadBalancing
-        from rollback.steps.health import HealthStep
 
         current = self.registry.current()
         if current is None:
             return False
-        topology = self.registry.topology(self.registry.show(current).release)
+        topology = self.registry.topology(self.registry.load(current)[0])
         arn = topology.target_groups.get(colour)
         if not arn or not any(
             t.routable for t in LoadBalancing(self.clients("elbv2")).target_health(arn)
         ):
             return False
-        urls = topology.health_urls.get(colour, [])
-        probe = HealthStep(urls, passes=1, deadline_s=5.0, interval_s=1.0, timing=self.timing)
-        return all(e.ok for e in probe.verify())
+        return all(e.ok for e in self.colour_health(topology, colour, deadline_s=5.0))
 
     def owner(self) -> TrafficOwner:
         """The toolkit's hold on this stack's traffic (rollback/ownership.py)."""
@@ -252,7 +260,7 @@ class Workbench:
         return OutcomeCheck(
             self.clients,
             topology,
-            health=lambda colour: self._health_evidence(topology, colour),
+            health=lambda colour: self.colour_health(topology, colour),
             stack=self._stack_evidence,
             current=self.registry.current,
         )
@@ -263,8 +271,14 @@ class Workbench:
                 return Topology.from_dict(step.params["topology"])
         return self.registry.topology(self.registry.show(plan.to_version).release)
 
-    def _health_evidence(self, topology: Topology, colour: str) -> list[Evidence]:
-        """One passing round of the colour's health URLs and alarms, within a short deadline."""
+    def colour_health(
+        self, topology: Topology, colour: str, *, deadline_s: float = 15.0
+    ) -> list[Evidence]:
+        """One passing round of the colour's health URLs and alarms, within a short deadline.
+
+        The one health probe of a colour outside the health step: the
+        outcome's evidence and `health_check`'s answer (abort) both come from it.
+        """
         from rollback.aws.cloudwatch import Alarms
         from rollback.steps import evidence
         from rollback.steps.health import HealthStep
@@ -285,7 +299,7 @@ class Workbench:
             Alarms(self.clients("cloudwatch")) if alarms else None,
             alarms,
             passes=1,
-            deadline_s=min(self.health_deadline_s, 15.0),
+            deadline_s=min(self.health_deadline_s, deadline_s),
             interval_s=1.0,
             timing=self.timing,
         )

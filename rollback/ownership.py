@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -176,6 +176,8 @@ class Held:
             "found": self.found.to_dict(),
             "restored": self.restored,
             "warnings": list(self.warnings),
+            # The read-back that proves a put-back (empty when nothing moved).
+            "evidence": [asdict(e) for e in self.evidence],
         }
 
 

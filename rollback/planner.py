@@ -70,7 +70,7 @@ def read_live(
     colours = list(topology.target_groups.items())
     with ThreadPoolExecutor(max_workers=2 + len(colours), thread_name_prefix="plan-read") as pool:
         database = (
-            pool.submit(_read_database, rds, topology.db_instance_id, target.db_snapshot_id)
+            pool.submit(_read_database, rds, topology, target.db_snapshot_id)
             if rds is not None and topology.db_instance_id
             else None
         )
@@ -83,12 +83,18 @@ def read_live(
     return LiveView(weights, routable, status, db_exists)
 
 
-def _read_database(rds: Rds, instance_id: str, snapshot_id: str | None) -> tuple[bool, str | None]:
-    """Whether the instance exists, and the status of the target's snapshot (None: none)."""
-    exists = rds.find_instance(instance_id) is not None
+def _read_database(
+    rds: Rds, topology: Topology, snapshot_id: str | None
+) -> tuple[bool, str | None]:
+    """Whether the database (instance or cluster, by the topology's db_kind) exists, and the
+    status of the target's snapshot (None: none)."""
+    from rollback.aws.databases import databases
+
+    db = databases(rds, topology.db_kind)
+    exists = db.find(topology.db_instance_id) is not None
     if not snapshot_id:
         return exists, None
-    snap = rds.find_snapshot(snapshot_id)
+    snap = db.find_snapshot(snapshot_id)
     return exists, snap.status if snap else None
 
 
@@ -226,7 +232,7 @@ class Planner:
                 )
 
         weights = {c: (100 if c == color else 0) for c in live_topology.target_groups}
-        self._preflight(b, target, restore)
+        self._preflight(b, target, restore, live_topology.db_kind)
         if traffic_first:
             self._traffic(
                 b,
@@ -243,7 +249,11 @@ class Planner:
                 f"snapshot {live_topology.db_instance_id} before anything touches it",
                 "a rollback never destroys data: this snapshot is the way back from every later step",
                 120,
-                {"instance_id": live_topology.db_instance_id, "run_id": run_id},
+                {
+                    "instance_id": live_topology.db_instance_id,
+                    "db_kind": live_topology.db_kind,
+                    "run_id": run_id,
+                },
                 skippable=not (restore or schema_changes),
             )
         self._stack(
@@ -292,6 +302,7 @@ class Planner:
                 900,
                 {
                     "instance_id": live_topology.db_instance_id,
+                    "db_kind": live_topology.db_kind,
                     "snapshot_id": target.db_snapshot_id,
                     "snapshot_taken_at": target.db_snapshot_at,
                     "run_id": run_id,
@@ -362,7 +373,7 @@ class Planner:
             f"no release of {self.registry.stack} other than the current one is marked stable; mark one with `rollback release mark VERSION --stable`."
         )
 
-    def _preflight(self, b: _Builder, target: Release, restore: bool) -> None:
+    def _preflight(self, b: _Builder, target: Release, restore: bool, db_kind: str) -> None:
         blobs = [
             r.sha256
             for r in (target.artifact, target.checkpoint, target.config, target.topology)
@@ -377,6 +388,7 @@ class Planner:
             {
                 "blobs": blobs,
                 "snapshot_id": target.db_snapshot_id if restore else None,
+                "db_kind": db_kind,
                 # No target-health read here: the traffic step refuses an unhealthy colour itself.
             },
             skippable=False,

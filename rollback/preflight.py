@@ -434,7 +434,7 @@ def check_engine(bench: Workbench, engine: str) -> list[Evidence]:
             raise ConfigError(CLI_MISSING.rstrip(".") + f"; {NOTHING_CHANGED}.")
         return [evidence("engine.pulumi", {"cli": path}, True)]
     if engine == "embedded":
-        from rollback.cloud import is_embedded_endpoint
+        from rollback.aws.endpoint import is_embedded_endpoint
 
         url = bench.clients.endpoint_url
         if url and is_embedded_endpoint(url):
@@ -738,27 +738,29 @@ def check_cloud(
                 )
             )
     if db_steps:
+        from rollback.aws.databases import databases
         from rollback.aws.rds import Rds
 
         rds = Rds(bench.clients("rds"))
         for step in db_steps:
+            db = databases(rds, str(step.params.get("db_kind", "instance")))
             instance_id = str(step.params["instance_id"])
-            instance = rds.find_instance(instance_id)
+            instance = db.find(instance_id)
             if instance is None:
                 raise NotFound(
-                    f"database {instance_id} does not exist, and the {step.name} step works on it; {NOTHING_CHANGED}.",
+                    f"{db.noun} {instance_id} does not exist, and the {step.name} step works on it; {NOTHING_CHANGED}.",
                     instance_id=instance_id,
                 )
             found.append(
                 evidence(
-                    "rds.describe_db_instances",
+                    db.describe_api,
                     {"instance_id": instance_id, "status": instance.status},
                     True,
                 )
             )
             snapshot_id = step.params.get("snapshot_id") if step.kind == "db-restore" else None
             if snapshot_id:
-                snap = rds.find_snapshot(str(snapshot_id))
+                snap = db.find_snapshot(str(snapshot_id))
                 status = snap.status if snap else None
                 if status != "available":
                     raise NotFound(
@@ -767,7 +769,7 @@ def check_cloud(
                     )
                 found.append(
                     evidence(
-                        "rds.describe_db_snapshots",
+                        db.snapshot_api,
                         {"snapshot_id": snapshot_id, "status": status},
                         True,
                     )

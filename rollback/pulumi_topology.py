@@ -9,6 +9,7 @@ Use it in a Pulumi program (the toolkit installed beside pulumi and pulumi-aws):
         target_groups={"blue": tg_blue, "green": tg_green},
         zone_id=zone, record_name="app.example.com",
         db_instance_id=db,                          # aws.rds.Instance or aws.rds.Cluster
+                                                    # (db_kind follows: instance or cluster)
         health_urls={"blue": [url_blue], "green": [url_green]},
         alarms={"blue": [alarm_blue], "green": [alarm_green]},
         live_color="blue", versions={"blue": "1.4.0", "green": "1.5.0"},
@@ -34,7 +35,7 @@ from typing import Any
 import pulumi
 
 from rollback.errors import UsageError
-from rollback.models import TOPOLOGY_SCHEMA, Topology
+from rollback.models import DB_KINDS, TOPOLOGY_SCHEMA, Topology
 
 RECORD_TYPES = ("CNAME", "A", "AAAA")
 
@@ -63,6 +64,20 @@ def _database_id(value: Any) -> Any:
             if hasattr(value, attribute):
                 return getattr(value, attribute)
     return value
+
+
+def _database_kind(value: Any, asked: str | None) -> str:
+    """`asked`, else `cluster` for an Aurora cluster resource, else `instance`."""
+    if asked is not None:
+        if asked not in DB_KINDS:
+            raise TopologyError(
+                f"the rollback topology's db_kind {asked!r} is not one of {', '.join(DB_KINDS)}."
+            )
+        return asked
+    resource = isinstance(value, pulumi.CustomResource)
+    if resource and hasattr(value, "cluster_identifier") and not hasattr(value, "identifier"):
+        return "cluster"
+    return "instance"
 
 
 def _alarm_name(value: Any) -> Any:
@@ -135,6 +150,7 @@ def rollback_topology(
     record_type: str = "CNAME",
     load_balancer_arn: Any = "",
     rule_arns: Sequence[Any] = (),
+    db_kind: str | None = None,
     artifact_bucket: Any = "",
     artifact_key: Any = "",
     artifact_keys: Mapping[str, Any] | None = None,
@@ -144,6 +160,8 @@ def rollback_topology(
     """The `rollback` output for `pulumi.export("rollback", ...)`, checked now and once resolved.
 
     `set_identifiers` defaults to each colour's own name; `alarms` to none.
+    `db_kind` (instance or cluster) defaults to what `db_instance_id` is: an
+    aws.rds.Cluster is a cluster, anything else an instance.
     `artifact_keys` names each colour's artifact key (the outcome check and the
     artifact step use the target colour's); `version_tag` is the tag on each
     colour's instances (or target group) that says which version it runs.
@@ -169,6 +187,7 @@ def rollback_topology(
         "record_type": record_type,
         "set_identifiers": identifiers,
         "db_instance_id": _database_id(db_instance_id),
+        "db_kind": _database_kind(db_instance_id, db_kind),
         "health_urls": {color: list(urls) for color, urls in health_urls.items()},
         "alarms": {
             color: [_alarm_name(a) for a in alarm_map.get(color, [])] for color in target_groups

@@ -304,6 +304,7 @@ def verify(
             continue
         inputs = res.get("inputs") or {}
         owned = TRAFFIC_OWNED.get(str(res.get("type")))  # the toolkit's, checked by the outcome
+        now = without_toolkit_tags(now)
         drift += [
             Drift(urn, k, normalised(inputs[k]), normalised(now[k]))
             # Paths under ignoreChanges belong to someone else (the toolkit's traffic).
@@ -328,6 +329,22 @@ def verify(
     return VerifyReport(stack, version, len(live), tuple(drift))
 
 
+TOOLKIT_TAG_PREFIX = "rollback:"  # tags the toolkit puts on what it restores (db-restore)
+
+
+def without_toolkit_tags(properties: dict[str, Any]) -> dict[str, Any]:
+    """`properties` without the toolkit's own tags: a restored database carries
+    `rollback:restored-from` and the like, which say where it came from and are no
+    drift from the stack (the stack never declares them)."""
+    found = dict(properties)
+    for name in ("tags", "tagsAll"):
+        if isinstance(found.get(name), dict):
+            found[name] = {
+                k: v for k, v in found[name].items() if not str(k).startswith(TOOLKIT_TAG_PREFIX)
+            }
+    return found
+
+
 def compare_checkpoints(expected: Checkpoint, actual: Checkpoint) -> list[Drift]:
     """Differences in resource set (by URN) and inputs between two checkpoints."""
     from rollback.engine.embedded.engine import normalised
@@ -343,6 +360,8 @@ def compare_checkpoints(expected: Checkpoint, actual: Checkpoint) -> list[Drift]
         for r in actual.resources
         if r.get("custom") and not r["type"].startswith("pulumi:providers:")
     }
+    was = {value: where for where, value in _identities(expected).items()}
+    now = _identities(actual)
     found = [Drift(urn, "(resource)", "exists", "missing") for urn in sorted(set(want) - set(have))]
     found += [Drift(urn, "(resource)", "absent", "exists") for urn in sorted(set(have) - set(want))]
     for urn in sorted(set(want) & set(have)):
@@ -353,9 +372,45 @@ def compare_checkpoints(expected: Checkpoint, actual: Checkpoint) -> list[Drift]
                 continue  # live traffic is the toolkit's (rollback/ownership.py), not the release's
             if contains_secrets(old.get(key)) or contains_secrets(new.get(key)):
                 continue  # ciphertexts differ by nonce; the secret's effect is read back by verify
-            if normalised(old.get(key)) != normalised(new.get(key)):
-                found.append(Drift(urn, key, normalised(old.get(key)), normalised(new.get(key))))
+            before, after = normalised(old.get(key)), normalised(new.get(key))
+            if before != after and not same_references(before, after, was, now):
+                found.append(Drift(urn, key, before, after))
     return found
+
+
+_IDENTITIES = ("id", "arn")  # outputs a replacement changes (a new ECS task definition revision)
+
+
+def _identities(checkpoint: Checkpoint) -> dict[tuple[str, str], str]:
+    """(URN, "id" | "arn") -> the value, for every resource of `checkpoint`."""
+    found: dict[tuple[str, str], str] = {}
+    for res in checkpoint.resources:
+        outputs = res.get("outputs") or {}
+        for name in _IDENTITIES:
+            if isinstance(outputs.get(name), str):
+                found[(str(res.get("urn")), name)] = outputs[name]
+    return found
+
+
+def same_references(
+    before: Any, after: Any, was: dict[str, tuple[str, str]], now: dict[tuple[str, str], str]
+) -> bool:
+    """True when `after` differs from `before` only where `before` named a resource's id or
+    ARN and `after` names the same resource's id or ARN now.
+
+    A re-apply replaces what cannot change in place (an immutable ECS task
+    definition gets a new revision ARN), and Pulumi passes the new output to
+    every input that references it; the release's input is then the old ARN of
+    the same resource, which is no difference. `was` maps the release's
+    identities to (URN, output), `now` the re-applied ones.
+    """
+    if isinstance(before, str) and isinstance(after, str):
+        return before == after or (before in was and now.get(was[before]) == after)
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        return all(same_references(b, a, was, now) for b, a in zip(before, after, strict=True))
+    if isinstance(before, dict) and isinstance(after, dict) and before.keys() == after.keys():
+        return all(same_references(before[k], after[k], was, now) for k in before)
+    return bool(before == after)
 
 
 
@@ -575,16 +630,23 @@ def release_state(
         "topology": json.dumps(topology.to_dict(), sort_keys=True).encode(),
         "color": topology.live_color,
     }
-    if rds is not None and topology.db_instance_id and rds.find_instance(topology.db_instance_id):
-        from rollback.aws.rds import SNAPSHOT_ID_MAX, rds_identifier
-
-        snapshot_id = rds_identifier(
-            topology.db_instance_id, "release", version, limit=SNAPSHOT_ID_MAX
-        )
-        if rds.find_snapshot(snapshot_id) is None:
-            rds.create_snapshot(snapshot_id, topology.db_instance_id, {"rollback:release": version})
-        snap = rds.wait_snapshot_available(snapshot_id, timeout_s=3600)
-        state["db_snapshot_id"] = snapshot_id
-        taken = snap.created_at or datetime.now(UTC)
-        state["db_snapshot_at"] = taken.isoformat(timespec="seconds")
+    if rds is not None and topology.db_instance_id:
+        state.update(_release_snapshot(rds, topology, version))
     return state
+
+
+def _release_snapshot(rds: Rds, topology: Topology, version: str) -> dict[str, Any]:
+    """Snapshot the database the topology names for `version` (a DB snapshot, or a DB
+    cluster snapshot for an Aurora cluster), once; {} when that database does not exist."""
+    from rollback.aws.databases import databases
+    from rollback.aws.rds import SNAPSHOT_ID_MAX, rds_identifier
+
+    db = databases(rds, topology.db_kind)
+    if db.find(topology.db_instance_id) is None:
+        return {}
+    snapshot_id = rds_identifier(topology.db_instance_id, "release", version, limit=SNAPSHOT_ID_MAX)
+    if db.find_snapshot(snapshot_id) is None:
+        db.create_snapshot(snapshot_id, topology.db_instance_id, {"rollback:release": version})
+    snap = db.wait_snapshot_available(snapshot_id, timeout_s=3600)
+    taken = snap.created_at or datetime.now(UTC)
+    return {"db_snapshot_id": snapshot_id, "db_snapshot_at": taken.isoformat(timespec="seconds")}

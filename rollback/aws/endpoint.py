@@ -9,10 +9,14 @@ boto3 is imported.
 from __future__ import annotations
 
 import ipaddress
+import json
 import socket
 from urllib.parse import urlsplit
 
 from rollback.errors import ConfigError
+
+# moto's server answers this with its configuration (a JSON object).
+PROBE_PATH = "/moto-api/config"
 
 
 def is_loopback(host: str | None) -> bool:
@@ -61,3 +65,29 @@ def require_answering(url: str | None, timeout: float = 1.0) -> None:
         '`eval "$(rollback cloud start)"`, or unset AWS_ENDPOINT_URL to work on AWS.',
         endpoint_url=url,
     )
+
+
+def is_embedded_endpoint(url: str | None, timeout: float = 1.0) -> bool:
+    """True when `url` is on a loopback host and a moto server answers there.
+
+    Never raises: an unparsable URL, a remote host or a silent port is False.
+    `timeout` is in seconds, for the one HTTP request made. http.client, not
+    urllib.request: botocore has loaded the first already, the second costs a
+    start-up its own import.
+    """
+    if not url or not is_loopback_url(url):
+        return False
+    import http.client
+
+    parts = urlsplit(url)
+    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    try:
+        connection = kind(str(parts.hostname), parts.port, timeout=timeout)
+        try:
+            connection.request("GET", PROBE_PATH)
+            response = connection.getresponse()
+            return 200 <= response.status < 300 and isinstance(json.loads(response.read()), dict)
+        finally:
+            connection.close()
+    except (OSError, ValueError, http.client.HTTPException):  # timeouts and bad JSON included
+        return False

@@ -34,7 +34,7 @@ def engine_choice(name: str, *, endpoint_url: str | None) -> str:
 
     if name not in ENGINES:
         raise ConfigError(f"engine {name!r} is unknown; choose one of {', '.join(ENGINES)}.")
-    from rollback.cloud import is_embedded_endpoint
+    from rollback.aws.endpoint import is_embedded_endpoint
 
     embedded_target = name != "pulumi" and is_embedded_endpoint(endpoint_url)
     if name == "pulumi" or (name == "auto" and not embedded_target and cli_available()):

@@ -1,5 +1,8 @@
-"""db-restore: put a release's RDS snapshot back under the live instance's name.
+"""db-restore: put a release's RDS snapshot back under the live database's name.
 
+The database is a DB instance or an Aurora DB cluster (the topology's
+`db_kind`; `rollback.aws.databases` holds what differs: a cluster's restore
+also creates its writer instance). Below, "instance" reads as either.
 The snapshot is restored into a new instance `<id>-restore-<run>` carrying the
 live instance's settings (a restore does not copy them by itself), the live
 instance is renamed aside to `<id>-pre-<run>` and the restored one takes the
@@ -30,7 +33,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rollback.aws.rds import DbInstance, Rds, rds_identifier
+from rollback.aws.databases import Database, databases
+from rollback.aws.rds import Rds, rds_identifier
 from rollback.datarows import InstanceRows, TableRows, observed_rows, rows_difference, rows_digest
 from rollback.errors import AlreadyExists, CheckFailed, NotFound, RollbackError, UsageError
 from rollback.models import Evidence, StepDescription
@@ -94,6 +98,7 @@ class DbRestoreStep:
         timeout_s: float = 7200.0,
         now: Callable[[], datetime] | None = None,
         rows: InstanceRows | None = None,
+        db_kind: str = "instance",
     ) -> None:
         """`pre_snapshot_id` is the db-snapshot step's snapshot (None: the name that step
         gives it for this run): apply reads it back and refuses unless it is
@@ -101,7 +106,7 @@ class DbRestoreStep:
         (the release's db_snapshot_at) dates the data-loss window; when None the
         snapshot's own creation time is read from RDS.
         """
-        self.rds = rds
+        self.db = databases(rds, db_kind)
         self.instance_id = instance_id
         self.snapshot_id = snapshot_id
         self.run_id = run_id
@@ -130,6 +135,7 @@ class DbRestoreStep:
             ),
             changes={
                 "instance_id": self.instance_id,
+                "db_kind": self.db.kind,
                 "snapshot_id": self.snapshot_id,
                 "restore_id": self.restore_id,
                 "aside_id": self.aside_id,
@@ -167,42 +173,45 @@ class DbRestoreStep:
         """
         self._refuse_without_consent()
         prior = self._prior()
-        current = self.rds.find_instance(self.instance_id)
+        current = self.db.find(self.instance_id)
         if current is not None and self._is_restored(current):
             if current.status != "available":
-                current = self.rds.wait_instance_available(self.instance_id, self.timeout_s, self.timing)
+                current = self.db.wait_available(self.instance_id, self.timeout_s, self.timing)
+            self._part_way(self._names_follow)  # a run that died just after the swap
             return Applied(changed=False, prior=prior, detail=self._detail(current))
 
-        pre = snapshot_evidence(self.rds, self.pre_snapshot_id, {self.instance_id, self.aside_id})
+        pre = snapshot_evidence(self.db, self.pre_snapshot_id, {self.instance_id, self.aside_id})
         if not pre.ok:
             raise CheckFailed(
                 f"refusing to restore {self.instance_id}: the pre-restore snapshot did not "
                 f"verify ({pre.note}).",
                 pre_snapshot_id=self.pre_snapshot_id,
             )
-        source = self.rds.snapshot(self.snapshot_id)
+        source = self.db.find_snapshot(self.snapshot_id)
+        if source is None:
+            raise NotFound(
+                f"DB snapshot {self.snapshot_id} does not exist.",
+                snapshot_id=self.snapshot_id,
+            )
         if source.status != "available":
             raise UsageError(
                 f"snapshot {self.snapshot_id} is {source.status}, not available; wait for it "
                 "or choose another release.",
                 snapshot_id=self.snapshot_id,
             )
-        restored = self.rds.find_instance(self.restore_id)
-        aside = self.rds.find_instance(self.aside_id)
+        restored = self.db.find(self.restore_id)
+        aside = self.db.find(self.aside_id)
         template = self._check_names(current, restored, aside)
 
-        try:
-            self._swap(current, restored, template)
-        except RollbackError as exc:
-            raise CheckFailed(
-                f"db-restore stopped part-way: {exc.message} Now {self._state_sentence()}. "
-                "Running the step again continues from here; compensating puts the names back.",
-                state=self._state(),
-            ) from exc
-        final = self.rds.instance(self.instance_id)
+        self._part_way(lambda: self._swap(current, restored, template))
+        final = self.db.find(self.instance_id)
+        if final is None:
+            raise NotFound(
+                f"{self.db.noun} {self.instance_id} does not exist.", instance_id=self.instance_id
+            )
         return Applied(changed=True, prior=prior, detail=self._detail(final))
 
-    def _count_before_swap(self, copy: DbInstance, current: DbInstance | None) -> None:
+    def _count_before_swap(self, copy: Database, current: Database | None) -> None:
         """Count the restored copy's rows and the live rows it replaces; tag the copy."""
         if self.rows is None:
             return
@@ -210,7 +219,7 @@ class DbRestoreStep:
         live_rows: TableRows = {}
         if current is not None:
             live_rows = self.rows.count(current.identifier, current.endpoint, current.port)
-        self.rds.tag_instance(copy, {ROWS_DIGEST_TAG: rows_digest(snapshot_rows)})
+        self.db.tag(copy, {ROWS_DIGEST_TAG: rows_digest(snapshot_rows)})
         self.row_window = {
             "snapshot_rows": snapshot_rows,
             "live_rows": live_rows,
@@ -223,7 +232,7 @@ class DbRestoreStep:
             return
         taken_at = self.snapshot_taken_at
         if taken_at is None:
-            found = self.rds.find_snapshot(self.snapshot_id)
+            found = self.db.find_snapshot(self.snapshot_id)
             taken_at = found.created_at if found else None
         if taken_at is None:
             window = "an unknown time (the snapshot's time is not recorded)"
@@ -240,13 +249,13 @@ class DbRestoreStep:
         )
 
     def _check_names(
-        self, current: DbInstance | None, restored: DbInstance | None, aside: DbInstance | None
-    ) -> DbInstance:
+        self, current: Database | None, restored: Database | None, aside: Database | None
+    ) -> Database:
         """Refuse taken names before any change; return the instance whose settings to copy."""
         if restored is not None and not self._is_restored(restored):
             raise AlreadyExists(
-                f"cannot restore into {self.restore_id}: that identifier is taken by an "
-                "instance this run did not restore.",
+                f"cannot restore into {self.restore_id}: that identifier is taken by a "
+                f"{self.db.noun} this run did not restore.",
                 instance_id=self.restore_id,
             )
         if current is not None and aside is not None:
@@ -257,42 +266,55 @@ class DbRestoreStep:
         template = current or aside
         if template is None:
             raise NotFound(
-                f"DB instance {self.instance_id} does not exist (nor {self.aside_id}).",
+                f"{self.db.noun} {self.instance_id} does not exist (nor {self.aside_id}).",
                 instance_id=self.instance_id,
             )
         return template
 
     def _swap(
-        self, current: DbInstance | None, restored: DbInstance | None, template: DbInstance
+        self, current: Database | None, restored: Database | None, template: Database
     ) -> None:
-        if restored is None:
-            self.rds.restore_from_snapshot(
+        if restored is None or restored.status != "renaming":
+            # Creates only what of the copy is missing (a cluster's writer instance too).
+            self.db.restore(
                 self.restore_id, self.snapshot_id, like=template, tags=self._tags(template)
             )
-            restored = self.rds.wait_instance_available(
-                self.restore_id, self.timeout_s, self.timing
-            )
-        elif restored.status not in ("available", "renaming"):
-            restored = self.rds.wait_instance_available(
-                self.restore_id, self.timeout_s, self.timing
-            )
+            restored = self.db.wait_available(self.restore_id, self.timeout_s, self.timing)
         if restored.status != "renaming":  # a rename in flight: the copy was counted before it
             self._count_before_swap(restored, current)
         if current is not None:
             self._rename(current, self.aside_id)
         self._rename(restored, self.instance_id)
+        self._names_follow()
 
-    def _rename(self, instance: DbInstance, new_id: str) -> None:
+    def _names_follow(self) -> None:
+        """What is named after each database follows its new name (a cluster's instances):
+        the one set aside first, which frees the names the restored one takes."""
+        self.db.follow(self.aside_id, self.instance_id, self.timeout_s, self.timing)
+        self.db.follow(self.instance_id, self.restore_id, self.timeout_s, self.timing)
+
+    def _part_way(self, change: Callable[[], None]) -> None:
+        """Run `change`; a failure says which database each name holds now."""
+        try:
+            change()
+        except RollbackError as exc:
+            raise CheckFailed(
+                f"db-restore stopped part-way: {exc.message} Now {self._state_sentence()}. "
+                "Running the step again continues from here; compensating puts the names back.",
+                state=self._state(),
+            ) from exc
+
+    def _rename(self, instance: Database, new_id: str) -> None:
         # A rename already in flight (the process died just after asking) is only awaited.
         if instance.status != "renaming":
-            self.rds.rename_instance(instance.identifier, new_id)
-        self.rds.wait_renamed(instance.identifier, new_id, self.timeout_s, self.timing)
+            self.db.rename(instance.identifier, new_id)
+        self.db.wait_renamed(instance.identifier, new_id, self.timeout_s, self.timing)
 
-    def _tags(self, template: DbInstance) -> dict[str, str]:
+    def _tags(self, template: Database) -> dict[str, str]:
         kept = {k: v for k, v in template.tags.items() if not k.startswith(("aws:", "rollback:"))}
         return {**kept, RESTORED_FROM_TAG: self.snapshot_id, RUN_TAG: self.run_id}
 
-    def _is_restored(self, instance: DbInstance) -> bool:
+    def _is_restored(self, instance: Database) -> bool:
         """True for the instance this run restored (by its tags)."""
         return (
             instance.tags.get(RESTORED_FROM_TAG) == self.snapshot_id
@@ -304,13 +326,14 @@ class DbRestoreStep:
     def verify(self) -> list[Evidence]:
         """Read back: the original name holds the restored instance, the old one is aside,
         and both have the same settings."""
-        current = self.rds.find_instance(self.instance_id)
-        aside = self.rds.find_instance(self.aside_id)
-        source = self.rds.find_snapshot(self.snapshot_id)
+        current = self.db.find(self.instance_id)
+        aside = self.db.find(self.aside_id)
+        source = self.db.find_snapshot(self.snapshot_id)
         snapshot_at = source.created_at if source else None
+        api = self.db.describe_api
         if current is None:
             restored_ev = evidence(
-                "rds:DescribeDBInstances",
+                api,
                 {"instance_id": self.instance_id, "exists": False},
                 False,
                 f"no instance is named {self.instance_id}",
@@ -323,7 +346,7 @@ class DbRestoreStep:
             )
             ok = current.status == "available" and self._is_restored(current) and after_snapshot
             restored_ev = evidence(
-                "rds:DescribeDBInstances",
+                api,
                 {
                     "instance_id": self.instance_id,
                     "exists": True,
@@ -345,7 +368,7 @@ class DbRestoreStep:
                 ),
             )
         aside_ev = evidence(
-            "rds:DescribeDBInstances",
+            api,
             {
                 "instance_id": self.aside_id,
                 "exists": aside is not None,
@@ -359,7 +382,7 @@ class DbRestoreStep:
             found.append(self._rows_evidence(current))
         return found
 
-    def _rows_evidence(self, current: DbInstance | None) -> Evidence:
+    def _rows_evidence(self, current: Database | None) -> Evidence:
         """The live database's rows, counted now, are the snapshot's (the digest the copy
         was tagged with before the swap)."""
         assert self.rows is not None
@@ -392,10 +415,10 @@ class DbRestoreStep:
         )
         return evidence("sql:SELECT count(*)", observed, ok, note)
 
-    def _settings_evidence(self, current: DbInstance | None, aside: DbInstance | None) -> Evidence:
+    def _settings_evidence(self, current: Database | None, aside: Database | None) -> Evidence:
         if current is None or aside is None:
             return evidence(
-                "rds:DescribeDBInstances",
+                self.db.describe_api,
                 {"compared": False},
                 False,
                 "settings not compared: an instance is missing",
@@ -407,7 +430,7 @@ class DbRestoreStep:
             if restored[key] != previous.get(key)
         }
         return evidence(
-            "rds:DescribeDBInstances",
+            self.db.describe_api,
             {"compared": True, "settings": restored, "differences": differences},
             not differences,
             "" if not differences else f"settings differ: {', '.join(sorted(differences))}",
@@ -425,11 +448,11 @@ class DbRestoreStep:
         restore_id = str(prior.get("restore_id", self.restore_id))
         aside_id = str(prior.get("aside_id", self.aside_id))
         try:
-            current = self.rds.find_instance(instance_id)
+            current = self.db.find(instance_id)
             if current is not None and self._is_restored(current):
                 self._rename(current, restore_id)
                 current = None
-            aside = self.rds.find_instance(aside_id)
+            aside = self.db.find(aside_id)
             if aside is not None:
                 if current is not None:
                     raise AlreadyExists(
@@ -438,6 +461,10 @@ class DbRestoreStep:
                         instance_id=instance_id,
                     )
                 self._rename(aside, instance_id)
+            # The restored copy's instances free the original names, then the previous ones
+            # take them back.
+            self.db.follow(restore_id, instance_id, self.timeout_s, self.timing)
+            self.db.follow(instance_id, aside_id, self.timeout_s, self.timing)
         except RollbackError as exc:
             raise CheckFailed(
                 f"db-restore compensation stopped part-way: {exc.message} Now "
@@ -461,7 +488,7 @@ class DbRestoreStep:
         state: dict[str, str | None] = {}
         for name in (self.instance_id, self.aside_id, self.restore_id):
             try:
-                found = self.rds.find_instance(name)
+                found = self.db.find(name)
             except RollbackError:
                 state[name] = None  # unknown: the cloud did not answer
                 continue
@@ -476,7 +503,7 @@ class DbRestoreStep:
     def _state_sentence(self) -> str:
         return "; ".join(f"{k}: {v or 'unknown'}" for k, v in self._state().items())
 
-    def _detail(self, instance: DbInstance) -> dict[str, Any]:
+    def _detail(self, instance: Database) -> dict[str, Any]:
         detail: dict[str, Any] = {
             "instance_id": instance.identifier,
             "endpoint": instance.endpoint,

@@ -28,10 +28,13 @@ class PreflightStep:
         blobs: list[str],
         rds: Rds | None = None,
         snapshot_id: str | None = None,
+        db_kind: str = "instance",
     ) -> None:
+        from rollback.aws.databases import databases
+
         self.store = store
         self.blobs = blobs
-        self.rds = rds
+        self.db = databases(rds, db_kind) if rds is not None else None
         self.snapshot_id = snapshot_id
 
     def describe(self) -> StepDescription:
@@ -54,12 +57,12 @@ class PreflightStep:
                 )
             except (IntegrityError, NotFound) as exc:
                 found.append(evidence("store.verify_blob", {"sha256": digest}, False, exc.message))
-        if self.snapshot_id and self.rds is not None:
-            snap = self.rds.find_snapshot(self.snapshot_id)
+        if self.snapshot_id and self.db is not None:
+            snap = self.db.find_snapshot(self.snapshot_id)
             status = snap.status if snap else None
             found.append(
                 evidence(
-                    "rds.describe_db_snapshots",
+                    self.db.snapshot_api,
                     {"snapshot_id": self.snapshot_id, "status": status},
                     status == "available",
                     ""

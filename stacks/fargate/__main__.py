@@ -132,7 +132,8 @@ target_groups = {
         target_type="ip",
         vpc_id=vpc.id,
         health_check={"path": "/health", "matcher": "200"},
-        tags={**tags, "Color": color},
+        # ip targets have no instance to tag: the target group says what its colour runs.
+        tags={**tags, "Color": color, "AppVersion": versions[color]},
     )
     for color in COLORS
 }

@@ -39,6 +39,11 @@ def make_stack_repo(path: Path, message: str = "the reference webapp stack") -> 
         path / "stacks" / "webapp",
         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
     )
+    return init_repo(path, message)
+
+
+def init_repo(path: Path, message: str) -> git.Repo:
+    """`git init` the files at `path` (Python's byte code ignored) and commit them."""
     (path / ".gitignore").write_text(_GITIGNORE, encoding="utf-8")
     repo = git.Repo.init(path, initial_branch="main")
     with repo.config_writer() as config:

@@ -66,6 +66,9 @@ def test_stack_up_and_reapply_after_a_cutover_leave_users_where_they_are(world: 
     (warning,) = up["warnings"]
     assert "aws:lb/listener:Listener" in warning and "ignore_changes" in warning, warning
     assert up["traffic"]["restored"] and up["traffic"]["desired"] == {"blue": 0, "green": 100}
+    # The put-back is proven by reading the listener (and Route53) back, and says so.
+    proof = up["traffic"]["evidence"]
+    assert proof and all(e["ok"] for e in proof), proof
 
     again = world.json("stack", "reapply", "2.0.0")  # its recorded weights say blue 100
     assert world.weights() == ON_GREEN

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from rollback import cloud
+from rollback.aws.endpoint import is_embedded_endpoint
 from rollback.errors import CheckFailed, IntegrityError, UsageError
 from rollback.waiting import Timing
 
@@ -102,8 +103,8 @@ def record(state_dir: Path, pid: int, port: int) -> Path:
 
 
 def test_moto_on_loopback_is_embedded(moto_server: str) -> None:
-    assert cloud.is_embedded_endpoint(moto_server)
-    assert cloud.is_embedded_endpoint(moto_server.replace("127.0.0.1", "localhost"))
+    assert is_embedded_endpoint(moto_server)
+    assert is_embedded_endpoint(moto_server.replace("127.0.0.1", "localhost"))
 
 
 @pytest.mark.parametrize(
@@ -119,14 +120,14 @@ def test_moto_on_loopback_is_embedded(moto_server: str) -> None:
 )
 def test_no_url_or_a_remote_host_is_not_embedded(url: str | None) -> None:
     # Remote hosts are refused before any request is made, so this needs no network.
-    assert not cloud.is_embedded_endpoint(url, timeout=0.2)
+    assert not is_embedded_endpoint(url, timeout=0.2)
 
 
 def test_a_closed_loopback_port_is_not_embedded() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    assert not cloud.is_embedded_endpoint(f"http://127.0.0.1:{port}", timeout=0.5)
+    assert not is_embedded_endpoint(f"http://127.0.0.1:{port}", timeout=0.5)
 
 
 def test_another_http_server_on_loopback_is_not_embedded() -> None:
@@ -145,7 +146,7 @@ def test_another_http_server_on_loopback_is_not_embedded() -> None:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        assert not cloud.is_embedded_endpoint(f"http://127.0.0.1:{server.server_port}")
+        assert not is_embedded_endpoint(f"http://127.0.0.1:{server.server_port}")
     finally:
         server.shutdown()
         server.server_close()
