@@ -42,43 +42,32 @@ from rollback.errors import RollbackError
 from rollback.orchestrate import Workbench
 
 if TYPE_CHECKING:
-    from rollback.aws.elbv2 import TargetHealth
-    from rollback.aws.rds import DbInstance, DbSnapshot
     from rollback.models import Release, Topology
     from rollback.planner import LiveView, Planner
     from rollback.preflight import Unlocks
 
 log = logging.getLogger(__name__)
 
-READERS = 6  # threads for the live reads of one message (listener, two colours, database)
+READERS = 2  # threads that start the live reads of a message (read_live has its own)
 WARM_CLIENTS = ("elbv2", "rds", "cloudwatch")  # what the plan and the steps up to traffic use
 AHEAD_FRESH_S = 2.0  # a read started longer ago than this before the plan asks is read again
 
 
 class LiveAhead:
-    """The planner's live read of one topology, started before the planner asks for it."""
+    """The planner's live read of one topology (`planner.read_live`), started before it asks."""
 
     def __init__(
-        self, pool: ThreadPoolExecutor, bench: Workbench, topology: Topology, snapshot_id: str
+        self, pool: ThreadPoolExecutor, bench: Workbench, topology: Topology, target: Release
     ) -> None:
         from rollback.aws.elbv2 import LoadBalancing
         from rollback.aws.rds import Rds
+        from rollback.planner import read_live
 
         self.topology = topology
-        self.snapshot_id = snapshot_id
+        self.snapshot_id = target.db_snapshot_id or ""
         self.started = time.monotonic()
-        elbv2 = LoadBalancing(bench.clients("elbv2"))
-        self._listener = pool.submit(elbv2.listener_actions, topology.listener_arn)
-        self._health: dict[str, Future[list[TargetHealth]]] = {
-            c: pool.submit(elbv2.target_health, arn) for c, arn in topology.target_groups.items()
-        }
-        self._instance: Future[DbInstance | None] | None = None
-        self._snapshot: Future[DbSnapshot | None] | None = None
-        if topology.db_instance_id:
-            rds = Rds(bench.clients("rds"))
-            self._instance = pool.submit(rds.find_instance, topology.db_instance_id)
-            if snapshot_id:
-                self._snapshot = pool.submit(rds.find_snapshot, snapshot_id)
+        elbv2, rds = LoadBalancing(bench.clients("elbv2")), Rds(bench.clients.lazy("rds"))
+        self._view: Future[LiveView] = pool.submit(read_live, elbv2, rds, topology, target)
 
     def serves(self, topology: Topology, target: Release) -> bool:
         """Whether this read is the one the planner asks for: same topology and snapshot, and
@@ -90,19 +79,8 @@ class LiveAhead:
         )
 
     def view(self) -> LiveView:
-        """What `planner.read_live` returns, from the reads in flight; raises as it would."""
-        from rollback.aws.elbv2 import forward_weights
-        from rollback.planner import LiveView
-
-        by_arn = forward_weights(self._listener.result())
-        weights = {c: by_arn.get(arn, 0) for c, arn in self.topology.target_groups.items()}
-        routable = {c: sum(1 for t in f.result() if t.routable) for c, f in self._health.items()}
-        db_exists = self._instance is not None and self._instance.result() is not None
-        status = None
-        if db_exists and self._snapshot is not None:
-            snap = self._snapshot.result()
-            status = snap.status if snap else None
-        return LiveView(weights, routable, status, db_exists)
+        """What `planner.read_live` returned; raises as it raised."""
+        return self._view.result()
 
 
 @dataclass
@@ -134,11 +112,11 @@ class AgentWorkbench(Workbench):
 
 @dataclass(frozen=True)
 class Prepared:
-    """One stack as warmed: whose current release it was, its topology, the target's snapshot."""
+    """One stack as warmed: whose current release it was, its topology, the rollback target."""
 
     current: str
     topology: Topology
-    snapshot_id: str
+    target: Release | None
 
 
 class Warmth:
@@ -176,14 +154,14 @@ class Warmth:
             release = registry.load(current)[0]
             topology = registry.topology(release)
             begin(registry, LAST_STABLE, bench.environ, into=self.unlocks)
-            target = registry.rollback_target(LAST_STABLE)
+            version = registry.rollback_target(LAST_STABLE)
             # load: the manifest's tag is checked now, once per manifest digest
-            snapshot = registry.load(target)[0].db_snapshot_id or "" if target else ""
+            target = registry.load(version)[0] if version else None
             if bench.engine_kind is not None:
                 bench.engine_kind()
             for service in WARM_CLIENTS:  # a client's service model loads in tens of ms
                 bench.clients(service)
-            self.prepared[stack] = Prepared(current, topology, snapshot)
+            self.prepared[stack] = Prepared(current, topology, target)
         except RollbackError as exc:
             self.prepared.pop(stack, None)
             log.warning("warming up %s: %s", stack, exc.message)
@@ -201,10 +179,12 @@ class Warmth:
         bench = self.benches.get(stack)
         if prepared is None or prepared.current != current or not isinstance(bench, AgentWorkbench):
             return
+        if prepared.target is None:
+            return  # nothing to roll back to: the plan says so
         if not takeable(bench.store, stack):
             return  # a run holds the stack: the emergency waits for it, then the plan reads
         try:
-            bench.ahead = LiveAhead(self.pool, bench, prepared.topology, prepared.snapshot_id)
+            bench.ahead = LiveAhead(self.pool, bench, prepared.topology, prepared.target)
         except RollbackError as exc:  # the planner reads again, and says it
             log.info("%s: reading ahead failed: %s", stack, exc.message)
 

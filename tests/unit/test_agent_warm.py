@@ -178,7 +178,9 @@ def test_a_read_started_for_another_topology_is_not_taken(
     bench = agent.warmth.bench(STACK)
     assert isinstance(bench, AgentWorkbench)
     other = replace(rig.topologies[STACK], listener_arn=rig.topologies["shop/s0"].listener_arn)
-    bench.ahead = LiveAhead(agent.warmth.pool, bench, other, "")
+    target = agent.warmth.prepared[STACK].target
+    assert target is not None
+    bench.ahead = LiveAhead(agent.warmth.pool, bench, other, target)
     plan = bench.planner().plan("last-stable", Options())
     assert views == [] and bench.ahead is None
     traffic = plan.step("traffic")
