@@ -52,7 +52,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from rollback.errors import UsageError, failure_sentence
 from rollback.journal import (
@@ -67,11 +67,13 @@ from rollback.journal import (
 )
 from rollback.models import Evidence
 from rollback.notify import Notifier, NotifyOutcome
-from rollback.outcome import OutcomeReport
 from rollback.plan import Plan, PlannedStep, StepBuilder
 from rollback.steps import Applied, Step
 from rollback.store import Store
 from rollback.store.lock import DEFAULT_LEASE_SECONDS, HeldLock
+
+if TYPE_CHECKING:
+    from rollback.outcome import OutcomeReport
 
 log = logging.getLogger(__name__)
 
@@ -427,6 +429,8 @@ class _Course:
             report = self.x.outcome(self.plan, self.skipped)
         except Exception as exc:  # noqa: BLE001 - an unreadable outcome is a failed one
             log.debug("outcome check raised", exc_info=True)
+            from rollback.outcome import OutcomeReport  # at the end: not on the way to traffic
+
             report = OutcomeReport(
                 False, f"Outcome check failed: {failure_sentence(exc, 'read the outcome')}.", {}
             )
