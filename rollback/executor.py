@@ -397,6 +397,7 @@ class _Course:
         # Records of read-only steps wait for the next step that changes something, and go
         # to the store with its `applying` record in one write (see _advance).
         self.log.hold()
+        self._prepare_first_change(records)
         for planned in self.plan.steps:
             record = records[planned.name]
             if record.state in ("verified", "skipped"):
@@ -420,6 +421,23 @@ class _Course:
         if failed is None and stopped_before is None:
             outcome = self._outcome()
         return self._finish(stopped_before, outcome)
+
+    def _prepare_first_change(self, records: dict[str, StepRecord]) -> None:
+        """Let the first step that changes something start its reads now (`prepare`).
+
+        We hold the lock: its reads overlap the journal write before its apply.
+        """
+        for planned in self.plan.steps:
+            record = records[planned.name]
+            if record.state in ("verified", "skipped"):
+                continue
+            step = self.steps[planned.name]
+            if getattr(step, "read_only", False):
+                continue
+            prepare = getattr(step, "prepare", None)
+            if prepare is not None and record.state == "pending":
+                prepare()
+            return
 
     def _outcome(self) -> OutcomeReport | None:
         """The end-of-run proof, journalled as its own stage; None when no probe was given."""

@@ -9,16 +9,18 @@ routable target (see `TargetHealth.routable`).
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from rollback.aws.elbv2 import LoadBalancing, TargetHealth, forward_weights, with_weights
+from rollback.aws.elbv2 import Actions, LoadBalancing, TargetHealth, forward_weights, with_weights
 from rollback.errors import CheckFailed, UsageError
 from rollback.models import Evidence, StepDescription, Topology
 from rollback.steps import Applied, evidence
 from rollback.waiting import Timing
 
 MAX_WEIGHT = 999  # the ALB limit per target group
+PREPARED_FRESH_S = 2.0  # reads `prepare` started are taken by `apply` within this many seconds
 
 
 class TrafficStep:
@@ -39,6 +41,10 @@ class TrafficStep:
         # A colour of the topology that is not named receives nothing.
         self.target_weights = {c: int(target_weights.get(c, 0)) for c in topology.target_groups}
         self.timing = timing or Timing()
+        # (when, forward configs, receiving health): reads `prepare` started for `apply`
+        self._prepared: (
+            tuple[float, Future[Actions], dict[str, Future[list[TargetHealth]]]] | None
+        ) = None
 
     @property
     def _wanted(self) -> dict[str, int]:
@@ -71,7 +77,7 @@ class TrafficStep:
             expected_seconds=2.0,
         )
 
-    def _targets(self) -> dict[str, list[dict[str, Any]]]:
+    def _targets(self) -> dict[str, Actions]:
         """Current actions of the listener and every topology rule, keyed by ARN."""
         found: dict[str, list[dict[str, Any]]] = {
             self.topology.listener_arn: self.elbv2.listener_actions(self.topology.listener_arn)
@@ -114,6 +120,29 @@ class TrafficStep:
                     targets=[t.to_dict() for t in health],
                 )
 
+    def prepare(self) -> None:
+        """Start the reads `apply` makes first (forward configs, receiving groups' health).
+
+        The executor calls it under the stack lock, just before it writes the
+        journal records that precede `apply`, so the reads overlap that write.
+        `apply` takes them if they are at most PREPARED_FRESH_S old, else reads again.
+        """
+        self._prepared = (time.monotonic(), *self._start_reads())
+
+    def _start_reads(self) -> tuple[Future[Actions], dict[str, Future[list[TargetHealth]]]]:
+        """The forward configs and the receiving groups' health, read at once: one round trip."""
+        pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="traffic-read")
+        try:
+            actions = pool.submit(self._targets)
+            health = {
+                c: pool.submit(self.elbv2.target_health, self.topology.target_groups[c])
+                for c, w in self.target_weights.items()
+                if w > 0
+            }
+        finally:
+            pool.shutdown(wait=False)  # the reads run on; nothing else is submitted
+        return actions, health
+
     def apply(self) -> Applied:
         """Set the weights where they differ; no mutating call when all are in place.
 
@@ -121,26 +150,21 @@ class TrafficStep:
         CheckFailed (a receiving group has no healthy target) before any change.
         If a later write fails, CheckFailed says which ARNs were already changed.
         """
-        # The receiving groups' health is read while the listener is: one round trip, not two.
-        pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="traffic-read")
-        try:
-            health = {
-                c: pool.submit(self.elbv2.target_health, self.topology.target_groups[c])
-                for c, w in self.target_weights.items()
-                if w > 0
-            }
-            actions = self._targets()
-            plan: dict[str, tuple[dict[str, int], dict[str, int]]] = {}
-            for arn, acts in actions.items():
-                current = forward_weights(acts)
-                merged = self._merged(current, arn)
-                if merged != current:
-                    plan[arn] = (current, merged)
-            if not plan:
-                return Applied(changed=False, detail={"weights": dict(self.target_weights)})
-            self._require_routable(health)
-        finally:
-            pool.shutdown(wait=False)
+        prepared, self._prepared = self._prepared, None
+        if prepared is not None and time.monotonic() - prepared[0] <= PREPARED_FRESH_S:
+            reading, health = prepared[1], prepared[2]
+        else:
+            reading, health = self._start_reads()
+        actions = reading.result()
+        plan: dict[str, tuple[dict[str, int], dict[str, int]]] = {}
+        for arn, acts in actions.items():
+            current = forward_weights(acts)
+            merged = self._merged(current, arn)
+            if merged != current:
+                plan[arn] = (current, merged)
+        if not plan:
+            return Applied(changed=False, detail={"weights": dict(self.target_weights)})
+        self._require_routable(health)
         prior: dict[str, dict[str, int]] = {}
         for arn, (current, merged) in plan.items():
             try:

@@ -167,6 +167,34 @@ def test_second_apply_makes_no_mutating_call(alb: Alb) -> None:
     assert alb.weights() == {"blue": 20, "green": 80}
 
 
+def test_apply_takes_the_reads_prepare_started_only_while_they_are_fresh(
+    alb: Alb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rollback.steps.traffic as traffic
+
+    reads: list[str] = []
+    alb.client.meta.events.register(
+        "before-call.elastic-load-balancing-v2",
+        lambda model, **_: reads.append(model.name) if model.name.startswith("Describe") else None,
+    )
+    step = _step(alb, green=100)
+    step.prepare()  # the executor's call, under the lock, before the journal write
+    assert step.apply().changed
+    assert sorted(reads) == ["DescribeListeners", "DescribeRules", "DescribeTargetHealth"]
+    assert alb.weights() == {"blue": 0, "green": 100}
+    # Too old (PREPARED_FRESH_S): apply reads again, and finds nothing to change.
+    monkeypatch.setattr(traffic, "PREPARED_FRESH_S", -1.0)
+    step.prepare()
+    assert step._prepared is not None  # wait for its reads, then count apply's own
+    step._prepared[1].result()
+    [f.result() for f in step._prepared[2].values()]
+    reads.clear()
+    alb.mutating.clear()
+    assert not step.apply().changed
+    assert sorted(reads) == ["DescribeListeners", "DescribeRules", "DescribeTargetHealth"]
+    assert alb.mutating == []
+
+
 def test_verify_catches_a_change_behind_its_back(alb: Alb) -> None:
     step = _step(alb, green=100)
     step.apply()
