@@ -191,7 +191,8 @@ def test_apply_takes_the_reads_prepare_started_only_while_they_are_fresh(
     reads.clear()
     alb.mutating.clear()
     assert not step.apply().changed
-    assert sorted(reads) == ["DescribeListeners", "DescribeRules", "DescribeTargetHealth"]
+    # Read again (nothing to change: apply does not wait for the health it started).
+    assert {"DescribeListeners", "DescribeRules"} <= set(reads)
     assert alb.mutating == []
 
 
