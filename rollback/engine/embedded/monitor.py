@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from google.protobuf import empty_pb2
@@ -26,9 +27,11 @@ from rollback.engine.embedded.program import (
     STACK_TYPE,
     InvokeHandler,
     RegisteredResource,
+    Declaration,
     Registration,
     ResourceHandler,
     pulumi_urn,
+    refuse_read,
     secret_outputs,
 )
 from rollback.errors import EngineError
@@ -60,24 +63,23 @@ class RefusingMocks(Mocks):
         )
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
-        raise EngineError(
-            f"the program reads the existing resource {args.typ} {args.name!r} (a `.get`), which "
-            "the embedded engine does not support; use --engine pulumi.",
-            type=args.typ,
-        )
+        raise refuse_read(args.typ, args.name)
 
 
 class AnsweringMocks(RefusingMocks):
     """Answers the invokes `invoke` supports (rollback.engine.embedded.invokes); refuses the rest."""
 
-    def __init__(self, invoke: InvokeHandler) -> None:
+    def __init__(self, invoke: InvokeHandler, deferring: Callable[[], bool] | None = None) -> None:
         self._invoke = invoke
+        self._deferring = deferring
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         from pulumi.runtime.settings import is_dry_run
 
         if not self._invoke.supports(args.token):
-            if is_dry_run():
+            # A preview, or an up whose changes have not started: answer empty and
+            # name the function with every other refusal once the program's code ran.
+            if is_dry_run() or (self._deferring is not None and self._deferring()):
                 return self._invoke.unanswered(args.token), []
             return super().call(args)
         return self._invoke(args.token, dict(args.args)), []
@@ -91,8 +93,11 @@ class EmbeddedMonitor(MockMonitor):
         handler: ResourceHandler,
         reader: StackReferenceReader | None = None,
         invoke: InvokeHandler | None = None,
+        deferring: Callable[[], bool] | None = None,
     ) -> None:
-        super().__init__(AnsweringMocks(invoke) if invoke is not None else RefusingMocks())
+        super().__init__(
+            AnsweringMocks(invoke, deferring) if invoke is not None else RefusingMocks()
+        )
         self._handler = handler
         self._reader = reader
         self._lock = threading.Lock()
@@ -215,6 +220,86 @@ class EmbeddedMonitor(MockMonitor):
         }
         features = [f for f in info.supportedFeatures if f not in refused]
         return resource_pb2.DeploymentInfo(supportedFeatures=features)
+
+
+class DeclarationRecorder:
+    """A stack transformation that records each resource as its constructor runs (changes nothing).
+
+    The SDK runs a stack's transformations synchronously in `Resource.__init__`
+    (sdk/python/lib/pulumi/resource.py), before any input resolves: once the
+    program's code has returned, every resource it constructed is known, also
+    those whose registration still waits on another resource's outputs.
+    """
+
+    def __init__(self, project: str, stack: str) -> None:
+        self._project = project
+        self._stack = stack
+        self._lock = threading.Lock()
+        self._urns: dict[int, str] = {}  # id(resource) -> URN
+        self._aliases: dict[int, tuple[str, ...] | None] = {}  # None: not known yet
+        self.declarations: list[Declaration] = []
+
+    def __call__(self, args: Any) -> None:
+        from pulumi.resource import CustomResource
+
+        opts = args.opts
+        parent = opts.parent if opts is not None else None
+        parent_urn = self._urns.get(id(parent), "") if parent is not None else ""
+        urn = pulumi_urn(self._stack, self._project, parent_urn, args.type_, args.name)
+        parent_aliases = self._aliases.get(id(parent), ()) if parent is not None else ()
+        aliases = self._resolve_aliases(args, parent_urn, parent_aliases)
+        custom = isinstance(args.resource, CustomResource)
+        read = custom and opts is not None and (opts.id is not None or opts.urn is not None)
+        with self._lock:
+            self._urns[id(args.resource)] = urn
+            self._aliases[id(args.resource)] = aliases
+            self.declarations.append(
+                Declaration(
+                    urn=urn,
+                    type=args.type_,
+                    name=args.name,
+                    custom=custom,
+                    read=read or args.type_ == STACK_REFERENCE_TYPE,
+                    aliases=aliases or (),
+                    aliases_known=aliases is not None,
+                )
+            )
+
+    def _resolve_aliases(
+        self, args: Any, parent_urn: str, parent_aliases: tuple[str, ...] | None
+    ) -> tuple[str, ...] | None:
+        """Full URNs of the resource's aliases and of its parent's (as the SDK's all_aliases
+        multiplies them in); None when one names a value not known yet."""
+        if parent_aliases is None:
+            return None
+        found = [
+            pulumi_urn(self._stack, self._project, alias, args.type_, args.name)
+            for alias in parent_aliases
+        ]
+        for alias in (args.opts.aliases if args.opts is not None else None) or ():
+            if isinstance(alias, str):
+                found.append(alias)
+                continue
+            fields = {
+                "name": args.name if alias.name is ... else alias.name,
+                "type": args.type_ if alias.type_ is ... else alias.type_,
+                "stack": self._stack if alias.stack is ... else alias.stack,
+                "project": self._project if alias.project is ... else alias.project,
+            }
+            if alias.parent is ...:
+                parent = parent_urn
+            elif alias.parent is None:
+                parent = ""
+            elif isinstance(alias.parent, str):
+                parent = alias.parent
+            else:
+                parent = self._urns.get(id(alias.parent), "\0")
+            if parent == "\0" or not all(isinstance(v, str) for v in fields.values()):
+                return None
+            found.append(
+                pulumi_urn(fields["stack"], fields["project"], parent, fields["type"], fields["name"])
+            )
+        return tuple(found)
 
 
 def _plain_unknowns(value: Any) -> Any:
