@@ -11,8 +11,11 @@ Imports pulumi at module level: import this module only when a program runs.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
+from collections.abc import Iterator
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -20,7 +23,7 @@ from google.protobuf import empty_pb2
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
 from pulumi.runtime.proto import resource_pb2
-from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
+from pulumi.runtime.sync_await import _sync_await
 
 from rollback.engine.embedded.assets import plain_archive, plain_asset
 from rollback.engine.embedded.program import (
@@ -85,6 +88,45 @@ class AnsweringMocks(RefusingMocks):
         return self._invoke(args.token, dict(args.args)), []
 
 
+class LoopPool:
+    """Event loops lent to the RPC threads while the SDK (de)serializes values in them.
+
+    The SDK's serialization needs a current event loop in the calling thread.
+    A registration waits for the gate in its RPC thread (gate.py), so there
+    may be a thread per resource: the loops (each holds file descriptors) are
+    lent for the moment they are used, not owned by every thread, and closed
+    by the runner when the run ends (left to the garbage collector, a loop can
+    fail to close with "Invalid file descriptor: -1" on stderr).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._free: list[asyncio.AbstractEventLoop] = []
+        self._made: list[asyncio.AbstractEventLoop] = []
+
+    @contextlib.contextmanager
+    def lent(self) -> Iterator[None]:
+        with self._lock:
+            loop = self._free.pop() if self._free else None
+        if loop is None:
+            loop = asyncio.new_event_loop()
+            with self._lock:
+                self._made.append(loop)
+        asyncio.set_event_loop(loop)
+        try:
+            yield
+        finally:
+            asyncio.set_event_loop(None)
+            with self._lock:
+                self._free.append(loop)
+
+    def close(self) -> None:
+        with self._lock:
+            made, self._made, self._free = self._made, [], []
+        for loop in made:
+            loop.close()
+
+
 class EmbeddedMonitor(MockMonitor):
     """Sees each RegisterResource request whole and applies it through `handler`."""
 
@@ -106,6 +148,7 @@ class EmbeddedMonitor(MockMonitor):
         self.stack_urn = ""
         self.exports: dict[str, Any] = {}
         self.failure: BaseException | None = None
+        self.loops = LoopPool()
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
         from pulumi.runtime.settings import get_project, get_stack
@@ -118,8 +161,8 @@ class EmbeddedMonitor(MockMonitor):
             with self._lock:
                 self.stack_urn = urn
             return resource_pb2.RegisterResourceResponse(urn=urn)
-        _ensure_event_loop()  # type: ignore[no-untyped-call]
-        inputs = rpc.deserialize_properties(request.object, keep_internal=False)
+        with self.loops.lent():
+            inputs = rpc.deserialize_properties(request.object, keep_internal=False)
         registration = Registration(
             urn=urn,
             type=request.type,
@@ -157,12 +200,15 @@ class EmbeddedMonitor(MockMonitor):
             outputs = secret_outputs(registration, outputs)
         with self._lock:
             self.registered.append(RegisteredResource(registration, resource_id, outputs))
-        proto = _sync_await(rpc.serialize_properties(outputs, {}))
+        with self.loops.lent():
+            proto = _sync_await(rpc.serialize_properties(outputs, {}))
         return resource_pb2.RegisterResourceResponse(urn=urn, id=resource_id, object=proto)
 
     def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802
-        _ensure_event_loop()  # type: ignore[no-untyped-call]
-        outputs = _plain_unknowns(rpc.deserialize_properties(request.outputs, keep_internal=False))
+        with self.loops.lent():
+            outputs = _plain_unknowns(
+                rpc.deserialize_properties(request.outputs, keep_internal=False)
+            )
         with self._lock:
             if request.urn == self.stack_urn:
                 self.exports = dict(outputs)
@@ -180,8 +226,8 @@ class EmbeddedMonitor(MockMonitor):
             except BaseException as exc:
                 self._fail(exc)
                 raise
-            _ensure_event_loop()  # type: ignore[no-untyped-call]
-            proto = _sync_await(rpc.serialize_properties(outputs, {}))
+            with self.loops.lent():
+                proto = _sync_await(rpc.serialize_properties(outputs, {}))
             return resource_pb2.ReadResourceResponse(urn=urn, properties=proto)
         try:
             return self.mocks.new_resource(
@@ -195,7 +241,8 @@ class EmbeddedMonitor(MockMonitor):
 
     def Invoke(self, request: Any) -> Any:  # noqa: N802
         try:
-            return super().Invoke(request)  # type: ignore[no-untyped-call]
+            with self.loops.lent():
+                return super().Invoke(request)  # type: ignore[no-untyped-call]
         except EngineError as exc:
             self._fail(exc)
             raise

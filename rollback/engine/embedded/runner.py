@@ -161,23 +161,7 @@ def _run_on_this_thread(
     loop = asyncio.new_event_loop()
     loop.set_exception_handler(_unobserved_failure)
     asyncio.set_event_loop(loop)
-    # Each RPC worker thread gets its own event loop (the SDK's serialization needs
-    # one), closed here when the run ends. Left to the garbage collector, a loop
-    # can be finalized after its self-pipe socket, and its close() then fails with
-    # "ValueError: Invalid file descriptor: -1" on stderr (seen with larger
-    # programs, e.g. a Fargate example).
-    worker_loops: list[asyncio.AbstractEventLoop] = []
-    loops_lock = threading.Lock()
-
-    def give_worker_a_loop() -> None:
-        worker_loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(worker_loop)
-        with loops_lock:
-            worker_loops.append(worker_loop)
-
-    executor = _CountingExecutor(
-        max_workers=max_workers, thread_name_prefix="pulumi-rpc", initializer=give_worker_a_loop
-    )
+    executor = _CountingExecutor(max_workers=max_workers, thread_name_prefix="pulumi-rpc")
     loop.set_default_executor(executor)
     monitor = EmbeddedMonitor(handler, reader, invoke, deferring)
     modules_before = set(sys.modules)
@@ -269,8 +253,7 @@ def _run_on_this_thread(
     finally:
         _close_loop(loop)
         executor.shutdown(wait=True)
-        for worker_loop in worker_loops:
-            worker_loop.close()
+        monitor.loops.close()  # the RPC threads' event loops (monitor.LoopPool)
         asyncio.set_event_loop(None)
         os.chdir(cwd_before)
         with contextlib.suppress(ValueError):
