@@ -233,3 +233,22 @@ bucket.arn.apply(lambda _: pulumi.CustomResource("aws:nope/late:Late", "late", {
     # What was done before is in the checkpoint, as after any failure half way.
     recorded = {r["urn"] for r in world.checkpoint()["resources"]}
     assert URN + "aws:s3/bucket:Bucket::bucket" in recorded
+
+
+def test_a_name_taken_outside_the_stack_is_refused_before_any_change(world: World) -> None:
+    world.clients("s3").create_bucket(Bucket="taken-bucket")
+    world.mutating.clear()
+    world.write(
+        """
+for i in range(4):
+    aws.sqs.Queue(f"queue-{i}", name=f"queue-{i}")
+aws.s3.Bucket("taken", bucket="taken-bucket")
+"""
+    )
+    with pytest.raises(EngineError, match="'taken-bucket', which already exists outside"):
+        world.engine().up(world.program, "dev", StackConfig(values={}))
+
+    # The name is read while registrations arrive, before the gate lets any step change the cloud.
+    assert world.mutating == []
+    assert world.clients("sqs").list_queues().get("QueueUrls", []) == []
+    assert not world.store.has_doc(checkpoint_key(PROJECT, "dev"))

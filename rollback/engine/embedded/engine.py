@@ -137,6 +137,10 @@ class _Step:
     diff: tuple[str, ...]
     declared: dict[str, Any]  # the inputs to record
     timeouts: dict[str, float]
+    # Read before the gate opened: the old resource's live outputs (None: gone), for
+    # same/update; for a create, that its name was found free.
+    live: dict[str, Any] | None = None
+    read: bool = False
 
 
 class EmbeddedEngine:
@@ -500,6 +504,9 @@ class EmbeddedEngine:
             with work.lock:
                 return self._provider(work, reg)  # state only: nothing in the cloud
         step = self._decide_step(work, reg)
+        if step is not None:
+            with work.gate.step():
+                step = self._read_ahead(work, step)
         work.gate.wait()
         if step is None:
             raise EngineError(
@@ -536,6 +543,20 @@ class EmbeddedEngine:
             _check_replace(reg, old)
         return _Step(reg, program, applier, old, op, decision.diff, decision.inputs, timeouts)
 
+    def _read_ahead(self, work: _Apply, step: _Step) -> _Step:
+        """The step's reads, made while the program may still be running (they change nothing).
+
+        A no-change `up` then reads every resource while the SDK still sends
+        registrations, and a create whose name is taken is refused before any change.
+        """
+        if step.op == "create" and step.reg.urn not in work.unfinished:
+            ensure_free(step.reg.type, step.reg.urn, reveal(step.declared), step.applier)
+            return dataclasses.replace(step, read=True)
+        if step.op in ("same", "update") and step.old is not None:
+            live = step.applier.read(step.old.id, reveal(step.old.inputs))
+            return dataclasses.replace(step, live=live, read=True)
+        return step
+
     def _execute(self, work: _Apply, step: _Step) -> tuple[str, dict[str, Any]]:
         """The step's cloud calls, then its state recorded (under the lock)."""
         if step.op == "import":
@@ -545,9 +566,9 @@ class EmbeddedEngine:
         inputs = reveal(declared)
         created = work.now
         if old is None:
-            resource_id, outputs = self._create(work, reg, applier, inputs)
+            resource_id, outputs = self._create(work, reg, applier, inputs, free=step.read)
         elif op in ("same", "update"):
-            live = applier.read(old.id, reveal(old.inputs))
+            live = step.live if step.read else applier.read(old.id, reveal(old.inputs))
             if live is None:
                 logger.warning("%s was deleted outside the stack; creating it again", reg.urn)
                 op = "create"
@@ -720,15 +741,22 @@ class EmbeddedEngine:
         return provider_clients(self.clients, urn, inputs)
 
     def _create(
-        self, work: _Apply, reg: Registration, applier: ResourceType, inputs: dict[str, Any]
+        self,
+        work: _Apply,
+        reg: Registration,
+        applier: ResourceType,
+        inputs: dict[str, Any],
+        *,
+        free: bool = False,
     ) -> tuple[str, dict[str, Any]]:
         """Create; a failed create is left in the checkpoint as a pending `creating` operation.
 
         Pulumi records an operation before it starts and clears it when it ends
         (pkg/backend/snapshot.go); the embedded engine keeps the failed ones, so
         the state says that a resource may exist in the cloud without being in it.
+        `free`: the name was already found free (`_read_ahead`).
         """
-        if reg.urn not in work.unfinished:
+        if not free and reg.urn not in work.unfinished:
             ensure_free(reg.type, reg.urn, inputs, applier)
         try:
             return applier.create(reg.name, inputs)
