@@ -144,9 +144,14 @@ def test_one_program_run_steps_overlap_and_each_waits_for_its_dependencies(world
     assert spans["third"][0] >= spans["second"][1]
     assert world.timeline.most > 1  # independent creates ran at once
     resources = [r["urn"] for r in world.checkpoint()["resources"]]
-    order = [resources.index(URN + t) for t in ("aws:s3/bucket:Bucket::first",
-                                                 "aws:s3/bucket:Bucket::second",
-                                                 "aws:sns/topic:Topic::third")]
+    order = [
+        resources.index(URN + t)
+        for t in (
+            "aws:s3/bucket:Bucket::first",
+            "aws:s3/bucket:Bucket::second",
+            "aws:sns/topic:Topic::third",
+        )
+    ]
     assert order == sorted(order)
     queues = world.clients("sqs").list_queues()["QueueUrls"]
     assert len(queues) == 6

@@ -77,8 +77,8 @@ from rollback.models import Checkpoint
 
 if TYPE_CHECKING:
     from rollback.aws.session import Clients
-    from rollback.engine.embedded.runner import AfterCode
     from rollback.engine.embedded.resources import ResourceType
+    from rollback.engine.embedded.runner import AfterCode
     from rollback.store import Store
 
 logger = logging.getLogger(__name__)
@@ -425,9 +425,7 @@ class EmbeddedEngine:
 
         invokes = self.invokes()
         try:
-            run = self._run(
-                program_dir, stack, values, secret_keys, True, pretend, invokes=invokes
-            )
+            run = self._run(program_dir, stack, values, secret_keys, True, pretend, invokes=invokes)
         except EngineError as exc:
             # An unanswered function's empty result may well break the program:
             # the function is the cause to name.

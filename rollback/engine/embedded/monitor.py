@@ -15,8 +15,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Iterator
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from google.protobuf import empty_pb2
@@ -28,9 +27,9 @@ from pulumi.runtime.sync_await import _sync_await
 from rollback.engine.embedded.assets import plain_archive, plain_asset
 from rollback.engine.embedded.program import (
     STACK_TYPE,
+    Declaration,
     InvokeHandler,
     RegisteredResource,
-    Declaration,
     Registration,
     ResourceHandler,
     pulumi_urn,
@@ -344,7 +343,9 @@ class DeclarationRecorder:
             if parent == "\0" or not all(isinstance(v, str) for v in fields.values()):
                 return None
             found.append(
-                pulumi_urn(fields["stack"], fields["project"], parent, fields["type"], fields["name"])
+                pulumi_urn(
+                    fields["stack"], fields["project"], parent, fields["type"], fields["name"]
+                )
             )
         return tuple(found)
 
