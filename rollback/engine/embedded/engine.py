@@ -246,8 +246,11 @@ class EmbeddedEngine:
         # Refused before the first delete, as `pulumi up` refuses them (step.go, deleteProtectedError).
         refusal = _removal_refusal(prior, declared, self.appliers())
         if refusal is not None:
+            # The steps ran (the program's aliases were known only at its end); nothing is
+            # deleted, and the exports stay the previous ones, as after any failure.
+            exports = previous.exports() if previous else {}
             self._write(
-                stack, config, previous, provider, run.exports, self._recorded(work), work.pending
+                stack, config, previous, provider, exports, self._recorded(work), work.pending
             )
             raise refusal
         final: list[ResourceState] = []
