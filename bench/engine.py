@@ -145,15 +145,24 @@ def main() -> int:
     return 0
 
 
+def counted_session() -> tuple[Any, CallCounter]:
+    """A boto3 session whose every call is counted (make_session's botocore session has no
+    boto3 event surface; Clients takes either)."""
+    import boto3
+
+    session = boto3.Session(region_name="us-east-1")
+    counter = CallCounter()
+    session.events.register("before-call.*.*", counter)
+    return session, counter
+
+
 def run(endpoint: str, tmp: Path) -> tuple[Measure, Measure]:
-    from rollback.aws.session import Clients, make_session
+    from rollback.aws.session import Clients
     from rollback.engine.embedded.engine import EmbeddedEngine
     from rollback.engine.embedded.stack_config import load_stack_config
     from rollback.store.local import LocalStore
 
-    session = make_session("us-east-1")
-    counter = CallCounter()
-    session.events.register("before-call.*.*", counter)
+    session, counter = counted_session()
     clients = Clients(session, endpoint_url=endpoint)
     store = LocalStore(tmp / "store")
     config = load_stack_config(ROOT, STACK, PROJECT)
@@ -195,14 +204,12 @@ def bare_boto3_creates(clients: Any, count: int, prefix: str) -> None:
 
 def run_generated(endpoint: str, tmp: Path, count: int) -> tuple[float, Measure, Measure]:
     """(seconds of bare boto3 creates, engine up from empty, engine up unchanged)."""
-    from rollback.aws.session import Clients, make_session
+    from rollback.aws.session import Clients
     from rollback.engine import StackConfig
     from rollback.engine.embedded.engine import EmbeddedEngine
     from rollback.store.local import LocalStore
 
-    session = make_session("us-east-1")
-    counter = CallCounter()
-    session.events.register("before-call.*.*", counter)
+    session, counter = counted_session()
     clients = Clients(session, endpoint_url=endpoint)
     for service in ("s3", "sns", "ssm", "sqs"):
         clients(service)  # client construction is not what is compared

@@ -35,6 +35,7 @@ class Clients:
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
     # A boto3 session must not build clients from two threads at once (preflight uses threads).
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    _account: str | None = field(default=None, repr=False)
 
     def __call__(self, service: str) -> Any:
         with self._lock:
@@ -49,6 +50,13 @@ class Clients:
                 service, endpoint_url=self.endpoint_url, config=config
             )
         return self._cache[service]
+
+    def account(self) -> str:
+        """The account id of the session's credentials (STS GetCallerIdentity, asked once)."""
+        with self._lock:
+            if self._account is None:
+                self._account = str(self._client("sts").get_caller_identity()["Account"])
+            return self._account
 
     def lazy(self, service: str) -> Any:
         """The client of `service`, created when first used.

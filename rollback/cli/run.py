@@ -170,8 +170,6 @@ def to(
     PARALLEL at a time, after one confirmation for all; one summary ends it.
     With --via-queue, the agents on that queue do the work, one job per stack.
     """
-    from rollback.orchestrate import rollback_to
-
     skip_map = dict((s.split("=", 1) + ["skipped by request"])[:2] for s in skips)
     if via_queue:
         from rollback.cli.agent import via_queue as enqueue_fleet
@@ -206,9 +204,12 @@ def to(
 
     from rollback.preflight import begin
 
-    # Before the AWS session: the passphrase check overlaps boto3's import and the plan.
+    # First, before the AWS session and the core's imports: the passphrase check (a
+    # million-round PBKDF2 in its own thread) overlaps all of them and the plan.
     factory = ctx.find_root().obj
     unlocks = begin(factory.registry(), version, os.environ)
+    from rollback.orchestrate import rollback_to
+
     outcome = rollback_to(
         _bench(ctx),
         version,
@@ -342,8 +343,6 @@ def emergency(ctx: click.Context, reason: str, break_lock: bool, parallel: int) 
 
     With several stacks, each does so on its own, PARALLEL at a time; one summary ends it.
     """
-    from rollback.orchestrate import emergency as run_emergency
-
     if len(ctx.find_root().obj.settings.stacks) > 1:
         from rollback.cli.fleet import fleet_emergency
 
@@ -352,8 +351,10 @@ def emergency(ctx: click.Context, reason: str, break_lock: bool, parallel: int) 
 
     from rollback.preflight import begin
 
-    # Before the AWS session: the passphrase check overlaps boto3's import and the plan.
+    # First (see `to`): the passphrase check overlaps the session, the imports and the plan.
     unlocks = begin(ctx.find_root().obj.registry(), "last-stable", os.environ)
+    from rollback.orchestrate import emergency as run_emergency
+
     _finish(
         ctx,
         run_emergency(

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -53,6 +55,39 @@ def build_env(extra: Mapping[str, str | None] | None) -> dict[str, str]:
         else:
             env[name] = value
     return env
+
+
+def signal_when(
+    args: Sequence[str],
+    env: Mapping[str, str | None],
+    ready: Callable[[], bool],
+    sent: signal.Signals,
+    *,
+    settle_s: float = 0.5,
+) -> subprocess.CompletedProcess[str]:
+    """Run the CLI with `args`, send it `sent` once `ready()` holds (and `settle_s` more), wait.
+
+    The process is killed if it does not end in 15 s after the signal.
+    """
+    process = subprocess.Popen(
+        [str(ROLLBACK), *args],
+        env=build_env(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not ready() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(settle_s)
+        process.send_signal(sent)
+        stdout, stderr = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 @pytest.fixture

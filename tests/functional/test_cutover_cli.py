@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,7 +27,12 @@ from rollback.store import open_store
 from rollback.store.lock import acquire_lock
 from rollback.triggers import CloudApis
 from rollback.waiting import Timing
-from tests.functional.conftest import ROLLBACK, RunCli, build_env, describe, parse_json
+from tests.functional.conftest import (
+    RunCli,
+    describe,
+    parse_json,
+    signal_when,
+)
 from tests.unit.healthserver import HealthServer
 from tests.unit.test_releases import commit, make_repo
 
@@ -292,26 +296,11 @@ def test_sigterm_during_the_bake_leaves_a_verified_state_and_resume_finishes(
     args = site.args(
         "cutover", "green", "--steps", "50,100", "--pause", "0", "--bake", "60s", *FAST, "--promote"
     )
-    process = subprocess.Popen(
-        [str(ROLLBACK), *args],
-        env=build_env({"AWS_ENDPOINT_URL": moto_endpoint}),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while site.weights().get("green") != 100 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.5)  # into the bake
-        process.send_signal(sent)
-        stdout, stderr = process.communicate(timeout=15)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+    env = {"AWS_ENDPOINT_URL": moto_endpoint}
+    into_the_bake = signal_when(args, env, lambda: site.weights().get("green") == 100, sent)
+    stdout, stderr = into_the_bake.stdout, into_the_bake.stderr
     # 128 + the signal, as a shell reports it: Ctrl-C is 130 everywhere.
-    assert process.returncode == code, f"stdout:\n{stdout}\nstderr:\n{stderr}"
+    assert into_the_bake.returncode == code, f"stdout:\n{stdout}\nstderr:\n{stderr}"
     doc = json.loads(stdout)
     assert doc["result"] == "interrupted" and sent.name in doc["message"]
     assert site.weights() == {"blue": 0, "green": 100}  # where the verified step left it
@@ -325,25 +314,14 @@ def test_sigterm_during_the_bake_leaves_a_verified_state_and_resume_finishes(
 
     # `rollback resume RUN` interrupted the same way during its own bake exits the same way.
     seen = len(run.events)
-    process = subprocess.Popen(
-        [str(ROLLBACK), *site.args("resume", doc["run_id"])],
-        env=build_env({"AWS_ENDPOINT_URL": moto_endpoint}),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    resumed_cli = signal_when(
+        site.args("resume", doc["run_id"]),
+        env,
+        lambda: len(latest_run(store, STACK).events) > seen,
+        sent,
     )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and len(latest_run(store, STACK).events) == seen:
-            time.sleep(0.05)
-        time.sleep(0.5)  # into the bake again
-        process.send_signal(sent)
-        stdout, stderr = process.communicate(timeout=15)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    assert process.returncode == code, f"stdout:\n{stdout}\nstderr:\n{stderr}"
+    stdout, stderr = resumed_cli.stdout, resumed_cli.stderr
+    assert resumed_cli.returncode == code, f"stdout:\n{stdout}\nstderr:\n{stderr}"
     assert json.loads(stdout)["result"] == "interrupted"
     assert site.weights() == {"blue": 0, "green": 100}
 

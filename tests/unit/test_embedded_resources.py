@@ -888,3 +888,14 @@ _ALARM_PARAMETERS = {
     "Dimensions",
     "TreatMissingData",
 }
+
+
+@pytest.mark.parametrize("name", ["/app/created-not-read", "plain-created-not-read"])
+def test_a_parameter_create_answers_what_a_read_says_without_reading(
+    cloud: Cloud, name: str
+) -> None:
+    applier = cloud.applier("aws:ssm/parameter:Parameter")
+    inputs = {"name": name, "type": "String", "value": "v1", "tags": {"team": "a"}}
+    _, created = applier.create("param", inputs)
+    assert created == applier.read(name, inputs)
+    assert created["arn"] == cloud.client("ssm").get_parameter(Name=name)["Parameter"]["ARN"]

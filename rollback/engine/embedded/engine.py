@@ -1,13 +1,19 @@
 """The `embedded` stack engine: a Pulumi program applied in-process with boto3.
 
-`up` runs the program twice. First as a preview, with made-up outputs, to
-learn every resource type: a type without an applier is refused before
-anything changes. Then for real: each custom resource is compared with the
-same URN in the previous checkpoint and created, left alone (no mutating
-call), updated in place or replaced; what the program no longer declares is
-deleted afterwards, dependents first; the checkpoint is written to the store
-at `stacks/<project>/<stack>/checkpoint.json`. Should an AWS call fail half
-way, the checkpoint still records what was done before the error is raised.
+`up` runs the program once, as a Pulumi update does. Registrations that
+arrive while the program's own code runs are decided at once and held
+(rollback/engine/embedded/gate.py); when that code has returned, every
+resource it constructed is known, and a type without an applier (or a
+function nobody answers, a `.get`, a protected resource the program dropped)
+is refused before anything changes. Then the held steps, and those that
+arrive later, run in parallel, each waiting only on what it depends on: each
+custom resource is compared with the same URN in the previous checkpoint and
+created, left alone (no mutating call), updated in place or replaced; what
+the program no longer declares is deleted afterwards, dependents first; the
+checkpoint is written to the store at `stacks/<project>/<stack>/checkpoint.json`.
+Should an AWS call fail half way, the checkpoint still records what was done
+(and the failed create as a pending operation) before the error is raised.
+`preview` runs the program alone, with made-up outputs, and changes nothing.
 """
 
 from __future__ import annotations
@@ -36,11 +42,14 @@ from rollback.engine.embedded.checkpoint import (
     read_deployment,
 )
 from rollback.engine.embedded.claims import ensure_free
+from rollback.engine.embedded.gate import ProgramGate, default_parallelism
 from rollback.engine.embedded.program import (
     STACK_TYPE,
+    Declaration,
     InvokeHandler,
     ProgramRun,
     Registration,
+    refuse_read,
     secret_outputs,
 )
 from rollback.engine.embedded.providers import (
@@ -69,6 +78,7 @@ from rollback.models import Checkpoint
 if TYPE_CHECKING:
     from rollback.aws.session import Clients
     from rollback.engine.embedded.resources import ResourceType
+    from rollback.engine.embedded.runner import AfterCode
     from rollback.store import Store
 
 logger = logging.getLogger(__name__)
@@ -77,6 +87,7 @@ logger = logging.getLogger(__name__)
 # old resource first, or the new one would collide with it.
 _NAME_INPUTS = ("name", "bucket", "identifier")
 _UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the SDK's wire sentinel for unknown values
+STACK_REFERENCE = "pulumi:pulumi:StackReference"
 
 
 def checkpoint_key(project: str, stack: str) -> str:
@@ -106,6 +117,30 @@ class _Apply:
     reads: list[str] = field(default_factory=list)
     # URNs whose create the last run left pending: an existing resource of that name is theirs.
     unfinished: set[str] = field(default_factory=set)
+    # Holds the cloud calls until the program's code has run and been checked; then bounds them.
+    gate: ProgramGate = field(default_factory=lambda: ProgramGate(default_parallelism()))
+    # URN -> the order its constructor ran in: the checkpoint's order, whatever finished first.
+    declared_order: dict[str, int] = field(default_factory=dict)
+    # Steps run on several threads: every field above changes under this lock only.
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One registration, decided: what `_execute` does in the cloud once the gate is open."""
+
+    reg: Registration  # with the provider-checked inputs
+    program: Registration  # as the program sent it (a replacement starts from these)
+    applier: ResourceType
+    old: ResourceState | None
+    op: str  # create, same, update, replace, import
+    diff: tuple[str, ...]
+    declared: dict[str, Any]  # the inputs to record
+    timeouts: dict[str, float]
+    # Read before the gate opened: the old resource's live outputs (None: gone), for
+    # same/update; for a create, that its name was found free.
+    live: dict[str, Any] | None = None
+    read: bool = False
 
 
 class EmbeddedEngine:
@@ -126,9 +161,9 @@ class EmbeddedEngine:
         self.project = project
         self._appliers = dict(appliers) if appliers is not None else None
         self._keyring = SecretsKeyring()
-        # Resources are applied one at a time: a boto3 session is not thread-safe
-        # and a deterministic order makes failures reproducible.
-        self._apply_lock = threading.Lock()
+        # Steps run in parallel (gate.py); the provider caches below are shared by them.
+        # boto3 clients are thread-safe, and Clients builds them under its own lock.
+        self._providers_lock = threading.RLock()
         self.last_changes: list[Change] = []
         self._provider_appliers: dict[str, dict[str, ResourceType]] = {}
         self._providers_seen: dict[str, ResourceState] = {}
@@ -154,7 +189,6 @@ class EmbeddedEngine:
                     (op.get("resource") or {}).get("urn"),
                 )
         values, secret_keys = self._program_config(config)
-        self._preview(program_dir, stack, values, secret_keys, previous)
         prior = previous.managed() if previous else {}
         components = {r.urn: r for r in (previous.resources if previous else ()) if not r.custom}
         provider = default_provider_state(
@@ -174,6 +208,19 @@ class EmbeddedEngine:
             unfinished=unfinished,
         )
         self._providers_seen.update(work.providers)
+        invokes = self.invokes()
+
+        def after_code(declared: tuple[Declaration, ...], error: BaseException | None) -> None:
+            try:
+                self._check_declared(work, declared, invokes, error)
+            except BaseException as refusal:
+                work.gate.refuse(refusal)
+                raise
+            if error is not None:
+                work.gate.refuse(error)
+            else:
+                work.gate.open()
+
         try:
             run = self._run(
                 program_dir,
@@ -183,15 +230,29 @@ class EmbeddedEngine:
                 False,
                 lambda reg: self._apply(work, reg),
                 work,
+                invokes=invokes,
+                after_code=after_code,
             )
         except BaseException:
+            if not work.gate.opened:
+                raise  # refused before any change: the state stays as it was
             # Record what was applied before the failure; the exports stay the previous ones.
             exports = previous.exports() if previous else {}
             self._write(
-                stack, config, previous, provider, exports, list(work.state.values()), work.pending
+                stack, config, previous, provider, exports, self._recorded(work), work.pending
             )
             raise
         declared = {**run.by_urn(), **{old: None for old in work.claimed}}
+        # Refused before the first delete, as `pulumi up` refuses them (step.go, deleteProtectedError).
+        refusal = _removal_refusal(prior, declared, self.appliers())
+        if refusal is not None:
+            # The steps ran (the program's aliases were known only at its end); nothing is
+            # deleted, and the exports stay the previous ones, as after any failure.
+            exports = previous.exports() if previous else {}
+            self._write(
+                stack, config, previous, provider, exports, self._recorded(work), work.pending
+            )
+            raise refusal
         final: list[ResourceState] = []
         for registered in run.resources:
             reg = registered.registration
@@ -202,17 +263,18 @@ class EmbeddedEngine:
         final.extend(work.state[urn] for urn in work.reads)
         # Default providers of other packages (random) that this run used.
         final.extend(p for urn, p in work.providers.items() if urn in work.state and p not in final)
+        final = self._in_declared_order(work, final)
         doomed = {urn: old for urn, old in prior.items() if urn not in declared}
         doomed.update(work.replaced)
         try:
             for old in reversed(dependency_order(list(prior.values()))):
                 if old.urn in doomed:
-                    self._delete(doomed[old.urn])
+                    self._delete_one(doomed[old.urn])
                     if old.urn not in declared:
                         work.changes.append(Change(old.urn, old.type, "delete"))
                         work.state.pop(old.urn, None)
         except BaseException:
-            self._write(stack, config, previous, provider, run.exports, list(work.state.values()))
+            self._write(stack, config, previous, provider, run.exports, self._recorded(work))
             raise
         self.last_changes = list(work.changes)
         return self._write(stack, config, previous, provider, run.exports, final)
@@ -250,7 +312,7 @@ class EmbeddedEngine:
         changes: list[Change] = []
         try:
             for old in reversed(dependency_order(list(prior.values()))):
-                self._delete(old)
+                self._delete_one(old)
                 changes.append(Change(old.urn, old.type, "delete"))
                 remaining = [r for r in remaining if r.urn != old.urn]
         except BaseException:
@@ -366,9 +428,7 @@ class EmbeddedEngine:
 
         invokes = self.invokes()
         try:
-            run = self._run(
-                program_dir, stack, values, secret_keys, True, pretend, invokes=invokes
-            )
+            run = self._run(program_dir, stack, values, secret_keys, True, pretend, invokes=invokes)
         except EngineError as exc:
             # An unanswered function's empty result may well break the program:
             # the function is the cause to name.
@@ -383,86 +443,175 @@ class EmbeddedEngine:
             - set(appliers)
             - providers
         )
-        undeletable = sorted(
-            {r.type for urn, r in prior.items() if urn not in declared} - set(appliers)
-        )
         refused = sorted(getattr(invokes, "refused", ()))
-        if unsupported or undeletable or refused:
-            raise _refusal(unsupported + undeletable, refused)
-        protected = sorted(urn for urn, r in prior.items() if urn not in declared and r.protect)
-        if protected:
-            raise options.refuse_protected_delete(protected)
+        refusal = _removal_refusal(prior, declared, appliers, unsupported, refused)
+        if refusal is not None:
+            raise refusal
         for old in reversed(dependency_order(list(prior.values()))):
             if old.urn not in declared:
                 changes.append(Change(old.urn, old.type, "delete"))
         return changes
 
+    def _check_declared(
+        self,
+        work: _Apply,
+        declared: tuple[Declaration, ...],
+        invokes: InvokeHandler,
+        error: BaseException | None,
+    ) -> None:
+        """Refuse, before any change, what the program's code declared and this engine cannot do.
+
+        Called once the code has returned (`error` is what it raised, if it did):
+        every type it constructed without an applier and every function left
+        unanswered are named in one sentence; then `.get` reads, and protected or
+        undeletable resources the program no longer declares (when its aliases
+        are all known by now; else that check waits for the end of the run).
+        """
+        with work.lock:
+            for index, declaration in enumerate(declared):
+                work.declared_order.setdefault(declaration.urn, index)
+        appliers = self.appliers()
+        providers = {PROVIDER_PREFIX + p for p in _PACKAGES}
+        unsupported = sorted(
+            {d.type for d in declared if d.custom and not d.read} - set(appliers) - providers
+        )
+        refused = sorted(getattr(invokes, "refused", ()))
+        if error is not None:
+            if unsupported or refused:
+                # An unanswered function's empty result may well have broken the program:
+                # then the function is the cause to name.
+                raise _refusal(unsupported, refused) from error
+            return
+        if all(d.aliases_known for d in declared):
+            names = {d.urn for d in declared} | {a for d in declared for a in d.aliases}
+            refusal = _removal_refusal(work.previous, names, appliers, unsupported, refused)
+        else:  # what the program drops is known only at its end: checked before any delete
+            refusal = _refusal(unsupported, refused) if unsupported or refused else None
+        if refusal is not None:
+            raise refusal
+        for declaration in declared:
+            if declaration.read and declaration.type != STACK_REFERENCE:
+                raise refuse_read(declaration.type, declaration.name)
+
     def _apply(self, work: _Apply, reg: Registration) -> tuple[str, dict[str, Any]]:
-        """Make one registered resource real; the monitor calls this from its worker threads."""
-        with self._apply_lock:
-            if reg.type.startswith(PROVIDER_PREFIX):
-                return self._provider(work, reg)
+        """Make one registered resource real; the monitor calls this from several threads at once.
+
+        The step is decided on arrival (so a refusal while the program's code runs
+        comes before any change), waits for the gate, then makes its cloud calls
+        beside up to `parallel` others: the SDK registers a resource only once
+        everything it depends on is done, so dependencies come first.
+        """
+        if reg.type.startswith(PROVIDER_PREFIX):
+            with work.lock:
+                return self._provider(work, reg)  # state only: nothing in the cloud
+        step = self._decide_step(work, reg)
+        if step is not None:
+            with work.gate.step():
+                step = self._read_ahead(work, step)
+        work.gate.wait()
+        if step is None:
+            raise EngineError(
+                f"the embedded engine cannot apply resource type {reg.type} ({reg.urn}), which "
+                "the program declared only after other resources were applied; the checkpoint "
+                "records what was done. Use --engine pulumi.",
+                types=[reg.type],
+            )
+        with work.gate.step():
+            return self._execute(work, step)
+
+    def _decide_step(self, work: _Apply, reg: Registration) -> _Step | None:
+        """What the step will do: old state claimed, inputs checked, diffed; Pulumi's refusals.
+
+        None for a type without an applier: the gate names it with the others.
+        """
+        with work.lock:
             if not reg.provider:
                 reg = dataclasses.replace(reg, provider=self._default_provider_ref(work, reg.type))
-            applier = self._appliers_for(reg.provider, work.providers)[reg.type]
+            applier = self._appliers_for(reg.provider, work.providers).get(reg.type)
+            if applier is None:
+                return None
             old = _claim_old(work.previous, work.claimed, reg)
-            # A type change only ever comes through an alias (the type is in the URN):
-            # the program says it is the same resource, so it is diffed, not replaced.
-            timeouts = options.timeouts_seconds(reg.custom_timeouts)
-            if old is None and reg.import_id:
-                return self._import(work, reg, applier, timeouts)
-            program = reg
-            reg = _checked(reg, old, applier)
-            decision = _decide(reg, old, applier.replace_on)
-            op, diff, declared = decision.op, decision.diff, decision.inputs
-            inputs = reveal(declared)
-            created = work.now
-            if old is None:
+        # A type change only ever comes through an alias (the type is in the URN):
+        # the program says it is the same resource, so it is diffed, not replaced.
+        timeouts = options.timeouts_seconds(reg.custom_timeouts)
+        if old is None and reg.import_id:
+            return _Step(reg, reg, applier, None, "import", (), dict(reg.inputs), timeouts)
+        program = reg
+        reg = _checked(reg, old, applier)
+        decision = _decide(reg, old, applier.replace_on)
+        op = "create" if old is None else decision.op
+        if op == "replace" and old is not None:
+            _check_replace(reg, old)
+        return _Step(reg, program, applier, old, op, decision.diff, decision.inputs, timeouts)
+
+    def _read_ahead(self, work: _Apply, step: _Step) -> _Step:
+        """The step's reads, made while the program may still be running (they change nothing).
+
+        A no-change `up` then reads every resource while the SDK still sends
+        registrations, and a create whose name is taken is refused before any change.
+        """
+        if step.op == "create" and step.reg.urn not in work.unfinished:
+            ensure_free(step.reg.type, step.reg.urn, reveal(step.declared), step.applier)
+            return dataclasses.replace(step, read=True)
+        if step.op in ("same", "update") and step.old is not None:
+            live = step.applier.read(step.old.id, reveal(step.old.inputs))
+            return dataclasses.replace(step, live=live, read=True)
+        return step
+
+    def _execute(self, work: _Apply, step: _Step) -> tuple[str, dict[str, Any]]:
+        """The step's cloud calls, then its state recorded (under the lock)."""
+        if step.op == "import":
+            return self._import(work, step.reg, step.applier, step.timeouts)
+        reg, applier, old, op, diff = step.reg, step.applier, step.old, step.op, step.diff
+        declared = step.declared
+        inputs = reveal(declared)
+        created = work.now
+        if old is None:
+            resource_id, outputs = self._create(work, reg, applier, inputs, free=step.read)
+        elif op in ("same", "update"):
+            live = step.live if step.read else applier.read(old.id, reveal(old.inputs))
+            if live is None:
+                logger.warning("%s was deleted outside the stack; creating it again", reg.urn)
+                op = "create"
                 resource_id, outputs = self._create(work, reg, applier, inputs)
-            elif op in ("same", "update"):
-                live = applier.read(old.id, reveal(old.inputs))
-                if live is None:
-                    logger.warning("%s was deleted outside the stack; creating it again", reg.urn)
-                    op = "create"
-                    resource_id, outputs = self._create(work, reg, applier, inputs)
-                else:
-                    # Ignored paths follow the cloud, as `pulumi up --refresh` would: the
-                    # engine never moves what the program gave away (live traffic weights).
-                    as_live, _ = paths.reset(live, inputs, list(reg.ignore_changes))
-                    drift = drifted(declared, live, reg.ignore_changes)
-                    if op == "same" and drift:
-                        # Changed behind the stack's back: put the declared values back,
-                        # so a re-apply converges on the program (a rollback must).
-                        logger.warning(
-                            "%s drifted (%s); updating it back", reg.urn, ", ".join(drift)
-                        )
-                        op, diff = "update", drift
-                    if op == "update":
-                        as_found = {**reveal(old.inputs), **{k: live[k] for k in drift}}
-                        outputs = applier.update(old.id, as_found, as_live)
-                    else:
-                        outputs = old.outputs
-                    resource_id, created = old.id, old.created or work.now
             else:
-                _check_replace(reg, old)
-                # A replacement starts from the program's inputs, not the ignored ones
-                # (step_generator.go re-checks goal.Properties before replacing).
-                reg = _checked(program, None, applier)
-                declared = dict(reg.inputs)
-                inputs = reveal(declared)
-                dbr = (
-                    reg.delete_before_replace
-                    if reg.delete_before_replace_defined
-                    else _has_fixed_name(program)
-                )
-                if dbr:
-                    self._delete_one(old)
-                    work.state.pop(old.urn, None)
+                # Ignored paths follow the cloud, as `pulumi up --refresh` would: the
+                # engine never moves what the program gave away (live traffic weights).
+                as_live, _ = paths.reset(live, inputs, list(reg.ignore_changes))
+                drift = drifted(declared, live, reg.ignore_changes)
+                if op == "same" and drift:
+                    # Changed behind the stack's back: put the declared values back,
+                    # so a re-apply converges on the program (a rollback must).
+                    logger.warning("%s drifted (%s); updating it back", reg.urn, ", ".join(drift))
+                    op, diff = "update", drift
+                if op == "update":
+                    as_found = {**reveal(old.inputs), **{k: live[k] for k in drift}}
+                    outputs = applier.update(old.id, as_found, as_live)
                 else:
+                    outputs = old.outputs
+                resource_id, created = old.id, old.created or work.now
+        else:
+            # A replacement starts from the program's inputs, not the ignored ones
+            # (step_generator.go re-checks goal.Properties before replacing).
+            reg = _checked(step.program, None, applier)
+            declared = dict(reg.inputs)
+            inputs = reveal(declared)
+            dbr = (
+                reg.delete_before_replace
+                if reg.delete_before_replace_defined
+                else _has_fixed_name(step.program)
+            )
+            if dbr:
+                self._delete_one(old)
+                with work.lock:
+                    work.state.pop(old.urn, None)
+            else:
+                with work.lock:
                     work.replaced[old.urn] = old
-                resource_id, outputs = self._create(work, reg, applier, inputs)
-            # Bridged providers report the id among the outputs, as Pulumi records it.
-            outputs = secret_outputs(reg, {**outputs, "id": resource_id})
+            resource_id, outputs = self._create(work, reg, applier, inputs)
+        # Bridged providers report the id among the outputs, as Pulumi records it.
+        outputs = secret_outputs(reg, {**outputs, "id": resource_id})
+        with work.lock:
             work.state[reg.urn] = self._state(
                 reg,
                 resource_id,
@@ -472,15 +621,33 @@ class EmbeddedEngine:
                 created=created,
                 modified=work.now if op != "same" else (old.modified if old else work.now),
                 alias=old.urn if old is not None and old.urn != reg.urn else "",
-                timeouts=timeouts,
+                timeouts=step.timeouts,
                 import_id=old.import_id if old is not None and op != "replace" else "",
             )
             if old is not None and old.urn != reg.urn:
                 work.state.pop(old.urn, None)
             work.changes.append(Change(reg.urn, reg.type, op, diff))
-            # Progress for people: what changed, not the unchanged majority.
-            logger.log(logging.DEBUG if op == "same" else logging.INFO, "%s %s", op, reg.urn)
-            return resource_id, outputs
+        # Progress for people: what changed, not the unchanged majority.
+        logger.log(logging.DEBUG if op == "same" else logging.INFO, "%s %s", op, reg.urn)
+        return resource_id, outputs
+
+    @staticmethod
+    def _recorded(work: _Apply) -> list[ResourceState]:
+        """What the state holds now (for a checkpoint written after a failure)."""
+        with work.lock:
+            return list(work.state.values())
+
+    @staticmethod
+    def _in_declared_order(work: _Apply, resources: list[ResourceState]) -> list[ResourceState]:
+        """Resources in the order the program constructed them, not the order steps finished
+        (the checkpoint writer then puts dependencies first): the same program writes the same
+        checkpoint."""
+        last = len(work.declared_order)
+        ranked = sorted(
+            enumerate(resources),
+            key=lambda item: (work.declared_order.get(item[1].urn, last), item[0]),
+        )
+        return [res for _, res in ranked]
 
     def _provider(self, work: _Apply, reg: Registration) -> tuple[str, dict[str, Any]]:
         """An explicit provider resource (`aws.Provider(...)`): state only, nothing in the cloud.
@@ -550,6 +717,12 @@ class EmbeddedEngine:
             or "pulumi:providers:aws" not in urn
         ):
             return self.appliers()
+        with self._providers_lock:
+            return self._explicit_appliers(urn, providers)
+
+    def _explicit_appliers(
+        self, urn: str, providers: dict[str, ResourceState]
+    ) -> dict[str, ResourceType]:
         state = providers.get(urn) or self._providers_seen.get(urn)
         if state is None:
             raise EngineError(
@@ -569,23 +742,31 @@ class EmbeddedEngine:
         return provider_clients(self.clients, urn, inputs)
 
     def _create(
-        self, work: _Apply, reg: Registration, applier: ResourceType, inputs: dict[str, Any]
+        self,
+        work: _Apply,
+        reg: Registration,
+        applier: ResourceType,
+        inputs: dict[str, Any],
+        *,
+        free: bool = False,
     ) -> tuple[str, dict[str, Any]]:
         """Create; a failed create is left in the checkpoint as a pending `creating` operation.
 
         Pulumi records an operation before it starts and clears it when it ends
         (pkg/backend/snapshot.go); the embedded engine keeps the failed ones, so
         the state says that a resource may exist in the cloud without being in it.
+        `free`: the name was already found free (`_read_ahead`).
         """
-        if reg.urn not in work.unfinished:
+        if not free and reg.urn not in work.unfinished:
             ensure_free(reg.type, reg.urn, inputs, applier)
         try:
             return applier.create(reg.name, inputs)
         except BaseException:
-            pending = self._state(
-                reg, "", dict(reg.inputs), {}, work, created=work.now, modified=work.now
-            )
-            work.pending.append({"resource": pending, "type": "creating"})
+            with work.lock:
+                pending = self._state(
+                    reg, "", dict(reg.inputs), {}, work, created=work.now, modified=work.now
+                )
+                work.pending.append({"resource": pending, "type": "creating"})
             raise
 
     def _import(
@@ -615,18 +796,19 @@ class EmbeddedEngine:
             reg,
             {**live, **{k: v for k, v in reg.inputs.items() if k not in live}, "id": reg.import_id},
         )
-        work.state[reg.urn] = self._state(
-            reg,
-            reg.import_id,
-            dict(reg.inputs),
-            outputs,
-            work,
-            created=work.now,
-            modified=work.now,
-            timeouts=timeouts,
-            import_id=reg.import_id,
-        )
-        work.changes.append(Change(reg.urn, reg.type, "import"))
+        with work.lock:
+            work.state[reg.urn] = self._state(
+                reg,
+                reg.import_id,
+                dict(reg.inputs),
+                outputs,
+                work,
+                created=work.now,
+                modified=work.now,
+                timeouts=timeouts,
+                import_id=reg.import_id,
+            )
+            work.changes.append(Change(reg.urn, reg.type, "import"))
         logger.info("import %s (%s)", reg.urn, reg.import_id)
         return reg.import_id, outputs
 
@@ -666,10 +848,6 @@ class EmbeddedEngine:
             replace_on_changes=reg.replace_on_changes,
         )
 
-    def _delete(self, old: ResourceState) -> None:
-        with self._apply_lock:
-            self._delete_one(old)
-
     def _delete_one(self, old: ResourceState) -> None:
         """Delete from the cloud, unless the state says to retain it (retainOnDelete, step.go)."""
         if old.retain_on_delete:
@@ -690,13 +868,14 @@ class EmbeddedEngine:
         handler: Any,
         work: _Apply | None = None,
         invokes: InvokeHandler | None = None,
+        after_code: AfterCode | None = None,
     ) -> ProgramRun:
-        from rollback.engine.embedded.runner import run_program
+        from rollback.engine.embedded.runner import RPC_THREADS, run_program
 
         def read_stack(urn: str, name: str, stack_name: str, parent: str) -> dict[str, Any]:
             outputs = self._stack_reference(stack_name)
             if work is not None:
-                with self._apply_lock:
+                with work.lock:
                     work.state[urn] = ResourceState(
                         urn=urn,
                         type="pulumi:pulumi:StackReference",
@@ -723,6 +902,10 @@ class EmbeddedEngine:
             handler=handler,
             reader=read_stack,
             invoke=invokes if invokes is not None else self.invokes(),
+            after_code=after_code,
+            deferring=(lambda: work.gate.closed) if work is not None else None,
+            held=work.gate.waiting if work is not None else None,
+            max_workers=RPC_THREADS,
         )
 
     def _stack_reference(self, name: str) -> dict[str, Any]:
@@ -957,6 +1140,27 @@ def _refusal(types: list[str], functions: list[str]) -> EngineError:
         types=types,
         functions=functions,
     )
+
+
+def _removal_refusal(
+    prior: Mapping[str, ResourceState],
+    declared: Iterable[str],
+    appliers: Mapping[str, Any],
+    unsupported: Iterable[str] = (),
+    functions: Iterable[str] = (),
+) -> EngineError | None:
+    """The refusal of a run, or None: every type the engine cannot apply (`unsupported`) or
+    delete (no longer declared) and every unanswered function in one sentence; else the
+    protected resources the program no longer declares (step.go, deleteProtectedError)."""
+    kept = set(declared)
+    removed = [r for urn, r in prior.items() if urn not in kept]
+    types = sorted(set(unsupported) | ({r.type for r in removed} - set(appliers)))
+    if types or functions:
+        return _refusal(types, sorted(functions))
+    protected = sorted(r.urn for r in removed if r.protect)
+    if protected:
+        return options.refuse_protected_delete(protected)
+    return None
 
 
 def _has_fixed_name(reg: Registration) -> bool:

@@ -131,13 +131,10 @@ class Invokes:
         }
 
     def partition(self, args: dict[str, Any]) -> Answer:
-        region = self._region_name(args)
-        if region.startswith("cn-"):
-            name, suffix = "aws-cn", "amazonaws.com.cn"
-        elif region.startswith("us-gov-"):
-            name, suffix = "aws-us-gov", "amazonaws.com"
-        else:
-            name, suffix = "aws", "amazonaws.com"
+        from rollback.engine.embedded.resources.naming import partition_of
+
+        name = partition_of(self._region_name(args))
+        suffix = "amazonaws.com.cn" if name == "aws-cn" else "amazonaws.com"
         reverse = ".".join(reversed(suffix.split(".")))
         return {"id": name, "partition": name, "dnsSuffix": suffix, "reverseDnsPrefix": reverse}
 

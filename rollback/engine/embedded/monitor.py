@@ -11,24 +11,29 @@ Imports pulumi at module level: import this module only when a program runs.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from google.protobuf import empty_pb2
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
 from pulumi.runtime.proto import resource_pb2
-from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
+from pulumi.runtime.sync_await import _sync_await
 
 from rollback.engine.embedded.assets import plain_archive, plain_asset
 from rollback.engine.embedded.program import (
     STACK_TYPE,
+    Declaration,
     InvokeHandler,
     RegisteredResource,
     Registration,
     ResourceHandler,
     pulumi_urn,
+    refuse_read,
     secret_outputs,
 )
 from rollback.errors import EngineError
@@ -60,27 +65,65 @@ class RefusingMocks(Mocks):
         )
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
-        raise EngineError(
-            f"the program reads the existing resource {args.typ} {args.name!r} (a `.get`), which "
-            "the embedded engine does not support; use --engine pulumi.",
-            type=args.typ,
-        )
+        raise refuse_read(args.typ, args.name)
 
 
 class AnsweringMocks(RefusingMocks):
     """Answers the invokes `invoke` supports (rollback.engine.embedded.invokes); refuses the rest."""
 
-    def __init__(self, invoke: InvokeHandler) -> None:
+    def __init__(self, invoke: InvokeHandler, deferring: Callable[[], bool] | None = None) -> None:
         self._invoke = invoke
+        self._deferring = deferring
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         from pulumi.runtime.settings import is_dry_run
 
         if not self._invoke.supports(args.token):
-            if is_dry_run():
+            # A preview, or an up whose changes have not started: answer empty and
+            # name the function with every other refusal once the program's code ran.
+            if is_dry_run() or (self._deferring is not None and self._deferring()):
                 return self._invoke.unanswered(args.token), []
             return super().call(args)
         return self._invoke(args.token, dict(args.args)), []
+
+
+class LoopPool:
+    """Event loops lent to the RPC threads while the SDK (de)serializes values in them.
+
+    The SDK's serialization needs a current event loop in the calling thread.
+    A registration waits for the gate in its RPC thread (gate.py), so there
+    may be a thread per resource: the loops (each holds file descriptors) are
+    lent for the moment they are used, not owned by every thread, and closed
+    by the runner when the run ends (left to the garbage collector, a loop can
+    fail to close with "Invalid file descriptor: -1" on stderr).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._free: list[asyncio.AbstractEventLoop] = []
+        self._made: list[asyncio.AbstractEventLoop] = []
+
+    @contextlib.contextmanager
+    def lent(self) -> Iterator[None]:
+        with self._lock:
+            loop = self._free.pop() if self._free else None
+        if loop is None:
+            loop = asyncio.new_event_loop()
+            with self._lock:
+                self._made.append(loop)
+        asyncio.set_event_loop(loop)
+        try:
+            yield
+        finally:
+            asyncio.set_event_loop(None)
+            with self._lock:
+                self._free.append(loop)
+
+    def close(self) -> None:
+        with self._lock:
+            made, self._made, self._free = self._made, [], []
+        for loop in made:
+            loop.close()
 
 
 class EmbeddedMonitor(MockMonitor):
@@ -91,8 +134,11 @@ class EmbeddedMonitor(MockMonitor):
         handler: ResourceHandler,
         reader: StackReferenceReader | None = None,
         invoke: InvokeHandler | None = None,
+        deferring: Callable[[], bool] | None = None,
     ) -> None:
-        super().__init__(AnsweringMocks(invoke) if invoke is not None else RefusingMocks())
+        super().__init__(
+            AnsweringMocks(invoke, deferring) if invoke is not None else RefusingMocks()
+        )
         self._handler = handler
         self._reader = reader
         self._lock = threading.Lock()
@@ -101,6 +147,7 @@ class EmbeddedMonitor(MockMonitor):
         self.stack_urn = ""
         self.exports: dict[str, Any] = {}
         self.failure: BaseException | None = None
+        self.loops = LoopPool()
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
         from pulumi.runtime.settings import get_project, get_stack
@@ -113,8 +160,8 @@ class EmbeddedMonitor(MockMonitor):
             with self._lock:
                 self.stack_urn = urn
             return resource_pb2.RegisterResourceResponse(urn=urn)
-        _ensure_event_loop()  # type: ignore[no-untyped-call]
-        inputs = rpc.deserialize_properties(request.object, keep_internal=False)
+        with self.loops.lent():
+            inputs = rpc.deserialize_properties(request.object, keep_internal=False)
         registration = Registration(
             urn=urn,
             type=request.type,
@@ -152,12 +199,15 @@ class EmbeddedMonitor(MockMonitor):
             outputs = secret_outputs(registration, outputs)
         with self._lock:
             self.registered.append(RegisteredResource(registration, resource_id, outputs))
-        proto = _sync_await(rpc.serialize_properties(outputs, {}))
+        with self.loops.lent():
+            proto = _sync_await(rpc.serialize_properties(outputs, {}))
         return resource_pb2.RegisterResourceResponse(urn=urn, id=resource_id, object=proto)
 
     def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802
-        _ensure_event_loop()  # type: ignore[no-untyped-call]
-        outputs = _plain_unknowns(rpc.deserialize_properties(request.outputs, keep_internal=False))
+        with self.loops.lent():
+            outputs = _plain_unknowns(
+                rpc.deserialize_properties(request.outputs, keep_internal=False)
+            )
         with self._lock:
             if request.urn == self.stack_urn:
                 self.exports = dict(outputs)
@@ -175,8 +225,8 @@ class EmbeddedMonitor(MockMonitor):
             except BaseException as exc:
                 self._fail(exc)
                 raise
-            _ensure_event_loop()  # type: ignore[no-untyped-call]
-            proto = _sync_await(rpc.serialize_properties(outputs, {}))
+            with self.loops.lent():
+                proto = _sync_await(rpc.serialize_properties(outputs, {}))
             return resource_pb2.ReadResourceResponse(urn=urn, properties=proto)
         try:
             return self.mocks.new_resource(
@@ -190,7 +240,8 @@ class EmbeddedMonitor(MockMonitor):
 
     def Invoke(self, request: Any) -> Any:  # noqa: N802
         try:
-            return super().Invoke(request)  # type: ignore[no-untyped-call]
+            with self.loops.lent():
+                return super().Invoke(request)  # type: ignore[no-untyped-call]
         except EngineError as exc:
             self._fail(exc)
             raise
@@ -215,6 +266,88 @@ class EmbeddedMonitor(MockMonitor):
         }
         features = [f for f in info.supportedFeatures if f not in refused]
         return resource_pb2.DeploymentInfo(supportedFeatures=features)
+
+
+class DeclarationRecorder:
+    """A stack transformation that records each resource as its constructor runs (changes nothing).
+
+    The SDK runs a stack's transformations synchronously in `Resource.__init__`
+    (sdk/python/lib/pulumi/resource.py), before any input resolves: once the
+    program's code has returned, every resource it constructed is known, also
+    those whose registration still waits on another resource's outputs.
+    """
+
+    def __init__(self, project: str, stack: str) -> None:
+        self._project = project
+        self._stack = stack
+        self._lock = threading.Lock()
+        self._urns: dict[int, str] = {}  # id(resource) -> URN
+        self._aliases: dict[int, tuple[str, ...] | None] = {}  # None: not known yet
+        self.declarations: list[Declaration] = []
+
+    def __call__(self, args: Any) -> None:
+        from pulumi.resource import CustomResource
+
+        opts = args.opts
+        parent = opts.parent if opts is not None else None
+        parent_urn = self._urns.get(id(parent), "") if parent is not None else ""
+        urn = pulumi_urn(self._stack, self._project, parent_urn, args.type_, args.name)
+        parent_aliases = self._aliases.get(id(parent), ()) if parent is not None else ()
+        aliases = self._resolve_aliases(args, parent_urn, parent_aliases)
+        custom = isinstance(args.resource, CustomResource)
+        read = custom and opts is not None and (opts.id is not None or opts.urn is not None)
+        with self._lock:
+            self._urns[id(args.resource)] = urn
+            self._aliases[id(args.resource)] = aliases
+            self.declarations.append(
+                Declaration(
+                    urn=urn,
+                    type=args.type_,
+                    name=args.name,
+                    custom=custom,
+                    read=read or args.type_ == STACK_REFERENCE_TYPE,
+                    aliases=aliases or (),
+                    aliases_known=aliases is not None,
+                )
+            )
+
+    def _resolve_aliases(
+        self, args: Any, parent_urn: str, parent_aliases: tuple[str, ...] | None
+    ) -> tuple[str, ...] | None:
+        """Full URNs of the resource's aliases and of its parent's (as the SDK's all_aliases
+        multiplies them in); None when one names a value not known yet."""
+        if parent_aliases is None:
+            return None
+        found = [
+            pulumi_urn(self._stack, self._project, alias, args.type_, args.name)
+            for alias in parent_aliases
+        ]
+        for alias in (args.opts.aliases if args.opts is not None else None) or ():
+            if isinstance(alias, str):
+                found.append(alias)
+                continue
+            fields = {
+                "name": args.name if alias.name is ... else alias.name,
+                "type": args.type_ if alias.type_ is ... else alias.type_,
+                "stack": self._stack if alias.stack is ... else alias.stack,
+                "project": self._project if alias.project is ... else alias.project,
+            }
+            if alias.parent is ...:
+                parent = parent_urn
+            elif alias.parent is None:
+                parent = ""
+            elif isinstance(alias.parent, str):
+                parent = alias.parent
+            else:
+                parent = self._urns.get(id(alias.parent), "\0")
+            if parent == "\0" or not all(isinstance(v, str) for v in fields.values()):
+                return None
+            found.append(
+                pulumi_urn(
+                    fields["stack"], fields["project"], parent, fields["type"], fields["name"]
+                )
+            )
+        return tuple(found)
 
 
 def _plain_unknowns(value: Any) -> Any:

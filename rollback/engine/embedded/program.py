@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from rollback.engine.embedded.secrets import is_secret, wrap_secret
+from rollback.errors import EngineError
 
 STACK_TYPE = "pulumi:pulumi:Stack"
 
@@ -40,6 +41,24 @@ class Registration:
     aliases: tuple[str, ...] = ()  # full URNs the resource may have had before
     import_id: str = ""
     custom_timeouts: dict[str, str] = field(default_factory=dict)  # create/update/delete -> "5m"
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """A resource as its constructor declared it, before any of its inputs resolved.
+
+    `urn` is computed from the parent chain as Pulumi names it; `aliases` are
+    full URNs, and `aliases_known` is False when one could not be worked out
+    without running the program further (an alias naming an Output).
+    """
+
+    urn: str
+    type: str
+    name: str
+    custom: bool
+    read: bool  # `.get` or a StackReference: read from the cloud, never applied
+    aliases: tuple[str, ...] = ()
+    aliases_known: bool = True
 
 
 @dataclass(frozen=True)
@@ -99,6 +118,15 @@ def secret_outputs(registration: Registration, outputs: dict[str, Any]) -> dict[
     secret_keys = set(registration.additional_secret_outputs)
     secret_keys.update(k for k, v in registration.inputs.items() if is_secret(v))
     return {k: wrap_secret(v) if k in secret_keys else v for k, v in outputs.items()}
+
+
+def refuse_read(type_: str, name: str) -> EngineError:
+    """The refusal of a `.get` (a read of an existing resource), which the embedded engine cannot do."""
+    return EngineError(
+        f"the program reads the existing resource {type_} {name!r} (a `.get`), which "
+        "the embedded engine does not support; use --engine pulumi.",
+        type=type_,
+    )
 
 
 class InvokeHandler(Protocol):

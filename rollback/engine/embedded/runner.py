@@ -17,12 +17,17 @@ import os
 import runpy
 import sys
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from rollback.engine.embedded.program import InvokeHandler, ProgramRun, ResourceHandler
+from rollback.engine.embedded.program import (
+    Declaration,
+    InvokeHandler,
+    ProgramRun,
+    ResourceHandler,
+)
 from rollback.errors import EngineError, RollbackError, UsageError
 
 logger = logging.getLogger(__name__)
@@ -30,6 +35,14 @@ _program_logger = logging.getLogger(__name__ + ".program")
 # Several programs never run at once in one process: cwd, sys.path and the
 # SDK's class-level callback registry are process-wide.
 _RUN_LOCK = threading.Lock()
+
+# Threads that carry the program's RPCs. Registrations wait in them for the gate
+# (gate.py), and an invoke needs one while they wait, so this is no cap on
+# parallelism (the gate's is): the pool only grows as threads are needed.
+RPC_THREADS = 1024
+
+# Called once the program's own code has returned: (what it constructed, its error or None).
+AfterCode = Callable[[tuple[Declaration, ...], BaseException | None], None]
 
 
 def program_main(program_dir: Path) -> Path:
@@ -68,15 +81,24 @@ def run_program(
     max_workers: int = 4,
     reader: Any = None,
     invoke: InvokeHandler | None = None,
+    after_code: AfterCode | None = None,
+    deferring: Callable[[], bool] | None = None,
+    held: Callable[[], int] | None = None,
 ) -> ProgramRun:
     """Run the program to completion; return every registration, its result and the exports.
 
     `config` maps `project:key` to the plain string value (secrets decrypted);
     `secret_keys` names those that are secret, so outputs derived from them stay
-    secret. `handler` is called for each custom resource; `invoke`, when given,
-    answers the data sources it supports. A failure of the
-    handler is re-raised as is (RollbackErrors) or as EngineError; an exception
-    of the program becomes an EngineError naming the program and the message.
+    secret. `handler` is called for each custom resource, from up to
+    `max_workers` threads at once; `invoke`, when given, answers the data
+    sources it supports (while `deferring()` is true, an unsupported one is
+    answered empty and left for the caller to refuse). `after_code`, when
+    given, is called with every resource the program constructed once its
+    own code has raised, or has returned and every RPC still unfinished is one
+    the handler holds (`held()` of them); it may raise to refuse the run. A
+    failure of the handler is re-raised as is (RollbackErrors) or as
+    EngineError; an exception of the program becomes an EngineError naming the
+    program and the message.
     """
     program_dir = program_dir.resolve()
     main = program_main(program_dir)
@@ -95,6 +117,9 @@ def run_program(
                 max_workers,
                 reader,
                 invoke,
+                after_code,
+                deferring,
+                held,
             )
         except BaseException as exc:  # noqa: BLE001 handed to the calling thread
             outcome["error"] = exc
@@ -120,38 +145,25 @@ def _run_on_this_thread(
     max_workers: int,
     reader: Any = None,
     invoke: InvokeHandler | None = None,
+    after_code: AfterCode | None = None,
+    deferring: Callable[[], bool] | None = None,
+    held: Callable[[], int] | None = None,
 ) -> ProgramRun:
     from google.protobuf import empty_pb2
     from pulumi.runtime import config as runtime_config
     from pulumi.runtime import settings
     from pulumi.runtime.mocks import MockEngine, MockSettings
-    from pulumi.runtime.stack import run_in_stack
+    from pulumi.runtime.stack import register_stack_transformation, run_in_stack
 
-    from rollback.engine.embedded.monitor import EmbeddedMonitor
+    from rollback.engine.embedded.monitor import DeclarationRecorder, EmbeddedMonitor
 
     program_dir = main.parent
     loop = asyncio.new_event_loop()
     loop.set_exception_handler(_unobserved_failure)
     asyncio.set_event_loop(loop)
-    # Each RPC worker thread gets its own event loop (the SDK's serialization needs
-    # one), closed here when the run ends. Left to the garbage collector, a loop
-    # can be finalized after its self-pipe socket, and its close() then fails with
-    # "ValueError: Invalid file descriptor: -1" on stderr (seen with larger
-    # programs, e.g. a Fargate example).
-    worker_loops: list[asyncio.AbstractEventLoop] = []
-    loops_lock = threading.Lock()
-
-    def give_worker_a_loop() -> None:
-        worker_loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(worker_loop)
-        with loops_lock:
-            worker_loops.append(worker_loop)
-
-    executor = ThreadPoolExecutor(
-        max_workers=max_workers, thread_name_prefix="pulumi-rpc", initializer=give_worker_a_loop
-    )
+    executor = _CountingExecutor(max_workers=max_workers, thread_name_prefix="pulumi-rpc")
     loop.set_default_executor(executor)
-    monitor = EmbeddedMonitor(handler, reader, invoke)
+    monitor = EmbeddedMonitor(handler, reader, invoke, deferring)
     modules_before = set(sys.modules)
     cwd_before = os.getcwd()
     try:
@@ -183,13 +195,37 @@ def _run_on_this_thread(
         sys.path.insert(0, str(program_dir))
         os.chdir(program_dir)
 
-        def program() -> None:
-            runpy.run_path(str(main), run_name="__main__")
+        code_failure: list[BaseException] = []
+        recorder = DeclarationRecorder(project, stack)
+
+        def program() -> Awaitable[None] | None:
+            if after_code is not None:
+                register_stack_transformation(recorder)
+            try:
+                runpy.run_path(str(main), run_name="__main__")
+            except BaseException as exc:
+                code_failure.append(exc)
+                if after_code is not None:
+                    after_code(tuple(recorder.declarations), exc)  # may raise a better cause
+                raise
+            return None if after_code is None else when_settled()
+
+        async def when_settled() -> None:
+            # Registrations are sent once the code has returned: wait until all that
+            # can be sent without a step's result has been (the gate holds the rest).
+            await _settled(executor, held)
+            error = monitor.failure  # a registration refused on arrival refuses the run
+            assert after_code is not None
+            after_code(tuple(recorder.declarations), error)
+            if error is not None:
+                raise error
 
         try:
             loop.run_until_complete(run_in_stack(program))
         except BaseException as exc:
             failure = monitor.failure
+            if code_failure and failure is code_failure[0]:
+                failure = None  # the program's own exception, handed to waiting registrations
             if isinstance(failure, RollbackError):
                 raise failure from None
             if failure is not None:
@@ -217,13 +253,53 @@ def _run_on_this_thread(
     finally:
         _close_loop(loop)
         executor.shutdown(wait=True)
-        for worker_loop in worker_loops:
-            worker_loop.close()
+        monitor.loops.close()  # the RPC threads' event loops (monitor.LoopPool)
         asyncio.set_event_loop(None)
         os.chdir(cwd_before)
         with contextlib.suppress(ValueError):
             sys.path.remove(str(program_dir))
         _forget_program_modules(program_dir, modules_before)
+
+
+class _CountingExecutor(ThreadPoolExecutor):
+    """The RPC threads, counting the calls not finished yet."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._count_lock = threading.Lock()
+        self.unfinished = 0
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        with self._count_lock:
+            self.unfinished += 1
+        future = super().submit(fn, *args, **kwargs)
+        # Registered before asyncio chains its own callback: counted down first.
+        future.add_done_callback(self._finished)
+        return future
+
+    def _finished(self, _: Any) -> None:
+        with self._count_lock:
+            self.unfinished -= 1
+
+
+async def _settled(executor: _CountingExecutor, held: Callable[[], int] | None) -> None:
+    """Return once the program can make no progress without a held registration.
+
+    That is: the event loop has no callback ready to run (a registration takes
+    several turns of the loop before it is sent), every unfinished RPC is one
+    the caller holds (`held()`), and it stays so over a few turns (a finished
+    RPC's result reaches the loop just after it is counted down).
+    """
+    loop = asyncio.get_running_loop()
+    ready = getattr(loop, "_ready", None)  # CPython's queue of callbacks to run next
+    steady = 0
+    while steady < 3:
+        await asyncio.sleep(0.001)  # the loop runs all that is ready meanwhile
+        idle = ready is None or len(ready) == 0
+        if idle and executor.unfinished == (held() if held is not None else 0):
+            steady += 1
+        else:
+            steady = 0
 
 
 def _unobserved_failure(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

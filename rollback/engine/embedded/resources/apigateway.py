@@ -28,7 +28,7 @@ def _missing(call: Any, **kwargs: Any) -> Any:
 
 
 def _account(clients: Clients) -> str:
-    return str(clients("sts").get_caller_identity()["Account"])
+    return clients.account()
 
 
 def _region(clients: Clients) -> str:

@@ -19,3 +19,12 @@ def physical_name(inputs: dict[str, Any], key: str, logical: str, max_length: in
     if prefix:
         return f"{prefix}{suffix}"[:max_length]
     return f"{logical[: max_length - 8]}-{suffix}"
+
+
+def partition_of(region: str) -> str:
+    """The ARN partition of a region: `aws-cn` in China, `aws-us-gov` in GovCloud, else `aws`."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from rollback.aws.session import Clients
 from rollback.engine.embedded.resources.declared import declared_json
 from rollback.engine.embedded.resources.failures import already_gone, applying, aws_code, present
-from rollback.engine.embedded.resources.naming import physical_name
+from rollback.engine.embedded.resources.naming import partition_of, physical_name
 from rollback.engine.embedded.resources.tagging import aws_tags, pulumi_tags, tag_changes, with_tags
 
 if TYPE_CHECKING:
@@ -189,9 +189,26 @@ class Parameter:
 
     def create(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         parameter = physical_name(inputs, "name", name, 2048)
-        self._put(name, parameter, inputs, "create", overwrite=False)
-        return parameter, present(
-            self.read(parameter, {**inputs, "name": parameter}), self.token, parameter
+        answer = self._put(name, parameter, inputs, "create", overwrite=False)
+        # What a read would say, without one (a create of many parameters pays one
+        # call each): the ARN as SSM forms it, `parameter/` then the name without its `/`.
+        region = self.clients("ssm").meta.region_name
+        arn = (
+            f"arn:{partition_of(region)}:ssm:{region}:{self.clients.account()}:"
+            f"parameter/{parameter.removeprefix('/')}"
+        )
+        outputs = {
+            **inputs,
+            "name": parameter,
+            "arn": arn,
+            "type": inputs.get("type") or "String",
+            "version": float(answer.get("Version", 1)),
+        }
+        for key in ("value", "insecureValue"):
+            if key in inputs:
+                outputs[key] = str(inputs[key])
+        return parameter, with_tags(
+            outputs, {str(k): str(v) for k, v in (inputs.get("tags") or {}).items()}
         )
 
     def update(self, id: str, olds: dict[str, Any], news: dict[str, Any]) -> dict[str, Any]:
@@ -244,7 +261,7 @@ class Parameter:
 
     def _put(
         self, name: str, parameter: str, inputs: dict[str, Any], action: str, *, overwrite: bool
-    ) -> None:
+    ) -> dict[str, Any]:
         value = inputs.get("value", inputs.get("insecureValue"))
         kwargs: dict[str, Any] = {
             "Name": parameter,
@@ -264,7 +281,8 @@ class Parameter:
         if inputs.get("tags") and not overwrite:
             kwargs["Tags"] = aws_tags(inputs["tags"])
         with applying(self.token, name, action):
-            self.clients("ssm").put_parameter(**kwargs)
+            answer: dict[str, Any] = self.clients("ssm").put_parameter(**kwargs)
+        return answer
 
 
 @dataclass(frozen=True)
