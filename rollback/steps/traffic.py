@@ -43,7 +43,7 @@ class TrafficStep:
         self.timing = timing or Timing()
         # (when, forward configs, receiving health): reads `prepare` started for `apply`
         self._prepared: (
-            tuple[float, Future[Actions], dict[str, Future[list[TargetHealth]]]] | None
+            tuple[float, Future[dict[str, Actions]], dict[str, Future[list[TargetHealth]]]] | None
         ) = None
 
     @property
@@ -129,7 +129,9 @@ class TrafficStep:
         """
         self._prepared = (time.monotonic(), *self._start_reads())
 
-    def _start_reads(self) -> tuple[Future[Actions], dict[str, Future[list[TargetHealth]]]]:
+    def _start_reads(
+        self,
+    ) -> tuple[Future[dict[str, Actions]], dict[str, Future[list[TargetHealth]]]]:
         """The forward configs and the receiving groups' health, read at once: one round trip."""
         pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="traffic-read")
         try:
