@@ -418,13 +418,8 @@ class Journal:
         staged, self._staged = self._staged, []
         if not staged:
             return
-        put_docs = getattr(self.store, "put_docs", None)  # the local store's; S3 writes one by one
         try:
-            if put_docs is not None and len(staged) > 1:
-                put_docs(staged, create_only=True)
-                return
-            for key, body in staged:
-                self.store.put_doc(key, body, create_only=True)
+            self.store.put_docs(staged, create_only=True)
         except AlreadyExists as exc:
             if exc.fields.get("key") != self.key("run.json"):
                 raise

@@ -15,7 +15,7 @@ Key layout (documents are JSON, keys validated by `keys.check_key`):
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
@@ -65,6 +65,11 @@ class Store(Protocol):
 
     def put_doc(self, key: str, data: bytes, *, create_only: bool = False) -> None:
         """Write a document atomically; with create_only raise AlreadyExists if it exists."""
+        ...
+
+    def put_docs(self, docs: Sequence[tuple[str, bytes]], *, create_only: bool = False) -> None:
+        """Write several documents in order, as `put_doc` each; a reader or a crash sees a
+        prefix of them. Raises AlreadyExists (create_only) naming the first that exists."""
         ...
 
     def get_doc(self, key: str) -> bytes:

@@ -13,7 +13,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -150,6 +150,11 @@ class S3Store:
                     key=key,
                 ) from exc
             raise self._translate(exc, f"write {key}") from exc
+
+    def put_docs(self, docs: Sequence[tuple[str, bytes]], *, create_only: bool = False) -> None:
+        # S3 has no multi-object write: one conditional put each, in order (a prefix on failure).
+        for key, data in docs:
+            self.put_doc(key, data, create_only=create_only)
 
     def get_doc(self, key: str) -> bytes:
         body = self._get(check_key(key), what=f"document {key}")
