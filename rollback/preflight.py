@@ -243,16 +243,14 @@ def _checks(
 
 
 def _age_s(created_at: str) -> float:
-    """Seconds since an ISO 8601 time (infinite when unreadable)."""
-    from datetime import UTC, datetime
+    """Seconds since a journal timestamp (infinite when unreadable)."""
+    from rollback.journal import iso, seconds_between, utc_now
 
     try:
-        then = datetime.fromisoformat(created_at)
-    except (TypeError, ValueError):
+        age = seconds_between(created_at, iso(utc_now()))
+    except (TypeError, ValueError):  # unparsable, or without a time zone
         return float("inf")
-    if then.tzinfo is None:
-        then = then.replace(tzinfo=UTC)
-    return (datetime.now(UTC) - then).total_seconds()
+    return float("inf") if age is None else age
 
 
 def _database_check(variable: str, environ: Mapping[str, str]) -> _Named:
@@ -434,12 +432,12 @@ def check_engine(bench: Workbench, engine: str) -> list[Evidence]:
             raise ConfigError(CLI_MISSING.rstrip(".") + f"; {NOTHING_CHANGED}.")
         return [evidence("engine.pulumi", {"cli": path}, True)]
     if engine == "embedded":
-        from rollback.aws.endpoint import is_embedded_endpoint
+        from rollback.aws.endpoint import is_embedded_endpoint, is_loopback_url
 
         url = bench.clients.endpoint_url
         if url and is_embedded_endpoint(url):
             return [evidence("engine.embedded", {"endpoint_url": url, "answers": True}, True)]
-        if url is None or not _loopback(url):
+        if url is None or not is_loopback_url(url):
             # Chosen explicitly against real AWS: select_engine warns; nothing to probe.
             return [
                 evidence("engine.embedded", {"endpoint_url": url}, True, "not the embedded cloud")
@@ -449,12 +447,6 @@ def check_engine(bench: Workbench, engine: str) -> list[Evidence]:
             endpoint_url=url,
         )
     return [evidence("engine", {"engine": engine}, True, "no precondition known")]
-
-
-def _loopback(url: str) -> bool:
-    from rollback.aws.endpoint import is_loopback_url
-
-    return is_loopback_url(url)
 
 
 # -- secrets ---------------------------------------------------------------------
