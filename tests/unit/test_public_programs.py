@@ -261,6 +261,48 @@ def _check_ecs_instances(cloud: Cloud, outputs: dict[str, Any], raw: str) -> Non
     )
 
 
+def _check_apigatewayv2_eventbridge(cloud: Cloud, outputs: dict[str, Any], raw: str) -> None:
+    (api,) = cloud("apigatewayv2").get_apis()["Items"]
+    assert api["ProtocolType"] == "HTTP"
+    (stage,) = cloud("apigatewayv2").get_stages(ApiId=api["ApiId"])["Items"]
+    assert stage["StageName"] == "dev" and stage["AutoDeploy"] is True
+    assert outputs["url"] == f"{api['ApiEndpoint']}/dev"
+    (integration,) = cloud("apigatewayv2").get_integrations(ApiId=api["ApiId"])["Items"]
+    assert integration["IntegrationSubtype"] == "EventBridge-PutEvents"
+    (route,) = cloud("apigatewayv2").get_routes(ApiId=api["ApiId"])["Items"]
+    assert route["RouteKey"] == "POST /uploads"
+    assert route["Target"] == f"integrations/{integration['IntegrationId']}"
+    # The target's id was left to the provider: found on the bus's rule, aimed at the function.
+    bus = integration["RequestParameters"]["EventBusName"]
+    (rule,) = cloud("events").list_rules(EventBusName=bus)["Rules"]
+    (target,) = cloud("events").list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)["Targets"]
+    (function,) = cloud("lambda").list_functions()["Functions"]
+    assert target["Arn"] == function["FunctionArn"]
+    assert json.loads(rule["EventPattern"]) == {"source": ["my-event-source"]}
+
+
+def _check_apigatewayv2_quickcreate(cloud: Cloud, outputs: dict[str, Any], raw: str) -> None:
+    (api,) = cloud("apigatewayv2").get_apis()["Items"]
+    assert api["ProtocolType"] == "HTTP" and outputs["endpoint"] == api["ApiEndpoint"]
+    (function,) = cloud("lambda").list_functions()["Functions"]
+    assert function["Runtime"] == "nodejs12.x" and function["Handler"] == "index.handler"
+    policy = json.loads(cloud("lambda").get_policy(FunctionName=function["FunctionName"])["Policy"])
+    assert policy["Statement"][0]["Principal"] == {"Service": "apigateway.amazonaws.com"}
+
+
+def _check_slackbot(cloud: Cloud, outputs: dict[str, Any], raw: str) -> None:
+    (table,) = cloud("dynamodb").list_tables()["TableNames"]
+    described = cloud("dynamodb").describe_table(TableName=table)["Table"]
+    assert described["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    (function,) = cloud("lambda").list_functions()["Functions"]
+    assert function["Environment"]["Variables"]["SUBSCRIPTIONS_TABLE_NAME"] == table
+    (api,) = cloud("apigateway").get_rest_apis()["items"]
+    stage = cloud("apigateway").get_stage(restApiId=api["id"], stageName="slackbot-example")
+    assert stage["deploymentId"]
+    policy = json.loads(cloud("lambda").get_policy(FunctionName=function["FunctionName"])["Policy"])
+    assert policy["Statement"][0]["Condition"]["ArnLike"]["AWS:SourceArn"].endswith("*/*")
+
+
 PROGRAMS: dict[str, Callable[[Cloud, dict[str, Any], str], None]] = {
     "aws-py-s3-folder": _check_s3_folder,
     "aws-py-webserver": _check_webserver,
@@ -271,6 +313,9 @@ PROGRAMS: dict[str, Callable[[Cloud, dict[str, Any], str], None]] = {
     "aws-py-stepfunctions": _check_stepfunctions,
     "aws-py-apigateway-lambda-serverless": _check_apigateway_lambda,
     "aws-py-ecs-instances-autoapi": _check_ecs_instances,
+    "aws-py-apigatewayv2-eventbridge": _check_apigatewayv2_eventbridge,
+    "aws-py-apigatewayv2-http-api-quickcreate": _check_apigatewayv2_quickcreate,
+    "aws-py-slackbot": _check_slackbot,
 }
 
 
