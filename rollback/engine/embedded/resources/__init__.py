@@ -67,6 +67,7 @@ SUPPORTED: frozenset[str] = frozenset(
         "aws:iam/rolePolicy:RolePolicy",
         "aws:iam/instanceProfile:InstanceProfile",
         "aws:iam/user:User",
+        "aws:iam/accessKey:AccessKey",
         "aws:iam/group:Group",
         "aws:ecs/cluster:Cluster",
         "aws:ecs/taskDefinition:TaskDefinition",
