@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rollback.aws.session import Clients
+from rollback.engine.embedded.resources.acm import go_time
 from rollback.engine.embedded.resources.declared import in_declared_order
 from rollback.engine.embedded.resources.failures import already_gone, applying, aws_code, present
 from rollback.engine.embedded.resources.naming import partition_of
@@ -77,15 +78,20 @@ class Items:
 
 @dataclass(frozen=True)
 class Block:
-    """A nested block: Pulumi key -> (API key, conversion)."""
+    """A nested block: Pulumi key -> (API key, conversion); `defaults` are the provider's
+    schema defaults, which it sends when the program leaves a field out."""
 
     fields: dict[str, tuple[str, Conversion]]
+    defaults: dict[str, Any] = field(default_factory=dict)
 
     def api(self, value: Any) -> Any:
         return {
-            name: conversion.api(value[key])
-            for key, (name, conversion) in self.fields.items()
-            if value.get(key) is not None
+            **self.defaults,
+            **{
+                name: conversion.api(value[key])
+                for key, (name, conversion) in self.fields.items()
+                if value.get(key) is not None
+            },
         }
 
     def pulumi(self, value: Any) -> Any:
@@ -181,6 +187,8 @@ _BEHAVIOR: dict[str, tuple[str, Conversion]] = {
     "trustedSigners": ("TrustedSigners", Items(enabled=True)),
 }
 
+_BEHAVIOR_DEFAULTS = {"Compress": False, "FieldLevelEncryptionId": ""}
+
 _ORIGIN = Block(
     {
         "originId": ("Id", PLAIN),
@@ -203,7 +211,8 @@ _ORIGIN = Block(
                     "originSslProtocols": ("OriginSslProtocols", Items()),
                     "originKeepaliveTimeout": ("OriginKeepaliveTimeout", INT),
                     "originReadTimeout": ("OriginReadTimeout", INT),
-                }
+                },
+                {"OriginKeepaliveTimeout": 5, "OriginReadTimeout": 30},
             ),
         ),
         "s3OriginConfig": (
@@ -216,7 +225,8 @@ _ORIGIN = Block(
                 {"enabled": ("Enabled", PLAIN), "originShieldRegion": ("OriginShieldRegion", PLAIN)}
             ),
         ),
-    }
+    },
+    {"ConnectionAttempts": 3, "ConnectionTimeout": 10, "OriginPath": ""},
 )
 
 # Top-level inputs that are part of the DistributionConfig (loggingConfig is done apart).
@@ -248,10 +258,12 @@ _CONFIG = Block(
                 )
             ),
         ),
-        "defaultCacheBehavior": ("DefaultCacheBehavior", Behavior(_BEHAVIOR)),
+        "defaultCacheBehavior": ("DefaultCacheBehavior", Behavior(_BEHAVIOR, _BEHAVIOR_DEFAULTS)),
         "orderedCacheBehaviors": (
             "CacheBehaviors",
-            Items(Behavior({"pathPattern": ("PathPattern", PLAIN), **_BEHAVIOR})),
+            Items(
+                Behavior({"pathPattern": ("PathPattern", PLAIN), **_BEHAVIOR}, _BEHAVIOR_DEFAULTS)
+            ),
         ),
         "customErrorResponses": (
             "CustomErrorResponses",
@@ -279,10 +291,19 @@ _CONFIG = Block(
                     "iamCertificateId": ("IAMCertificateId", PLAIN),
                     "minimumProtocolVersion": ("MinimumProtocolVersion", PLAIN),
                     "sslSupportMethod": ("SSLSupportMethod", PLAIN),
-                }
+                },
+                {"CloudFrontDefaultCertificate": False, "MinimumProtocolVersion": "TLSv1"},
             ),
         ),
-    }
+    },
+    {
+        "Comment": "",
+        "DefaultRootObject": "",
+        "HttpVersion": "http2",
+        "IsIPV6Enabled": False,
+        "PriceClass": "PriceClass_All",
+        "WebACLId": "",
+    },
 )
 _LOGGING = Block(
     {
@@ -295,11 +316,7 @@ _LOGGING = Block(
 
 def distribution_config(inputs: dict[str, Any], caller_reference: str) -> dict[str, Any]:
     """The DistributionConfig the program's inputs describe."""
-    config: dict[str, Any] = {
-        "CallerReference": caller_reference,
-        "Comment": "",
-        **_CONFIG.api(inputs),
-    }
+    config: dict[str, Any] = {"CallerReference": caller_reference, **_CONFIG.api(inputs)}
     logging = inputs.get("loggingConfig")
     config["Logging"] = {
         "Enabled": bool(logging),
@@ -409,7 +426,7 @@ class Distribution:
             "etag": answer.get("ETag", ""),
             "hostedZoneId": HOSTED_ZONE.get(partition_of(region), HOSTED_ZONE["aws"]),
             "inProgressValidationBatches": distribution.get("InProgressInvalidationBatches", 0),
-            "lastModifiedTime": str(distribution.get("LastModifiedTime", "")),
+            "lastModifiedTime": go_time(distribution.get("LastModifiedTime")),
             "status": distribution.get("Status", ""),
             "retainOnDelete": bool(inputs.get("retainOnDelete", False)),
             "waitForDeployment": bool(inputs.get("waitForDeployment", True)),
