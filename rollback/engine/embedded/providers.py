@@ -25,16 +25,13 @@ import json
 import re
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rollback.aws.endpoint import is_loopback_url
 from rollback.aws.session import Clients
 from rollback.engine.embedded.checkpoint import ResourceState
 from rollback.engine.embedded.options import duration_seconds
 from rollback.errors import EngineError, UsageError
-
-if TYPE_CHECKING:
-    import boto3
 
 PROVIDER_PREFIX = "pulumi:providers:"
 PACKAGES = frozenset({"aws", "random"})
@@ -80,18 +77,41 @@ def package_provider_state(
 
 @dataclass
 class EndpointClients(Clients):
-    """Clients with an endpoint per service (an explicit provider's `endpoints`)."""
+    """The clients of an explicit provider: made by the engine's own session, in the provider's
+    region, with an endpoint per service (`endpoints`) and, when it assumes roles, the roles'
+    credentials.
+
+    The engine's session makes them, so whatever is registered on it (a caller's audit of AWS
+    calls) sees the provider's calls too. Assumed credentials are refreshed before they expire
+    and a client is made again when its keys changed.
+    """
 
     endpoints: dict[str, str] = field(default_factory=dict)
+    region: str = ""
+    credentials: Any = None  # botocore refreshable credentials of the assumed roles, or None
+    _keys: dict[str, str | None] = field(default_factory=dict, repr=False)
 
-    def __call__(self, service: str) -> Any:
-        if service not in self._cache:
+    def _client(self, service: str) -> Any:
+        keys: dict[str, Any] = {}
+        if self.credentials is not None:
+            frozen = self.credentials.get_frozen_credentials()  # refreshes when close to expiry
+            keys = {
+                "aws_access_key_id": frozen.access_key,
+                "aws_secret_access_key": frozen.secret_key,
+                "aws_session_token": frozen.token,
+            }
+        if service not in self._cache or self._keys.get(service) != keys.get("aws_access_key_id"):
             from botocore.config import Config
 
             config = Config(retries={"mode": "standard", "max_attempts": self.max_attempts})
             self._cache[service] = self.session.client(
-                service, endpoint_url=self.endpoints.get(service, self.endpoint_url), config=config
+                service,
+                region_name=self.region or None,
+                endpoint_url=self.endpoints.get(service, self.endpoint_url),
+                config=config,
+                **keys,
             )
+            self._keys[service] = keys.get("aws_access_key_id")
         return self._cache[service]
 
 
@@ -133,31 +153,14 @@ def provider_clients(base: Clients, urn: str, inputs: dict[str, Any]) -> Clients
     endpoints = endpoints_of(urn, inputs)
     region = str(_json(inputs.get("region")) or base.session.region_name or "us-east-1")
     roles = assume_role_requests(urn, inputs)
-    session = (
-        _assumed_session(base, region, endpoints.get("sts"), roles)
-        if roles
-        else _session_like(base.session, region)
-    )
     return EndpointClients(
-        session=session,
+        session=base.session,
         endpoint_url=base.endpoint_url,
         max_attempts=base.max_attempts,
+        _lock=base._lock,  # one session: clients are made one at a time
         endpoints=endpoints,
-    )
-
-
-def _session_like(session: boto3.Session, region: str) -> boto3.Session:
-    import boto3
-
-    credentials = session.get_credentials()
-    if credentials is None:
-        return boto3.Session(region_name=region)
-    frozen = credentials.get_frozen_credentials()
-    return boto3.Session(
-        aws_access_key_id=frozen.access_key,
-        aws_secret_access_key=frozen.secret_key,
-        aws_session_token=frozen.token,
-        region_name=region,
+        region=region,
+        credentials=_assumed(base, region, endpoints.get("sts"), roles) if roles else None,
     )
 
 
@@ -221,18 +224,12 @@ def assume_role_requests(urn: str, inputs: dict[str, Any]) -> list[dict[str, Any
     return requests
 
 
-def _assumed_session(
+def _assumed(
     base: Clients, region: str, sts_endpoint: str | None, requests: list[dict[str, Any]]
-) -> boto3.Session:
-    """A session whose credentials come from assuming `requests` in turn, on first use."""
-    import boto3
-    import botocore.session
-    from botocore.credentials import (
-        AssumeRoleCredentialFetcher,
-        CredentialProvider,
-        CredentialResolver,
-        DeferredRefreshableCredentials,
-    )
+) -> Any:
+    """Credentials from assuming `requests` in turn, each with the one before; STS is asked
+    on first use and again before they expire (botocore's assume-role fetcher)."""
+    from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
 
     def sts_client(service: str, **credentials: Any) -> Any:
         # Through the engine's own session: its endpoint, retries and event hooks.
@@ -254,13 +251,4 @@ def _assumed_session(
         credentials = DeferredRefreshableCredentials(
             refresh_using=fetcher.fetch_credentials, method="assume-role"
         )
-
-    class _Assumed(CredentialProvider):  # type: ignore[misc]
-        METHOD = "assume-role"
-
-        def load(self) -> Any:
-            return credentials
-
-    session = botocore.session.Session()
-    session.register_component("credential_provider", CredentialResolver([_Assumed()]))
-    return boto3.Session(botocore_session=session, region_name=region)
+    return credentials
