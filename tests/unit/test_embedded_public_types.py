@@ -273,9 +273,35 @@ def test_an_explicit_provider_assumes_its_roles_in_turn_on_first_use(cloud: Clou
     assert len(cloud.calls.named("AssumeRole")) == 2  # kept until they are about to expire
 
 
+def test_an_explicit_provider_signs_with_its_own_keys_and_assumes_roles_with_them(
+    cloud: Cloud,
+) -> None:
+    signed: list[str] = []
+    cloud.session.events.register(
+        "before-send.*.*",
+        lambda request, **_: signed.append(str(request.headers["Authorization"])),
+    )
+    keys = {"accessKey": "AKIAPROVIDEROWNKEY01", "secretKey": "provider-secret", "token": "t"}
+
+    provider_clients(cloud.clients, "urn:p", keys)("s3").list_buckets()
+    assumed = provider_clients(
+        cloud.clients,
+        "urn:p",
+        {**keys, "assumeRoles": json.dumps([{"roleArn": "arn:aws:iam::123456789012:role/r"}])},
+    )
+    assumed("s3").list_buckets()
+
+    # ListBuckets with the provider's key; AssumeRole with it too; then ListBuckets as the role.
+    assert "Credential=AKIAPROVIDEROWNKEY01/" in signed[0]
+    assert "Credential=AKIAPROVIDEROWNKEY01/" in signed[1]
+    assert "Credential=AKIAPROVIDEROWNKEY01/" not in signed[2]
+
+
 @pytest.mark.parametrize(
     ("inputs", "refusal"),
     [
+        ({"accessKey": "AKIAONLYHALF"}, "only one of accessKey and secretKey"),
+        ({"profile": "no-such-profile-here"}, "no credentials on this machine"),
         ({"assumeRoleWithWebIdentity": json.dumps({"roleArn": "r"})}, "web identity"),
         ({"assumeRoles": json.dumps([{"roleArn": "r", "duration": "soon"}])}, "not a duration"),
     ],

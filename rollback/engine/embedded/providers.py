@@ -16,7 +16,9 @@ with the engine's own), as pulumi-aws does through terraform-provider-aws's
 aws-sdk-go-base (`assume_role` blocks: role chaining); resources that name the
 provider are then applied with the last role's credentials. STS is asked on
 first use and again before the credentials expire (botocore's refreshable
-credentials), as the AWS SDKs do. Web identity roles are refused.
+credentials), as the AWS SDKs do. Web identity roles are refused. A provider's own
+`accessKey`/`secretKey`/`token` or `profile` sign its resources' calls and its first
+assumed role, before the engine's credentials.
 """
 
 from __future__ import annotations
@@ -146,13 +148,15 @@ def endpoints_of(urn: str, inputs: dict[str, Any]) -> dict[str, str]:
 def provider_clients(base: Clients, urn: str, inputs: dict[str, Any]) -> Clients:
     """Clients for an explicit aws provider: its region, loopback endpoints and assumed roles.
 
-    Without `assumeRoles` the clients use the engine's own credentials.
+    Without `assumeRoles` the clients use the provider's own keys or profile, else the
+    engine's credentials.
     Raises EngineError for endpoints outside the embedded cloud and for roles
     the engine cannot assume; no STS call is made here.
     """
     endpoints = endpoints_of(urn, inputs)
     region = str(_json(inputs.get("region")) or base.session.region_name or "us-east-1")
     roles = assume_role_requests(urn, inputs)
+    own = own_credentials(urn, inputs)
     return EndpointClients(
         session=base.session,
         endpoint_url=base.endpoint_url,
@@ -160,8 +164,45 @@ def provider_clients(base: Clients, urn: str, inputs: dict[str, Any]) -> Clients
         _lock=base._lock,  # one session: clients are made one at a time
         endpoints=endpoints,
         region=region,
-        credentials=_assumed(base, region, endpoints.get("sts"), roles) if roles else None,
+        credentials=_assumed(base, region, endpoints.get("sts"), roles, own) if roles else own,
     )
+
+
+def own_credentials(urn: str, inputs: dict[str, Any]) -> Any:
+    """The provider's own credentials: its `accessKey`/`secretKey`/`token`, else its `profile`,
+    else None (the engine's). They sign its resources' calls and are the source of its first
+    assumed role, as in aws-sdk-go-base (static keys before a profile before the environment).
+
+    Raises EngineError for half a key pair and for a profile with no credentials here.
+    """
+    from botocore.credentials import Credentials
+
+    access, secret = _json(inputs.get("accessKey")), _json(inputs.get("secretKey"))
+    if access or secret:
+        if not (access and secret):
+            raise EngineError(
+                f"the provider {urn} sets only one of accessKey and secretKey; set both or "
+                "neither. Nothing was changed.",
+                urn=urn,
+            )
+        return Credentials(str(access), str(secret), str(_json(inputs.get("token")) or "") or None)
+    profile = _json(inputs.get("profile"))
+    if not profile:
+        return None
+    import botocore.session
+    from botocore.exceptions import ProfileNotFound
+
+    try:
+        found = botocore.session.Session(profile=str(profile)).get_credentials()
+    except ProfileNotFound:
+        found = None
+    if found is None:
+        raise EngineError(
+            f"the provider {urn} names the AWS profile {profile!r}, which has no credentials on "
+            "this machine; add it to ~/.aws or drop `profile`. Nothing was changed.",
+            urn=urn,
+        )
+    return found
 
 
 # `assumeRoles` entry key, in Terraform's spelling -> STS AssumeRole parameter.
@@ -225,10 +266,15 @@ def assume_role_requests(urn: str, inputs: dict[str, Any]) -> list[dict[str, Any
 
 
 def _assumed(
-    base: Clients, region: str, sts_endpoint: str | None, requests: list[dict[str, Any]]
+    base: Clients,
+    region: str,
+    sts_endpoint: str | None,
+    requests: list[dict[str, Any]],
+    source: Any = None,
 ) -> Any:
-    """Credentials from assuming `requests` in turn, each with the one before; STS is asked
-    on first use and again before they expire (botocore's assume-role fetcher)."""
+    """Credentials from assuming `requests` in turn, each with the one before (the first with
+    `source`, else the engine's own); STS is asked on first use and again before they expire
+    (botocore's assume-role fetcher)."""
     from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
 
     def sts_client(service: str, **credentials: Any) -> Any:
@@ -240,7 +286,7 @@ def _assumed(
             **credentials,
         )
 
-    credentials = base.session.get_credentials()
+    credentials = source or base.session.get_credentials()
     for request in requests:
         fetcher = AssumeRoleCredentialFetcher(
             client_creator=sts_client,
