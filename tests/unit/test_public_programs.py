@@ -261,6 +261,52 @@ def _check_ecs_instances(cloud: Cloud, outputs: dict[str, Any], raw: str) -> Non
     )
 
 
+# EKS, Redshift and Glue programs (aws-py-eks, aws-py-redshift-glue-etl).
+
+
+def _check_eks(cloud: Cloud, outputs: dict[str, Any], raw: str) -> None:
+    eks = cloud("eks")
+    (name,) = eks.list_clusters()["clusters"]
+    assert outputs["cluster-name"] == name and name.startswith("eks-cluster-")
+    cluster = eks.describe_cluster(name=name)["cluster"]
+    assert cluster["tags"] == {"Name": "pulumi-eks-cluster"}
+    assert cluster["roleArn"].split("/")[-1].startswith("eks-iam-role-")
+    (vpc,) = [v for v in cloud("ec2").describe_vpcs()["Vpcs"] if v["CidrBlock"] == "10.100.0.0/16"]
+    subnets = cloud("ec2").describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])[
+        "Subnets"
+    ]
+    # One subnet per availability zone of the region, from get_availability_zones.
+    zones = cloud("ec2").describe_availability_zones()["AvailabilityZones"]
+    assert len(subnets) == len(zones)
+    config = cluster["resourcesVpcConfig"]
+    assert sorted(config["subnetIds"]) == sorted(s["SubnetId"] for s in subnets)
+    assert config["publicAccessCidrs"] == ["0.0.0.0/0"]
+    (group,) = cloud("ec2").describe_security_groups(GroupIds=config["securityGroupIds"])[
+        "SecurityGroups"
+    ]
+    assert sorted(p["FromPort"] for p in group["IpPermissions"]) == [80, 443]
+    (node_group_name,) = eks.list_nodegroups(clusterName=name)["nodegroups"]
+    node_group = eks.describe_nodegroup(clusterName=name, nodegroupName=node_group_name)[
+        "nodegroup"
+    ]
+    assert node_group_name == "pulumi-eks-nodegroup"
+    assert node_group["scalingConfig"] == {"minSize": 1, "maxSize": 2, "desiredSize": 2}
+    assert sorted(node_group["subnets"]) == sorted(config["subnetIds"])
+    role = node_group["nodeRole"].split("/")[-1]
+    attached = cloud("iam").list_attached_role_policies(RoleName=role)["AttachedPolicies"]
+    assert sorted(p["PolicyName"] for p in attached) == [
+        "AmazonEC2ContainerRegistryReadOnly",
+        "AmazonEKSWorkerNodePolicy",
+        "AmazonEKS_CNI_Policy",
+    ]
+    # The kubeconfig the program builds points at the live endpoint and certificate.
+    kubeconfig = json.loads(outputs["kubeconfig"])
+    server = kubeconfig["clusters"][0]["cluster"]
+    assert server["server"] == cluster["endpoint"]
+    assert server["certificate-authority-data"] == cluster["certificateAuthority"]["data"]
+    assert kubeconfig["users"][0]["user"]["exec"]["args"][-1] == cluster["endpoint"]
+
+
 PROGRAMS: dict[str, Callable[[Cloud, dict[str, Any], str], None]] = {
     "aws-py-s3-folder": _check_s3_folder,
     "aws-py-webserver": _check_webserver,
@@ -271,6 +317,8 @@ PROGRAMS: dict[str, Callable[[Cloud, dict[str, Any], str], None]] = {
     "aws-py-stepfunctions": _check_stepfunctions,
     "aws-py-apigateway-lambda-serverless": _check_apigateway_lambda,
     "aws-py-ecs-instances-autoapi": _check_ecs_instances,
+    # EKS, Redshift and Glue programs.
+    "aws-py-eks": _check_eks,
 }
 
 

@@ -110,6 +110,9 @@ SUPPORTED: frozenset[str] = frozenset(
         "aws:cloudwatch/eventBus:EventBus",
         "aws:ec2/launchConfiguration:LaunchConfiguration",
         "aws:ecs/capacityProvider:CapacityProvider",
+        # EKS, Redshift, Glue: Pulumi's aws-py-eks and aws-py-redshift-glue-etl examples.
+        "aws:eks/cluster:Cluster",
+        "aws:eks/nodeGroup:NodeGroup",
     }
 )
 
@@ -152,6 +155,7 @@ def resource_types(clients: Clients) -> dict[str, ResourceType]:
         ec2,
         ecr,
         ecs,
+        eks,
         elbv2,
         elbv2_rules,
         extras,
@@ -189,5 +193,7 @@ def resource_types(clients: Clients) -> dict[str, ResourceType]:
         *serverless.appliers(clients),
         *apigateway.appliers(clients),
         *extras.appliers(clients),
+        # EKS, Redshift, Glue: Pulumi's aws-py-eks and aws-py-redshift-glue-etl examples.
+        *eks.appliers(clients),
     ]
     return {a.token: a for a in appliers}
