@@ -130,3 +130,137 @@ def test_eks_cluster_and_node_group_lifecycle(cloud: Cloud) -> None:
     _lifecycle_ends(groups, group_id, scaled)
     _lifecycle_ends(clusters, name, retagged)
     assert eks.list_clusters()["clusters"] == []
+
+
+def test_vpc_endpoint_policy_changes_in_place(cloud: Cloud) -> None:
+    endpoints = cloud.applier("aws:ec2/vpcEndpoint:VpcEndpoint")
+    ec2 = cloud.client("ec2")
+    table = ec2.create_route_table(VpcId=cloud.vpc_id)["RouteTable"]["RouteTableId"]
+    inputs: dict[str, Any] = {
+        "vpcId": cloud.vpc_id,
+        "serviceName": f"com.amazonaws.{REGION}.s3",
+        "routeTableIds": [table],
+        "tags": {"Name": "s3"},
+    }
+
+    id, outputs = endpoints.create("s3", inputs)
+
+    assert id.startswith("vpce-") and outputs["vpcEndpointType"] == "Gateway"
+    assert outputs["prefixListId"].startswith("pl-")
+    routes = ec2.describe_route_tables(RouteTableIds=[table])["RouteTables"][0]["Routes"]
+    assert outputs["prefixListId"] in [r.get("DestinationPrefixListId") for r in routes]
+    read = endpoints.read(id, inputs)
+    assert read is not None and drifted(inputs, read) == ()
+    policy = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:*", "Resource": "*"}],
+        }
+    )
+    restricted = {**inputs, "policy": policy}
+    updated = endpoints.update(id, inputs, restricted)
+    (live,) = ec2.describe_vpc_endpoints(VpcEndpointIds=[id])["VpcEndpoints"]
+    assert json.loads(live["PolicyDocument"]) == json.loads(policy)
+    assert updated["policy"] == policy  # the same document reads back as declared
+    _lifecycle_ends(endpoints, id, restricted)
+
+
+def test_redshift_cluster_keeps_the_password_out_of_read_and_refuses_a_delete_without_snapshot(
+    cloud: Cloud,
+) -> None:
+    from rollback.errors import EngineError
+
+    groups = cloud.applier("aws:redshift/subnetGroup:SubnetGroup")
+    clusters = cloud.applier("aws:redshift/cluster:Cluster")
+    group_inputs: dict[str, Any] = {"subnetIds": cloud.subnet_ids}
+    group, group_outputs = groups.create("Warehouse-Subnets", group_inputs)
+    assert group.startswith("warehouse-subnets-")  # auto-named, lower case as Redshift wants
+    assert group_outputs["description"] == "Managed by Pulumi"
+    inputs: dict[str, Any] = {
+        "clusterIdentifier": "warehouse",
+        "nodeType": "ra3.xlplus",
+        "clusterType": "single-node",
+        "databaseName": "dev",
+        "masterUsername": "admin",
+        "masterPassword": "Not-in-read-1",
+        "clusterSubnetGroupName": group,
+        "vpcSecurityGroupIds": [cloud.group_id],
+        "iamRoles": [cloud.role_arn],
+    }
+
+    id, outputs = clusters.create("warehouse", inputs)
+
+    live = cloud.client("redshift").describe_clusters(ClusterIdentifier=id)["Clusters"][0]
+    assert outputs["endpoint"] == f"{live['Endpoint']['Address']}:{live['Endpoint']['Port']}"
+    assert outputs["masterPassword"] == "Not-in-read-1"
+    read = clusters.read(id, inputs)
+    assert read is not None and "masterPassword" not in read
+    assert drifted(inputs, read) == ()  # the password is not compared: AWS never returns it
+    clusters.update(id, inputs, {**inputs, "tags": {"team": "data"}})
+    tags = cloud.client("redshift").describe_clusters(ClusterIdentifier=id)["Clusters"][0]["Tags"]
+    assert tags == [{"Key": "team", "Value": "data"}]
+    with pytest.raises(EngineError, match="finalSnapshotIdentifier"):
+        clusters.delete(id, inputs)
+    assert clusters.read(id, inputs) is not None  # refused before any change
+    _lifecycle_ends(clusters, id, {**inputs, "skipFinalSnapshot": True})
+    _lifecycle_ends(groups, group, {**group_inputs, "name": group})
+
+
+def test_glue_database_crawler_job_and_trigger_lifecycle(cloud: Cloud) -> None:
+    databases = cloud.applier("aws:glue/catalogDatabase:CatalogDatabase")
+    crawlers = cloud.applier("aws:glue/crawler:Crawler")
+    jobs = cloud.applier("aws:glue/job:Job")
+    triggers = cloud.applier("aws:glue/trigger:Trigger")
+    glue = cloud.client("glue")
+
+    database_inputs: dict[str, Any] = {"name": "events_db"}
+    database, _ = databases.create("events", database_inputs)
+    assert database == "123456789012:events_db"
+    described = {**database_inputs, "description": "raw events"}
+    databases.update(database, database_inputs, described)
+    assert glue.get_database(Name="events_db")["Database"]["Description"] == "raw events"
+
+    crawler_inputs: dict[str, Any] = {
+        "name": "events-crawler",
+        "databaseName": "events_db",
+        "role": cloud.role_arn,
+        "schedule": "cron(0/15 * * * ? *)",
+        "s3Targets": [{"path": "s3://events"}],
+    }
+    crawler, _ = crawlers.create("crawler", crawler_inputs)
+    read = crawlers.read(crawler, crawler_inputs)
+    assert read is not None and drifted(crawler_inputs, read) == ()
+
+    job_inputs: dict[str, Any] = {
+        "name": "load",
+        "roleArn": cloud.role_arn,
+        "glueVersion": "3.0",
+        "numberOfWorkers": 2.0,
+        "workerType": "G.1X",
+        "command": {"scriptLocation": "s3://scripts/load.py", "pythonVersion": "3"},
+        "defaultArguments": {"--TempDir": "s3://scripts/tmp"},
+    }
+    job, job_outputs = jobs.create("load", job_inputs)
+    assert job_outputs["command"]["name"] == "glueetl"  # the provider's default command
+    read = jobs.read(job, job_inputs)
+    assert read is not None and drifted(job_inputs, read) == ()
+    tagged = {**job_inputs, "tags": {"team": "data"}}
+    jobs.update(job, job_inputs, tagged)
+    assert glue.get_tags(ResourceArn=job_outputs["arn"])["Tags"] == {"team": "data"}
+
+    trigger_inputs: dict[str, Any] = {
+        "name": "every-15",
+        "type": "SCHEDULED",
+        "schedule": "cron(0/15 * * * ? *)",
+        "actions": [{"jobName": "load"}],
+    }
+    trigger, trigger_outputs = triggers.create("trigger", trigger_inputs)
+    assert trigger_outputs["enabled"] is True
+    assert glue.get_trigger(Name="every-15")["Trigger"]["State"] == "ACTIVATED"
+    read = triggers.read(trigger, trigger_inputs)
+    assert read is not None and drifted(trigger_inputs, read) == ()
+
+    _lifecycle_ends(triggers, trigger, trigger_inputs)
+    _lifecycle_ends(jobs, job, tagged)
+    _lifecycle_ends(crawlers, crawler, crawler_inputs)
+    _lifecycle_ends(databases, database, described)

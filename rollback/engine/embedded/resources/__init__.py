@@ -113,6 +113,14 @@ SUPPORTED: frozenset[str] = frozenset(
         # EKS, Redshift, Glue: Pulumi's aws-py-eks and aws-py-redshift-glue-etl examples.
         "aws:eks/cluster:Cluster",
         "aws:eks/nodeGroup:NodeGroup",
+        "aws:ec2/vpcEndpoint:VpcEndpoint",
+        "aws:redshift/subnetGroup:SubnetGroup",
+        "aws:redshift/cluster:Cluster",
+        "aws:glue/catalogDatabase:CatalogDatabase",
+        "aws:glue/connection:Connection",
+        "aws:glue/crawler:Crawler",
+        "aws:glue/job:Job",
+        "aws:glue/trigger:Trigger",
     }
 )
 
@@ -159,16 +167,19 @@ def resource_types(clients: Clients) -> dict[str, ResourceType]:
         elbv2,
         elbv2_rules,
         extras,
+        glue,
         iam,
         logs,
         messaging,
         network,
         rds,
+        redshift,
         route53,
         s3,
         s3_bucket_config,
         secrets,
         serverless,
+        vpc_endpoints,
     )
 
     appliers: list[ResourceType] = [
@@ -195,5 +206,8 @@ def resource_types(clients: Clients) -> dict[str, ResourceType]:
         *extras.appliers(clients),
         # EKS, Redshift, Glue: Pulumi's aws-py-eks and aws-py-redshift-glue-etl examples.
         *eks.appliers(clients),
+        *vpc_endpoints.appliers(clients),
+        *redshift.appliers(clients),
+        *glue.appliers(clients),
     ]
     return {a.token: a for a in appliers}
