@@ -264,3 +264,70 @@ def test_glue_database_crawler_job_and_trigger_lifecycle(cloud: Cloud) -> None:
     _lifecycle_ends(jobs, job, tagged)
     _lifecycle_ends(crawlers, crawler, crawler_inputs)
     _lifecycle_ends(databases, database, described)
+
+
+def test_glue_connection_and_job_change_in_place_and_delete_on_the_embedded_cloud(
+    cloud: Cloud,
+) -> None:
+    from rollback import gluefidelity
+
+    gluefidelity.install()  # moto lacks DeleteConnection and the Glue updates
+    connections = cloud.applier("aws:glue/connection:Connection")
+    jobs = cloud.applier("aws:glue/job:Job")
+    triggers = cloud.applier("aws:glue/trigger:Trigger")
+    glue = cloud.client("glue")
+    inputs: dict[str, Any] = {
+        "name": "warehouse",
+        "connectionProperties": {
+            "JDBC_CONNECTION_URL": "jdbc:redshift://warehouse:5439/dev",
+            "USERNAME": "admin",
+            "PASSWORD": "Secret-1",
+        },
+        "physicalConnectionRequirements": {
+            "subnetId": cloud.subnet_ids[0],
+            "securityGroupIdLists": [cloud.group_id],
+            "availabilityZone": f"{REGION}a",
+        },
+    }
+
+    id, outputs = connections.create("warehouse", inputs)
+
+    assert id == "123456789012:warehouse" and outputs["connectionType"] == "JDBC"
+    read = connections.read(id, inputs)
+    assert read is not None and drifted(inputs, read) == ()
+    rotated = {
+        **inputs,
+        "connectionProperties": {**inputs["connectionProperties"], "PASSWORD": "Secret-2"},
+    }
+    connections.update(id, inputs, rotated)
+    live = glue.get_connection(Name="warehouse")["Connection"]["ConnectionProperties"]
+    assert live["PASSWORD"] == "Secret-2"
+
+    job_inputs: dict[str, Any] = {
+        "name": "load",
+        "roleArn": cloud.role_arn,
+        "command": {"scriptLocation": "s3://scripts/v1.py"},
+        "connections": ["warehouse"],
+    }
+    job, _ = jobs.create("load", job_inputs)
+    moved = {**job_inputs, "command": {"scriptLocation": "s3://scripts/v2.py"}}
+    jobs.update(job, job_inputs, moved)
+    command = glue.get_job(JobName="load")["Job"]["Command"]
+    assert command == {"Name": "glueetl", "ScriptLocation": "s3://scripts/v2.py"}
+
+    trigger_inputs: dict[str, Any] = {
+        "name": "nightly",
+        "type": "SCHEDULED",
+        "schedule": "cron(0 1 * * ? *)",
+        "actions": [{"jobName": "load"}],
+    }
+    trigger, _ = triggers.create("nightly", trigger_inputs)
+    later = {**trigger_inputs, "schedule": "cron(0 3 * * ? *)", "enabled": False}
+    updated = triggers.update(trigger, trigger_inputs, later)
+    live_trigger = glue.get_trigger(Name="nightly")["Trigger"]
+    assert live_trigger["Schedule"] == "cron(0 3 * * ? *)"
+    assert live_trigger["State"] == "DEACTIVATED" and updated["enabled"] is False
+
+    _lifecycle_ends(triggers, trigger, later)
+    _lifecycle_ends(jobs, job, moved)
+    _lifecycle_ends(connections, id, rotated)
