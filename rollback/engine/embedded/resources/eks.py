@@ -75,7 +75,7 @@ def _vpc_request(config: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Cluster:
-    """aws:eks/cluster:Cluster; id is the name (auto-named, at most 100 characters).
+    """aws:eks/cluster:Cluster; id is the name (auto-named as every pulumi-aws `name`).
 
     Version, log types, endpoint access, subnets, security groups, access
     config and tags change in place; everything else replaces the cluster.
@@ -87,7 +87,8 @@ class Cluster:
 
     clients: Clients
     token = "aws:eks/cluster:Cluster"
-    autoname = AutoName("name", 100)
+    # pulumi-aws provider/autonaming.go: every input `name`, 255 characters, "-".
+    autoname = AutoName("name", 255)
     replace_on = frozenset(
         {
             "name",
@@ -102,7 +103,7 @@ class Cluster:
     )
 
     def create(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        cluster = physical_name(inputs, "name", name, 100)
+        cluster = physical_name(inputs, "name", name, 255)
         kwargs: dict[str, Any] = {
             "name": cluster,
             "roleArn": inputs["roleArn"],
@@ -261,16 +262,16 @@ class Cluster:
         return str(subnets[0]["VpcId"]) if subnets else ""
 
 
-def _node_group_name(inputs: dict[str, Any]) -> str:
-    """`nodeGroupName`, else `nodeGroupNamePrefix` or "terraform-" plus a unique suffix.
+def _node_group_name(inputs: dict[str, Any], logical: str) -> str:
+    """`nodeGroupName` (pulumi-aws auto-names it), else the prefix plus a unique suffix.
 
-    The provider names an unnamed node group with create.Name
-    (terraform-plugin-sdk's id.PrefixedUniqueId: a UTC timestamp and a counter,
-    here random hex so that two processes never collide).
+    With `nodeGroupNamePrefix` the provider names the group with create.Name
+    (terraform-plugin-sdk's id.PrefixedUniqueId: the prefix, a UTC timestamp
+    and a counter; here random hex, so that two processes never collide).
     """
-    if inputs.get("nodeGroupName"):
-        return str(inputs["nodeGroupName"])
-    prefix = str(inputs.get("nodeGroupNamePrefix") or "terraform-")
+    prefix = inputs.get("nodeGroupNamePrefix")
+    if inputs.get("nodeGroupName") or not prefix:
+        return physical_name(inputs, "nodeGroupName", logical, 255)
     return f"{prefix}{time.strftime('%Y%m%d%H%M%S', time.gmtime())}{secrets.token_hex(4)}"
 
 
@@ -284,6 +285,8 @@ class NodeGroup:
 
     clients: Clients
     token = "aws:eks/nodeGroup:NodeGroup"
+    # pulumi-aws provider/resources.go: AutoName("nodeGroupName", 255, "-").
+    autoname = AutoName("nodeGroupName", 255)
     replace_on = frozenset(
         {
             "clusterName",
@@ -301,7 +304,7 @@ class NodeGroup:
     )
 
     def create(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        cluster, group = str(inputs["clusterName"]), _node_group_name(inputs)
+        cluster, group = str(inputs["clusterName"]), _node_group_name(inputs, name)
         kwargs: dict[str, Any] = {
             "clusterName": cluster,
             "nodegroupName": group,

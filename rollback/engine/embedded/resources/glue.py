@@ -4,7 +4,9 @@ Follows terraform-provider-aws (internal/service/glue/catalog_database.go,
 connection.go, crawler.go, job.go, trigger.go), which pulumi-aws bridges:
 databases and connections have the id `<catalog id>:<name>`, crawlers, jobs
 and triggers their name; ARNs are `arn:<partition>:glue:<region>:<account>:
-<kind>/<name>`; tags go through TagResource/UntagResource on that ARN.
+<kind>/<name>`; tags go through TagResource/UntagResource on that ARN. Every
+type is auto-named as pulumi-aws names any input `name` (provider/autonaming.go:
+the logical name, "-", seven random hex characters).
 Create and update outputs hold nested blocks whole (the job's command name,
 defaults AWS filled in); `read` gives declared blocks only their declared
 keys, so that AWS's additions are not drift.
@@ -91,12 +93,11 @@ class CatalogDatabase:
 
     clients: Clients
     token = "aws:glue/catalogDatabase:CatalogDatabase"
-    # Glue keeps names in lower case.
-    autoname = AutoName("name", 255, lower=True)
+    autoname = AutoName("name", 255)
     replace_on = frozenset({"name", "catalogId", "region"})
 
     def create(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        database = physical_name(inputs, "name", name.lower(), 255)
+        database = physical_name(inputs, "name", name, 255)
         catalog = str(inputs.get("catalogId") or self.clients.account())
         kwargs: dict[str, Any] = {
             "CatalogId": catalog,

@@ -45,11 +45,13 @@ class SubnetGroup:
 
     clients: Clients
     token = "aws:redshift/subnetGroup:SubnetGroup"
-    autoname = AutoName("name", 255, lower=True)
+    # pulumi-aws auto-names `name` as for every type (provider/autonaming.go), without
+    # lower-casing: Redshift wants lower case, so a program names it or uses a lower-case name.
+    autoname = AutoName("name", 255)
     replace_on = frozenset({"name", "region"})
 
     def create(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        group = physical_name(inputs, "name", name.lower(), 255)
+        group = physical_name(inputs, "name", name, 255)
         with applying(self.token, name, "create"):
             self.clients("redshift").create_cluster_subnet_group(
                 ClusterSubnetGroupName=group,
