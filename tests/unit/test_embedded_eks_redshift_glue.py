@@ -8,7 +8,7 @@ plain boto3, delete, gone on read, and a second delete that is a no-op.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -331,3 +331,40 @@ def test_glue_connection_and_job_change_in_place_and_delete_on_the_embedded_clou
     _lifecycle_ends(triggers, trigger, later)
     _lifecycle_ends(jobs, job, moved)
     _lifecycle_ends(connections, id, rotated)
+
+
+@pytest.mark.parametrize(
+    ("token", "make"),
+    [
+        (
+            "aws:glue/job:Job",
+            lambda c: c.client("glue").create_job(
+                Name="taken", Role=c.role_arn, Command={"Name": "glueetl"}
+            ),
+        ),
+        (
+            "aws:glue/trigger:Trigger",
+            lambda c: c.client("glue").create_trigger(
+                Name="taken", Type="ON_DEMAND", Actions=[{"JobName": "x"}]
+            ),
+        ),
+        (
+            "aws:redshift/subnetGroup:SubnetGroup",
+            lambda c: c.client("redshift").create_cluster_subnet_group(
+                ClusterSubnetGroupName="taken", Description="d", SubnetIds=c.subnet_ids
+            ),
+        ),
+    ],
+)
+def test_a_name_moto_would_overwrite_is_refused_before_the_create(
+    cloud: Cloud, token: str, make: Callable[[Cloud], Any]
+) -> None:
+    """moto's CreateJob, CreateTrigger and CreateClusterSubnetGroup replace an existing one."""
+    from rollback.engine.embedded.claims import ensure_free
+    from rollback.errors import EngineError
+
+    make(cloud)
+    urn = f"urn:pulumi:dev::p::{token}::mine"
+    with pytest.raises(EngineError, match="'taken', which already exists outside this stack"):
+        ensure_free(token, urn, {"name": "taken"}, cloud.applier(token))
+    ensure_free(token, urn, {"name": "free"}, cloud.applier(token))
