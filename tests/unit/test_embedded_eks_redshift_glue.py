@@ -368,3 +368,34 @@ def test_a_name_moto_would_overwrite_is_refused_before_the_create(
     with pytest.raises(EngineError, match="'taken', which already exists outside this stack"):
         ensure_free(token, urn, {"name": "taken"}, cloud.applier(token))
     ensure_free(token, urn, {"name": "free"}, cloud.applier(token))
+
+
+def test_two_stacks_of_the_eks_program_share_one_cloud_and_destroy_only_their_own(
+    tmp_path: Any,
+) -> None:
+    """aws-py-eks twice (stacks dev and prod): destroying dev leaves prod's cluster whole."""
+    from pathlib import Path
+
+    from rollback.engine import StackConfig
+    from rollback.engine.embedded.engine import EmbeddedEngine
+    from rollback.store.local import LocalStore
+
+    program = Path(__file__).parent.parent / "programs" / "public" / "aws-py-eks"
+    config = StackConfig(values={"aws:region": REGION})
+    with mock_aws(config={"iam": {"load_aws_managed_policies": True}}):
+        session = boto3.Session(region_name=REGION)
+        engine = EmbeddedEngine(LocalStore(tmp_path), Clients(session), "aws-py-eks")
+        dev = engine.up(program, "dev", config)
+        prod = engine.up(program, "prod", config)
+        eks = session.client("eks")
+        names = {dev.outputs()["cluster-name"], prod.outputs()["cluster-name"]}
+        assert sorted(eks.list_clusters()["clusters"]) == sorted(names) and len(names) == 2
+
+        engine.destroy("dev")
+
+        assert eks.list_clusters()["clusters"] == [prod.outputs()["cluster-name"]]
+        assert eks.list_nodegroups(clusterName=prod.outputs()["cluster-name"])["nodegroups"] == [
+            "pulumi-eks-nodegroup"
+        ]
+        live = engine.read_live(prod)
+        assert all(outputs is not None for outputs in live.values()), live
