@@ -1,8 +1,9 @@
 """`python -m rollback.cloudserver`: moto's server, with RDS as AWS behaves and, where
 PostgreSQL is installed, backed by real PostgreSQL.
 
-`rollback.cloud.start` runs this: AWS-managed IAM policies are loaded and the
-corrections of `rollback.rdsfidelity` installed; when it started a PostgreSQL cluster, the cluster's
+`rollback.cloud.start` runs this: AWS-managed IAM policies are loaded, the
+corrections of `rollback.rdsfidelity` and the Glue actions of `rollback.gluefidelity`
+installed; when it started a PostgreSQL cluster, the cluster's
 record (port, socket and data directories; no secret) arrives in
 ROLLBACK_CLOUD_POSTGRES and the hook of `rollback.rdsdata` is installed too.
 Then moto's own command line takes over.
@@ -20,12 +21,13 @@ POSTGRES_ENV = "ROLLBACK_CLOUD_POSTGRES"
 def main(argv: list[str] | None = None) -> None:
     from moto.core.config import default_user_config
 
-    from rollback import rdsfidelity
+    from rollback import gluefidelity, rdsfidelity
 
     # AWS-managed IAM policies exist in every account (stacks attach e.g.
     # AmazonECSTaskExecutionRolePolicy); moto loads them only when asked (~2 s per reset).
     default_user_config["iam"]["load_aws_managed_policies"] = True
     rdsfidelity.install()
+    gluefidelity.install()
     record = os.environ.get(POSTGRES_ENV)
     if record:
         from rollback import rdsdata

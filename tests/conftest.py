@@ -46,13 +46,15 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
-    """One moto server for the session, on a free loopback port, with RDS corrected as the
-    embedded cloud's (`rollback.rdsfidelity`); yields its URL."""
+    """One moto server for the session, on a free loopback port, with RDS corrected and Glue
+    completed as the embedded cloud's (`rollback.rdsfidelity`, `rollback.gluefidelity`); yields
+    its URL."""
     from moto.server import ThreadedMotoServer
 
-    from rollback import rdsfidelity
+    from rollback import gluefidelity, rdsfidelity
 
     rdsfidelity.install()
+    gluefidelity.install()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

@@ -357,6 +357,137 @@ def _check_static_website(cloud: Cloud, outputs: dict[str, Any], raw: str) -> No
     assert validated["outputs"]["certificateArn"] == certificate["CertificateArn"]
 
 
+# EKS, Redshift and Glue programs (aws-py-eks, aws-py-redshift-glue-etl).
+
+
+def _check_eks(cloud: Cloud, outputs: dict[str, Any], raw: str) -> None:
+    eks = cloud("eks")
+    (name,) = eks.list_clusters()["clusters"]
+    assert outputs["cluster-name"] == name and name.startswith("eks-cluster-")
+    cluster = eks.describe_cluster(name=name)["cluster"]
+    assert cluster["tags"] == {"Name": "pulumi-eks-cluster"}
+    assert cluster["roleArn"].split("/")[-1].startswith("eks-iam-role-")
+    (vpc,) = [v for v in cloud("ec2").describe_vpcs()["Vpcs"] if v["CidrBlock"] == "10.100.0.0/16"]
+    subnets = cloud("ec2").describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])[
+        "Subnets"
+    ]
+    # One subnet per availability zone of the region, from get_availability_zones.
+    zones = cloud("ec2").describe_availability_zones()["AvailabilityZones"]
+    assert len(subnets) == len(zones)
+    config = cluster["resourcesVpcConfig"]
+    assert sorted(config["subnetIds"]) == sorted(s["SubnetId"] for s in subnets)
+    assert config["publicAccessCidrs"] == ["0.0.0.0/0"]
+    (group,) = cloud("ec2").describe_security_groups(GroupIds=config["securityGroupIds"])[
+        "SecurityGroups"
+    ]
+    assert sorted(p["FromPort"] for p in group["IpPermissions"]) == [80, 443]
+    (node_group_name,) = eks.list_nodegroups(clusterName=name)["nodegroups"]
+    node_group = eks.describe_nodegroup(clusterName=name, nodegroupName=node_group_name)[
+        "nodegroup"
+    ]
+    assert node_group_name == "pulumi-eks-nodegroup"
+    assert node_group["scalingConfig"] == {"minSize": 1, "maxSize": 2, "desiredSize": 2}
+    assert sorted(node_group["subnets"]) == sorted(config["subnetIds"])
+    role = node_group["nodeRole"].split("/")[-1]
+    attached = cloud("iam").list_attached_role_policies(RoleName=role)["AttachedPolicies"]
+    assert sorted(p["PolicyName"] for p in attached) == [
+        "AmazonEC2ContainerRegistryReadOnly",
+        "AmazonEKSWorkerNodePolicy",
+        "AmazonEKS_CNI_Policy",
+    ]
+    # The kubeconfig the program builds points at the live endpoint and certificate.
+    kubeconfig = json.loads(outputs["kubeconfig"])
+    server = kubeconfig["clusters"][0]["cluster"]
+    assert server["server"] == cluster["endpoint"]
+    assert server["certificate-authority-data"] == cluster["certificateAuthority"]["data"]
+    assert kubeconfig["users"][0]["user"]["exec"]["args"][-1] == cluster["endpoint"]
+
+
+REDSHIFT_PASSWORD = "Redsh1ft-s3cret"
+REDSHIFT_GLUE_CONFIG = {
+    "clusterIdentifier": "my-redshift-cluster",
+    "clusterNodeType": "ra3.xlplus",
+    "clusterDBName": "dev",
+    "clusterDBUsername": "admin",
+    "glueDBName": "my-glue-db",
+}
+
+
+def _redshift_glue_config(project: str) -> StackConfig:
+    state, _ = SecretsKeyring().new_state(PASSPHRASE)
+    return StackConfig(
+        values={
+            "aws:region": "us-east-1",
+            **{f"{project}:{k}": v for k, v in REDSHIFT_GLUE_CONFIG.items()},
+        },
+        secrets={f"{project}:clusterDBPassword": encrypt_config_value(REDSHIFT_PASSWORD, state)},
+        encryption_salt=state,
+    )
+
+
+def _check_redshift_glue(cloud: Cloud, outputs: dict[str, Any], raw: str) -> None:
+    (cluster,) = cloud("redshift").describe_clusters()["Clusters"]
+    assert cluster["ClusterIdentifier"] == "my-redshift-cluster"
+    assert (cluster["NodeType"], cluster["DBName"], cluster["MasterUsername"]) == (
+        "ra3.xlplus",
+        "dev",
+        "admin",
+    )
+    assert cluster["NumberOfNodes"] == 1 and cluster["PubliclyAccessible"] is False
+    (vpc,) = [v for v in cloud("ec2").describe_vpcs()["Vpcs"] if v["CidrBlock"] == "10.0.0.0/16"]
+    (default_group,) = cloud("ec2").describe_security_groups(
+        Filters=[
+            {"Name": "vpc-id", "Values": [vpc["VpcId"]]},
+            {"Name": "group-name", "Values": ["default"]},
+        ]
+    )["SecurityGroups"]
+    assert [g["VpcSecurityGroupId"] for g in cluster["VpcSecurityGroups"]] == [
+        default_group["GroupId"]
+    ]
+    (subnet_group,) = cloud("redshift").describe_cluster_subnet_groups()["ClusterSubnetGroups"]
+    assert cluster["ClusterSubnetGroupName"] == subnet_group["ClusterSubnetGroupName"]
+    assert subnet_group["VpcId"] == vpc["VpcId"]
+    (role_arn,) = [r["IamRoleArn"] for r in cluster["IamRoles"]]
+    role = role_arn.split("/")[-1]
+    attached = cloud("iam").list_attached_role_policies(RoleName=role)["AttachedPolicies"]
+    assert [p["PolicyName"] for p in attached] == ["AmazonS3ReadOnlyAccess"]
+    # The S3 gateway endpoint sits on the VPC's main route table.
+    (endpoint,) = cloud("ec2").describe_vpc_endpoints()["VpcEndpoints"]
+    (main_table,) = cloud("ec2").describe_route_tables(
+        Filters=[
+            {"Name": "vpc-id", "Values": [vpc["VpcId"]]},
+            {"Name": "association.main", "Values": ["true"]},
+        ]
+    )["RouteTables"]
+    assert endpoint["ServiceName"] == "com.amazonaws.us-east-1.s3"
+    assert endpoint["RouteTableIds"] == [main_table["RouteTableId"]]
+    glue = cloud("glue")
+    assert [d["Name"] for d in glue.get_databases()["DatabaseList"]] == ["my-glue-db"]
+    (crawler,) = glue.get_crawlers()["Crawlers"]
+    assert crawler["DatabaseName"] == "my-glue-db"
+    assert crawler["Targets"]["S3Targets"] == [{"Path": f"s3://{outputs['dataBucketName']}"}]
+    assert crawler["Schedule"]["ScheduleExpression"] == "cron(0/15 * * * ? *)"
+    (connection,) = glue.get_connections()["ConnectionList"]
+    properties = connection["ConnectionProperties"]
+    endpoint_address = cluster["Endpoint"]
+    assert properties["JDBC_CONNECTION_URL"] == (
+        f"jdbc:redshift://{endpoint_address['Address']}:{endpoint_address['Port']}/dev"
+    )
+    assert properties["PASSWORD"] == REDSHIFT_PASSWORD
+    (job,) = glue.get_jobs()["Jobs"]
+    assert job["Connections"]["Connections"] == [connection["Name"]]
+    assert job["DefaultArguments"]["--RedshiftRoleARN"] == role_arn
+    assert job["Command"]["Name"] == "glueetl"
+    bucket, key = job["Command"]["ScriptLocation"].removeprefix("s3://").split("/", 1)
+    script = cloud("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert script == (PUBLIC / "aws-py-redshift-glue-etl" / "glue-job.py").read_bytes()
+    (trigger,) = glue.get_triggers()["Triggers"]
+    assert trigger["Actions"] == [{"JobName": job["Name"]}]
+    assert trigger["State"] == "ACTIVATED"  # enabled, so started on creation
+    # The master password went to Redshift and Glue, yet the checkpoint holds it encrypted.
+    assert REDSHIFT_PASSWORD not in raw
+
+
 PROGRAMS: dict[str, Callable[[Cloud, dict[str, Any], str], None]] = {
     "aws-py-s3-folder": _check_s3_folder,
     "aws-py-webserver": _check_webserver,
@@ -371,6 +502,9 @@ PROGRAMS: dict[str, Callable[[Cloud, dict[str, Any], str], None]] = {
     "aws-py-apigatewayv2-http-api-quickcreate": _check_apigatewayv2_quickcreate,
     "aws-py-slackbot": _check_slackbot,
     "aws-py-static-website": _check_static_website,
+    # EKS, Redshift and Glue programs.
+    "aws-py-eks": _check_eks,
+    "aws-py-redshift-glue-etl": _check_redshift_glue,
 }
 
 
@@ -394,6 +528,8 @@ def _config(name: str, project: str) -> StackConfig:
                 f"{project}:pathToWebsiteContents": "./www",
             }
         )
+    if name == "aws-py-redshift-glue-etl":
+        return _redshift_glue_config(project)
     if name == "aws-py-ecs-instances-autoapi":
         return StackConfig(values={"aws:region": "us-east-1", "cfg:autoscalingGroupSize": "1"})
     if name != "aws-py-wordpress-fargate-rds":

@@ -47,11 +47,41 @@ def _alarm(clients: Any, name: str) -> bool:
     return bool(found.get("MetricAlarms") or found.get("CompositeAlarms"))
 
 
+def _glue_job(clients: Any, name: str) -> bool:
+    return _found(lambda: clients("glue").get_job(JobName=name), "EntityNotFoundException")
+
+
+def _glue_trigger(clients: Any, name: str) -> bool:
+    return _found(lambda: clients("glue").get_trigger(Name=name), "EntityNotFoundException")
+
+
+def _redshift_subnet_group(clients: Any, name: str) -> bool:
+    return _found(
+        lambda: clients("redshift").describe_cluster_subnet_groups(ClusterSubnetGroupName=name),
+        "ClusterSubnetGroupNotFoundFault",
+    )
+
+
+def _found(describe: Any, missing: str) -> bool:
+    from botocore.exceptions import ClientError
+
+    try:
+        describe()
+    except ClientError as exc:
+        if str(exc.response.get("Error", {}).get("Code", "")) == missing:
+            return False
+        raise
+    return True
+
+
 # Type token -> (the input holding the name, how to tell whether the name is taken).
 _CHECKS = {
     "aws:s3/bucket:Bucket": ("bucket", _bucket),
     "aws:lb/loadBalancer:LoadBalancer": ("name", _load_balancer),
     "aws:cloudwatch/metricAlarm:MetricAlarm": ("name", _alarm),
+    "aws:glue/job:Job": ("name", _glue_job),
+    "aws:glue/trigger:Trigger": ("name", _glue_trigger),
+    "aws:redshift/subnetGroup:SubnetGroup": ("name", _redshift_subnet_group),
 }
 
 

@@ -113,6 +113,17 @@ SUPPORTED: frozenset[str] = frozenset(
         "aws:cloudwatch/eventBus:EventBus",
         "aws:ec2/launchConfiguration:LaunchConfiguration",
         "aws:ecs/capacityProvider:CapacityProvider",
+        # EKS, Redshift, Glue: Pulumi's aws-py-eks and aws-py-redshift-glue-etl examples.
+        "aws:eks/cluster:Cluster",
+        "aws:eks/nodeGroup:NodeGroup",
+        "aws:ec2/vpcEndpoint:VpcEndpoint",
+        "aws:redshift/subnetGroup:SubnetGroup",
+        "aws:redshift/cluster:Cluster",
+        "aws:glue/catalogDatabase:CatalogDatabase",
+        "aws:glue/connection:Connection",
+        "aws:glue/crawler:Crawler",
+        "aws:glue/job:Job",
+        "aws:glue/trigger:Trigger",
     }
 )
 
@@ -157,19 +168,23 @@ def resource_types(clients: Clients) -> dict[str, ResourceType]:
         ec2,
         ecr,
         ecs,
+        eks,
         elbv2,
         elbv2_rules,
         extras,
+        glue,
         iam,
         logs,
         messaging,
         network,
         rds,
+        redshift,
         route53,
         s3,
         s3_bucket_config,
         secrets,
         serverless,
+        vpc_endpoints,
     )
 
     appliers: list[ResourceType] = [
@@ -196,5 +211,10 @@ def resource_types(clients: Clients) -> dict[str, ResourceType]:
         *extras.appliers(clients),
         *acm.appliers(clients),
         *cloudfront.appliers(clients),
+        # EKS, Redshift, Glue: Pulumi's aws-py-eks and aws-py-redshift-glue-etl examples.
+        *eks.appliers(clients),
+        *vpc_endpoints.appliers(clients),
+        *redshift.appliers(clients),
+        *glue.appliers(clients),
     ]
     return {a.token: a for a in appliers}
