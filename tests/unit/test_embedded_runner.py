@@ -191,3 +191,27 @@ def test_a_run_leaves_no_event_loop_for_the_garbage_collector() -> None:
         gc.collect()
     unclosed = [w for w in caught if "unclosed event loop" in str(w.message)]
     assert unclosed == []
+
+
+def test_objects_older_than_a_run_are_frozen_only_while_it_runs() -> None:
+    """The collector skips them during the run (gc.freeze); afterwards nothing stays frozen,
+    and a process that froze objects itself keeps them frozen."""
+    import gc
+
+    frozen_during: list[int] = []
+
+    class Watching(RecordingHandler):
+        def __call__(self, registration: Registration) -> tuple[str, dict[str, Any]]:
+            frozen_during.append(gc.get_freeze_count())
+            return super().__call__(registration)
+
+    run_bucket(Watching())
+    assert frozen_during and min(frozen_during) > 0
+    assert gc.get_freeze_count() == 0
+
+    gc.freeze()
+    try:
+        run_bucket(RecordingHandler())
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

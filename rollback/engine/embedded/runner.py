@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import runpy
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -124,7 +125,7 @@ def run_program(
         except BaseException as exc:  # noqa: BLE001 handed to the calling thread
             outcome["error"] = exc
 
-    with _RUN_LOCK:
+    with _RUN_LOCK, _older_objects_frozen():
         thread = threading.Thread(target=target, name=f"pulumi-program-{project}-{stack}")
         thread.start()
         thread.join()
@@ -132,6 +133,29 @@ def run_program(
         raise outcome["error"]
     run: ProgramRun = outcome["run"]
     return run
+
+
+@contextlib.contextmanager
+def _older_objects_frozen() -> Iterator[None]:
+    """Keep the objects that existed before the run out of the collector's full passes meanwhile.
+
+    The SDK makes several futures and Outputs per property of every resource,
+    so a run of a few hundred resources triggers full collections, and each
+    rescans every object the process had before it (~300,000 once pulumi_aws,
+    boto3 and moto are imported): 0.2 s of CPU each, a tenth of a
+    200-resource `up`. Those are modules, classes and caches that outlive the
+    run; frozen (`gc.freeze`) they are skipped, and they go back to the oldest
+    generation when the run ends. The run's own garbage is collected as
+    usual. A process that keeps objects frozen itself is left as it is.
+    """
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _run_on_this_thread(
