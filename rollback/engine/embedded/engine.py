@@ -178,6 +178,14 @@ class EmbeddedEngine:
         Raises EngineError naming unsupported resource types (nothing changed),
         a failing program, or a failing AWS call (checkpoint records progress).
         """
+        from rollback.engine.embedded.runner import older_objects_frozen
+
+        # Over the checkpoint's write too: the program run's garbage would make its
+        # first collection a full one over everything unfrozen at the run's end.
+        with older_objects_frozen():
+            return self._up(program_dir, stack, config)
+
+    def _up(self, program_dir: Path, stack: str, config: StackConfig) -> Checkpoint:
         previous = self._previous(stack)
         unfinished: set[str] = set()
         if previous is not None:

@@ -125,7 +125,7 @@ def run_program(
         except BaseException as exc:  # noqa: BLE001 handed to the calling thread
             outcome["error"] = exc
 
-    with _RUN_LOCK, _older_objects_frozen():
+    with _RUN_LOCK, older_objects_frozen():
         thread = threading.Thread(target=target, name=f"pulumi-program-{project}-{stack}")
         thread.start()
         thread.join()
@@ -136,8 +136,8 @@ def run_program(
 
 
 @contextlib.contextmanager
-def _older_objects_frozen() -> Iterator[None]:
-    """Keep the objects that existed before the run out of the collector's full passes meanwhile.
+def older_objects_frozen() -> Iterator[None]:
+    """Keep the objects that existed before a run out of the collector's full passes meanwhile.
 
     The SDK makes several futures and Outputs per property of every resource,
     so a run of a few hundred resources triggers full collections, and each
@@ -146,7 +146,9 @@ def _older_objects_frozen() -> Iterator[None]:
     200-resource `up`. Those are modules, classes and caches that outlive the
     run; frozen (`gc.freeze`) they are skipped, and they go back to the oldest
     generation when the run ends. The run's own garbage is collected as
-    usual. A process that keeps objects frozen itself is left as it is.
+    usual. Nested, only the outermost freezes (the engine's `up` holds it
+    over the checkpoint's write too); a process that keeps objects frozen
+    itself is left as it is.
     """
     if gc.get_freeze_count():
         yield
