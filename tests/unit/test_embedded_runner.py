@@ -215,3 +215,34 @@ def test_objects_older_than_a_run_are_frozen_only_while_it_runs() -> None:
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def test_plain_outputs_are_sent_as_the_sdk_serializes_them() -> None:
+    """The monitor's direct Struct equals serialize_properties' for plain JSON (top-level
+    Nones left out, nested ones kept, secrets in wire form); anything else is left to the SDK."""
+    import asyncio
+
+    from pulumi.runtime import rpc
+
+    from rollback.engine.embedded.monitor import plain_struct
+    from rollback.engine.embedded.secrets import wrap_secret
+
+    outputs: dict[str, Any] = {
+        "name": "queue",
+        "delaySeconds": 0.0,
+        "maxSize": 262144,
+        "fifo": False,
+        "gone": None,
+        "tags": {"team": "web", "empty": ""},
+        "list": [1, "a", None, {"nested": None}, [True]],
+        "policy": wrap_secret("{}"),
+        "unknown": rpc.UNKNOWN,
+    }
+    loop = asyncio.new_event_loop()
+    try:
+        expected = loop.run_until_complete(rpc.serialize_properties(outputs, {}))
+    finally:
+        loop.close()
+    assert plain_struct(outputs) == expected
+    assert plain_struct({"when": (1, 2)}) is None  # a tuple: the SDK's own path
+    assert plain_struct({"asset": object()}) is None
