@@ -194,20 +194,26 @@ def test_a_run_leaves_no_event_loop_for_the_garbage_collector() -> None:
 
 
 def test_objects_older_than_a_run_are_frozen_only_while_it_runs() -> None:
-    """The collector skips them during the run (gc.freeze); afterwards nothing stays frozen,
-    and a process that froze objects itself keeps them frozen."""
+    """The collector skips them during the run (gc.freeze), and collects the young generation
+    less often; afterwards nothing stays frozen, the thresholds are the process's again, and
+    a process that froze objects itself keeps them frozen."""
     import gc
 
     frozen_during: list[int] = []
+    young_during: list[int] = []
+    thresholds = gc.get_threshold()
 
     class Watching(RecordingHandler):
         def __call__(self, registration: Registration) -> tuple[str, dict[str, Any]]:
             frozen_during.append(gc.get_freeze_count())
+            young_during.append(gc.get_threshold()[0])
             return super().__call__(registration)
 
     run_bucket(Watching())
     assert frozen_during and min(frozen_during) > 0
+    assert min(young_during) >= 10_000
     assert gc.get_freeze_count() == 0
+    assert gc.get_threshold() == thresholds
 
     gc.freeze()
     try:

@@ -178,11 +178,11 @@ class EmbeddedEngine:
         Raises EngineError naming unsupported resource types (nothing changed),
         a failing program, or a failing AWS call (checkpoint records progress).
         """
-        from rollback.engine.embedded.runner import older_objects_frozen
+        from rollback.engine.embedded.runner import collector_for_a_run
 
         # Over the checkpoint's write too: the program run's garbage would make its
         # first collection a full one over everything unfrozen at the run's end.
-        with older_objects_frozen():
+        with collector_for_a_run():
             return self._up(program_dir, stack, config)
 
     def _up(self, program_dir: Path, stack: str, config: StackConfig) -> Checkpoint:
