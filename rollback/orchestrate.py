@@ -70,6 +70,7 @@ class Workbench:
         p = planned.params
         t = self.timing
         kind = planned.kind
+        db_kind = p.get("db_kind", "instance")  # plans journalled before Aurora lack it
         if kind == "preflight":
             from rollback.aws.rds import Rds
             from rollback.steps.preflight import PreflightStep
@@ -79,7 +80,7 @@ class Workbench:
                 list(p["blobs"]),
                 Rds(self.clients("rds")),
                 p.get("snapshot_id"),
-                db_kind=p.get("db_kind", "instance"),
+                db_kind=db_kind,
             )
         if kind == "traffic":
             from rollback.aws.elbv2 import LoadBalancing
@@ -110,7 +111,7 @@ class Workbench:
                 p["instance_id"],
                 p["run_id"],
                 t,
-                db_kind=p.get("db_kind", "instance"),
+                db_kind=db_kind,
             )
         if kind == "db-restore":
             from rollback.aws.rds import Rds
@@ -128,7 +129,7 @@ class Workbench:
                 None,
                 t,
                 rows=InstanceRows(DATABASE_URL_ENV, p["instance_id"], self.environ),
-                db_kind=p.get("db_kind", "instance"),
+                db_kind=db_kind,
             )
         if kind == "migrate":
             from rollback.steps.migrate import MigrateStep

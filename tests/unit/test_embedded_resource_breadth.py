@@ -445,6 +445,42 @@ def test_ecs_service_behind_a_target_group_scales_in_place(cloud: Cloud, chain: 
     assert service.read(arn, {**olds, **outputs}) is None
 
 
+def test_flags_a_program_sets_reach_the_cloud_and_are_not_just_echoed(
+    cloud: Cloud, chain: Chain
+) -> None:
+    # Both were once read back from the inputs without ever being sent to AWS.
+    ec2 = cloud.client("ec2")
+    subnets = cloud.applier("aws:ec2/subnet:Subnet")
+    olds = {"vpcId": chain.vpc_id, "cidrBlock": "10.9.20.0/24", "assignIpv6AddressOnCreation": True}
+    subnet_id, outputs = subnets.create("flags", olds)
+    live = ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]
+    assert live["AssignIpv6AddressOnCreation"] is True and drifted(olds, outputs) == ()
+    news = {**olds, "assignIpv6AddressOnCreation": False, "mapPublicIpOnLaunch": True}
+    subnets.update(subnet_id, olds, news)
+    live = ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]
+    assert (live["AssignIpv6AddressOnCreation"], live["MapPublicIpOnLaunch"]) == (False, True)
+
+    template_id, _ = cloud.applier("aws:ec2/launchTemplate:LaunchTemplate").create(
+        "flags", CASES["aws:ec2/launchTemplate:LaunchTemplate"](chain)
+    )
+    groups = cloud.applier("aws:autoscaling/group:Group")
+    inputs = {
+        "minSize": 0.0,
+        "maxSize": 1.0,
+        "launchTemplate": {"id": template_id},
+        "vpcZoneIdentifiers": [subnet_id],
+        "protectFromScaleIn": True,
+    }
+    name, outputs = groups.create("flags", inputs)
+    (live_group,) = cloud.client("autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=[name]
+    )["AutoScalingGroups"]
+    assert live_group["NewInstancesProtectedFromScaleIn"] is True
+    assert drifted(inputs, outputs) == ()
+    groups.delete(name, outputs)
+    subnets.delete(subnet_id, news)
+
+
 def test_invokes_answer_from_the_cloud(cloud: Cloud, chain: Chain) -> None:
     invoke = cloud.invokes
 

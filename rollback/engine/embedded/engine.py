@@ -600,7 +600,10 @@ class EmbeddedEngine:
                     op, diff = "update", drift
                 if op == "update":
                     as_found = {**reveal(old.inputs), **{k: live[k] for k in drift}}
-                    outputs = applier.update(old.id, as_found, as_live)
+                    outputs = {
+                        **_create_only(applier, old.outputs),
+                        **applier.update(old.id, as_found, as_live),
+                    }
                 else:
                     outputs = old.outputs
                 resource_id, created = old.id, old.created or work.now
@@ -1059,6 +1062,14 @@ class EmbeddedEngine:
 
 
 normalised = options.normalised
+
+
+def _create_only(applier: ResourceType, outputs: dict[str, Any]) -> dict[str, Any]:
+    """The old outputs that AWS answers only at create (an access key's secret), which an update
+    keeps, as the provider keeps them in its state; an applier lists them in
+    `create_only_outputs`."""
+    keys: frozenset[str] = getattr(applier, "create_only_outputs", frozenset())
+    return {k: v for k, v in outputs.items() if k in keys}
 
 
 def drifted(

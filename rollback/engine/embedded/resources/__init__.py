@@ -67,6 +67,7 @@ SUPPORTED: frozenset[str] = frozenset(
         "aws:iam/rolePolicy:RolePolicy",
         "aws:iam/instanceProfile:InstanceProfile",
         "aws:iam/user:User",
+        "aws:iam/accessKey:AccessKey",
         "aws:iam/group:Group",
         "aws:ecs/cluster:Cluster",
         "aws:ecs/taskDefinition:TaskDefinition",
@@ -78,6 +79,8 @@ SUPPORTED: frozenset[str] = frozenset(
         "aws:cloudwatch/logStream:LogStream",
         "aws:cloudwatch/logMetricFilter:LogMetricFilter",
         "aws:acm/certificate:Certificate",
+        "aws:acm/certificateValidation:CertificateValidation",
+        "aws:cloudfront/distribution:Distribution",
         "aws:route53/healthCheck:HealthCheck",
         "aws:sns/topic:Topic",
         "aws:sns/topicSubscription:TopicSubscription",
@@ -144,9 +147,11 @@ class ResourceType(Protocol):
 def resource_types(clients: Clients) -> dict[str, ResourceType]:
     """Type token -> applier, each using clients from `clients` (boto3 imported lazily)."""
     from rollback.engine.embedded.resources import (
+        acm,
         apigateway,
         aurora,
         autoscaling,
+        cloudfront,
         cloudwatch,
         data,
         ec2,
@@ -189,5 +194,7 @@ def resource_types(clients: Clients) -> dict[str, ResourceType]:
         *serverless.appliers(clients),
         *apigateway.appliers(clients),
         *extras.appliers(clients),
+        *acm.appliers(clients),
+        *cloudfront.appliers(clients),
     ]
     return {a.token: a for a in appliers}

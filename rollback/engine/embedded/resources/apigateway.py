@@ -324,6 +324,14 @@ _INTEGRATION = (
     ("description", "Description"),
     ("passthroughBehavior", "PassthroughBehavior"),
     ("payloadFormatVersion", "PayloadFormatVersion"),
+    # AWS service integrations (aws-py-apigatewayv2-eventbridge: EventBridge-PutEvents).
+    ("integrationSubtype", "IntegrationSubtype"),
+    ("credentialsArn", "CredentialsArn"),
+    ("requestParameters", "RequestParameters"),
+    ("requestTemplates", "RequestTemplates"),
+    ("templateSelectionExpression", "TemplateSelectionExpression"),
+    ("contentHandlingStrategy", "ContentHandlingStrategy"),
+    ("timeoutMilliseconds", "TimeoutInMillis"),
 )
 
 
@@ -371,7 +379,10 @@ class HttpIntegration:
 
     @staticmethod
     def _settings(inputs: dict[str, Any]) -> dict[str, Any]:
-        return {parameter: inputs[key] for key, parameter in _INTEGRATION if inputs.get(key)}
+        settings = {parameter: inputs[key] for key, parameter in _INTEGRATION if inputs.get(key)}
+        if "TimeoutInMillis" in settings:  # numbers arrive as floats
+            settings["TimeoutInMillis"] = int(settings["TimeoutInMillis"])
+        return settings
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,8 @@ class Group:
             },
             "healthCheckType": group.get("HealthCheckType", "EC2"),
         }
+        if "protectFromScaleIn" in inputs:
+            outputs["protectFromScaleIn"] = bool(group.get("NewInstancesProtectedFromScaleIn"))
         if "vpcZoneIdentifiers" in inputs or group.get("VPCZoneIdentifier"):
             subnets = [s for s in str(group.get("VPCZoneIdentifier", "")).split(",") if s]
             outputs["vpcZoneIdentifiers"] = in_declared_order(
@@ -189,6 +191,8 @@ class Group:
             settings["TargetGroupARNs"] = list(inputs["targetGroupArns"])
         if inputs.get("healthCheckType"):
             settings["HealthCheckType"] = inputs["healthCheckType"]
+        if inputs.get("protectFromScaleIn") is not None:
+            settings["NewInstancesProtectedFromScaleIn"] = bool(inputs["protectFromScaleIn"])
         return settings
 
 

@@ -406,15 +406,26 @@ class EventTarget:
 
     def create(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         target_id = str(inputs.get("targetId") or name)
-        inputs = {**inputs, "targetId": target_id}
-        self._put(name, inputs, "create")
-        id = f"{inputs.get('eventBusName') or 'default'}-{inputs['rule']}-{target_id}"
+        self._put(name, {**inputs, "targetId": target_id}, "create")
+        id = f"{self._prefix(inputs)}{target_id}"
         return id, present(self.read(id, inputs), self.token, id)
 
     def update(self, id: str, olds: dict[str, Any], news: dict[str, Any]) -> dict[str, Any]:
-        news = {**news, "targetId": olds.get("targetId", news.get("targetId"))}
-        self._put(id, news, "update")
+        self._put(id, {**news, "targetId": self._target_id(id, olds)}, "update")
         return present(self.read(id, news), self.token, id)
+
+    @staticmethod
+    def _prefix(inputs: dict[str, Any]) -> str:
+        return f"{inputs.get('eventBusName') or 'default'}-{inputs['rule']}-"
+
+    @classmethod
+    def _target_id(cls, id: str, inputs: dict[str, Any]) -> str:
+        """The program's targetId, or the one the provider chose, which only the id holds.
+
+        targetId is optional and computed: a checkpoint's inputs lack it when
+        the program left it out (aws-py-apigatewayv2-eventbridge does).
+        """
+        return str(inputs.get("targetId") or id.removeprefix(cls._prefix(inputs)))
 
     def read(self, id: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
         with applying(self.token, id, "read"):
@@ -426,10 +437,11 @@ class EventTarget:
             )
         if answer is None:
             return None
-        target = next((t for t in answer["Targets"] if t["Id"] == inputs["targetId"]), None)
+        target_id = self._target_id(id, inputs)
+        target = next((t for t in answer["Targets"] if t["Id"] == target_id), None)
         if target is None:
             return None
-        outputs = {**inputs, "arn": target["Arn"]}
+        outputs = {**inputs, "targetId": target_id, "arn": target["Arn"]}
         if "input" in inputs:
             outputs["input"] = declared_json(target.get("Input", ""), inputs["input"])
         if "roleArn" in inputs:
@@ -439,7 +451,7 @@ class EventTarget:
     def delete(self, id: str, inputs: dict[str, Any]) -> None:
         with applying(self.token, id, "delete"), already_gone("ResourceNotFoundException"):
             self.clients("events").remove_targets(
-                Rule=inputs["rule"], Ids=[inputs["targetId"]], **EventRule._bus(inputs)
+                Rule=inputs["rule"], Ids=[self._target_id(id, inputs)], **EventRule._bus(inputs)
             )
 
     def _put(self, name: str, inputs: dict[str, Any], action: str) -> None:

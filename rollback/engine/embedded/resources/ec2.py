@@ -127,9 +127,16 @@ class Vpc:
                 )
 
 
+# Subnet flags that change in place with ModifySubnetAttribute: Pulumi input -> attribute.
+_SUBNET_FLAGS = (
+    ("mapPublicIpOnLaunch", "MapPublicIpOnLaunch"),
+    ("assignIpv6AddressOnCreation", "AssignIpv6AddressOnCreation"),
+)
+
+
 @dataclass(frozen=True)
 class Subnet:
-    """aws:ec2/subnet:Subnet; id is the subnet id. Tags and mapPublicIpOnLaunch change in place."""
+    """aws:ec2/subnet:Subnet; id is the subnet id. Tags and the on-launch flags change in place."""
 
     clients: Clients
     token = "aws:ec2/subnet:Subnet"
@@ -161,17 +168,19 @@ class Subnet:
         with applying(self.token, name, "create"):
             id = ec2.create_subnet(**kwargs)["Subnet"]["SubnetId"]
             ec2.get_waiter("subnet_available").wait(SubnetIds=[id])
-            if inputs.get("mapPublicIpOnLaunch"):
-                ec2.modify_subnet_attribute(SubnetId=id, MapPublicIpOnLaunch={"Value": True})
+            for key, attribute in _SUBNET_FLAGS:
+                if inputs.get(key):
+                    ec2.modify_subnet_attribute(SubnetId=id, **{attribute: {"Value": True}})
         return id, present(self.read(id, inputs), self.token, id)
 
     def update(self, id: str, olds: dict[str, Any], news: dict[str, Any]) -> dict[str, Any]:
         ec2 = self.clients("ec2")
         with applying(self.token, id, "update"):
             _retag(ec2, id, olds, news)
-            wanted = bool(news.get("mapPublicIpOnLaunch", False))
-            if wanted != bool(olds.get("mapPublicIpOnLaunch", False)):
-                ec2.modify_subnet_attribute(SubnetId=id, MapPublicIpOnLaunch={"Value": wanted})
+            for key, attribute in _SUBNET_FLAGS:
+                wanted = bool(news.get(key, False))
+                if wanted != bool(olds.get(key, False)):
+                    ec2.modify_subnet_attribute(SubnetId=id, **{attribute: {"Value": wanted}})
         return present(self.read(id, news), self.token, id)
 
     def read(self, id: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
@@ -195,6 +204,10 @@ class Subnet:
             "arn": subnet.get("SubnetArn") or _arn(ec2, subnet["OwnerId"], "subnet", id),
             "ownerId": subnet["OwnerId"],
         }
+        if "assignIpv6AddressOnCreation" in inputs:
+            outputs["assignIpv6AddressOnCreation"] = bool(
+                subnet.get("AssignIpv6AddressOnCreation", False)
+            )
         return with_tags(outputs, pulumi_tags(subnet.get("Tags")))
 
     def delete(self, id: str, inputs: dict[str, Any]) -> None:

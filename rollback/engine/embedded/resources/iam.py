@@ -1,9 +1,14 @@
-"""IAM: roles, managed and inline policies, attachments, instance profiles, users and groups."""
+"""IAM: roles, managed and inline policies, attachments, instance profiles, users, access keys
+and groups."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 from dataclasses import dataclass
+from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 from rollback.aws.session import Clients
@@ -11,6 +16,8 @@ from rollback.engine.embedded.resources.declared import declared_json
 from rollback.engine.embedded.resources.failures import already_gone, applying, aws_code, present
 from rollback.engine.embedded.resources.naming import physical_name
 from rollback.engine.embedded.resources.tagging import aws_tags, pulumi_tags, tag_changes, with_tags
+from rollback.engine.embedded.secrets import wrap_secret
+from rollback.errors import EngineError
 
 if TYPE_CHECKING:
     from rollback.engine.embedded.resources import ResourceType
@@ -403,6 +410,92 @@ class User:
             self.clients("iam").delete_user(UserName=id)
 
 
+def ses_smtp_password_v4(secret: str, region: str) -> str:
+    """The SES SMTP password of a secret access key (AWS's SigV4 derivation for SMTP).
+
+    As terraform-provider-aws computes `ses_smtp_password_v4`
+    (internal/service/iam/access_key.go, `sesSMTPPasswordFromSecretKeySigV4`):
+    HMAC-SHA256 chained over a fixed date, the region, "ses", "aws4_request"
+    and "SendRawEmail", prefixed with version byte 4, base64.
+    """
+    signature = ("AWS4" + secret).encode()
+    for part in ("11111111", region, "ses", "aws4_request", "SendRawEmail"):
+        signature = hmac.new(signature, part.encode(), hashlib.sha256).digest()
+    return base64.b64encode(b"\x04" + signature).decode()
+
+
+@dataclass(frozen=True)
+class AccessKey:
+    """aws:iam/accessKey:AccessKey; id is the access key id. Only `status` changes in place.
+
+    IAM shows a secret access key once, in the answer to CreateAccessKey:
+    `secret` and `sesSmtpPasswordV4` are outputs of the create, which the
+    engine keeps on later updates (`create_only_outputs`). They are secret
+    outputs whatever the program says, as pulumi-aws makes every Sensitive
+    attribute of the Terraform schema secret (access_key.go marks both), so
+    the checkpoint holds them encrypted. A `pgpKey` is refused: the provider
+    would store only the PGP-encrypted secret, which the engine cannot make.
+    """
+
+    clients: Clients
+    token = "aws:iam/accessKey:AccessKey"
+    replace_on = frozenset({"user", "pgpKey"})
+    create_only_outputs = frozenset({"secret", "sesSmtpPasswordV4"})
+
+    def create(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        if inputs.get("pgpKey"):
+            raise EngineError(
+                f"{self.token} {name!r} sets pgpKey; the embedded engine cannot encrypt the "
+                "secret with PGP, so no key was created. Use --engine pulumi.",
+                resource=name,
+                type=self.token,
+            )
+        iam = self.clients("iam")
+        with applying(self.token, name, "create"):
+            key = iam.create_access_key(UserName=inputs["user"])["AccessKey"]
+            id = str(key["AccessKeyId"])
+            # The provider creates the key Active, then deactivates it when asked.
+            if inputs.get("status") and inputs["status"] != key.get("Status", "Active"):
+                iam.update_access_key(
+                    UserName=inputs["user"], AccessKeyId=id, Status=inputs["status"]
+                )
+        secret = str(key["SecretAccessKey"])
+        outputs = present(self.read(id, inputs), self.token, id)
+        outputs["secret"] = wrap_secret(secret)
+        outputs["sesSmtpPasswordV4"] = wrap_secret(
+            ses_smtp_password_v4(secret, str(iam.meta.region_name or "us-east-1"))
+        )
+        return id, outputs
+
+    def update(self, id: str, olds: dict[str, Any], news: dict[str, Any]) -> dict[str, Any]:
+        status = news.get("status") or "Active"
+        if status != (olds.get("status") or "Active"):
+            with applying(self.token, id, "update"):
+                self.clients("iam").update_access_key(
+                    UserName=news["user"], AccessKeyId=id, Status=status
+                )
+        return present(self.read(id, news), self.token, id)
+
+    def read(self, id: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
+        with applying(self.token, id, "read"):
+            answer = _missing(self.clients("iam").list_access_keys, UserName=inputs["user"])
+        found = [k for k in (answer or {}).get("AccessKeyMetadata", []) if k["AccessKeyId"] == id]
+        if not found:
+            return None
+        created = found[0].get("CreateDate")
+        return {
+            **inputs,
+            "user": found[0]["UserName"],
+            "status": found[0].get("Status", "Active"),
+            # RFC 3339, as the provider writes create_date.
+            "createDate": created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if created else "",
+        }
+
+    def delete(self, id: str, inputs: dict[str, Any]) -> None:
+        with applying(self.token, id, "delete"), already_gone(_GONE):
+            self.clients("iam").delete_access_key(UserName=inputs["user"], AccessKeyId=id)
+
+
 @dataclass(frozen=True)
 class Group:
     """aws:iam/group:Group; id is the group name. Nothing changes in place."""
@@ -448,5 +541,6 @@ def appliers(clients: Clients) -> list[ResourceType]:
         RolePolicy(clients),
         InstanceProfile(clients),
         User(clients),
+        AccessKey(clients),
         Group(clients),
     ]
