@@ -184,3 +184,31 @@ def test_a_name_another_stack_owns_is_refused_not_taken_over(cloud: Cloud) -> No
         or cloud.resources("other", "dev") == {}
     )
     assert [b["Name"] for b in cloud.clients("s3").list_buckets()["Buckets"]] == ["owned-elsewhere"]
+
+
+def test_names_checked_before_any_change_share_one_listing(cloud: Cloud, tmp_path: Path) -> None:
+    """Every bucket name is checked with one ListBuckets, not a HeadBucket each; a taken one
+    among them still refuses the run before any bucket is created."""
+    program = tmp_path / "named"
+    program.mkdir()
+    (program / "Pulumi.yaml").write_text("name: named\nruntime: python\n")
+    (program / "__main__.py").write_text(
+        "import pulumi\n"
+        "import pulumi_aws as aws\n"
+        "prefix = pulumi.Config().require('prefix')\n"
+        "for i in range(3):\n"
+        "    aws.s3.Bucket(f'b{i}', bucket=f'{prefix}-{i}')\n"
+    )
+    s3_calls: list[str] = []
+    cloud.clients.session.events.register(
+        "before-call.s3.*", lambda model, **_: s3_calls.append(model.name)
+    )
+
+    cloud.engine("named").up(program, "dev", StackConfig(values={"named:prefix": "free"}))
+    assert sorted(s3_calls) == ["CreateBucket"] * 3 + ["ListBuckets"]
+
+    cloud.clients("s3").create_bucket(Bucket="taken-2")
+    s3_calls.clear()
+    with pytest.raises(EngineError, match="'taken-2', which already exists outside this stack"):
+        cloud.engine("named").up(program, "prod", StackConfig(values={"named:prefix": "taken"}))
+    assert s3_calls == ["ListBuckets"]

@@ -191,3 +191,64 @@ def test_a_run_leaves_no_event_loop_for_the_garbage_collector() -> None:
         gc.collect()
     unclosed = [w for w in caught if "unclosed event loop" in str(w.message)]
     assert unclosed == []
+
+
+def test_objects_older_than_a_run_are_frozen_only_while_it_runs() -> None:
+    """The collector skips them during the run (gc.freeze), and collects the young generation
+    less often; afterwards nothing stays frozen, the thresholds are the process's again, and
+    a process that froze objects itself keeps them frozen."""
+    import gc
+
+    frozen_during: list[int] = []
+    young_during: list[int] = []
+    thresholds = gc.get_threshold()
+
+    class Watching(RecordingHandler):
+        def __call__(self, registration: Registration) -> tuple[str, dict[str, Any]]:
+            frozen_during.append(gc.get_freeze_count())
+            young_during.append(gc.get_threshold()[0])
+            return super().__call__(registration)
+
+    run_bucket(Watching())
+    assert frozen_during and min(frozen_during) > 0
+    assert min(young_during) >= 10_000
+    assert gc.get_freeze_count() == 0
+    assert gc.get_threshold() == thresholds
+
+    gc.freeze()
+    try:
+        run_bucket(RecordingHandler())
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+
+
+def test_plain_outputs_are_sent_as_the_sdk_serializes_them() -> None:
+    """The monitor's direct Struct equals serialize_properties' for plain JSON (top-level
+    Nones left out, nested ones kept, secrets in wire form); anything else is left to the SDK."""
+    import asyncio
+
+    from pulumi.runtime import rpc
+
+    from rollback.engine.embedded.monitor import plain_struct
+    from rollback.engine.embedded.secrets import wrap_secret
+
+    outputs: dict[str, Any] = {
+        "name": "queue",
+        "delaySeconds": 0.0,
+        "maxSize": 262144,
+        "fifo": False,
+        "gone": None,
+        "tags": {"team": "web", "empty": ""},
+        "list": [1, "a", None, {"nested": None}, [True]],
+        "policy": wrap_secret("{}"),
+        "unknown": rpc.UNKNOWN,
+    }
+    loop = asyncio.new_event_loop()
+    try:
+        expected = loop.run_until_complete(rpc.serialize_properties(outputs, {}))
+    finally:
+        loop.close()
+    assert plain_struct(outputs) == expected
+    assert plain_struct({"when": (1, 2)}) is None  # a tuple: the SDK's own path
+    assert plain_struct({"asset": object()}) is None

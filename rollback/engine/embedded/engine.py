@@ -41,7 +41,7 @@ from rollback.engine.embedded.checkpoint import (
     provider_reference,
     read_deployment,
 )
-from rollback.engine.embedded.claims import ensure_free
+from rollback.engine.embedded.claims import Listings, ensure_free
 from rollback.engine.embedded.gate import ProgramGate, default_parallelism
 from rollback.engine.embedded.program import (
     STACK_TYPE,
@@ -119,6 +119,8 @@ class _Apply:
     unfinished: set[str] = field(default_factory=set)
     # Holds the cloud calls until the program's code has run and been checked; then bounds them.
     gate: ProgramGate = field(default_factory=lambda: ProgramGate(default_parallelism()))
+    # Names taken in the cloud, listed once for the checks made before the gate opens.
+    listings: Listings = field(default_factory=Listings)
     # URN -> the order its constructor ran in: the checkpoint's order, whatever finished first.
     declared_order: dict[str, int] = field(default_factory=dict)
     # Steps run on several threads: every field above changes under this lock only.
@@ -176,6 +178,14 @@ class EmbeddedEngine:
         Raises EngineError naming unsupported resource types (nothing changed),
         a failing program, or a failing AWS call (checkpoint records progress).
         """
+        from rollback.engine.embedded.runner import collector_for_a_run
+
+        # Over the checkpoint's write too: the program run's garbage would make its
+        # first collection a full one over everything unfrozen at the run's end.
+        with collector_for_a_run():
+            return self._up(program_dir, stack, config)
+
+    def _up(self, program_dir: Path, stack: str, config: StackConfig) -> Checkpoint:
         previous = self._previous(stack)
         unfinished: set[str] = set()
         if previous is not None:
@@ -551,7 +561,11 @@ class EmbeddedEngine:
         registrations, and a create whose name is taken is refused before any change.
         """
         if step.op == "create" and step.reg.urn not in work.unfinished:
-            ensure_free(step.reg.type, step.reg.urn, reveal(step.declared), step.applier)
+            # While the gate is closed it cannot open before this check returns (the
+            # runner waits for every registration in flight): nothing has changed yet,
+            # so one listing serves every name checked meanwhile.
+            listings = work.listings if work.gate.closed else None
+            ensure_free(step.reg.type, step.reg.urn, reveal(step.declared), step.applier, listings)
             return dataclasses.replace(step, read=True)
         if step.op in ("same", "update") and step.old is not None:
             live = step.applier.read(step.old.id, reveal(step.old.inputs))
