@@ -151,17 +151,24 @@ class Agent:
     def _warm_up(self) -> None:
         """Import the rollback path and warm every stack the agent answers for.
 
-        The first incident should not wait for imports (about half a second),
-        nor for what `rollback.agent_warm` keeps.
+        The first incident should not wait for imports (about half a second;
+        the stop request, the lock's worktree prune, the database reads and the
+        run's result entry each import a module), nor for what
+        `rollback.agent_warm` keeps.
         """
+        import rollback.aws.databases
+        import rollback.aws.rds
         import rollback.executor
+        import rollback.fleet
         import rollback.orchestrate
         import rollback.planner
         import rollback.report
         import rollback.steps.health
         import rollback.steps.mark
         import rollback.steps.preflight
-        import rollback.steps.traffic  # noqa: F401
+        import rollback.steps.traffic
+        import rollback.triggers
+        import rollback.worktrees  # noqa: F401
 
         stacks = self._stacks()
         if stacks and self.warm:
