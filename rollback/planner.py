@@ -22,7 +22,7 @@ from rollback.plan import Plan, PlannedStep, new_run_id
 from rollback.releases import Registry, version_key
 
 if TYPE_CHECKING:
-    from rollback.aws.elbv2 import LoadBalancing
+    from rollback.aws.elbv2 import Actions, LoadBalancing, TargetHealth
     from rollback.aws.rds import Rds
 
 DATABASE_URL_ENV = "ROLLBACK_DATABASE_URL"
@@ -38,6 +38,11 @@ class LiveView:
         str | None
     )  # the target release's snapshot: available, creating, ... or None if absent
     db_exists: bool
+    # What the weights and counts came from, for a traffic step that may take it instead of
+    # reading again (it must have been read under that run's lock: see orchestrate.emergency).
+    actions: Actions = field(default_factory=list, compare=False, repr=False)
+    health: dict[str, list[TargetHealth]] = field(default_factory=dict, compare=False, repr=False)
+    read_at: float = field(default=0.0, compare=False)  # time.monotonic() when the read started
 
 
 @dataclass(frozen=True)
@@ -63,10 +68,12 @@ def read_live(
     its client on first use: that happens in its own thread, while the load
     balancer's reads wait.
     """
+    import time
     from concurrent.futures import ThreadPoolExecutor
 
     from rollback.aws.elbv2 import forward_weights
 
+    started = time.monotonic()
     colours = list(topology.target_groups.items())
     with ThreadPoolExecutor(max_workers=2 + len(colours), thread_name_prefix="plan-read") as pool:
         database = (
@@ -76,11 +83,13 @@ def read_live(
         )
         actions = pool.submit(elbv2.listener_actions, topology.listener_arn)
         healths = {c: pool.submit(elbv2.target_health, arn) for c, arn in colours}
-        by_arn = forward_weights(actions.result())
-        routable = {c: sum(1 for t in h.result() if t.routable) for c, h in healths.items()}
+        listener = actions.result()
+        health = {c: h.result() for c, h in healths.items()}
         db_exists, status = database.result() if database is not None else (False, None)
+    by_arn = forward_weights(listener)
     weights = {c: by_arn.get(arn, 0) for c, arn in colours}
-    return LiveView(weights, routable, status, db_exists)
+    routable = {c: sum(1 for t in found if t.routable) for c, found in health.items()}
+    return LiveView(weights, routable, status, db_exists, listener, health, started)
 
 
 def _read_database(
@@ -141,11 +150,15 @@ class Planner:
         self.live = live
         self.now = now
         self.health_deadline_s = health_deadline_s
+        self.read: tuple[Topology, LiveView] | None = None  # the last plan's live read
 
-    def plan(self, target_version: str, options: Options = Options()) -> Plan:
+    def plan(
+        self, target_version: str, options: Options = Options(), *, run_id: str | None = None
+    ) -> Plan:
         """The ordered plan from the current release to `target_version` (or last-stable).
 
-        Raises NotFound for an unknown version or no current release, UsageError
+        `run_id`: the run's id when it was chosen before the plan (its lock is
+        already taken); default a new one. Raises NotFound for an unknown version or no current release, UsageError
         for a target marked bad (unless forced).
         """
         registry = self.registry
@@ -157,7 +170,7 @@ class Planner:
                 f"no release of {registry.stack} is current; record the deployed release with `rollback release record`."
             )
         current = registry.show(current_version).release
-        run_id = new_run_id(self.now())
+        run_id = run_id or new_run_id(self.now())
         base = Plan(
             run_id=run_id,
             stack=registry.stack,
@@ -190,6 +203,7 @@ class Planner:
                 f"release {target.version} ran on colour {color!r}, which the live topology does not have ({', '.join(live_topology.target_groups)})."
             )
         live = self.live(live_topology, target)
+        self.read = (live_topology, live)
         runs_target = live_topology.versions.get(color) == target.version
         schema_changes = current.schema_revision != target.schema_revision
         # An emergency puts traffic first even across a schema change: serving

@@ -10,6 +10,7 @@ on receipt is used only for the topology it was started for.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -194,7 +195,7 @@ def test_a_read_ahead_is_not_taken_when_old_or_when_a_run_holds_the_stack(
 ) -> None:
     import rollback.agent_warm as warm
     from rollback.planner import Options
-    from rollback.store.lock import acquire_lock, release_lock
+    from rollback.store.lock import acquire_lock, read_lock, release_lock
 
     agent = warmed(rig)
     bench = agent.warmth.bench(STACK)
@@ -202,10 +203,15 @@ def test_a_read_ahead_is_not_taken_when_old_or_when_a_run_holds_the_stack(
     monkeypatch.setattr(warm, "AHEAD_FRESH_S", 0.0)  # any read is too old now
     agent.warmth.read_ahead(STACK, "1.5.0")
     assert bench.ahead is not None
+    # The read is made under the lock taken for the run it is for.
+    held = read_lock(rig.store, STACK)
+    assert held is not None and held.pid == os.getpid()
     bench.planner().plan("last-stable", Options())
     assert views == []
+    agent.warmth.forget_reads(STACK)  # no run took the lock: it is released
+    assert read_lock(rig.store, STACK) is None
     # A run holds the stack (a cutover being stopped): nothing is read ahead.
     acquire_lock(rig.store, STACK, "20261130T000000Z-abcd")
     agent.warmth.read_ahead(STACK, "1.5.0")
-    assert bench.ahead is None
+    assert bench.ahead is None and agent.warmth.lock(STACK) is None
     release_lock(rig.store, STACK, "20261130T000000Z-abcd")
