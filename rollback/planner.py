@@ -33,7 +33,7 @@ class LiveView:
     """What the planner read from the cloud: weights, routable targets, the snapshot."""
 
     weights: dict[str, int]  # colour -> listener weight now
-    routable: dict[str, int]  # colour -> targets that can take traffic
+    routable: dict[str, int]  # colour -> targets that can take traffic (the colours read)
     snapshot_status: (
         str | None
     )  # the target release's snapshot: available, creating, ... or None if absent
@@ -62,6 +62,10 @@ def read_live(
 ) -> LiveView:
     """Read the listener weights, target health and the target's snapshot (read-only).
 
+    Target health is read for the colour the target release ran on, the one
+    a rollback sends traffic to (for every colour when the release names
+    none): the plan, preflight and the traffic step decide on that one only.
+
     The reads are independent and each waits on the network, so they run at
     once: on the emergency path they come before the traffic step, and in
     series they cost one round trip each (issue 9, item 7). `rds` may create
@@ -75,6 +79,7 @@ def read_live(
 
     started = time.monotonic()
     colours = list(topology.target_groups.items())
+    receiving = [(c, arn) for c, arn in colours if c == target.color] or colours
     with ThreadPoolExecutor(max_workers=2 + len(colours), thread_name_prefix="plan-read") as pool:
         database = (
             pool.submit(_read_database, rds, topology, target.db_snapshot_id)
@@ -82,7 +87,7 @@ def read_live(
             else None
         )
         actions = pool.submit(elbv2.listener_actions, topology.listener_arn)
-        healths = {c: pool.submit(elbv2.target_health, arn) for c, arn in colours}
+        healths = {c: pool.submit(elbv2.target_health, arn) for c, arn in receiving}
         listener = actions.result()
         health = {c: h.result() for c, h in healths.items()}
         db_exists, status = database.result() if database is not None else (False, None)
