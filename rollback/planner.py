@@ -207,6 +207,8 @@ class Planner:
             raise UsageError(
                 f"release {target.version} ran on colour {color!r}, which the live topology does not have ({', '.join(live_topology.target_groups)})."
             )
+        # From the store only: before the live read, which may already be on its way.
+        between = self._schema_changes_between(target, current)
         live = self.live(live_topology, target)
         self.read = (live_topology, live)
         runs_target = live_topology.versions.get(color) == target.version
@@ -226,7 +228,6 @@ class Planner:
             b.warnings.append(
                 f"colour {color} has no healthy targets now: traffic moves only after the stack step."
             )
-        between = self._schema_changes_between(target, current)
         if between:
             b.warnings.append(
                 f"releases between {target.version} and {current.version} changed the schema: {', '.join(between)}."
