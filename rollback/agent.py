@@ -151,17 +151,24 @@ class Agent:
     def _warm_up(self) -> None:
         """Import the rollback path and warm every stack the agent answers for.
 
-        The first incident should not wait for imports (about half a second),
-        nor for what `rollback.agent_warm` keeps.
+        The first incident should not wait for imports (about half a second;
+        the stop request, the lock's worktree prune, the database reads and the
+        run's result entry each import a module), nor for what
+        `rollback.agent_warm` keeps.
         """
+        import rollback.aws.databases
+        import rollback.aws.rds
         import rollback.executor
+        import rollback.fleet
         import rollback.orchestrate
         import rollback.planner
         import rollback.report
         import rollback.steps.health
         import rollback.steps.mark
         import rollback.steps.preflight
-        import rollback.steps.traffic  # noqa: F401
+        import rollback.steps.traffic
+        import rollback.triggers
+        import rollback.worktrees  # noqa: F401
 
         stacks = self._stacks()
         if stacks and self.warm:
@@ -241,7 +248,8 @@ class Agent:
                 stale[stack] = "it has no current release"
                 continue
             incident, current = found
-            # The plan's live read starts now, while the claims below are written.
+            # The lock for the run, and the plan's live read under it, now: the claims below
+            # are written meanwhile.
             self.warmth.read_ahead(stack, str(current.get("version", "")))
             since = str(current.get("at", ""))
             if _after(since, change.at):
@@ -280,7 +288,7 @@ class Agent:
                 runs.append(self._incident(change, stack, str(incident)))
             return Handled(message.message_id, "done", change.describe(), tuple(runs))
         finally:
-            for stack in stacks:  # a read no plan took (a duplicate, a stale stack)
+            for stack in stacks:  # a read and a lock no run took (a duplicate, a stale stack)
                 self.warmth.forget_reads(stack)
 
     def _incident(self, change: AlarmChange, stack: str, incident: str) -> dict[str, Any]:
@@ -308,11 +316,21 @@ class Agent:
             f"{': ' + change.reason if change.reason else ''} [incident {incident}]"
         )
 
+        if not held.fresh:  # a run to resume (or a result) may be there: it takes its own lock
+            self.warmth.forget_reads(stack)
+
         def start(bench: Workbench) -> Outcome:
             from rollback.orchestrate import emergency
 
-            # The agent's passphrase checks, started when it warmed the stack (same salt, same answer).
-            return emergency(bench, reason, actor=self.name, unlocks=self.warmth.unlocks)
+            # The agent's passphrase checks, started when it warmed the stack (same salt, same
+            # answer), and the lock taken on receipt (None: the emergency takes it).
+            return emergency(
+                bench,
+                reason,
+                actor=self.name,
+                unlocks=self.warmth.unlocks,
+                lock=self.warmth.lock(stack),
+            )
 
         return self._run_once(
             stack, f"incident-{incident}", f"[incident {incident}]", start, fresh=held.fresh

@@ -13,20 +13,24 @@ pay all of that between an alarm and the traffic step:
   changes is checked again), and starts the passphrase check of the target's
   secrets in the agent's one `Unlocks` (keyed by passphrase and salt: the
   same inputs give the same answer, and a new salt is checked when asked).
-- `Warmth.read_ahead(stack)` starts, in threads, the planner's live read
-  (listener weights, target health per colour, the database and the
-  target's snapshot) the moment a message names the stack, while the claims
-  are written, unless a run holds the stack's lock (the emergency waits for
-  it to stop). It is read after the alarm; the planner takes it only for
-  the very topology and snapshot it was started for, within AHEAD_FRESH_S,
-  and reads again otherwise. The traffic step still reads the listener and
-  the receiving colour's health itself, under the lock, right before its
-  write.
+- `Warmth.read_ahead(stack)`, the moment a message names the stack, takes
+  the stack's lock for the run an emergency would start (unless a run holds
+  it: then the emergency waits for it to stop, and the planner reads for
+  itself), then starts, in threads, the planner's live read (listener
+  weights and forward config, target health per colour, the database and
+  the target's snapshot) while the claims are written. It is read after the
+  alarm and under the lock; the planner takes it only for the very topology
+  and snapshot it was started for, within AHEAD_FRESH_S, and reads again
+  otherwise; the traffic step acts on it as on any plan's read made under
+  its run's lock (`orchestrate.emergency`). A message that starts no
+  emergency (a duplicate, a stale incident, a run to resume) releases the
+  lock at once (`forget_reads`).
 
-Nothing is skipped or reordered: claims, stop request, plan, preflight, lock
-and journal run as `rollback emergency` runs them. What is kept is validated
-where it is used: the registry reads its documents each time (the cache is
-the tag check of a digest), the plan compares the topology it asks for.
+Nothing is skipped: claims, stop request, lock, plan, preflight and journal
+run as `rollback emergency` runs them, and the lock is taken before any read
+the traffic step acts on. What is kept is validated where it is used: the
+registry reads its documents each time (the cache is the tag check of a
+digest), the plan compares the topology it asks for.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ if TYPE_CHECKING:
     from rollback.models import Release, Topology
     from rollback.planner import LiveView, Planner
     from rollback.preflight import Unlocks
+    from rollback.store.lock import HeldLock
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +134,7 @@ class Warmth:
         self.unlocks = unlocks or Unlocks()
         self.benches: dict[str, Workbench] = {}
         self.prepared: dict[str, Prepared] = {}
+        self.locks: dict[str, HeldLock] = {}  # taken on a message, for the emergency it starts
         self.pool = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="agent-read")
         self.warmed_at = 0.0
 
@@ -172,27 +178,41 @@ class Warmth:
         self.warmed_at = time.monotonic()
 
     def read_ahead(self, stack: str, current: str) -> None:
-        """Start the live read of `stack` for its next plan, when `current` is the release warmed."""
-        from rollback.store.lock import takeable
+        """Lock `stack` for its next run and start that plan's live read, when `current` is
+        the release warmed and no run holds the stack."""
+        from rollback.errors import LockHeld
+        from rollback.plan import new_run_id
+        from rollback.store.lock import HeldLock
 
         prepared = self.prepared.get(stack)
         bench = self.benches.get(stack)
         if prepared is None or prepared.current != current or not isinstance(bench, AgentWorkbench):
             return
-        if prepared.target is None:
-            return  # nothing to roll back to: the plan says so
-        if not takeable(bench.store, stack):
+        if prepared.target is None or stack in self.locks:
+            return  # nothing to roll back to (the plan says so), or already locked for a run
+        try:
+            self.locks[stack] = HeldLock(bench.store, stack, new_run_id()).acquire()
+        except LockHeld:
             return  # a run holds the stack: the emergency waits for it, then the plan reads
         try:
             bench.ahead = LiveAhead(self.pool, bench, prepared.topology, prepared.target)
         except RollbackError as exc:  # the planner reads again, and says it
             log.info("%s: reading ahead failed: %s", stack, exc.message)
 
+    def lock(self, stack: str) -> HeldLock | None:
+        """The lock `read_ahead` took for the next run of `stack`; the caller releases it."""
+        return self.locks.pop(stack, None)
+
     def forget_reads(self, stack: str) -> None:
-        """Drop a read the plan did not take (a duplicate, a stale incident)."""
+        """Drop a read, and release a lock, that no run took (a duplicate, a stale incident)."""
         bench = self.benches.get(stack)
         if isinstance(bench, AgentWorkbench):
             bench.ahead = None
+        lock = self.locks.pop(stack, None)
+        if lock is not None:
+            lock.release()
 
     def close(self) -> None:
+        for stack in list(self.locks):
+            self.forget_reads(stack)
         self.pool.shutdown(wait=False, cancel_futures=True)

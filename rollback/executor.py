@@ -205,17 +205,24 @@ class Executor:
         break_lock: bool = False,
         confirmation: str | None = None,
         options: Mapping[str, Any] | None = None,
+        lock: HeldLock | None = None,
     ) -> RunResult:
         """Run `plan` to its end and return the result; a failed rollback is a result, not an error.
 
         Raises UsageError for a plan of another stack or a bad skip, LockHeld
         (before anything is journaled) when another run holds the lock.
-        `confirmation` says how the actor confirmed (e.g. "--yes").
+        `confirmation` says how the actor confirmed (e.g. "--yes"). `lock`:
+        the stack lock the caller took for this run before planning it (an
+        emergency plans under it); the caller releases it.
         """
         skips = dict(skips or {})
         check_plan(plan, self.stack, skips)
         steps = {planned.name: self.builder(planned) for planned in plan.steps}
-        lock = self._lock(plan.run_id, lock_lease, break_lock, resuming=False)
+        taken = lock is None
+        if lock is None:
+            lock = self._lock(plan.run_id, lock_lease, break_lock, resuming=False)
+        else:
+            self._hold(lock, plan.run_id)
         try:
             run_options = {
                 **dict(options or {}),
@@ -241,7 +248,8 @@ class Executor:
                 run.record("skipped", step=name, data={"reason": why, "by": actor})
             return run.go(journal.created_run())
         finally:
-            lock.release()
+            if taken:
+                lock.release()
 
     def resume(
         self,
@@ -350,11 +358,20 @@ class Executor:
             break_expired=break_lock,
             resuming=resuming,
         ).acquire()
+        self._hold(lock, run_id)
+        return lock
+
+    def _hold(self, lock: HeldLock, run_id: str) -> None:
+        """Run under `lock`, taken for `run_id`; raises UsageError for another stack's or run's."""
+        if lock.stack != self.stack or lock.run_id != run_id or lock.taken_at is None:
+            raise UsageError(
+                f"the lock handed to the executor is not a held lock of {self.stack} for run "
+                f"{run_id}; this is a bug in the caller.",
+            )
         from rollback.worktrees import prune_stale_worktrees
 
         prune_stale_worktrees()  # what a killed run's stack step left in git
         self.held = lock
-        return lock
 
 
 class _Course:

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from rollback.errors import UsageError
 from rollback.models import BlobRef, Evidence, Topology
-from rollback.plan import Plan, PlannedStep
-from rollback.planner import Options, Planner, read_live
+from rollback.plan import Plan, PlannedStep, new_run_id
+from rollback.planner import LiveView, Options, Planner, read_live
 from rollback.waiting import Timing
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from rollback.releases import Registry
     from rollback.steps import Step
     from rollback.store import Store
+    from rollback.store.lock import HeldLock
 
 
 @dataclass
@@ -48,6 +49,9 @@ class Workbench:
     health_deadline_s: float = 60.0
     # The stack engine's name without building it (preflight); None: ask the built engine.
     engine_kind: Callable[[], str] | None = None
+    # The live read of the plan being executed, when it was made under the run's lock
+    # (rollback_to sets it for the steps of one execute): the traffic step takes it.
+    planned_read: tuple[Topology, LiveView] | None = None
 
     @property
     def stack_name(self) -> str:
@@ -86,12 +90,17 @@ class Workbench:
             from rollback.aws.elbv2 import LoadBalancing
             from rollback.steps.traffic import TrafficStep
 
-            return TrafficStep(
+            step = TrafficStep(
                 LoadBalancing(self.clients("elbv2")),
                 Topology.from_dict(p["topology"]),
                 p["weights"],
                 t,
             )
+            read, self.planned_read = self.planned_read, None  # one read serves one step
+            if read is not None and read[0] == step.topology:
+                view = read[1]
+                step.take_reads(view.actions, view.health, view.read_at)
+            return step
         if kind == "dns":
             from rollback.aws.route53 import Dns
             from rollback.steps.dns import DnsStep
@@ -369,6 +378,7 @@ def rollback_to(
     on_event: OnEvent | None = None,
     should_stop: ShouldStop = lambda: False,
     unlocks: Unlocks | None = None,
+    lock: HeldLock | None = None,
 ) -> Outcome:
     """Plan a rollback to `target`, execute it and store its report.
 
@@ -376,13 +386,17 @@ def rollback_to(
     `confirm` sees the plan first; a False answer raises UsageError before
     anything changes; preflight then checks everything the steps need
     (`unlocks`: passphrase checks `preflight.begin` started earlier). Raises
-    LockHeld when another run holds the stack.
+    LockHeld when another run holds the stack. `lock`: the stack lock the
+    caller took for this run (its id is the run's), so the plan's live read
+    is made under it and the traffic step takes that read instead of reading
+    the listener again; the caller releases it.
     """
     from rollback.preflight import begin, preflight
 
     if unlocks is None:  # the passphrase check runs while the plan is made
         unlocks = begin(bench.registry, target, bench.environ)
-    plan = bench.planner().plan(target, options)
+    planner = bench.planner()
+    plan = planner.plan(target, options, run_id=lock.run_id if lock is not None else None)
     if not plan.steps:
         return Outcome(plan, None)
     if any(s.kind == "db-restore" for s in plan.steps) and not options.accept_data_loss:
@@ -397,23 +411,37 @@ def rollback_to(
         )
     if confirm is not None and not confirm(plan):
         raise UsageError("the rollback was not confirmed; nothing was changed.")
-    preflight(bench, plan, unlocks=unlocks)  # all every step needs, before the lock and journal
-    result = bench.executor(on_event, should_stop).execute(
-        plan,
-        actor=options.actor,
-        skips=skips or {},
-        break_lock=break_lock,
-        confirmation=confirmation,
-        options={
-            "accept_data_loss": options.accept_data_loss,
-            "force": options.force,
-            "emergency": options.emergency,
-        },
-    )
+    preflight(bench, plan, unlocks=unlocks)  # all every step needs, before the journal
+    bench.planned_read = _read_under(lock, planner.read)
+    try:
+        result = bench.executor(on_event, should_stop).execute(
+            plan,
+            actor=options.actor,
+            skips=skips or {},
+            break_lock=break_lock,
+            confirmation=confirmation,
+            options={
+                "accept_data_loss": options.accept_data_loss,
+                "force": options.force,
+                "emergency": options.emergency,
+            },
+            lock=lock,
+        )
+    finally:
+        bench.planned_read = None
     from rollback.report import store_report  # after the run: not on the way to traffic
 
     keys = store_report(bench.store, bench.registry.stack, plan.run_id)
     return Outcome(plan, result, tuple(_located(bench.store, k) for k in keys))
+
+
+def _read_under(
+    lock: HeldLock | None, read: tuple[Topology, LiveView] | None
+) -> tuple[Topology, LiveView] | None:
+    """The plan's live read when it started after `lock` was taken (else None: read again)."""
+    if lock is None or lock.taken_at is None or read is None:
+        return None
+    return read if read[1].read_at >= lock.taken_at else None
 
 
 def resume(
@@ -470,55 +498,98 @@ def emergency(
     on_event: OnEvent | None = None,
     lock_wait_s: float = 120.0,
     unlocks: Unlocks | None = None,
+    lock: HeldLock | None = None,
 ) -> Outcome:
     """Stop what is deploying, then roll back to last-stable at once, traffic first.
 
     A cutover in progress sees the stop request at its next check and halts on
     a verified state; with the pulumi engine an update in progress is
     cancelled. The request is cleared when the rollback ends.
+
+    The stack lock is taken before the plan (waiting up to `lock_wait_s` for
+    the run we stopped to release it; with `break_lock`, at once), so the
+    plan's read of the listener is made under it and is the read the traffic
+    step acts on: stop, lock, plan, preflight, journal, traffic. `lock`: the
+    stack lock already taken for this run (the agent takes it on receipt);
+    released here either way.
     """
+    from rollback.triggers import clear_stop, request_stop
+
+    stack = bench.registry.stack
+    try:
+        request_stop(bench.store, stack, reason, actor)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    held = lock
+    try:
+        try:
+            _cancel_update(bench)
+            if held is None:
+                held = _lock_when_free(bench, new_run_id(), break_lock, lock_wait_s)
+            return rollback_to(
+                bench,
+                "last-stable",
+                Options(reason=reason, actor=actor, emergency=True),
+                confirmation="emergency",
+                break_lock=break_lock,
+                on_event=on_event,
+                unlocks=unlocks,
+                lock=held,
+            )
+        finally:
+            if held is not None:
+                held.release()
+    finally:
+        clear_stop(bench.store, stack)
+
+
+def _cancel_update(bench: Workbench) -> None:
+    """Cancel a stack update in progress (the pulumi engine only; nothing to cancel is fine)."""
     import logging
 
     from rollback.errors import ConfigError, StackBusy
-    from rollback.store.lock import takeable
-    from rollback.triggers import clear_stop, request_stop
+    from rollback.preflight import engine_kind
+
+    try:  # only the pulumi engine has updates to cancel: do not build another before traffic
+        pulumi = engine_kind(bench) == "pulumi"
+    except ConfigError:
+        pulumi = False  # no engine fits: preflight says so, before anything changes
+    cancel = getattr(bench.engine(), "cancel", None) if pulumi else None
+    if cancel is None:
+        return
+    try:
+        cancel(bench.stack_name)
+    except (StackBusy, ConfigError):
+        # An update still runs, or its backend cannot tell: never start a second beside it.
+        raise
+    except Exception as exc:  # noqa: BLE001 - nothing to cancel is the common case
+        logging.getLogger(__name__).info("no stack update to cancel: %s", exc)
+
+
+def _lock_when_free(bench: Workbench, run_id: str, break_lock: bool, wait_s: float) -> HeldLock:
+    """The stack lock for `run_id`, once the run we stopped released it (CheckFailed after
+    `wait_s`). With `break_lock`: at once, an expired lease taken over (LockHeld for a live one)."""
+    from rollback.errors import LockHeld
+    from rollback.store.lock import HeldLock
     from rollback.waiting import poll
 
     stack = bench.registry.stack
-    request_stop(bench.store, stack, reason, actor)
-    try:
-        from rollback.errors import ConfigError
-        from rollback.preflight import engine_kind
+    if break_lock:
+        return HeldLock(bench.store, stack, run_id, break_expired=True).acquire()
 
-        try:  # only the pulumi engine has updates to cancel: do not build another before traffic
-            pulumi = engine_kind(bench) == "pulumi"
-        except ConfigError:
-            pulumi = False  # no engine fits: preflight says so, before anything changes
-        cancel = getattr(bench.engine(), "cancel", None) if pulumi else None
-        if cancel is not None:
-            try:
-                cancel(bench.stack_name)
-            except (StackBusy, ConfigError):
-                # An update still runs, or its backend cannot tell: never start a second beside it.
-                raise
-            except Exception as exc:  # noqa: BLE001 - nothing to cancel is the common case
-                logging.getLogger(__name__).info("no stack update to cancel: %s", exc)
-        if not break_lock:
-            # The cutover we stopped releases the lock once it is on a verified state.
-            poll(
-                f"the lock on {stack} to be released by the run we stopped",
-                lambda: True if takeable(bench.store, stack) else None,
-                timeout=lock_wait_s,
-                timing=bench.timing,
-            )
-        return rollback_to(
-            bench,
-            "last-stable",
-            Options(reason=reason, actor=actor, emergency=True),
-            confirmation="emergency",
-            break_lock=break_lock,
-            on_event=on_event,
-            unlocks=unlocks,
-        )
-    finally:
-        clear_stop(bench.store, stack)
+    def take() -> HeldLock | None:
+        try:
+            return HeldLock(bench.store, stack, run_id).acquire()
+        except LockHeld:
+            return None
+
+    # The cutover we stopped releases the lock once it is on a verified state.
+    lock: HeldLock = poll(
+        f"the lock on {stack} to be released by the run we stopped",
+        take,
+        timeout=wait_s,
+        timing=bench.timing,
+    )
+    return lock

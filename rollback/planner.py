@@ -22,7 +22,7 @@ from rollback.plan import Plan, PlannedStep, new_run_id
 from rollback.releases import Registry, version_key
 
 if TYPE_CHECKING:
-    from rollback.aws.elbv2 import LoadBalancing
+    from rollback.aws.elbv2 import Actions, LoadBalancing, TargetHealth
     from rollback.aws.rds import Rds
 
 DATABASE_URL_ENV = "ROLLBACK_DATABASE_URL"
@@ -33,11 +33,16 @@ class LiveView:
     """What the planner read from the cloud: weights, routable targets, the snapshot."""
 
     weights: dict[str, int]  # colour -> listener weight now
-    routable: dict[str, int]  # colour -> targets that can take traffic
+    routable: dict[str, int]  # colour -> targets that can take traffic (the colours read)
     snapshot_status: (
         str | None
     )  # the target release's snapshot: available, creating, ... or None if absent
     db_exists: bool
+    # What the weights and counts came from, for a traffic step that may take it instead of
+    # reading again (it must have been read under that run's lock: see orchestrate.emergency).
+    actions: Actions = field(default_factory=list, compare=False, repr=False)
+    health: dict[str, list[TargetHealth]] = field(default_factory=dict, compare=False, repr=False)
+    read_at: float = field(default=0.0, compare=False)  # time.monotonic() when the read started
 
 
 @dataclass(frozen=True)
@@ -57,17 +62,24 @@ def read_live(
 ) -> LiveView:
     """Read the listener weights, target health and the target's snapshot (read-only).
 
+    Target health is read for the colour the target release ran on, the one
+    a rollback sends traffic to (for every colour when the release names
+    none): the plan, preflight and the traffic step decide on that one only.
+
     The reads are independent and each waits on the network, so they run at
     once: on the emergency path they come before the traffic step, and in
     series they cost one round trip each (issue 9, item 7). `rds` may create
     its client on first use: that happens in its own thread, while the load
     balancer's reads wait.
     """
+    import time
     from concurrent.futures import ThreadPoolExecutor
 
     from rollback.aws.elbv2 import forward_weights
 
+    started = time.monotonic()
     colours = list(topology.target_groups.items())
+    receiving = [(c, arn) for c, arn in colours if c == target.color] or colours
     with ThreadPoolExecutor(max_workers=2 + len(colours), thread_name_prefix="plan-read") as pool:
         database = (
             pool.submit(_read_database, rds, topology, target.db_snapshot_id)
@@ -75,12 +87,14 @@ def read_live(
             else None
         )
         actions = pool.submit(elbv2.listener_actions, topology.listener_arn)
-        healths = {c: pool.submit(elbv2.target_health, arn) for c, arn in colours}
-        by_arn = forward_weights(actions.result())
-        routable = {c: sum(1 for t in h.result() if t.routable) for c, h in healths.items()}
+        healths = {c: pool.submit(elbv2.target_health, arn) for c, arn in receiving}
+        listener = actions.result()
+        health = {c: h.result() for c, h in healths.items()}
         db_exists, status = database.result() if database is not None else (False, None)
+    by_arn = forward_weights(listener)
     weights = {c: by_arn.get(arn, 0) for c, arn in colours}
-    return LiveView(weights, routable, status, db_exists)
+    routable = {c: sum(1 for t in found if t.routable) for c, found in health.items()}
+    return LiveView(weights, routable, status, db_exists, listener, health, started)
 
 
 def _read_database(
@@ -141,11 +155,15 @@ class Planner:
         self.live = live
         self.now = now
         self.health_deadline_s = health_deadline_s
+        self.read: tuple[Topology, LiveView] | None = None  # the last plan's live read
 
-    def plan(self, target_version: str, options: Options = Options()) -> Plan:
+    def plan(
+        self, target_version: str, options: Options = Options(), *, run_id: str | None = None
+    ) -> Plan:
         """The ordered plan from the current release to `target_version` (or last-stable).
 
-        Raises NotFound for an unknown version or no current release, UsageError
+        `run_id`: the run's id when it was chosen before the plan (its lock is
+        already taken); default a new one. Raises NotFound for an unknown version or no current release, UsageError
         for a target marked bad (unless forced).
         """
         registry = self.registry
@@ -157,7 +175,7 @@ class Planner:
                 f"no release of {registry.stack} is current; record the deployed release with `rollback release record`."
             )
         current = registry.show(current_version).release
-        run_id = new_run_id(self.now())
+        run_id = run_id or new_run_id(self.now())
         base = Plan(
             run_id=run_id,
             stack=registry.stack,
@@ -189,7 +207,10 @@ class Planner:
             raise UsageError(
                 f"release {target.version} ran on colour {color!r}, which the live topology does not have ({', '.join(live_topology.target_groups)})."
             )
+        # From the store only: before the live read, which may already be on its way.
+        between = self._schema_changes_between(target, current)
         live = self.live(live_topology, target)
+        self.read = (live_topology, live)
         runs_target = live_topology.versions.get(color) == target.version
         schema_changes = current.schema_revision != target.schema_revision
         # An emergency puts traffic first even across a schema change: serving
@@ -207,7 +228,6 @@ class Planner:
             b.warnings.append(
                 f"colour {color} has no healthy targets now: traffic moves only after the stack step."
             )
-        between = self._schema_changes_between(target, current)
         if between:
             b.warnings.append(
                 f"releases between {target.version} and {current.version} changed the schema: {', '.join(between)}."

@@ -695,7 +695,8 @@ def check_cloud(
 
     `planned_now`: the routable targets the planner has just read for this
     plan (the traffic step's `routable`) are the answer; the traffic step
-    checks them once more right before its write.
+    checks them once more right before its write (on the plan's own read
+    when that was made under the run's lock).
     """
     found: list[Evidence] = []
     if receiving:

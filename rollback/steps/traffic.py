@@ -10,6 +10,7 @@ routable target (see `TargetHealth.routable`).
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -126,8 +127,39 @@ class TrafficStep:
         The executor calls it under the stack lock, just before it writes the
         journal records that precede `apply`, so the reads overlap that write.
         `apply` takes them if they are at most PREPARED_FRESH_S old, else reads again.
+        Reads given by `take_reads` that are still that fresh are kept instead.
         """
+        if self._prepared is not None and self._fresh(self._prepared[0]):
+            return
         self._prepared = (time.monotonic(), *self._start_reads())
+
+    def take_reads(
+        self, listener: Actions, health: Mapping[str, list[TargetHealth]], read_at: float
+    ) -> bool:
+        """Take what `apply` reads first from a read made under this run's lock (the plan's).
+
+        `read_at`: time.monotonic() when that read started. The caller vouches
+        that the lock was held when it started (a run that moves traffic holds
+        it, so nothing of ours changed the listener since). Returns False, and
+        takes nothing, when the read lacks something `apply` reads (the
+        topology's rules, a receiving colour's health); `apply` still takes
+        it only within PREPARED_FRESH_S of `read_at`, and reads again after.
+        """
+        receiving = [c for c, w in self.target_weights.items() if w > 0]
+        if self.topology.rule_arns or not listener or any(c not in health for c in receiving):
+            return False
+        actions: Future[dict[str, Actions]] = Future()
+        actions.set_result({self.topology.listener_arn: listener})
+        found: dict[str, Future[list[TargetHealth]]] = {}
+        for colour in receiving:
+            found[colour] = Future()
+            found[colour].set_result(list(health[colour]))
+        self._prepared = (read_at, actions, found)
+        return True
+
+    @staticmethod
+    def _fresh(read_at: float) -> bool:
+        return time.monotonic() - read_at <= PREPARED_FRESH_S
 
     def _start_reads(
         self,
@@ -153,7 +185,7 @@ class TrafficStep:
         If a later write fails, CheckFailed says which ARNs were already changed.
         """
         prepared, self._prepared = self._prepared, None
-        if prepared is not None and time.monotonic() - prepared[0] <= PREPARED_FRESH_S:
+        if prepared is not None and self._fresh(prepared[0]):
             reading, health = prepared[1], prepared[2]
         else:
             reading, health = self._start_reads()

@@ -526,6 +526,7 @@ class HeldLock:
         self._make_heartbeat = heartbeat
         self.heartbeat: Heartbeat | None = None
         self.note: str | None = None
+        self.taken_at: float | None = None  # time.monotonic() once taken: reads after it are ours
 
     def acquire(self) -> HeldLock:
         """Take the lock (LockHeld as `acquire_lock`) and start renewing it."""
@@ -556,6 +557,7 @@ class HeldLock:
         info = read_lock(self.store, self.stack)
         if info is None or info.run_id != self.run_id:  # pragma: no cover - taken from under us
             raise LockHeld(f"stack {self.stack} lock is contended; retry in a moment.")
+        self.taken_at = time.monotonic()
         self.heartbeat = self._make_heartbeat(self.store, info).start()
         return self
 

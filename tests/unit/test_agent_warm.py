@@ -10,6 +10,7 @@ on receipt is used only for the topology it was started for.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +116,7 @@ def test_a_warm_agent_plans_from_the_read_it_started_on_receipt(
     ]
     plan = json.loads(rig.store.get_doc(run_doc))["plan"]
     traffic = next(s for s in plan["steps"] if s["kind"] == "traffic")
-    assert traffic["params"]["routable"] == {"blue": 1, "green": 1}
+    assert traffic["params"]["routable"] == {"green": 1}  # the receiving colour's, read once
 
 
 def test_a_release_marked_bad_after_warming_is_never_rolled_back_to(
@@ -194,7 +195,7 @@ def test_a_read_ahead_is_not_taken_when_old_or_when_a_run_holds_the_stack(
 ) -> None:
     import rollback.agent_warm as warm
     from rollback.planner import Options
-    from rollback.store.lock import acquire_lock, release_lock
+    from rollback.store.lock import acquire_lock, read_lock, release_lock
 
     agent = warmed(rig)
     bench = agent.warmth.bench(STACK)
@@ -202,10 +203,94 @@ def test_a_read_ahead_is_not_taken_when_old_or_when_a_run_holds_the_stack(
     monkeypatch.setattr(warm, "AHEAD_FRESH_S", 0.0)  # any read is too old now
     agent.warmth.read_ahead(STACK, "1.5.0")
     assert bench.ahead is not None
+    # The read is made under the lock taken for the run it is for.
+    held = read_lock(rig.store, STACK)
+    assert held is not None and held.pid == os.getpid()
     bench.planner().plan("last-stable", Options())
     assert views == []
+    agent.warmth.forget_reads(STACK)  # no run took the lock: it is released
+    assert read_lock(rig.store, STACK) is None
     # A run holds the stack (a cutover being stopped): nothing is read ahead.
     acquire_lock(rig.store, STACK, "20261130T000000Z-abcd")
     agent.warmth.read_ahead(STACK, "1.5.0")
-    assert bench.ahead is None
+    assert bench.ahead is None and agent.warmth.lock(STACK) is None
     release_lock(rig.store, STACK, "20261130T000000Z-abcd")
+
+
+@pytest.fixture
+def traffic_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The listeners whose forward config a traffic step read for itself (not the plan's read)."""
+    from rollback.steps.traffic import TrafficStep
+
+    read: list[str] = []
+    start = TrafficStep._start_reads
+
+    def noted(self: TrafficStep) -> Any:
+        read.append(self.topology.listener_arn)
+        return start(self)
+
+    monkeypatch.setattr(TrafficStep, "_start_reads", noted)
+    return read
+
+
+def test_the_traffic_step_acts_on_the_read_made_under_the_lock_taken_on_receipt(
+    rig: Rig,  # noqa: F811
+    views: list[Topology],
+    traffic_reads: list[str],
+) -> None:
+    from rollback.store.lock import read_lock
+
+    agent = warmed(rig)
+    handled = alarm(rig, agent)
+    assert handled.runs[0]["result"] == "succeeded", handled.runs[0]["message"]
+    assert views == [rig.topologies[STACK]] and traffic_reads == []
+    assert weights(rig) == {"blue": 0, "green": 100}
+    assert read_lock(rig.store, STACK) is None and agent.warmth.locks == {}
+
+
+def test_an_emergency_plans_under_its_lock_and_the_traffic_step_takes_that_read(
+    rig: Rig,  # noqa: F811
+    traffic_reads: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import rollback.planner as planner
+    from rollback.orchestrate import emergency
+    from rollback.store.lock import read_lock
+
+    held: list[str | None] = []
+    read_live = planner.read_live
+
+    def under_lock(*args: Any) -> Any:
+        lock = read_lock(rig.store, STACK)
+        held.append(lock.run_id if lock else None)
+        return read_live(*args)
+
+    monkeypatch.setattr(planner, "read_live", under_lock)
+    monkeypatch.setattr("rollback.orchestrate.read_live", under_lock)
+    outcome = emergency(rig.bench(STACK), "the 5xx alarm", actor="ana")
+    assert outcome.ok and outcome.result is not None
+    # The plan's read was made holding the lock of the very run, and the step acted on it.
+    assert held == [outcome.plan.run_id] and traffic_reads == []
+    assert weights(rig) == {"blue": 0, "green": 100}
+    assert read_lock(rig.store, STACK) is None
+
+
+def test_a_duplicate_alarm_releases_the_lock_taken_on_receipt(
+    rig: Rig,  # noqa: F811
+) -> None:
+    from rollback.agent_claims import claim, transition_key
+    from rollback.agent_messages import parse_message
+    from rollback.store.lock import read_lock
+
+    agent = warmed(rig)
+    body = event(ALARM)
+    change = parse_message(body, "m-0")
+    # Another agent claimed this very transition from another delivery of the event.
+    claim(rig.store, transition_key(change.key), {"message_id": "another-delivery"})
+    rig.queue.send(body)
+    [message] = rig.queue.receive(wait_s=0)
+    handled = agent.handle(message)
+    assert handled.outcome == "duplicate", handled
+    assert read_lock(rig.store, STACK) is None and agent.warmth.locks == {}
+    assert list_runs(rig.store, STACK) == []
+    assert weights(rig) == {"blue": 100, "green": 0}

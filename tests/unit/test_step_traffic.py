@@ -196,6 +196,40 @@ def test_apply_takes_the_reads_prepare_started_only_while_they_are_fresh(
     assert alb.mutating == []
 
 
+def test_apply_acts_on_the_plans_read_under_the_lock_only_while_it_is_fresh(
+    alb: Alb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    import rollback.steps.traffic as traffic
+
+    reads: list[str] = []
+    alb.client.meta.events.register(
+        "before-call.elastic-load-balancing-v2",
+        lambda model, **_: reads.append(model.name) if model.name.startswith("Describe") else None,
+    )
+    elbv2 = LoadBalancing(alb.client)
+    topology = replace(alb.topology, rule_arns=())
+    listener = elbv2.listener_actions(topology.listener_arn)
+    health = {c: elbv2.target_health(arn) for c, arn in topology.target_groups.items()}
+    # A read that lacks what apply reads (the topology's rules) is not taken.
+    assert not _step(alb, green=100).take_reads(listener, health, time.monotonic())
+    step = TrafficStep(elbv2, topology, {"green": 100})
+    assert step.take_reads(listener, health, time.monotonic())
+    step.prepare()  # the executor's call: fresh reads given are kept
+    reads.clear()
+    assert step.apply().changed
+    assert reads == [] and alb.mutating == ["ModifyListener"]
+    assert alb.weights() == {"blue": 0, "green": 100}
+    assert alb.stickiness() == {"Enabled": True, "DurationSeconds": 600}
+    # Too old (PREPARED_FRESH_S): apply reads again, and finds nothing to change.
+    monkeypatch.setattr(traffic, "PREPARED_FRESH_S", -1.0)
+    assert step.take_reads(listener, health, time.monotonic())
+    alb.mutating.clear()
+    assert not step.apply().changed
+    assert "DescribeListeners" in reads and alb.mutating == []
+
+
 def test_verify_catches_a_change_behind_its_back(alb: Alb) -> None:
     step = _step(alb, green=100)
     step.apply()
