@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/rollback demo
 
+# Two workers, each test file on one of them (module fixtures stay shared); -n 0 runs serially.
 test: $(STAMP) postgres
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile
 
 # PostgreSQL's server for the tests marked `postgres` (real rows behind the embedded
 # cloud's RDS): Debian's package, installed when missing and this user may install it.
