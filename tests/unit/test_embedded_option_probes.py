@@ -98,3 +98,11 @@ def test_a_components_providers_reach_its_children(probe: Probe) -> None:
 
     location = probe.clients("s3").get_bucket_location(Bucket="probe-west")
     assert location["LocationConstraint"] == "us-west-2"
+
+
+def test_a_provider_with_half_a_key_pair_is_refused_before_any_change(probe: Probe) -> None:
+    with pytest.raises(EngineError, match="only one of accessKey and secretKey") as caught:
+        probe.up("provider_half_keys", 0)
+
+    assert "Nothing was changed" in caught.value.message
+    assert probe.buckets() == [] and probe.mutations == []

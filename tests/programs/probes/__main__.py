@@ -5,6 +5,7 @@
 - `alias_urn`: bucket `old` (step 0) becomes `new` with an alias given as the old URN string.
 - `alias_type`: a BucketV2 (step 0) becomes a Bucket with an alias of the old type.
 - `provider_inherit`: a component's `providers=` (us-west-2) reaches its child bucket.
+- `provider_half_keys`: a bucket, then a provider with an access key but no secret key.
 """
 
 import pulumi
@@ -50,3 +51,7 @@ elif case == "alias_type":
 elif case == "provider_inherit":
     west = aws.Provider("west", region="us-west-2")
     Holder("holder", "probe-west", ResourceOptions(providers=[west]))
+elif case == "provider_half_keys":
+    aws.s3.Bucket("first", bucket="probe-before-half")
+    half = aws.Provider("half", region="us-east-1", access_key="AKIAONLYHALFAKEY0001")
+    aws.s3.Bucket("b", bucket="probe-half", opts=ResourceOptions(provider=half))
