@@ -158,3 +158,42 @@ def test_stack_config_namespaces_keys_and_keeps_secure_values_encrypted(
 def test_a_missing_stack_config_is_not_found(tmp_path: Path) -> None:
     with pytest.raises(NotFound, match="Pulumi.prod.yaml"):
         load_stack_config(tmp_path, "prod", "webapp")
+
+
+def test_a_prepared_new_state_is_the_one_made_next_and_derives_its_key_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rollback.engine.embedded import secrets
+
+    derived: list[bytes] = []
+    real = secrets.derive_key
+
+    def counting(passphrase: str, salt: bytes) -> bytes:
+        derived.append(salt)
+        return real(passphrase, salt)
+
+    monkeypatch.setattr(secrets, "derive_key", counting)
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", PASSPHRASE)
+    ring = SecretsKeyring()
+
+    ring.prepare_new_state()  # returns at once: the key is derived on a thread
+    state, crypter = ring.new_state()
+    again, _ = ring.new_state()
+
+    salt = base64.b64decode(state.split(":")[1])
+    assert derived[0] == salt
+    assert ring.crypter(state).decrypt(crypter.encrypt("x")) == "x"
+    assert derived.count(salt) == 1
+    assert again.split(":")[1] != state.split(":")[1]  # only the next state was prepared
+
+
+def test_preparing_without_a_passphrase_derives_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE", raising=False)
+    monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE_FILE", raising=False)
+    ring = SecretsKeyring()
+
+    ring.prepare_new_state()
+
+    assert ring._keys == {}
+    with pytest.raises(ConfigError, match="PULUMI_CONFIG_PASSPHRASE"):
+        ring.new_state()

@@ -198,6 +198,9 @@ class EmbeddedEngine:
                     op.get("type"),
                     (op.get("resource") or {}).get("urn"),
                 )
+        if config.encryption_salt is None and (previous is None or previous.secrets_state is None):
+            # A new stack: its secrets state's key is derived beside the run, not after it.
+            self._keyring.prepare_new_state()
         values, secret_keys = self._program_config(config)
         prior = previous.managed() if previous else {}
         components = {r.urn: r for r in (previous.resources if previous else ()) if not r.custom}

@@ -8,8 +8,9 @@ of the passphrase over the salt, 1,000,000 iterations, 32 bytes; values are
 AES-256-GCM with a random 12-byte nonce, written `v1:<nonce b64>:<ct+tag b64>`
 (sdk/go/common/resource/config/crypt.go, pkg/secrets/passphrase/manager.go).
 
-Deriving a key costs about a second by design, so a `SecretsKeyring` caches
-keys per (passphrase, salt); each engine instance owns one, nothing is cached
+Deriving a key costs a quarter to a whole second by design, so a
+`SecretsKeyring` caches keys per (passphrase, salt) and derives them on a
+thread, beside other work; each engine instance owns one, nothing is cached
 process-wide.
 """
 
@@ -19,6 +20,7 @@ import base64
 import json
 import os
 import threading
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,9 +107,16 @@ class SymmetricCrypter:
 
 @dataclass
 class SecretsKeyring:
-    """Derives and caches passphrase keys for one engine instance (thread-safe)."""
+    """Derives and caches passphrase keys for one engine instance (thread-safe).
 
-    _keys: dict[tuple[str, bytes], bytes] = field(default_factory=dict, repr=False)
+    A key is derived once per (passphrase, salt), on a thread of its own: PBKDF2
+    runs in C outside the GIL, so `warm` (or `prepare_new_state`) lets it run
+    beside other work, and whoever needs the key waits only for what is left.
+    """
+
+    _keys: dict[tuple[str, bytes], Future[bytes]] = field(default_factory=dict, repr=False)
+    # Passphrase -> the salt of the next `new_state`, whose key is already being derived.
+    _prepared: dict[str, bytes] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def crypter(self, state: str, passphrase: str | None = None) -> SymmetricCrypter:
@@ -133,16 +142,40 @@ class SecretsKeyring:
     def new_state(self, passphrase: str | None = None) -> tuple[str, SymmetricCrypter]:
         """A fresh secrets state (random salt) and its crypter, as `pulumi stack init` makes."""
         phrase = passphrase if passphrase is not None else passphrase_from_env()
-        salt = os.urandom(SALT_BYTES)
+        with self._lock:
+            salt = self._prepared.pop(phrase, None) or os.urandom(SALT_BYTES)
         crypter = SymmetricCrypter(self._key(phrase, salt))
         return f"v1:{_b64(salt)}:{crypter.encrypt(_CHECK_WORD)}", crypter
 
-    def _key(self, passphrase: str, salt: bytes) -> bytes:
+    def prepare_new_state(self) -> None:
+        """Start deriving the key of the next `new_state` (environment's passphrase), so a new
+        stack's first checkpoint does not wait a PBKDF2 after its run; no passphrase: nothing."""
+        try:
+            phrase = passphrase_from_env()
+        except ConfigError:
+            return  # `new_state` will say so, if the stack has secrets at all
         with self._lock:
-            cache_key = (passphrase, salt)
-            if cache_key not in self._keys:
-                self._keys[cache_key] = derive_key(passphrase, salt)
-            return self._keys[cache_key]
+            salt = self._prepared.setdefault(phrase, os.urandom(SALT_BYTES))
+        self._derive(phrase, salt)
+
+    def _key(self, passphrase: str, salt: bytes) -> bytes:
+        return self._derive(passphrase, salt).result()
+
+    def _derive(self, passphrase: str, salt: bytes) -> Future[bytes]:
+        with self._lock:
+            key = self._keys.get((passphrase, salt))
+            if key is None:
+                key = self._keys[(passphrase, salt)] = Future()
+
+                def run() -> None:
+                    try:
+                        key.set_result(derive_key(passphrase, salt))
+                    except BaseException as exc:  # noqa: BLE001 - raised to the waiter
+                        key.set_exception(exc)
+
+                # A daemon: a run that ends before it needs the key does not wait for it.
+                threading.Thread(target=run, name="pbkdf2", daemon=True).start()
+            return key
 
 
 def salt_of(state: str) -> bytes:
