@@ -252,3 +252,32 @@ def test_plain_outputs_are_sent_as_the_sdk_serializes_them() -> None:
     assert plain_struct(outputs) == expected
     assert plain_struct({"when": (1, 2)}) is None  # a tuple: the SDK's own path
     assert plain_struct({"asset": object()}) is None
+
+
+def test_a_programs_own_modules_are_imported_afresh_by_the_next_run(tmp_path: Path) -> None:
+    """A second `up` in one process (the agent, a test) runs the program's files as they are now."""
+    import sys
+
+    program = tmp_path / "program"
+    program.mkdir()
+    (program / "__main__.py").write_text(
+        "import pulumi\nimport naming\npulumi.export('name', naming.NAME)\n"
+    )
+    (program / "naming.py").write_text("NAME = 'first'\n")
+
+    def run() -> Any:
+        return run_program(
+            program,
+            project="webapp",
+            stack="dev",
+            config={},
+            secret_keys=[],
+            preview=False,
+            handler=RecordingHandler(),
+        )
+
+    assert run().exports == {"name": "first"}
+    assert "naming" not in sys.modules
+    (program / "naming.py").write_text("NAME = 'second'\n")
+    assert run().exports == {"name": "second"}
+    assert "pulumi" in sys.modules  # what the program imported from elsewhere stays loaded
