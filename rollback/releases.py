@@ -32,12 +32,10 @@ must have the shape of a Pulumi deployment v3 whose references resolve.
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import json
 import os
 import re
-import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -165,6 +163,8 @@ def _now() -> str:
 
 
 def _actor() -> str:
+    import getpass  # record and mark only; getpass imports termios
+
     try:
         return getpass.getuser()
     except (KeyError, OSError):
@@ -739,6 +739,8 @@ def read_tag(repo_dir: Path, tag: str) -> tuple[str, str] | None:
     """
     if not repo_dir.is_dir():
         return None
+    import subprocess  # here: a store without releases never asks git
+
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     try:
         done = subprocess.run(
