@@ -36,7 +36,7 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,15 +49,17 @@ from rollback.errors import (
     RollbackError,
     UsageError,
 )
-from rollback.models import BlobRef, Release, StatusChange, Topology
+from rollback.store import BlobRef
 
 if TYPE_CHECKING:
     import git
 
+    from rollback.models import Topology
     from rollback.store import Store
 
 STATUSES = ("candidate", "stable", "bad")
 LAST_STABLE = "last-stable"
+RELEASE_SCHEMA = 1
 
 # semver.org's grammar, with an optional leading "v".
 _SEMVER = re.compile(
@@ -94,6 +96,90 @@ def version_key(version: str) -> tuple[Any, ...]:
 
 def tag_name(version: str) -> str:
     return f"v{version}"
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """One entry of a release's status history (never rewritten, only appended)."""
+
+    status: str  # candidate | stable | bad
+    reason: str
+    at: str  # ISO 8601, UTC
+    by: str
+
+
+@dataclass(frozen=True)
+class Release:
+    """A recorded deploy: version, IaC commit, stored blobs and database snapshot.
+
+    The manifest is immutable once written (its sha256 is in the git tag);
+    status lives in a separate append-only history.
+    """
+
+    version: str  # normalised, without the leading "v"
+    stack: str  # PROJECT/STACK
+    commit: str
+    tag: str
+    repo: str
+    created_at: str
+    created_by: str
+    artifact: BlobRef
+    artifact_name: str
+    checkpoint: BlobRef | None = None
+    config: BlobRef | None = None
+    topology: BlobRef | None = None
+    db_snapshot_id: str | None = None
+    db_snapshot_at: str | None = None
+    schema_revision: str | None = None
+    migration_command: str | None = None
+    integrity_checks: tuple[dict[str, Any], ...] = ()
+    smoke_command: str | None = None
+    color: str | None = None
+    schema: int = RELEASE_SCHEMA
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["integrity_checks"] = list(self.integrity_checks)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Release:
+        """Build from a manifest; raises IntegrityError on an unknown schema or shape."""
+        if data.get("schema") != RELEASE_SCHEMA:
+            raise IntegrityError(
+                f"release manifest has schema {data.get('schema')!r}, this toolkit reads "
+                f"schema {RELEASE_SCHEMA}; upgrade rollback or check the store.",
+            )
+        try:
+            blobs = {
+                k: BlobRef.from_dict(data[k]) if data.get(k) else None
+                for k in ("checkpoint", "config", "topology")
+            }
+            return cls(
+                version=str(data["version"]),
+                stack=str(data["stack"]),
+                commit=str(data["commit"]),
+                tag=str(data["tag"]),
+                repo=str(data["repo"]),
+                created_at=str(data["created_at"]),
+                created_by=str(data["created_by"]),
+                artifact=BlobRef.from_dict(data["artifact"]),
+                artifact_name=str(data["artifact_name"]),
+                db_snapshot_id=data.get("db_snapshot_id"),
+                db_snapshot_at=data.get("db_snapshot_at"),
+                schema_revision=data.get("schema_revision"),
+                migration_command=data.get("migration_command"),
+                integrity_checks=tuple(data.get("integrity_checks") or ()),
+                smoke_command=data.get("smoke_command"),
+                color=data.get("color"),
+                checkpoint=blobs["checkpoint"],
+                config=blobs["config"],
+                topology=blobs["topology"],
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IntegrityError(
+                f"release manifest is malformed ({exc}); check the store."
+            ) from exc
 
 
 @dataclass(frozen=True)
@@ -474,6 +560,8 @@ class Registry:
             raise NotFound(
                 f"release {release.version} carries no topology; record releases after `rollback stack up` so they hold the stack's `rollback` output."
             )
+        from rollback.models import Topology  # runs import it; listing releases does not
+
         return Topology.from_dict(json.loads(self.store.get_blob(release.topology.sha256)))
 
     def history(self, version: str) -> tuple[StatusChange, ...]:

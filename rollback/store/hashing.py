@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from rollback.errors import IntegrityError, NotFound, UsageError
-from rollback.models import BlobRef
+from rollback.store import BlobRef
 
 CHUNK = 1024 * 1024
 

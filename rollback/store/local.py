@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 from rollback.errors import AlreadyExists, ConfigError, NotFound, UsageError
-from rollback.models import BlobRef
+from rollback.store import BlobRef
 from rollback.store.hashing import check_digest_matches, copy_hashing, fetch_verified, open_source
 from rollback.store.keys import BLOB_PREFIX, blob_key, check_key, check_prefix, is_digest
 
