@@ -32,7 +32,6 @@ must have the shape of a Pulumi deployment v3 whose references resolve.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -50,6 +49,7 @@ from rollback.errors import (
     UsageError,
 )
 from rollback.store import BlobRef
+from rollback.store.hashing import sha256_of
 
 if TYPE_CHECKING:
     import git
@@ -354,7 +354,7 @@ class Registry:
             topology=blobs.get("topology"),
         )
         manifest = _canonical(release.to_dict())
-        digest = hashlib.sha256(manifest).hexdigest()
+        digest = sha256_of(manifest)
         # The digest record first: a manifest is never visible without its anchor.
         self._put_digest(version, digest)
         # Create-only: of two writers recording the same version, one wins.
@@ -470,7 +470,7 @@ class Registry:
         """
         version = self.resolve(version)
         data = self.store.get_doc(self._manifest_key(version))
-        digest = hashlib.sha256(data).hexdigest()
+        digest = sha256_of(data)
         recorded = self._recorded_digest(version)
         if recorded is not None and recorded != digest:
             raise IntegrityError(
@@ -901,7 +901,7 @@ def check_live_seal(data: Any, what: str) -> None:
 
 def _state_digest(plain: dict[str, Any]) -> str:
     canonical = json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return sha256_of(canonical.encode())
 
 
 def check_checkpoints(store: Store, release: Release | None, stack: str) -> list[str]:
