@@ -211,6 +211,29 @@ def test_installed_script_starts_without_heavy_modules(tmp_path: Path) -> None:
         assert result.stderr.strip().splitlines()[-1] == "[]", (argv, result.stderr)
 
 
+def test_listing_releases_builds_no_run_records(tmp_path: Path) -> None:
+    # What bench/cli.py times: the records of runs and upkeep, logging and hashlib
+    # are for commands that use them, not for every command that opens the registry.
+    script = (
+        "import sys\n"
+        "from rollback.cli.main import main\n"
+        "try:\n"
+        "    main(sys.argv[1:])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "unused = ('rollback.models', 'rollback.release_upkeep', 'logging', 'hashlib')\n"
+        "print(sorted(m for m in unused if m in sys.modules), file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, "--store", str(tmp_path), "release", "list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.stderr.strip().splitlines()[-1] == "[]", result.stderr
+
+
 @pytest.mark.parametrize(
     ("flags", "expected"),
     [
