@@ -46,9 +46,10 @@ from rollback.errors import RollbackError
 from rollback.orchestrate import Workbench
 
 if TYPE_CHECKING:
-    from rollback.models import Release, Topology
+    from rollback.models import Topology
     from rollback.planner import LiveView, Planner
     from rollback.preflight import Unlocks
+    from rollback.releases import Release
     from rollback.store.lock import HeldLock
 
 log = logging.getLogger(__name__)

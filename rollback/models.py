@@ -1,5 +1,10 @@
-"""Frozen records passed between the layers. Validation happens at the edges
-(CLI input, documents read from the store), through the `from_dict` functions.
+"""Frozen records of stacks and steps passed between the layers: topology,
+checkpoint, step description, evidence. Validation happens at the edges (CLI
+input, documents read from the store), through the `from_dict` functions.
+
+A release's records live with its registry (`rollback.releases`) and a blob's
+reference with the store (`rollback.store`): commands that only read releases
+(`release list`) import neither this module nor the dataclasses it builds.
 """
 
 from __future__ import annotations
@@ -10,106 +15,9 @@ from typing import Any
 from rollback.errors import IntegrityError
 
 COLORS = ("blue", "green")
-RELEASE_SCHEMA = 1
 TOPOLOGY_SCHEMA = 1
 # What `Topology.db_instance_id` names: an RDS DB instance or an Aurora DB cluster.
 DB_KINDS = ("instance", "cluster")
-
-
-@dataclass(frozen=True)
-class BlobRef:
-    """A content-addressed blob in the store."""
-
-    sha256: str
-    size: int
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BlobRef:
-        return cls(sha256=str(data["sha256"]), size=int(data["size"]))
-
-
-@dataclass(frozen=True)
-class StatusChange:
-    """One entry of a release's status history (never rewritten, only appended)."""
-
-    status: str  # candidate | stable | bad
-    reason: str
-    at: str  # ISO 8601, UTC
-    by: str
-
-
-@dataclass(frozen=True)
-class Release:
-    """A recorded deploy: version, IaC commit, stored blobs and database snapshot.
-
-    The manifest is immutable once written (its sha256 is in the git tag);
-    status lives in a separate append-only history.
-    """
-
-    version: str  # normalised, without the leading "v"
-    stack: str  # PROJECT/STACK
-    commit: str
-    tag: str
-    repo: str
-    created_at: str
-    created_by: str
-    artifact: BlobRef
-    artifact_name: str
-    checkpoint: BlobRef | None = None
-    config: BlobRef | None = None
-    topology: BlobRef | None = None
-    db_snapshot_id: str | None = None
-    db_snapshot_at: str | None = None
-    schema_revision: str | None = None
-    migration_command: str | None = None
-    integrity_checks: tuple[dict[str, Any], ...] = ()
-    smoke_command: str | None = None
-    color: str | None = None
-    schema: int = RELEASE_SCHEMA
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["integrity_checks"] = list(self.integrity_checks)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Release:
-        """Build from a manifest; raises IntegrityError on an unknown schema or shape."""
-        if data.get("schema") != RELEASE_SCHEMA:
-            raise IntegrityError(
-                f"release manifest has schema {data.get('schema')!r}, this toolkit reads "
-                f"schema {RELEASE_SCHEMA}; upgrade rollback or check the store.",
-            )
-        try:
-            blobs = {
-                k: BlobRef.from_dict(data[k]) if data.get(k) else None
-                for k in ("checkpoint", "config", "topology")
-            }
-            return cls(
-                version=str(data["version"]),
-                stack=str(data["stack"]),
-                commit=str(data["commit"]),
-                tag=str(data["tag"]),
-                repo=str(data["repo"]),
-                created_at=str(data["created_at"]),
-                created_by=str(data["created_by"]),
-                artifact=BlobRef.from_dict(data["artifact"]),
-                artifact_name=str(data["artifact_name"]),
-                db_snapshot_id=data.get("db_snapshot_id"),
-                db_snapshot_at=data.get("db_snapshot_at"),
-                schema_revision=data.get("schema_revision"),
-                migration_command=data.get("migration_command"),
-                integrity_checks=tuple(data.get("integrity_checks") or ()),
-                smoke_command=data.get("smoke_command"),
-                color=data.get("color"),
-                checkpoint=blobs["checkpoint"],
-                config=blobs["config"],
-                topology=blobs["topology"],
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise IntegrityError(
-                f"release manifest is malformed ({exc}); check the store."
-            ) from exc
 
 
 # Pulumi resource type -> the input that carries traffic weights. These belong to

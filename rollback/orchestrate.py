@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rollback.errors import UsageError
-from rollback.models import BlobRef, Evidence, Topology
+from rollback.models import Evidence, Topology
 from rollback.plan import Plan, PlannedStep, new_run_id
 from rollback.planner import LiveView, Options, Planner, read_live
+from rollback.store import BlobRef
 from rollback.waiting import Timing
 
 if TYPE_CHECKING:

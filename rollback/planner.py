@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from rollback.errors import NotFound, UsageError
-from rollback.models import COLORS, Release, StepDescription, Topology
+from rollback.models import COLORS, StepDescription, Topology
 from rollback.plan import Plan, PlannedStep, new_run_id
-from rollback.releases import Registry, version_key
+from rollback.releases import Registry, Release, version_key
 
 if TYPE_CHECKING:
     from rollback.aws.elbv2 import Actions, LoadBalancing, TargetHealth

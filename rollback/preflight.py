@@ -49,13 +49,13 @@ from rollback.errors import (
     RollbackError,
     UsageError,
 )
-from rollback.models import Evidence, Release, Topology
+from rollback.models import Evidence, Topology
 from rollback.steps import evidence
 
 if TYPE_CHECKING:
     from rollback.orchestrate import Workbench
     from rollback.plan import Plan, PlannedStep
-    from rollback.releases import Registry
+    from rollback.releases import Registry, Release
     from rollback.store import Store
 
 PASSPHRASE_VARS = ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")

@@ -1,4 +1,4 @@
-"""The release registry: record, list, show, verify, mark, changelog, prune.
+"""The release registry: record, list, show, mark (verify, changelog, prune: release_upkeep).
 
 A release is an immutable manifest in the store (its sha256 is written into
 an annotated git tag `vX.Y.Z` on the IaC commit) plus an append-only status
@@ -32,13 +32,10 @@ must have the shape of a Pulumi deployment v3 whose references resolve.
 
 from __future__ import annotations
 
-import getpass
-import hashlib
 import json
 import os
 import re
-import subprocess
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,15 +48,18 @@ from rollback.errors import (
     RollbackError,
     UsageError,
 )
-from rollback.models import BlobRef, Release, StatusChange, Topology
+from rollback.store import BlobRef
+from rollback.store.hashing import sha256_of
 
 if TYPE_CHECKING:
     import git
 
+    from rollback.models import Topology
     from rollback.store import Store
 
 STATUSES = ("candidate", "stable", "bad")
 LAST_STABLE = "last-stable"
+RELEASE_SCHEMA = 1
 
 # semver.org's grammar, with an optional leading "v".
 _SEMVER = re.compile(
@@ -68,8 +68,6 @@ _SEMVER = re.compile(
     r"(?:\+(?P<build>[0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$",
     re.ASCII,  # \d would otherwise accept "1.1٢.0" (Arabic-Indic digits)
 )
-_BREAKING_SUBJECT = re.compile(r"^[a-zA-Z]+(\([^)]*\))?!:")
-_BREAKING_BODY = re.compile(r"^BREAKING[ -]CHANGE:", re.MULTILINE)
 
 
 def parse_version(text: str) -> str:
@@ -96,6 +94,90 @@ def version_key(version: str) -> tuple[Any, ...]:
 
 def tag_name(version: str) -> str:
     return f"v{version}"
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """One entry of a release's status history (never rewritten, only appended)."""
+
+    status: str  # candidate | stable | bad
+    reason: str
+    at: str  # ISO 8601, UTC
+    by: str
+
+
+@dataclass(frozen=True)
+class Release:
+    """A recorded deploy: version, IaC commit, stored blobs and database snapshot.
+
+    The manifest is immutable once written (its sha256 is in the git tag);
+    status lives in a separate append-only history.
+    """
+
+    version: str  # normalised, without the leading "v"
+    stack: str  # PROJECT/STACK
+    commit: str
+    tag: str
+    repo: str
+    created_at: str
+    created_by: str
+    artifact: BlobRef
+    artifact_name: str
+    checkpoint: BlobRef | None = None
+    config: BlobRef | None = None
+    topology: BlobRef | None = None
+    db_snapshot_id: str | None = None
+    db_snapshot_at: str | None = None
+    schema_revision: str | None = None
+    migration_command: str | None = None
+    integrity_checks: tuple[dict[str, Any], ...] = ()
+    smoke_command: str | None = None
+    color: str | None = None
+    schema: int = RELEASE_SCHEMA
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["integrity_checks"] = list(self.integrity_checks)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Release:
+        """Build from a manifest; raises IntegrityError on an unknown schema or shape."""
+        if data.get("schema") != RELEASE_SCHEMA:
+            raise IntegrityError(
+                f"release manifest has schema {data.get('schema')!r}, this toolkit reads "
+                f"schema {RELEASE_SCHEMA}; upgrade rollback or check the store.",
+            )
+        try:
+            blobs = {
+                k: BlobRef.from_dict(data[k]) if data.get(k) else None
+                for k in ("checkpoint", "config", "topology")
+            }
+            return cls(
+                version=str(data["version"]),
+                stack=str(data["stack"]),
+                commit=str(data["commit"]),
+                tag=str(data["tag"]),
+                repo=str(data["repo"]),
+                created_at=str(data["created_at"]),
+                created_by=str(data["created_by"]),
+                artifact=BlobRef.from_dict(data["artifact"]),
+                artifact_name=str(data["artifact_name"]),
+                db_snapshot_id=data.get("db_snapshot_id"),
+                db_snapshot_at=data.get("db_snapshot_at"),
+                schema_revision=data.get("schema_revision"),
+                migration_command=data.get("migration_command"),
+                integrity_checks=tuple(data.get("integrity_checks") or ()),
+                smoke_command=data.get("smoke_command"),
+                color=data.get("color"),
+                checkpoint=blobs["checkpoint"],
+                config=blobs["config"],
+                topology=blobs["topology"],
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IntegrityError(
+                f"release manifest is malformed ({exc}); check the store."
+            ) from exc
 
 
 @dataclass(frozen=True)
@@ -134,37 +216,13 @@ class Attachments:
     color: str | None = None
 
 
-@dataclass(frozen=True)
-class VerifyResult:
-    version: str
-    checked: tuple[dict[str, Any], ...]
-    ok: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"version": self.version, "ok": self.ok, "checked": list(self.checked)}
-
-
-@dataclass(frozen=True)
-class ChangelogEntry:
-    commit: str
-    subject: str
-    author: str
-    breaking: bool
-
-
-@dataclass(frozen=True)
-class PruneResult:
-    kept: tuple[str, ...]
-    deleted: tuple[str, ...]
-    deleted_blobs: tuple[str, ...]
-    dry_run: bool
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _actor() -> str:
+    import getpass  # record and mark only; getpass imports termios
+
     try:
         return getpass.getuser()
     except (KeyError, OSError):
@@ -206,7 +264,8 @@ class Registry:
     def _dir(self, version: str) -> str:
         return f"releases/{self.stack}/{version}/"
 
-    def _manifest_key(self, version: str) -> str:
+    def manifest_key(self, version: str) -> str:
+        """The store key of `version`'s manifest."""
         return self._dir(version) + "manifest.json"
 
     def _digest_key(self, version: str) -> str:
@@ -268,11 +327,11 @@ class Registry:
             topology=blobs.get("topology"),
         )
         manifest = _canonical(release.to_dict())
-        digest = hashlib.sha256(manifest).hexdigest()
+        digest = sha256_of(manifest)
         # The digest record first: a manifest is never visible without its anchor.
         self._put_digest(version, digest)
         # Create-only: of two writers recording the same version, one wins.
-        self.store.put_doc(self._manifest_key(version), manifest, create_only=True)
+        self.store.put_doc(self.manifest_key(version), manifest, create_only=True)
         from rollback.preflight import tagger_environment
 
         try:
@@ -284,7 +343,7 @@ class Registry:
                     message=f"rollback release {tag} of {self.stack}\n\nmanifest-sha256: {digest}\n",
                 )
         except Exception as exc:
-            self.store.delete_doc(self._manifest_key(version))
+            self.store.delete_doc(self.manifest_key(version))
             self.store.delete_doc(self._digest_key(version))
             import git
 
@@ -323,7 +382,7 @@ class Registry:
             raise AlreadyExists(
                 f"tag {tag} already exists in {repo_dir}; choose a new version.", version=version
             )
-        if self.store.has_doc(self._manifest_key(version)):
+        if self.store.has_doc(self.manifest_key(version)):
             raise AlreadyExists(
                 f"release {version} of {self.stack} is already recorded; choose a new version.",
                 version=version,
@@ -342,7 +401,7 @@ class Registry:
         try:
             self.store.put_doc(key, doc, create_only=True)
         except AlreadyExists:
-            if self.store.has_doc(self._manifest_key(version)):
+            if self.store.has_doc(self.manifest_key(version)):
                 raise
             if not self.store.swap_doc(key, self.store.get_doc(key), doc):
                 raise AlreadyExists(
@@ -383,8 +442,8 @@ class Registry:
         recorded (see the module docstring for what is checked).
         """
         version = self.resolve(version)
-        data = self.store.get_doc(self._manifest_key(version))
-        digest = hashlib.sha256(data).hexdigest()
+        data = self.store.get_doc(self.manifest_key(version))
+        digest = sha256_of(data)
         recorded = self._recorded_digest(version)
         if recorded is not None and recorded != digest:
             raise IntegrityError(
@@ -474,6 +533,8 @@ class Registry:
             raise NotFound(
                 f"release {release.version} carries no topology; record releases after `rollback stack up` so they hold the stack's `rollback` output."
             )
+        from rollback.models import Topology  # runs import it; listing releases does not
+
         return Topology.from_dict(json.loads(self.store.get_blob(release.topology.sha256)))
 
     def history(self, version: str) -> tuple[StatusChange, ...]:
@@ -514,14 +575,14 @@ class Registry:
         """`last-stable` or a version to a recorded version; raises NotFound/UsageError."""
         if version == LAST_STABLE:
             for v in self.versions():
-                if self._status(v) == "stable":
+                if self.status(v) == "stable":
                     return v
             self.require_releases()
             raise NotFound(
                 f"no release of {self.stack} is marked stable; mark one with `rollback release mark VERSION --stable`."
             )
         version = parse_version(version)
-        if not self.store.has_doc(self._manifest_key(version)):
+        if not self.store.has_doc(self.manifest_key(version)):
             self.require_releases(version)
             raise NotFound(
                 f"release {version} of {self.stack} is not recorded; `rollback release list` shows the recorded ones.",
@@ -541,11 +602,12 @@ class Registry:
             return version
         current = self.current()
         for candidate in self.versions():
-            if candidate != current and self._status(candidate) == "stable":
+            if candidate != current and self.status(candidate) == "stable":
                 return candidate
         return None
 
-    def _status(self, version: str) -> str:
+    def status(self, version: str) -> str:
+        """The release's latest status: candidate until it is marked."""
         keys = self.store.list_docs(self._dir(version) + "status/")
         if not keys:
             return "candidate"
@@ -557,6 +619,11 @@ class Registry:
         return str(json.loads(self.store.get_doc(self._current_key))["version"])
 
     # -- write --------------------------------------------------------------
+    def delete(self, version: str) -> None:
+        """Delete the documents of `version` (manifest, digest record, status history); blobs stay."""
+        for key in self.store.list_docs(self._dir(version)):
+            self.store.delete_doc(key)
+
     def set_current(self, version: str, reason: str) -> None:
         """Record which release runs now (after a deploy or a rollback)."""
         doc = {"version": version, "at": _now(), "by": _actor(), "reason": reason}
@@ -582,123 +649,6 @@ class Registry:
             except AlreadyExists:
                 continue
         raise RollbackError(f"could not append a status to release {version}; retry.")
-
-    # -- verify -------------------------------------------------------------
-    def verify(self, version: str, repo_dir: Path | None = None) -> VerifyResult:
-        """Re-hash every blob of the release and check its tag; raises IntegrityError on a mismatch."""
-        release, digest = self.load(version)
-        checked: list[dict[str, Any]] = []
-        problems: list[str] = []
-        for name in ("artifact", "checkpoint", "config", "topology"):
-            ref: BlobRef | None = getattr(release, name)
-            if ref is None:
-                continue
-            try:
-                self.store.verify_blob(ref.sha256)
-                checked.append({"what": name, "sha256": ref.sha256, "ok": True})
-            except (IntegrityError, NotFound) as exc:
-                checked.append(
-                    {"what": name, "sha256": ref.sha256, "ok": False, "error": exc.message}
-                )
-                problems.append(f"{name} blob {ref.sha256[:12]}: {exc.message}")
-        repo = open_repo(repo_dir or Path(release.repo))
-        tag = next((t for t in repo.tags if t.name == release.tag), None)
-        if tag is None:
-            problems.append(f"tag {release.tag} is missing from {repo.working_dir}")
-            checked.append({"what": "tag", "ok": False, "error": "missing"})
-        else:
-            points_at = tag.commit.hexsha
-            message = tag.tag.message if tag.tag is not None else ""
-            tag_ok = points_at == release.commit and f"manifest-sha256: {digest}" in message
-            checked.append({"what": "tag", "tag": release.tag, "commit": points_at, "ok": tag_ok})
-            if points_at != release.commit:
-                problems.append(
-                    f"tag {release.tag} points at {points_at[:12]}, the release recorded {release.commit[:12]}"
-                )
-            elif not tag_ok:
-                problems.append(
-                    f"tag {release.tag} does not hold this manifest's sha256 {digest[:12]}"
-                )
-        if problems:
-            raise IntegrityError(
-                f"release {release.version} failed verification: {'; '.join(problems)}.",
-                version=release.version,
-                checked=checked,
-            )
-        return VerifyResult(release.version, tuple(checked), True)
-
-    # -- changelog ----------------------------------------------------------
-    def changelog(
-        self, from_version: str, to_version: str, repo_dir: Path | None = None
-    ) -> list[ChangelogEntry]:
-        """Commits between two releases' tags, breaking changes first."""
-        old, _ = self.load(from_version)
-        new, _ = self.load(to_version)
-        repo = open_repo(repo_dir or Path(new.repo))
-        entries = []
-        for c in repo.iter_commits(f"{old.commit}..{new.commit}"):
-            message = str(c.message)
-            subject = message.splitlines()[0] if message else ""
-            breaking = bool(_BREAKING_SUBJECT.match(subject) or _BREAKING_BODY.search(message))
-            entries.append(ChangelogEntry(c.hexsha, subject, str(c.author.name), breaking))
-        return sorted(
-            entries, key=lambda e: not e.breaking
-        )  # stable: keeps git order within groups
-
-    # -- prune --------------------------------------------------------------
-    def prune(self, keep: int, dry_run: bool = False) -> PruneResult:
-        """Keep the newest `keep` stable releases and all newer ones; delete the rest.
-
-        Never deletes the current release. Blobs are deleted only when no
-        remaining release of any stack in the store references them.
-        """
-        if keep < 1:
-            raise UsageError(
-                "--keep must be at least 1; a stack needs one stable release to roll back to."
-            )
-        versions = self.versions()
-        stable = [v for v in versions if self._status(v) == "stable"]
-        current = self.current()
-        if len(stable) <= keep:
-            kept = set(versions)
-        else:
-            oldest_kept = stable[keep - 1]
-            kept = {v for v in versions if version_key(v) >= version_key(oldest_kept)}
-        if current:
-            kept.add(current)
-        doomed = [v for v in versions if v not in kept]
-        referenced = set()
-        for key in self.store.list_docs("releases/"):
-            if not key.endswith("/manifest.json"):
-                continue
-            if any(key == self._manifest_key(v) for v in doomed):
-                continue
-            referenced |= _blob_refs(json.loads(self.store.get_doc(key)))
-        doomed_blobs = set()
-        for v in doomed:
-            release, _ = self.load(v)
-            doomed_blobs |= _blob_refs(release.to_dict())
-        blobs = sorted(doomed_blobs - referenced)
-        if not dry_run:
-            for v in doomed:
-                for key in self.store.list_docs(self._dir(v)):
-                    self.store.delete_doc(key)
-            for digest in blobs:
-                self.store.delete_blob(digest)
-        return PruneResult(
-            kept=tuple(sorted(kept, key=version_key, reverse=True)),
-            deleted=tuple(doomed),
-            deleted_blobs=tuple(blobs),
-            dry_run=dry_run,
-        )
-
-
-def _blob_refs(manifest: dict[str, Any]) -> set[str]:
-    return {
-        str(manifest[name]["sha256"])
-        for name in ("artifact", "checkpoint", "config", "topology")
-        if isinstance(manifest.get(name), dict)
-    }
 
 
 def integrity_checks_from(data: bytes) -> tuple[dict[str, Any], ...]:
@@ -739,6 +689,8 @@ def read_tag(repo_dir: Path, tag: str) -> tuple[str, str] | None:
     """
     if not repo_dir.is_dir():
         return None
+    import subprocess  # here: a store without releases never asks git
+
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     try:
         done = subprocess.run(
@@ -811,7 +763,7 @@ def check_live_seal(data: Any, what: str) -> None:
 
 def _state_digest(plain: dict[str, Any]) -> str:
     canonical = json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return sha256_of(canonical.encode())
 
 
 def check_checkpoints(store: Store, release: Release | None, stack: str) -> list[str]:

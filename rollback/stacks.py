@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from rollback.engine import Change, StackConfig
 from rollback.errors import CheckFailed, ConfigError, IntegrityError, NotFound
-from rollback.models import TRAFFIC_OWNED, Checkpoint, Evidence, Release, Topology
+from rollback.models import TRAFFIC_OWNED, Checkpoint, Evidence, Topology
 from rollback.worktrees import WORKTREE_PREFIX as _WORKTREE_PREFIX
 from rollback.worktrees import prune_stale_worktrees
 
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from rollback.aws.rds import Rds
     from rollback.engine import StackEngine
     from rollback.engine.embedded.secrets import SecretsKeyring
-    from rollback.releases import Registry
+    from rollback.releases import Registry, Release
     from rollback.store import Store
 
 TOPOLOGY_OUTPUT = "rollback"

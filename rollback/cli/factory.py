@@ -6,7 +6,6 @@ only for what it uses.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rollback import config
@@ -22,11 +21,13 @@ if TYPE_CHECKING:
     from rollback.store import Store
 
 
-@dataclass
 class Factory:
-    settings: config.Settings
-    progress_prefix: str = ""  # a fleet member's waits name its stack
-    _built: dict[str, Any] = field(default_factory=dict, repr=False)
+    """Builds what commands use, each piece once and only when first asked for."""
+
+    def __init__(self, settings: config.Settings, progress_prefix: str = "") -> None:
+        self.settings = settings
+        self.progress_prefix = progress_prefix  # a fleet member's waits name its stack
+        self._built: dict[str, Any] = {}
 
     @classmethod
     def from_flags(cls, flags: dict[str, Any]) -> Factory:

@@ -6,15 +6,27 @@ Command modules are imported only when their command runs, so `rollback
 
 from __future__ import annotations
 
+import atexit
+import gc
 import importlib
 import sys
+from collections.abc import Callable, Sequence
 from functools import partial
+from importlib.machinery import ModuleSpec, PathFinder
+from types import ModuleType
 from typing import Any
 
 import click
 
 from rollback import __version__
 from rollback.errors import ExitCode, RollbackError
+
+# On its way out the interpreter runs full garbage collections over every object
+# still alive (click's and every imported module's: a tenth of `rollback --help`,
+# far more after boto3 or pulumi), only to free memory the OS takes back anyway.
+# Frozen at exit, those objects are skipped; other exit handlers (logging's flush,
+# tempfile's clean-up) run as before.
+atexit.register(gc.freeze)
 
 # name -> (module, attribute, short help). Help text lives here so that listing
 # commands imports nothing.
@@ -282,12 +294,24 @@ def cli(ctx: click.Context, /, **flags: Any) -> None:
 
 
 def _configure_logging(debug: bool, quiet: bool = False, verbose: bool = False) -> None:
-    import logging  # here, not at the top: `rollback --help` should not pay for it
-
     from rollback.cli import render
-    from rollback.redact import install_redaction
 
     render.QUIET = quiet and not debug
+    configure = partial(_configure_handlers, debug, quiet, verbose)
+    if "logging" in sys.modules:
+        configure()
+    else:
+        # Light commands (`release list` on a local store, `lock show`) import nothing
+        # that logs, and importing logging only to configure it would be a tenth of
+        # their start. Configured as logging is imported, it is ready before any record.
+        sys.meta_path.insert(0, _ConfigureOnImport("logging", configure))
+
+
+def _configure_handlers(debug: bool, quiet: bool, verbose: bool) -> None:
+    import logging
+
+    from rollback.redact import install_redaction
+
     level = logging.DEBUG if debug or verbose else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(
         level=level,
@@ -299,6 +323,39 @@ def _configure_logging(debug: bool, quiet: bool = False, verbose: bool = False) 
     if not debug:
         for noisy in ("botocore", "boto3", "urllib3", "werkzeug", "git", "s3transfer"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class _ConfigureOnImport:
+    """An import hook (first on sys.meta_path) that runs `configure` once `name` is imported.
+
+    It finds nothing itself: for `name` it takes the spec of the standard path
+    finder and has that spec's loader run `configure` right after the module's
+    code. It acts once and then stays in place, inert: taking it out of
+    sys.meta_path could make another thread's import loop skip a finder.
+    """
+
+    def __init__(self, name: str, configure: Callable[[], None]) -> None:
+        self.name = name
+        self.configure: Callable[[], None] | None = configure
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        if fullname != self.name or self.configure is None:
+            return None
+        configure, self.configure = self.configure, None
+        spec = PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None:
+            return None
+        run_module = spec.loader.exec_module
+
+        def exec_module(module: ModuleType) -> None:
+            run_module(module)
+            configure()
+
+        # The finder made this loader for this one spec: nothing else sees the change.
+        setattr(spec.loader, "exec_module", exec_module)  # noqa: B010
+        return spec
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -192,7 +192,9 @@ def _show_text(view: Any) -> str:
 @click.pass_context
 def verify(ctx: click.Context, version: str, repo: Path | None) -> None:
     """Re-hash every blob of VERSION and check its tag (exit 4 on a mismatch)."""
-    result = _registry(ctx).verify(version, repo)
+    from rollback import release_upkeep
+
+    result = release_upkeep.verify(_registry(ctx), version, repo)
     emit(
         ctx,
         result,
@@ -236,7 +238,9 @@ def mark(
 @click.pass_context
 def changelog(ctx: click.Context, from_version: str, to_version: str, repo: Path | None) -> None:
     """Commits between two releases, breaking changes first."""
-    entries = _registry(ctx).changelog(from_version, to_version, repo)
+    from rollback import release_upkeep
+
+    entries = release_upkeep.changelog(_registry(ctx), from_version, to_version, repo)
     lines = [
         f"{'BREAKING ' if e.breaking else ''}{e.commit[:12]} {e.subject} ({e.author})"
         for e in entries
@@ -254,7 +258,9 @@ def changelog(ctx: click.Context, from_version: str, to_version: str, repo: Path
 @click.pass_context
 def prune(ctx: click.Context, keep: int, dry_run: bool) -> None:
     """Delete old releases and the blobs only they reference."""
-    result = _registry(ctx).prune(keep, dry_run)
+    from rollback import release_upkeep
+
+    result = release_upkeep.prune(_registry(ctx), keep, dry_run)
     verb = "would delete" if dry_run else "deleted"
     emit(
         ctx,

@@ -13,9 +13,9 @@ from typing import Any
 
 from rollback.aws.s3 import Objects, sha256_b64
 from rollback.errors import CheckFailed
-from rollback.models import BlobRef, Evidence, StepDescription
+from rollback.models import Evidence, StepDescription
 from rollback.steps import Applied, evidence
-from rollback.store import Store
+from rollback.store import BlobRef, Store
 from rollback.waiting import Timing
 
 

@@ -16,14 +16,26 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from rollback.errors import ConfigError
-from rollback.models import BlobRef
 
 if TYPE_CHECKING:
     from rollback.aws.session import Clients
+
+
+@dataclass(frozen=True)
+class BlobRef:
+    """A content-addressed blob in the store."""
+
+    sha256: str
+    size: int
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BlobRef:
+        return cls(sha256=str(data["sha256"]), size=int(data["size"]))
 
 
 class Store(Protocol):

@@ -7,14 +7,13 @@ one chunk (1 MiB) whatever the blob size.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from rollback.errors import IntegrityError, NotFound, UsageError
-from rollback.models import BlobRef
+from rollback.store import BlobRef
 
 CHUNK = 1024 * 1024
 
@@ -62,8 +61,17 @@ def open_source(path: Path) -> BinaryIO:
         raise NotFound(f"file {path} does not exist; check the path.", path=str(path)) from None
 
 
+def sha256_of(data: bytes) -> str:
+    """The sha256 of `data`, in hex."""
+    import hashlib  # on first use: it loads OpenSSL (~4 ms), which a command that hashes nothing skips
+
+    return hashlib.sha256(data).hexdigest()
+
+
 def copy_hashing(source: Readable, dest: BinaryIO | None = None) -> BlobRef:
     """Hash `source` to its end, writing every byte to `dest` when given."""
+    import hashlib  # on first use, as in sha256_of
+
     digest = hashlib.sha256()
     size = 0
     for chunk in chunks(source):

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 from rollback.errors import AlreadyExists, ConfigError, NotFound, UsageError
-from rollback.models import BlobRef
-from rollback.store.hashing import check_digest_matches, copy_hashing, fetch_verified, open_source
+from rollback.store import BlobRef
+from rollback.store.hashing import (
+    check_digest_matches,
+    copy_hashing,
+    fetch_verified,
+    open_source,
+    sha256_of,
+)
 from rollback.store.keys import BLOB_PREFIX, blob_key, check_key, check_prefix, is_digest
 
 _TMP_PREFIX = ".tmp-"
@@ -84,7 +89,7 @@ class LocalStore:
     def get_blob(self, sha256: str) -> bytes:
         with self._open_blob(sha256) as stream:
             data = stream.read()
-        actual = BlobRef(sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+        actual = BlobRef(sha256=sha256_of(data), size=len(data))
         check_digest_matches(sha256, actual, self.url)
         return data
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from rollback.errors import AlreadyExists, CloudError, ConfigError, NotFound
-from rollback.models import BlobRef
+from rollback.store import BlobRef
 from rollback.store.hashing import (
     CHUNK,
     check_digest_matches,

@@ -209,3 +209,64 @@ def test_installed_script_starts_without_heavy_modules(tmp_path: Path) -> None:
             check=False,
         )
         assert result.stderr.strip().splitlines()[-1] == "[]", (argv, result.stderr)
+
+
+def test_listing_releases_builds_no_run_records(tmp_path: Path) -> None:
+    # What bench/cli.py times: the records of runs and upkeep, logging and hashlib
+    # are for commands that use them, not for every command that opens the registry.
+    script = (
+        "import sys\n"
+        "from rollback.cli.main import main\n"
+        "try:\n"
+        "    main(sys.argv[1:])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "unused = ('rollback.models', 'rollback.release_upkeep', 'logging', 'hashlib')\n"
+        "print(sorted(m for m in unused if m in sys.modules), file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, "--store", str(tmp_path), "release", "list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.stderr.strip().splitlines()[-1] == "[]", result.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ((), ["token=*** reaches stderr"]),
+        (("--quiet",), []),
+        (("--verbose",), ["token=*** reaches stderr", "debug too"]),
+    ],
+)
+def test_logging_is_configured_when_something_first_imports_it(
+    tmp_path: Path, flags: tuple[str, ...], expected: list[str]
+) -> None:
+    # A fresh interpreter: `release list` on a local store imports nothing that logs,
+    # so level, format and redaction are set up only once a module imports logging.
+    script = (
+        "import sys\n"
+        "from rollback.cli.main import main\n"
+        "try:\n"
+        "    main(sys.argv[1:])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "assert 'logging' not in sys.modules\n"
+        "import logging\n"
+        "logging.getLogger('rollback.anything').info('token=abc123 reaches stderr')\n"
+        "logging.getLogger('rollback.anything').debug('debug too')\n"
+        "logging.getLogger('botocore.endpoint').info('never: botocore says only warnings')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, *flags, "--store", str(tmp_path), "release", "list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "has no releases" in result.stdout
+    assert result.stderr.splitlines() == expected

@@ -337,8 +337,8 @@ def _recorded_release(engine: PulumiEngine, project: Path, tmp_path: Path) -> tu
 
     import git
 
-    from rollback.models import BlobRef, Release
-    from rollback.store import open_store
+    from rollback.releases import Release
+    from rollback.store import BlobRef, open_store
 
     repo = git.Repo.init(project)
     repo.git.add(A=True)

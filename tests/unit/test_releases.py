@@ -9,6 +9,7 @@ from pathlib import Path
 import git
 import pytest
 
+from rollback import release_upkeep
 from rollback.errors import AlreadyExists, IntegrityError, NotFound, UsageError
 from rollback.releases import Registry, parse_version, version_key
 from rollback.store import Store
@@ -104,11 +105,11 @@ def test_verify_passes_then_catches_a_bit_flip(
 ) -> None:
     reg = Registry(store, STACK)
     view = reg.record("1.0.0", artifact, Path(repo.working_dir))
-    assert reg.verify("1.0.0").ok
+    assert release_upkeep.verify(reg, "1.0.0").ok
     key = f"blobs/sha256/{view.release.artifact.sha256[:2]}/{view.release.artifact.sha256}"
     flip_one_bit(store, key)
     with pytest.raises(IntegrityError, match="artifact blob"):
-        reg.verify("1.0.0")
+        release_upkeep.verify(reg, "1.0.0")
 
 
 def test_verify_catches_a_moved_tag(store: Store, repo: git.Repo, artifact: Path) -> None:
@@ -117,7 +118,7 @@ def test_verify_catches_a_moved_tag(store: Store, repo: git.Repo, artifact: Path
     commit(repo, "main.py", "x", "fix: later")
     repo.git.tag("-f", "-a", "v1.0.0", "-m", "moved")
     with pytest.raises(IntegrityError, match="points at"):
-        reg.verify("1.0.0")
+        release_upkeep.verify(reg, "1.0.0")
 
 
 def test_changelog_lists_breaking_changes_first(
@@ -130,7 +131,7 @@ def test_changelog_lists_breaking_changes_first(
     commit(repo, "c.py", "c", "feat: green colour\n\nBREAKING CHANGE: new listener port")
     commit(repo, "d.py", "d", "docs: typo")
     reg.record("2.0.0", artifact, Path(repo.working_dir))
-    entries = reg.changelog("1.0.0", "v2.0.0")
+    entries = release_upkeep.changelog(reg, "1.0.0", "v2.0.0")
     assert [e.subject for e in entries] == [
         "feat: green colour",
         "feat(db)!: drop legacy column",
@@ -153,15 +154,15 @@ def test_prune_keeps_newest_stable_and_newer_and_current(
         reg.mark(version, "stable", "ok")
     reg.set_current("1.0.0", "rolled back")  # the current release is never pruned
 
-    dry = reg.prune(keep=2, dry_run=True)
+    dry = release_upkeep.prune(reg, keep=2, dry_run=True)
     assert dry.deleted == () and dry.kept[-1] == "1.0.0"
     reg.set_current("1.4.0", "deployed")
     before = stored_objects(store)
-    dry = reg.prune(keep=2, dry_run=True)
+    dry = release_upkeep.prune(reg, keep=2, dry_run=True)
     assert dry.deleted == ("1.0.0",) and len(dry.deleted_blobs) == 1
     assert stored_objects(store) == before
 
-    result = reg.prune(keep=2)
+    result = release_upkeep.prune(reg, keep=2)
     assert reg.versions() == ["1.4.0", "1.3.0", "1.2.0", "1.1.0"]
     assert not store.has_blob(result.deleted_blobs[0])
     assert store.has_blob(reg.show("1.1.0").release.artifact.sha256)
@@ -303,7 +304,7 @@ def test_an_edited_manifest_commit_is_an_integrity_error_on_every_read(
         lambda: reg.show("1.0.0"),
         lambda: reg.load("1.0.0"),
         reg.views,
-        lambda: reg.verify("1.0.0"),
+        lambda: release_upkeep.verify(reg, "1.0.0"),
     ):
         with pytest.raises(IntegrityError, match="release 1.0.0 of webapp/dev was changed") as exc:
             read()

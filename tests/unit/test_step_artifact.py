@@ -14,9 +14,8 @@ from moto import mock_aws
 
 from rollback.aws.s3 import Objects
 from rollback.errors import CheckFailed, IntegrityError, NotFound
-from rollback.models import BlobRef
 from rollback.steps.artifact import ArtifactStep
-from rollback.store import Store, open_store
+from rollback.store import BlobRef, Store, open_store
 
 BUCKET = "webapp-artifacts"
 KEY = "releases/app.zip"

@@ -20,8 +20,7 @@ from rollback.errors import (
     NotFound,
     UsageError,
 )
-from rollback.models import BlobRef
-from rollback.store import Store, open_store
+from rollback.store import BlobRef, Store, open_store
 from rollback.store.keys import blob_key
 from rollback.store.local import LocalStore
 from tests.unit.store_backends import (
