@@ -173,6 +173,7 @@ class Agent:
         stacks = self._stacks()
         if stacks and self.warm:
             started = time.monotonic()
+            self.warmth.start_threads()
             try:  # one engine: its imports are what every stack step pays first
                 self.warmth.bench(stacks[0]).engine()
             except RollbackError as exc:  # the incident will say it again, with its context

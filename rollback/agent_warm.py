@@ -35,7 +35,9 @@ digest), the plan compares the topology it asks for.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -53,7 +55,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-READERS = 2  # threads that start the live reads of a message (read_live has its own)
+READERS = 2  # threads that start the live reads of a message
+CLOUD_READERS = 4  # threads those reads run on: the listener, two colours' health, the database
 WARM_CLIENTS = ("elbv2", "rds", "cloudwatch")  # what the plan and the steps up to traffic use
 AHEAD_FRESH_S = 2.0  # a read started longer ago than this before the plan asks is read again
 
@@ -62,7 +65,12 @@ class LiveAhead:
     """The planner's live read of one topology (`planner.read_live`), started before it asks."""
 
     def __init__(
-        self, pool: ThreadPoolExecutor, bench: Workbench, topology: Topology, target: Release
+        self,
+        pool: ThreadPoolExecutor,
+        bench: Workbench,
+        topology: Topology,
+        target: Release,
+        readers: ThreadPoolExecutor | None = None,
     ) -> None:
         from rollback.aws.elbv2 import LoadBalancing
         from rollback.aws.rds import Rds
@@ -72,7 +80,9 @@ class LiveAhead:
         self.snapshot_id = target.db_snapshot_id or ""
         self.started = time.monotonic()
         elbv2, rds = LoadBalancing(bench.clients("elbv2")), Rds(bench.clients.lazy("rds"))
-        self._view: Future[LiveView] = pool.submit(read_live, elbv2, rds, topology, target)
+        self._view: Future[LiveView] = pool.submit(
+            read_live, elbv2, rds, topology, target, pool=readers
+        )
 
     def serves(self, topology: Topology, target: Release) -> bool:
         """Whether this read is the one the planner asks for: same topology and snapshot, and
@@ -136,7 +146,22 @@ class Warmth:
         self.prepared: dict[str, Prepared] = {}
         self.locks: dict[str, HeldLock] = {}  # taken on a message, for the emergency it starts
         self.pool = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="agent-read")
+        self.readers = ThreadPoolExecutor(
+            max_workers=CLOUD_READERS, thread_name_prefix="agent-cloud-read"
+        )
         self.warmed_at = 0.0
+
+    def start_threads(self) -> None:
+        """Start every read thread now: a thread started on an alarm would first wait for the
+        scheduler to run it (milliseconds each on a busy machine) before its read could start."""
+        for pool, count in ((self.pool, READERS), (self.readers, CLOUD_READERS)):
+            # A pool starts a thread for each task no idle thread takes: tasks that wait for
+            # each other keep all of them busy until the last one has started.
+            everyone = threading.Barrier(count, timeout=5.0)  # a busy pool: started on use
+            waits = [pool.submit(everyone.wait) for _ in range(count)]
+            for done in waits:
+                with contextlib.suppress(threading.BrokenBarrierError):
+                    done.result()
 
     def bench(self, stack: str) -> Workbench:
         """The stack's workbench (an `AgentWorkbench` when bench_for builds a plain one)."""
@@ -195,7 +220,9 @@ class Warmth:
         except LockHeld:
             return  # a run holds the stack: the emergency waits for it, then the plan reads
         try:
-            bench.ahead = LiveAhead(self.pool, bench, prepared.topology, prepared.target)
+            bench.ahead = LiveAhead(
+                self.pool, bench, prepared.topology, prepared.target, self.readers
+            )
         except RollbackError as exc:  # the planner reads again, and says it
             log.info("%s: reading ahead failed: %s", stack, exc.message)
 
@@ -216,3 +243,4 @@ class Warmth:
         for stack in list(self.locks):
             self.forget_reads(stack)
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.readers.shutdown(wait=False, cancel_futures=True)

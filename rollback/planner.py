@@ -22,6 +22,8 @@ from rollback.plan import Plan, PlannedStep, new_run_id
 from rollback.releases import Registry, version_key
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
     from rollback.aws.elbv2 import Actions, LoadBalancing, TargetHealth
     from rollback.aws.rds import Rds
 
@@ -58,7 +60,12 @@ class Options:
 
 
 def read_live(
-    elbv2: LoadBalancing, rds: Rds | None, topology: Topology, target: Release
+    elbv2: LoadBalancing,
+    rds: Rds | None,
+    topology: Topology,
+    target: Release,
+    *,
+    pool: Executor | None = None,
 ) -> LiveView:
     """Read the listener weights, target health and the target's snapshot (read-only).
 
@@ -70,7 +77,9 @@ def read_live(
     once: on the emergency path they come before the traffic step, and in
     series they cost one round trip each (issue 9, item 7). `rds` may create
     its client on first use: that happens in its own thread, while the load
-    balancer's reads wait.
+    balancer's reads wait. `pool`: threads to read on, kept by the caller (an
+    agent: a thread started for the read first waits for the scheduler to run
+    it, milliseconds on a busy machine); default: threads started for this read.
     """
     import time
     from concurrent.futures import ThreadPoolExecutor
@@ -80,17 +89,23 @@ def read_live(
     started = time.monotonic()
     colours = list(topology.target_groups.items())
     receiving = [(c, arn) for c, arn in colours if c == target.color] or colours
-    with ThreadPoolExecutor(max_workers=2 + len(colours), thread_name_prefix="plan-read") as pool:
+    readers = pool or ThreadPoolExecutor(
+        max_workers=2 + len(colours), thread_name_prefix="plan-read"
+    )
+    try:
         database = (
-            pool.submit(_read_database, rds, topology, target.db_snapshot_id)
+            readers.submit(_read_database, rds, topology, target.db_snapshot_id)
             if rds is not None and topology.db_instance_id
             else None
         )
-        actions = pool.submit(elbv2.listener_actions, topology.listener_arn)
-        healths = {c: pool.submit(elbv2.target_health, arn) for c, arn in receiving}
+        actions = readers.submit(elbv2.listener_actions, topology.listener_arn)
+        healths = {c: readers.submit(elbv2.target_health, arn) for c, arn in receiving}
         listener = actions.result()
         health = {c: h.result() for c, h in healths.items()}
         db_exists, status = database.result() if database is not None else (False, None)
+    finally:
+        if pool is None:
+            readers.shutdown()
     by_arn = forward_weights(listener)
     weights = {c: by_arn.get(arn, 0) for c, arn in colours}
     routable = {c: sum(1 for t in found if t.routable) for c, found in health.items()}
