@@ -47,6 +47,7 @@ from rollback.agent_claims import (
     Claim,
     agent_name,
     claim,
+    claim_in_order,
     current_release,
     find_tagged_run,
     incident_key,
@@ -260,23 +261,31 @@ class Agent:
                 )
                 continue
             incidents[stack] = incident
-        # A redelivered transition keeps the view of its first receipt.
-        first = claim(
+        transition = {
+            "alarm": change.alarm,
+            "state": change.state,
+            "at": change.at,
+            "reason": change.reason,
+            "event_id": change.event_id,
+            "incidents": incidents,
+            "stale": stale,
+            "message_id": message.message_id,
+            "claimed_by": self.name,
+            "claimed_at": now_iso(),
+        }
+        # A new transition and its incidents are claimed in one store write; a redelivered
+        # transition keeps the view of its first receipt, and claims its incidents one by one.
+        claims = claim_in_order(
             self.store,
-            transition_key(change.key),
-            {
-                "alarm": change.alarm,
-                "state": change.state,
-                "at": change.at,
-                "reason": change.reason,
-                "event_id": change.event_id,
-                "incidents": incidents,
-                "stale": stale,
-                "message_id": message.message_id,
-                "claimed_by": self.name,
-                "claimed_at": now_iso(),
-            },
+            [
+                (transition_key(change.key), transition),
+                *(
+                    (incident_key(s, i), self._incident_doc(change, s))
+                    for s, i in incidents.items()
+                ),
+            ],
         )
+        first, claimed = claims[0], {c.key: c for c in claims[1:]}
         try:
             if self._duplicate(first, message):
                 why = _duplicate_of(first, change.describe())
@@ -286,25 +295,32 @@ class Agent:
                 log.info("%s: not rolling back %s: %s", change.describe(), stack, why)
                 runs.append({"stack": stack, "result": "stale", "message": why})
             for stack, incident in dict(first.doc.get("incidents", {})).items():
-                runs.append(self._incident(change, stack, str(incident)))
+                written = claimed.get(incident_key(stack, str(incident)))
+                runs.append(self._incident(change, stack, str(incident), written))
             return Handled(message.message_id, "done", change.describe(), tuple(runs))
         finally:
             for stack in stacks:  # a read and a lock no run took (a duplicate, a stale stack)
                 self.warmth.forget_reads(stack)
 
-    def _incident(self, change: AlarmChange, stack: str, incident: str) -> dict[str, Any]:
-        held: Claim = claim(
-            self.store,
-            incident_key(stack, incident),
-            {
-                "stack": stack,
-                "transition": change.key,
-                "alarm": change.alarm,
-                "at": change.at,
-                "claimed_by": self.name,
-                "claimed_at": now_iso(),
-            },
-        )
+    def _incident_doc(self, change: AlarmChange, stack: str) -> dict[str, Any]:
+        return {
+            "stack": stack,
+            "transition": change.key,
+            "alarm": change.alarm,
+            "at": change.at,
+            "claimed_by": self.name,
+            "claimed_at": now_iso(),
+        }
+
+    def _incident(
+        self, change: AlarmChange, stack: str, incident: str, held: Claim | None = None
+    ) -> dict[str, Any]:
+        """Answer `incident` of `stack` once; `held`: its claim, when it was written with the
+        transition's (else it is claimed now)."""
+        if held is None:
+            held = claim(
+                self.store, incident_key(stack, incident), self._incident_doc(change, stack)
+            )
         if held.doc.get("transition") != change.key:
             why = (
                 f"incident {incident} is already answered (alarm {held.doc.get('alarm')} "

@@ -426,3 +426,30 @@ def test_two_alarm_transitions_of_one_bad_release_are_one_incident(rig: Rig) -> 
         "blue": 0,
         "green": 100,
     }
+
+
+def test_claims_in_order_stop_at_the_first_one_taken(tmp_path: Path) -> None:
+    from rollback.agent_claims import Claim, claim, claim_in_order
+
+    store = open_store(str(tmp_path / "store"))
+    claim(store, "agent/incidents/shop/s0/i-1.json", {"transition": "t-0"})
+    found = claim_in_order(
+        store,
+        [
+            ("agent/transitions/t-1.json", {"message_id": "m-1"}),
+            ("agent/incidents/shop/s0/i-1.json", {"transition": "t-1"}),
+            ("agent/incidents/shop/s1/i-2.json", {"transition": "t-1"}),
+        ],
+    )
+    # The transition is claimed; the incident another transition took is returned as it is
+    # in the store; the claim after it is not written (its caller claims it on its own).
+    assert [(c.key, c.fresh) for c in found] == [
+        ("agent/transitions/t-1.json", True),
+        ("agent/incidents/shop/s0/i-1.json", False),
+    ]
+    assert found[1].doc == {"transition": "t-0"}
+    assert json.loads(store.get_doc("agent/transitions/t-1.json")) == {"message_id": "m-1"}
+    assert not store.has_doc("agent/incidents/shop/s1/i-2.json")
+    assert claim_in_order(store, [("agent/transitions/t-1.json", {"message_id": "m-2"})]) == [
+        Claim("agent/transitions/t-1.json", {"message_id": "m-1"}, False)
+    ]
