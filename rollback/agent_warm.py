@@ -16,7 +16,7 @@ pay all of that between an alarm and the traffic step:
 - `Warmth.read_ahead(stack)`, the moment a message names the stack, takes
   the stack's lock for the run an emergency would start (unless a run holds
   it: then the emergency waits for it to stop, and the planner reads for
-  itself), then starts, in threads, the planner's live read (listener
+  itself), then starts, on threads started at warm-up, the planner's live read (listener
   weights and forward config, target health per colour, the database and
   the target's snapshot) while the claims are written. It is read after the
   alarm and under the lock; the planner takes it only for the very topology
@@ -40,7 +40,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
@@ -55,34 +55,26 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-READERS = 2  # threads that start the live reads of a message
-CLOUD_READERS = 4  # threads those reads run on: the listener, two colours' health, the database
+READERS = 4  # a message's live read runs on these: the listener, two colours' health, the database
 WARM_CLIENTS = ("elbv2", "rds", "cloudwatch")  # what the plan and the steps up to traffic use
 AHEAD_FRESH_S = 2.0  # a read started longer ago than this before the plan asks is read again
 
 
 class LiveAhead:
-    """The planner's live read of one topology (`planner.read_live`), started before it asks."""
+    """The planner's live read of one topology (`planner.LiveRead`), started before it asks."""
 
     def __init__(
-        self,
-        pool: ThreadPoolExecutor,
-        bench: Workbench,
-        topology: Topology,
-        target: Release,
-        readers: ThreadPoolExecutor | None = None,
+        self, pool: ThreadPoolExecutor, bench: Workbench, topology: Topology, target: Release
     ) -> None:
         from rollback.aws.elbv2 import LoadBalancing
         from rollback.aws.rds import Rds
-        from rollback.planner import read_live
+        from rollback.planner import LiveRead
 
         self.topology = topology
         self.snapshot_id = target.db_snapshot_id or ""
         self.started = time.monotonic()
         elbv2, rds = LoadBalancing(bench.clients("elbv2")), Rds(bench.clients.lazy("rds"))
-        self._view: Future[LiveView] = pool.submit(
-            read_live, elbv2, rds, topology, target, pool=readers
-        )
+        self._read = LiveRead(elbv2, rds, topology, target, pool)
 
     def serves(self, topology: Topology, target: Release) -> bool:
         """Whether this read is the one the planner asks for: same topology and snapshot, and
@@ -94,8 +86,8 @@ class LiveAhead:
         )
 
     def view(self) -> LiveView:
-        """What `planner.read_live` returned; raises as it raised."""
-        return self._view.result()
+        """What the read found; raises what a read raised."""
+        return self._read.view()
 
 
 @dataclass
@@ -146,22 +138,18 @@ class Warmth:
         self.prepared: dict[str, Prepared] = {}
         self.locks: dict[str, HeldLock] = {}  # taken on a message, for the emergency it starts
         self.pool = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="agent-read")
-        self.readers = ThreadPoolExecutor(
-            max_workers=CLOUD_READERS, thread_name_prefix="agent-cloud-read"
-        )
         self.warmed_at = 0.0
 
     def start_threads(self) -> None:
         """Start every read thread now: a thread started on an alarm would first wait for the
         scheduler to run it (milliseconds each on a busy machine) before its read could start."""
-        for pool, count in ((self.pool, READERS), (self.readers, CLOUD_READERS)):
-            # A pool starts a thread for each task no idle thread takes: tasks that wait for
-            # each other keep all of them busy until the last one has started.
-            everyone = threading.Barrier(count, timeout=5.0)  # a busy pool: started on use
-            waits = [pool.submit(everyone.wait) for _ in range(count)]
-            for done in waits:
-                with contextlib.suppress(threading.BrokenBarrierError):
-                    done.result()
+        # A pool starts a thread for each task no idle thread takes: tasks that wait for
+        # each other keep all of them busy until the last one has started.
+        everyone = threading.Barrier(READERS, timeout=5.0)  # a busy pool: started on use
+        waits = [self.pool.submit(everyone.wait) for _ in range(READERS)]
+        for done in waits:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                done.result()
 
     def bench(self, stack: str) -> Workbench:
         """The stack's workbench (an `AgentWorkbench` when bench_for builds a plain one)."""
@@ -220,9 +208,7 @@ class Warmth:
         except LockHeld:
             return  # a run holds the stack: the emergency waits for it, then the plan reads
         try:
-            bench.ahead = LiveAhead(
-                self.pool, bench, prepared.topology, prepared.target, self.readers
-            )
+            bench.ahead = LiveAhead(self.pool, bench, prepared.topology, prepared.target)
         except RollbackError as exc:  # the planner reads again, and says it
             log.info("%s: reading ahead failed: %s", stack, exc.message)
 
@@ -243,4 +229,3 @@ class Warmth:
         for stack in list(self.locks):
             self.forget_reads(stack)
         self.pool.shutdown(wait=False, cancel_futures=True)
-        self.readers.shutdown(wait=False, cancel_futures=True)
