@@ -141,21 +141,25 @@ class Agent:
                 self.handled.append(handled)
                 self._rewarm(handled)
             if max_messages is not None and len(self.handled) >= max_messages:
-                self.warmth.close()
+                self._close()
                 return
             if not messages and self.warm and self._quiet():
                 self.index.refresh()
                 self.warmth.warm_all(self._stacks())
-        self.warmth.close()
+        self._close()
         log.info("agent %s stopped receiving; exiting", self.name)
+
+    def _close(self) -> None:
+        self.warmth.close()
+        self.settle.close()
 
     def _warm_up(self) -> None:
         """Import the rollback path and warm every stack the agent answers for.
 
         The first incident should not wait for imports (about half a second;
-        the stop request, the lock's worktree prune, the database reads and the
-        run's result entry each import a module), nor for what
-        `rollback.agent_warm` keeps.
+        the stop request, the database reads and the run's result entry each
+        import a module), nor for a thread to start (the heartbeat, the read
+        threads), nor for what `rollback.agent_warm` keeps.
         """
         import rollback.aws.databases
         import rollback.aws.rds
@@ -171,6 +175,7 @@ class Agent:
         import rollback.triggers
         import rollback.worktrees  # noqa: F401
 
+        self.settle.beats.start()
         stacks = self._stacks()
         if stacks and self.warm:
             started = time.monotonic()
