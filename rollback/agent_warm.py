@@ -141,15 +141,20 @@ class Warmth:
         self.warmed_at = 0.0
 
     def start_threads(self) -> None:
-        """Start every read thread now: a thread started on an alarm would first wait for the
-        scheduler to run it (milliseconds each on a busy machine) before its read could start."""
-        # A pool starts a thread for each task no idle thread takes: tasks that wait for
-        # each other keep all of them busy until the last one has started.
-        everyone = threading.Barrier(READERS, timeout=5.0)  # a busy pool: started on use
-        waits = [self.pool.submit(everyone.wait) for _ in range(READERS)]
-        for done in waits:
-            with contextlib.suppress(threading.BrokenBarrierError):
-                done.result()
+        """Start the read threads, and the local store's fsync threads, now: a thread started
+        on an alarm would first wait for the scheduler to run it (milliseconds each on a busy
+        machine) before its read, or the journal's write, could go on. (With a store in S3
+        the fsync threads stay idle.)"""
+        from rollback.store.local import SYNC_THREADS, sync_pool
+
+        for pool, count in ((self.pool, READERS), (sync_pool(), SYNC_THREADS)):
+            # A pool starts a thread for each task no idle thread takes: tasks that wait for
+            # each other keep all of them busy until the last one has started.
+            everyone = threading.Barrier(count, timeout=5.0)  # a busy pool: started on use
+            waits = [pool.submit(everyone.wait) for _ in range(count)]
+            for done in waits:
+                with contextlib.suppress(threading.BrokenBarrierError):
+                    done.result()
 
     def bench(self, stack: str) -> Workbench:
         """The stack's workbench (an `AgentWorkbench` when bench_for builds a plain one)."""

@@ -34,13 +34,14 @@ _syncers: dict[int, ThreadPoolExecutor] = {}  # by pid: a forked child has none 
 _syncers_lock = threading.Lock()
 
 
-def _syncer() -> ThreadPoolExecutor:
-    """This process's fsync threads, started on first use and kept.
+def sync_pool() -> ThreadPoolExecutor:
+    """This process's fsync threads (SYNC_THREADS), started as writes need them, then kept.
 
     A thread started per write would make each write wait for the scheduler
     to run it: on a busy machine that is milliseconds per thread, paid on the
     way to the first change of a run (its journal is one write of several
-    files).
+    files). A long-lived process may start them all at once beforehand (the
+    agent does).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -59,7 +60,7 @@ def _fsync_all(fds: list[int]) -> None:
         for fd in fds:
             os.fsync(fd)
         return
-    list(_syncer().map(os.fsync, fds))
+    list(sync_pool().map(os.fsync, fds))
 
 
 def _write_all(fd: int, data: bytes) -> None:
