@@ -47,6 +47,7 @@ from rollback.agent_claims import (
     Claim,
     agent_name,
     claim,
+    claim_in_order,
     current_release,
     find_tagged_run,
     incident_key,
@@ -98,6 +99,10 @@ class Agent:
     clock: Callable[[], float] = time.time
     warm: bool = True  # warm every stack before the first receive (see _warm_up)
     rewarm_s: float = 300.0  # a quiet queue for this long: warm every stack again
+    # After warming, hide what the process holds from the cyclic collector (gc.freeze): a
+    # full collection over it (about 50 ms) must not fall between an alarm and its traffic
+    # step. For an agent that owns its process (`rollback agent run`); tests leave it off.
+    freeze_warm: bool = False
 
     def __post_init__(self) -> None:
         self.index = AlarmIndex(self.store, self.only)
@@ -140,21 +145,25 @@ class Agent:
                 self.handled.append(handled)
                 self._rewarm(handled)
             if max_messages is not None and len(self.handled) >= max_messages:
-                self.warmth.close()
+                self._close()
                 return
             if not messages and self.warm and self._quiet():
                 self.index.refresh()
                 self.warmth.warm_all(self._stacks())
-        self.warmth.close()
+        self._close()
         log.info("agent %s stopped receiving; exiting", self.name)
+
+    def _close(self) -> None:
+        self.warmth.close()
+        self.settle.close()
 
     def _warm_up(self) -> None:
         """Import the rollback path and warm every stack the agent answers for.
 
         The first incident should not wait for imports (about half a second;
-        the stop request, the lock's worktree prune, the database reads and the
-        run's result entry each import a module), nor for what
-        `rollback.agent_warm` keeps.
+        the stop request, the database reads and the run's result entry each
+        import a module), nor for a thread to start (the heartbeat, the read
+        threads), nor for what `rollback.agent_warm` keeps.
         """
         import rollback.aws.databases
         import rollback.aws.rds
@@ -170,15 +179,22 @@ class Agent:
         import rollback.triggers
         import rollback.worktrees  # noqa: F401
 
+        self.settle.beats.start()
         stacks = self._stacks()
         if stacks and self.warm:
             started = time.monotonic()
+            self.warmth.start_threads()
             try:  # one engine: its imports are what every stack step pays first
                 self.warmth.bench(stacks[0]).engine()
             except RollbackError as exc:  # the incident will say it again, with its context
                 log.warning("warming up on %s: %s", stacks[0], exc.message)
             self.warmth.warm_all(stacks)
             log.info("warmed %d stacks in %.2fs", len(stacks), time.monotonic() - started)
+        if self.freeze_warm:
+            import gc
+
+            gc.collect()  # what is garbage now is not kept frozen
+            gc.freeze()
 
     def _stacks(self) -> list[str]:
         return sorted({s for found in self.index.by_alarm.values() for s in found})
@@ -259,23 +275,31 @@ class Agent:
                 )
                 continue
             incidents[stack] = incident
-        # A redelivered transition keeps the view of its first receipt.
-        first = claim(
+        transition = {
+            "alarm": change.alarm,
+            "state": change.state,
+            "at": change.at,
+            "reason": change.reason,
+            "event_id": change.event_id,
+            "incidents": incidents,
+            "stale": stale,
+            "message_id": message.message_id,
+            "claimed_by": self.name,
+            "claimed_at": now_iso(),
+        }
+        # A new transition and its incidents are claimed in one store write; a redelivered
+        # transition keeps the view of its first receipt, and claims its incidents one by one.
+        claims = claim_in_order(
             self.store,
-            transition_key(change.key),
-            {
-                "alarm": change.alarm,
-                "state": change.state,
-                "at": change.at,
-                "reason": change.reason,
-                "event_id": change.event_id,
-                "incidents": incidents,
-                "stale": stale,
-                "message_id": message.message_id,
-                "claimed_by": self.name,
-                "claimed_at": now_iso(),
-            },
+            [
+                (transition_key(change.key), transition),
+                *(
+                    (incident_key(s, i), self._incident_doc(change, s))
+                    for s, i in incidents.items()
+                ),
+            ],
         )
+        first, claimed = claims[0], {c.key: c for c in claims[1:]}
         try:
             if self._duplicate(first, message):
                 why = _duplicate_of(first, change.describe())
@@ -285,25 +309,32 @@ class Agent:
                 log.info("%s: not rolling back %s: %s", change.describe(), stack, why)
                 runs.append({"stack": stack, "result": "stale", "message": why})
             for stack, incident in dict(first.doc.get("incidents", {})).items():
-                runs.append(self._incident(change, stack, str(incident)))
+                written = claimed.get(incident_key(stack, str(incident)))
+                runs.append(self._incident(change, stack, str(incident), written))
             return Handled(message.message_id, "done", change.describe(), tuple(runs))
         finally:
             for stack in stacks:  # a read and a lock no run took (a duplicate, a stale stack)
                 self.warmth.forget_reads(stack)
 
-    def _incident(self, change: AlarmChange, stack: str, incident: str) -> dict[str, Any]:
-        held: Claim = claim(
-            self.store,
-            incident_key(stack, incident),
-            {
-                "stack": stack,
-                "transition": change.key,
-                "alarm": change.alarm,
-                "at": change.at,
-                "claimed_by": self.name,
-                "claimed_at": now_iso(),
-            },
-        )
+    def _incident_doc(self, change: AlarmChange, stack: str) -> dict[str, Any]:
+        return {
+            "stack": stack,
+            "transition": change.key,
+            "alarm": change.alarm,
+            "at": change.at,
+            "claimed_by": self.name,
+            "claimed_at": now_iso(),
+        }
+
+    def _incident(
+        self, change: AlarmChange, stack: str, incident: str, held: Claim | None = None
+    ) -> dict[str, Any]:
+        """Answer `incident` of `stack` once; `held`: its claim, when it was written with the
+        transition's (else it is claimed now)."""
+        if held is None:
+            held = claim(
+                self.store, incident_key(stack, incident), self._incident_doc(change, stack)
+            )
         if held.doc.get("transition") != change.key:
             why = (
                 f"incident {incident} is already answered (alarm {held.doc.get('alarm')} "

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -63,11 +64,25 @@ class Claim:
 
 def claim(store: Store, key: str, doc: dict[str, Any]) -> Claim:
     """Write `doc` at `key` unless it exists; return what is there now."""
+    return claim_in_order(store, [(key, doc)])[0]
+
+
+def claim_in_order(store: Store, claims: Sequence[tuple[str, dict[str, Any]]]) -> list[Claim]:
+    """Claim each (key, doc) in order, in one store write, up to the first that exists.
+
+    Returns the fresh claims, then the first one found (not fresh, as it is in
+    the store); the claims after it are not written. One write waits for the
+    disk once (a local store), however many claims it holds.
+    """
     try:
-        store.put_doc(key, _dump(doc), create_only=True)
-        return Claim(key, doc, True)
-    except AlreadyExists:
-        return Claim(key, dict(json.loads(store.get_doc(key))), False)
+        store.put_docs([(key, _dump(doc)) for key, doc in claims], create_only=True)
+        return [Claim(key, doc, True) for key, doc in claims]
+    except AlreadyExists as exc:
+        keys = [key for key, _ in claims]
+        at = keys.index(str(exc.fields.get("key")))  # the store names the one that exists
+    found = [Claim(key, doc, True) for key, doc in claims[:at]]
+    key = keys[at]
+    return [*found, Claim(key, dict(json.loads(store.get_doc(key))), False)]
 
 
 def transition_key(key: str) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -61,6 +62,72 @@ class Handled:
         }
 
 
+class Heartbeat:
+    """One thread for the agent's life that extends the message in hand every `every_s`.
+
+    A thread started per message would first wait for the scheduler to run it
+    (milliseconds on a busy machine) before the agent could take the stack's
+    lock. `hold` starts beating a message (the first beat `every_s` later);
+    `drop` stops, and returns only once no beat of it is in flight: a late
+    extension would hide a message that was just deleted or handed back.
+    """
+
+    def __init__(self, extend: Callable[[Received], None], every_s: float) -> None:
+        self._extend = extend
+        self._every_s = every_s
+        self._changed = threading.Condition()
+        self._message: Received | None = None
+        self._due = 0.0
+        self._beating = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the thread (the agent does before its first receive; `hold` when not yet)."""
+        with self._changed:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+                self._thread.start()
+
+    def hold(self, message: Received) -> None:
+        self.start()
+        with self._changed:
+            self._message, self._due = message, time.monotonic() + self._every_s
+            self._changed.notify_all()
+
+    def drop(self) -> None:
+        with self._changed:
+            self._message = None
+            self._changed.notify_all()
+            while self._beating:
+                self._changed.wait()
+
+    def close(self) -> None:
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                while not self._closed and (self._message is None or time.monotonic() < self._due):
+                    wait = None if self._message is None else self._due - time.monotonic()
+                    self._changed.wait(wait)
+                message = self._message
+                if self._closed or message is None:
+                    return
+                self._beating = True
+                self._due = time.monotonic() + self._every_s
+            try:
+                self._extend(message)
+            finally:
+                with self._changed:
+                    self._beating = False
+                    self._changed.notify_all()
+
+
 class Settler:
     """What becomes of the messages of one agent."""
 
@@ -77,26 +144,25 @@ class Settler:
         self.settings = settings
         self.metrics = metrics
         self.name = name
+        self.beats = Heartbeat(self.extend, settings.heartbeat_s)
 
     @contextmanager
     def heartbeat(self, message: Received) -> Iterator[None]:
         """Keep `message` invisible to other agents while the block runs."""
-        done = threading.Event()
-
-        def beat() -> None:
-            while not done.wait(self.settings.heartbeat_s):
-                try:
-                    self.queue.extend(message.receipt, self.settings.visibility_s)
-                except RollbackError as exc:
-                    log.warning("heartbeat for message %s failed: %s", message.message_id, exc)
-
-        thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
-        thread.start()
+        self.beats.hold(message)
         try:
             yield
         finally:
-            done.set()
-            thread.join()
+            self.beats.drop()
+
+    def extend(self, message: Received) -> None:
+        try:
+            self.queue.extend(message.receipt, self.settings.visibility_s)
+        except RollbackError as exc:
+            log.warning("heartbeat for message %s failed: %s", message.message_id, exc)
+
+    def close(self) -> None:
+        self.beats.close()
 
     def delete(self, message: Received) -> None:
         try:

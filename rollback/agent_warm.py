@@ -16,7 +16,7 @@ pay all of that between an alarm and the traffic step:
 - `Warmth.read_ahead(stack)`, the moment a message names the stack, takes
   the stack's lock for the run an emergency would start (unless a run holds
   it: then the emergency waits for it to stop, and the planner reads for
-  itself), then starts, in threads, the planner's live read (listener
+  itself), then starts, on threads started at warm-up, the planner's live read (listener
   weights and forward config, target health per colour, the database and
   the target's snapshot) while the claims are written. It is read after the
   alarm and under the lock; the planner takes it only for the very topology
@@ -35,10 +35,12 @@ digest), the plan compares the topology it asks for.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
@@ -54,26 +56,26 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-READERS = 2  # threads that start the live reads of a message (read_live has its own)
+READERS = 4  # a message's live read runs on these: the listener, two colours' health, the database
 WARM_CLIENTS = ("elbv2", "rds", "cloudwatch")  # what the plan and the steps up to traffic use
 AHEAD_FRESH_S = 2.0  # a read started longer ago than this before the plan asks is read again
 
 
 class LiveAhead:
-    """The planner's live read of one topology (`planner.read_live`), started before it asks."""
+    """The planner's live read of one topology (`planner.LiveRead`), started before it asks."""
 
     def __init__(
         self, pool: ThreadPoolExecutor, bench: Workbench, topology: Topology, target: Release
     ) -> None:
         from rollback.aws.elbv2 import LoadBalancing
         from rollback.aws.rds import Rds
-        from rollback.planner import read_live
+        from rollback.planner import LiveRead
 
         self.topology = topology
         self.snapshot_id = target.db_snapshot_id or ""
         self.started = time.monotonic()
         elbv2, rds = LoadBalancing(bench.clients("elbv2")), Rds(bench.clients.lazy("rds"))
-        self._view: Future[LiveView] = pool.submit(read_live, elbv2, rds, topology, target)
+        self._read = LiveRead(elbv2, rds, topology, target, pool)
 
     def serves(self, topology: Topology, target: Release) -> bool:
         """Whether this read is the one the planner asks for: same topology and snapshot, and
@@ -85,8 +87,8 @@ class LiveAhead:
         )
 
     def view(self) -> LiveView:
-        """What `planner.read_live` returned; raises as it raised."""
-        return self._view.result()
+        """What the read found; raises what a read raised."""
+        return self._read.view()
 
 
 @dataclass
@@ -138,6 +140,22 @@ class Warmth:
         self.locks: dict[str, HeldLock] = {}  # taken on a message, for the emergency it starts
         self.pool = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="agent-read")
         self.warmed_at = 0.0
+
+    def start_threads(self) -> None:
+        """Start the read threads, and the local store's fsync threads, now: a thread started
+        on an alarm would first wait for the scheduler to run it (milliseconds each on a busy
+        machine) before its read, or the journal's write, could go on. (With a store in S3
+        the fsync threads stay idle.)"""
+        from rollback.store.local import SYNC_THREADS, sync_pool
+
+        for pool, count in ((self.pool, READERS), (sync_pool(), SYNC_THREADS)):
+            # A pool starts a thread for each task no idle thread takes: tasks that wait for
+            # each other keep all of them busy until the last one has started.
+            everyone = threading.Barrier(count, timeout=5.0)  # a busy pool: started on use
+            waits = [pool.submit(everyone.wait) for _ in range(count)]
+            for done in waits:
+                with contextlib.suppress(threading.BrokenBarrierError):
+                    done.result()
 
     def bench(self, stack: str) -> Workbench:
         """The stack's workbench (an `AgentWorkbench` when bench_for builds a plain one)."""

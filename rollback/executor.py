@@ -348,7 +348,7 @@ class Executor:
         On resume, a lock this run id left behind on this host with its process
         gone is taken over (`note` says so): nobody else can be running this run.
         A lock held by a finished run, or by a run killed before its journal, is
-        taken over by anyone. Reapply worktrees killed runs left are removed.
+        taken over by anyone.
         """
         lock = HeldLock(
             self.store,
@@ -368,9 +368,6 @@ class Executor:
                 f"the lock handed to the executor is not a held lock of {self.stack} for run "
                 f"{run_id}; this is a bug in the caller.",
             )
-        from rollback.worktrees import prune_stale_worktrees
-
-        prune_stale_worktrees()  # what a killed run's stack step left in git
         self.held = lock
 
 
@@ -434,6 +431,11 @@ class _Course:
                 self.record("traffic-restored", data={"step": planned.name})
                 self.notify("traffic-restored")
         self.log.flush()
+        # What a killed run's stack step left in git goes once the steps are done: not on the
+        # way to traffic (a stack step prunes for itself before it makes its worktree).
+        from rollback.worktrees import prune_stale_worktrees
+
+        prune_stale_worktrees()
         outcome = None
         if failed is None and stopped_before is None:
             outcome = self._outcome()

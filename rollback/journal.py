@@ -600,7 +600,26 @@ def _sealed(doc: dict[str, Any]) -> bytes:
     # The round trip needs no indent: the compact form (C encoder) holds the same values.
     plain = json.loads(json.dumps(doc, sort_keys=True, default=str))
     plain.pop("sha256", None)
-    return _dump({**plain, "sha256": _digest(_dump(plain))})
+    body = _dump(plain)
+    return _with_member(body, list(plain), "sha256", _digest(body))
+
+
+def _with_member(body: bytes, keys: list[str], key: str, value: str) -> bytes:
+    """`body` (`_dump` of an object with `keys`) with `key: value` added: the bytes
+    `_dump` would write for the object with it, without encoding it all again (the indented
+    encoder is pure Python: a run's first write pays for it before traffic moves).
+
+    In `_dump`'s form each top-level member starts its own line with two spaces and a
+    quote, after `,` and a newline; deeper members are indented further and a JSON string
+    holds no raw newline, so those separators are exactly the top-level ones.
+    """
+    text = body.decode()
+    if not keys:
+        return _dump({key: value})
+    members = text[len("{\n") : -len("\n}\n")].split(',\n  "')
+    members[1:] = ['  "' + m for m in members[1:]]
+    members.insert(sum(1 for k in keys if k < key), f"  {json.dumps(key)}: {json.dumps(value)}")
+    return ("{\n" + ",\n".join(members) + "\n}\n").encode()
 
 
 def _check_seal(doc: dict[str, Any], run_id: str, record: str) -> None:

@@ -22,6 +22,8 @@ from rollback.plan import Plan, PlannedStep, new_run_id
 from rollback.releases import Registry, Release, version_key
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
     from rollback.aws.elbv2 import Actions, LoadBalancing, TargetHealth
     from rollback.aws.rds import Rds
 
@@ -62,6 +64,18 @@ def read_live(
 ) -> LiveView:
     """Read the listener weights, target health and the target's snapshot (read-only).
 
+    On threads started for this read; see `LiveRead`.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = 2 + len(topology.target_groups)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="plan-read") as pool:
+        return LiveRead(elbv2, rds, topology, target, pool).view()
+
+
+class LiveRead:
+    """The planner's live read, started on `pool`'s threads; `view` waits for it.
+
     Target health is read for the colour the target release ran on, the one
     a rollback sends traffic to (for every colour when the release names
     none): the plan, preflight and the traffic step decide on that one only.
@@ -70,31 +84,44 @@ def read_live(
     once: on the emergency path they come before the traffic step, and in
     series they cost one round trip each (issue 9, item 7). `rds` may create
     its client on first use: that happens in its own thread, while the load
-    balancer's reads wait.
+    balancer's reads wait. An agent starts it on threads it keeps (a thread
+    started for a read first waits for the scheduler, milliseconds on a busy
+    machine), from the thread that took the lock, and plans while it runs.
     """
-    import time
-    from concurrent.futures import ThreadPoolExecutor
 
-    from rollback.aws.elbv2 import forward_weights
+    def __init__(
+        self,
+        elbv2: LoadBalancing,
+        rds: Rds | None,
+        topology: Topology,
+        target: Release,
+        pool: Executor,
+    ) -> None:
+        import time
 
-    started = time.monotonic()
-    colours = list(topology.target_groups.items())
-    receiving = [(c, arn) for c, arn in colours if c == target.color] or colours
-    with ThreadPoolExecutor(max_workers=2 + len(colours), thread_name_prefix="plan-read") as pool:
-        database = (
+        self.started = time.monotonic()
+        self.colours = list(topology.target_groups.items())
+        receiving = [(c, arn) for c, arn in self.colours if c == target.color] or self.colours
+        self._database = (
             pool.submit(_read_database, rds, topology, target.db_snapshot_id)
             if rds is not None and topology.db_instance_id
             else None
         )
-        actions = pool.submit(elbv2.listener_actions, topology.listener_arn)
-        healths = {c: pool.submit(elbv2.target_health, arn) for c, arn in receiving}
-        listener = actions.result()
-        health = {c: h.result() for c, h in healths.items()}
+        self._actions = pool.submit(elbv2.listener_actions, topology.listener_arn)
+        self._healths = {c: pool.submit(elbv2.target_health, arn) for c, arn in receiving}
+
+    def view(self) -> LiveView:
+        """What was read; raises what a read raised."""
+        from rollback.aws.elbv2 import forward_weights
+
+        listener = self._actions.result()
+        health = {c: h.result() for c, h in self._healths.items()}
+        database = self._database
         db_exists, status = database.result() if database is not None else (False, None)
-    by_arn = forward_weights(listener)
-    weights = {c: by_arn.get(arn, 0) for c, arn in colours}
-    routable = {c: sum(1 for t in found if t.routable) for c, found in health.items()}
-    return LiveView(weights, routable, status, db_exists, listener, health, started)
+        by_arn = forward_weights(listener)
+        weights = {c: by_arn.get(arn, 0) for c, arn in self.colours}
+        routable = {c: sum(1 for t in found if t.routable) for c, found in health.items()}
+        return LiveView(weights, routable, status, db_exists, listener, health, self.started)
 
 
 def _read_database(

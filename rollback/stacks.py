@@ -421,8 +421,8 @@ def worktree(repo_dir: Path, commit: str) -> Iterator[Path]:
 
     Its folder's name carries our pid (`rollback-reapply-<pid>-...`), so a
     process killed inside leaves a worktree that `prune_stale_worktrees` can
-    tell from one in use; the next reapply (and every run, as it takes its
-    lock) removes it and its registration in the repository.
+    tell from one in use; the next reapply (and every run, once its steps
+    are done) removes it and its registration in the repository.
     """
     from rollback.releases import open_repo
 

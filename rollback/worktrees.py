@@ -1,8 +1,7 @@
 """Reapply worktrees a killed run left behind: found by the pid in their folder's name, removed.
 
-Light on purpose (standard library only): the executor prunes when it takes
-the stack lock, before a traffic-first rollback moves users, and must not pay
-for importing `rollback.stacks` there.
+Light on purpose (standard library only): the executor prunes once a run's
+steps are done, and need not import `rollback.stacks` for it.
 """
 
 from __future__ import annotations

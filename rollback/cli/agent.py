@@ -193,6 +193,7 @@ def run(
         settings=settings,
         dead_letter=Queue(sqs, dlq_url) if dlq_url else None,
         metrics=metrics,
+        freeze_warm=True,
     )
     stop = threading.Event()
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from rollback.errors import AlreadyExists, ConfigError, NotFound, UsageError
 from rollback.store import BlobRef
@@ -25,29 +26,52 @@ from rollback.store.hashing import (
 )
 from rollback.store.keys import BLOB_PREFIX, blob_key, check_key, check_prefix, is_digest
 
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
 _TMP_PREFIX = ".tmp-"
 
 T = TypeVar("T")
 
 
-def _fsync(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+SYNC_THREADS = 8
+_syncers: dict[int, ThreadPoolExecutor] = {}  # by pid: a forked child has none of its parent's
+_syncers_lock = threading.Lock()
 
 
-def _fsync_all(paths: list[str]) -> None:
-    """fsync the files; several at once, so their waits overlap."""
-    if len(paths) <= 1:
-        for path in paths:
-            _fsync(path)
-        return
+def sync_pool() -> ThreadPoolExecutor:
+    """This process's fsync threads (SYNC_THREADS), started as writes need them, then kept.
+
+    A thread started per write would make each write wait for the scheduler
+    to run it: on a busy machine that is milliseconds per thread, paid on the
+    way to the first change of a run (its journal is one write of several
+    files). A long-lived process may start them all at once beforehand (the
+    agent does).
+    """
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=min(8, len(paths)), thread_name_prefix="fsync") as pool:
-        list(pool.map(_fsync, paths))
+    pid = os.getpid()
+    with _syncers_lock:
+        if pid not in _syncers:
+            _syncers[pid] = ThreadPoolExecutor(
+                max_workers=SYNC_THREADS, thread_name_prefix="store-fsync"
+            )
+        return _syncers[pid]
+
+
+def _fsync_all(fds: list[int]) -> None:
+    """fsync open files; several at once, so their waits overlap."""
+    if len(fds) <= 1:
+        for fd in fds:
+            os.fsync(fd)
+        return
+    list(sync_pool().map(os.fsync, fds))
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 class LocalStore:
@@ -136,7 +160,9 @@ class LocalStore:
         exists; the ones before it stay written.
         """
         staged: list[tuple[str, Path, str]] = []
+        fds: list[int] = []
         try:
+            folders: set[Path] = set()
             for key, data in docs:
                 path = self.root / check_key(key)
                 if path.is_dir():
@@ -144,13 +170,18 @@ class LocalStore:
                         f"store key {key!r} names a folder of documents; choose another key.",
                         key=key,
                     )
-                tmp = self._temp_file(self._makedirs(path.parent))
+                if path.parent not in folders:
+                    folders.add(self._makedirs(path.parent))
+                fd, tmp = self._temp_fd(path.parent)
+                fds.append(fd)
                 staged.append((key, path, tmp))
-                with open(tmp, "wb") as out:
-                    out.write(data)
-            _fsync_all([tmp for _, _, tmp in staged])
+                self._oserror_as_config(_write_all, fd, data)
+                os.fchmod(fd, 0o644)
+            self._oserror_as_config(_fsync_all, fds)
+            for fd in fds:
+                os.close(fd)
+            fds = []
             for key, path, tmp in staged:
-                os.chmod(tmp, 0o644)
                 if create_only:
                     # link() fails if the name exists: the O_EXCL of a complete file.
                     try:
@@ -163,6 +194,8 @@ class LocalStore:
                 else:
                     self._oserror_as_config(os.replace, tmp, path)
         finally:
+            for fd in fds:
+                os.close(fd)
             for _, _, tmp in staged:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
@@ -250,11 +283,15 @@ class LocalStore:
             raise NotFound(f"blob {sha256} is not in {self.url}.", sha256=sha256) from None
 
     def _temp_file(self, directory: Path) -> str:
-        import tempfile  # here: it pulls in shutil, random, bz2 and lzma, which reads never need
-
-        fd, tmp = self._oserror_as_config(tempfile.mkstemp, prefix=_TMP_PREFIX, dir=directory)
+        fd, tmp = self._temp_fd(directory)
         os.close(fd)
         return tmp
+
+    def _temp_fd(self, directory: Path) -> tuple[int, str]:
+        """A new temporary file in `directory`, open for writing: (fd, path)."""
+        import tempfile  # here: it pulls in shutil, random, bz2 and lzma, which reads never need
+
+        return self._oserror_as_config(tempfile.mkstemp, prefix=_TMP_PREFIX, dir=directory)
 
     def _makedirs(self, directory: Path) -> Path:
         self._oserror_as_config(directory.mkdir, parents=True, exist_ok=True)

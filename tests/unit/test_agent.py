@@ -426,3 +426,65 @@ def test_two_alarm_transitions_of_one_bad_release_are_one_incident(rig: Rig) -> 
         "blue": 0,
         "green": 100,
     }
+
+
+def test_claims_in_order_stop_at_the_first_one_taken(tmp_path: Path) -> None:
+    from rollback.agent_claims import Claim, claim, claim_in_order
+
+    store = open_store(str(tmp_path / "store"))
+    claim(store, "agent/incidents/shop/s0/i-1.json", {"transition": "t-0"})
+    found = claim_in_order(
+        store,
+        [
+            ("agent/transitions/t-1.json", {"message_id": "m-1"}),
+            ("agent/incidents/shop/s0/i-1.json", {"transition": "t-1"}),
+            ("agent/incidents/shop/s1/i-2.json", {"transition": "t-1"}),
+        ],
+    )
+    # The transition is claimed; the incident another transition took is returned as it is
+    # in the store; the claim after it is not written (its caller claims it on its own).
+    assert [(c.key, c.fresh) for c in found] == [
+        ("agent/transitions/t-1.json", True),
+        ("agent/incidents/shop/s0/i-1.json", False),
+    ]
+    assert found[1].doc == {"transition": "t-0"}
+    assert json.loads(store.get_doc("agent/transitions/t-1.json")) == {"message_id": "m-1"}
+    assert not store.has_doc("agent/incidents/shop/s1/i-2.json")
+    assert claim_in_order(store, [("agent/transitions/t-1.json", {"message_id": "m-2"})]) == [
+        Claim("agent/transitions/t-1.json", {"message_id": "m-1"}, False)
+    ]
+
+
+def test_the_heartbeat_extends_the_message_in_hand_and_never_after_it_is_dropped() -> None:
+    import time
+
+    from rollback.agent_settle import Heartbeat
+    from rollback.aws.sqs import Received
+
+    beats: list[tuple[str, str]] = []  # (message, "start" | "end") of each extension
+
+    def extend(message: Received) -> None:
+        beats.append((message.message_id, "start"))
+        time.sleep(0.05)  # an extension in flight when the message is dropped
+        beats.append((message.message_id, "end"))
+
+    def received(message_id: str) -> Received:
+        return Received(message_id, "{}", f"r-{message_id}", 1, 0.0, {})
+
+    heart = Heartbeat(extend, 0.02)
+    heart.start()
+    try:
+        heart.hold(received("m-1"))
+        time.sleep(0.15)
+        heart.drop()
+        assert beats and beats[-1] == ("m-1", "end")  # drop waited for the one in flight
+        after = len(beats)
+        time.sleep(0.1)
+        assert len(beats) == after  # nothing in hand: no beat
+        heart.hold(received("m-2"))
+        time.sleep(0.1)
+        heart.drop()
+        assert {m for m, _ in beats[after:]} == {"m-2"} and beats[-1][1] == "end"
+    finally:
+        heart.close()
+    assert heart._thread is not None and not heart._thread.is_alive()

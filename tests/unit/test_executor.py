@@ -139,6 +139,36 @@ def test_the_applying_record_is_in_the_store_before_apply_runs(s3: Any, store: L
     assert cloud(s3, "seen/one", "seen/two") == {"seen/one": "applying", "seen/two": "applying"}
 
 
+def test_a_killed_runs_worktree_is_removed_once_the_steps_are_done_not_before_traffic(
+    s3: Any, store: LocalStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    leftover = tmp_path / f"rollback-reapply-{dead.pid}-abcd"
+    leftover.mkdir()
+    seen: dict[str, bool] = {}
+
+    class Peek(ObjectStep):
+        def apply(self) -> Applied:
+            seen[self.name] = leftover.exists()
+            return super().apply()
+
+    plain = builder_for(s3, BUCKET)
+
+    def build(planned: PlannedStep) -> Any:
+        step = plain(planned)
+        return Peek(s3, step.name, step.kind, BUCKET, step.key, step.value, None)
+
+    seed(s3)
+    result = Executor(store, STACK, build).execute(rollback_plan(), actor="ana")
+
+    assert result.ok and seen["traffic"] is True  # users moved before the clean-up
+    assert not leftover.exists()
+
+
 def test_a_failure_stops_forward_undoes_nothing_and_abort_undoes_in_reverse(
     s3: Any, store: LocalStore
 ) -> None:

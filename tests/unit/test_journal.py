@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -216,6 +217,27 @@ def test_an_edited_record_resealed_by_hand_breaks_the_next_link(store: LocalStor
 
     with pytest.raises(IntegrityError, match="record 000004 breaks .* does not follow"):
         Journal.load(store, STACK, run_id)
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"seq": 1, "type": "started", "at": "2026-11-29T12:00:00Z", "data": {}},
+        {"prev": "ab" * 32, "step": "traffic", "state": "applying", "data": {"a": [1, {}, []]}},
+        {"zz": 1},  # every key after sha256
+        {"aa": None},  # every key before it
+        {"sha256": "stale", "state": "x"},  # a seal already there is replaced
+        {"s": 'line\n  "fake": 1,\n  "', "t": ["\u00e9t\u00e9", {"sha": 2, "sha3": [[]]}]},
+        {"sh": 1, "sha256a": 2, "sha25": 3, "S": 4, "\u00e9": 5, 'with "quote': 6},
+    ],
+)
+def test_a_sealed_record_is_written_exactly_as_dumping_it_with_its_seal(
+    doc: dict[str, Any],
+) -> None:
+    from rollback.journal import _digest, _dump, _sealed
+
+    plain = {k: v for k, v in doc.items() if k != "sha256"}
+    assert _sealed(doc) == _dump({**plain, "sha256": _digest(_dump(plain))})
 
 
 def test_an_edited_run_json_is_an_integrity_error(store: LocalStore) -> None:
