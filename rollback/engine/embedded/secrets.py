@@ -61,7 +61,11 @@ def passphrase_from_env() -> str:
 
 
 def derive_key(passphrase: str, salt: bytes) -> bytes:
-    """PBKDF2-SHA256(passphrase, salt, 1,000,000 iterations) -> 32 bytes. Slow on purpose."""
+    """PBKDF2-SHA256(passphrase, salt, 1,000,000 iterations) -> 32 bytes. Slow on purpose.
+
+    cryptography's, not hashlib's: both run outside the GIL, but hashlib's took 1.0 s here
+    against 0.4 s (measured in one process, same inputs).
+    """
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
