@@ -126,7 +126,7 @@ def _data_loader(search_path: str | None) -> Any:
     from botocore.exceptions import DataNotFoundError
     from botocore.loaders import JSONFileLoader, Loader
 
-    class Files(JSONFileLoader):
+    class Files(JSONFileLoader):  # type: ignore[misc]  # botocore has no type hints
         def load_file(self, file_path: str) -> Any:
             for ext, opener in ((".json", open), (".json.gz", gzip.open)):
                 try:
@@ -162,7 +162,7 @@ def _data_loader(search_path: str | None) -> Any:
         def __len__(self) -> int:
             return len(self._all())
 
-    class Models(Loader):
+    class Models(Loader):  # type: ignore[misc]
         def list_available_services(self, type_name: str) -> Sequence[str]:
             return Known(self, type_name)
 
