@@ -54,6 +54,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from rollback import collector
 from rollback.errors import UsageError, failure_sentence
 from rollback.journal import (
     Event,
@@ -431,6 +432,7 @@ class _Course:
                 self.record("traffic-restored", data={"step": planned.name})
                 self.notify("traffic-restored")
         self.log.flush()
+        collector.resume()  # (a run with no change left to make)
         # What a killed run's stack step left in git goes once the steps are done: not on the
         # way to traffic (a stack step prunes for itself before it makes its worktree).
         from rollback.worktrees import prune_stale_worktrees
@@ -494,8 +496,11 @@ class _Course:
         if record.state in ("pending", "applying", "failed"):
             # A failed step is applied again when its run is resumed (apply is idempotent).
             self.record("step", step=planned.name, state="applying")
-            if not getattr(step, "read_only", False):
+            changes = not getattr(step, "read_only", False)
+            if changes:
                 self.log.flush()  # the journal says what is in flight before it changes anything
+                if planned.kind not in TRAFFIC_KINDS:
+                    collector.resume()  # a stack program, a restore: collected as they run
             try:
                 applied = step.apply()
             except Exception as exc:
@@ -507,6 +512,9 @@ class _Course:
                 )
                 log.debug("step %s failed to apply", planned.name, exc_info=True)
                 return False
+            finally:
+                if changes:
+                    collector.resume()  # the first change is made: see rollback.collector
             self.record("step", step=planned.name, state="applied", data=_applied(applied))
         evidence, error = _verify(step)
         state = "failed" if error else "verified"

@@ -32,6 +32,15 @@ _CLEARED = (
 
 
 @pytest.fixture(autouse=True)
+def collector_running() -> None:
+    """Importing rollback.cli.main pauses the collector for a CLI's start-up; a test
+    process runs for minutes, and a test that ends before the command resumes it."""
+    from rollback import collector
+
+    collector.resume()
+
+
+@pytest.fixture(autouse=True)
 def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in _CLEARED:
         monkeypatch.delenv(name, raising=False)

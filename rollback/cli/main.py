@@ -16,10 +16,14 @@ from importlib.machinery import ModuleSpec, PathFinder
 from types import ModuleType
 from typing import Any
 
-import click
+from rollback import collector
 
-from rollback import __version__
-from rollback.errors import ExitCode, RollbackError
+collector.pause()  # until the command runs: see rollback.collector
+
+import click  # noqa: E402 - after the pause, which is for its import too
+
+from rollback import __version__  # noqa: E402
+from rollback.errors import ExitCode, RollbackError  # noqa: E402
 
 # On its way out the interpreter runs full garbage collections over every object
 # still alive (click's and every imported module's: a tenth of `rollback --help`,
@@ -269,7 +273,9 @@ class LazyGroup(click.Group):
 @click.option(
     "--debug", is_flag=True, default=None, envvar="ROLLBACK_DEBUG", help="Tracebacks and AWS logs."
 )
-@click.option("--quiet", "-q", is_flag=True, default=None, help="Only warnings and errors on stderr.")
+@click.option(
+    "--quiet", "-q", is_flag=True, default=None, help="Only warnings and errors on stderr."
+)
 @click.option("--verbose", "-v", is_flag=True, default=None, help="More detail on stderr.")
 @click.version_option(version=__version__, prog_name="rollback")
 @click.pass_context
@@ -291,6 +297,8 @@ def cli(ctx: click.Context, /, **flags: Any) -> None:
         )
     settings = ctx.obj.settings
     _configure_logging(settings.debug, settings.quiet, settings.verbose)
+    if ctx.invoked_subcommand not in ("to", "emergency") or len(stacks) > 1:
+        collector.resume()  # a single-stack rollback's executor resumes it (rollback.collector)
 
 
 def _configure_logging(debug: bool, quiet: bool = False, verbose: bool = False) -> None:
@@ -361,6 +369,13 @@ class _ConfigureOnImport:
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; every failure ends here as one sentence and a documented exit code."""
     args = hoist_global_options(sys.argv[1:] if argv is None else argv)
+    try:
+        _run(args)
+    finally:
+        collector.resume()
+
+
+def _run(args: list[str]) -> None:
     debug = _wants_debug(args)
     json_output = _wants_json(args)
     try:

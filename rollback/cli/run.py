@@ -172,7 +172,10 @@ def to(
     """
     skip_map = dict((s.split("=", 1) + ["skipped by request"])[:2] for s in skips)
     if via_queue:
+        from rollback import collector
         from rollback.cli.agent import via_queue as enqueue_fleet
+
+        collector.resume()  # no run here: it may wait long for the agents (rollback.collector)
 
         if skip_map or break_lock:
             raise click.UsageError("--skip and --break-lock do not travel through the queue.")

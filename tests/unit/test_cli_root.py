@@ -270,3 +270,44 @@ def test_logging_is_configured_when_something_first_imports_it(
     assert result.returncode == 0, result.stderr
     assert "has no releases" in result.stdout
     assert result.stderr.splitlines() == expected
+
+
+@pytest.mark.parametrize(
+    ("command", "during"),
+    [(("release", "list"), True), (("--help",), False)],
+)
+def test_the_collector_is_paused_for_start_up_and_runs_for_the_command(
+    tmp_path: Path, command: tuple[str, ...], during: bool
+) -> None:
+    """rollback.collector in a fresh interpreter: off from the CLI's import, on again when
+    the command's work starts, and on after main() returns, whatever ran."""
+    script = (
+        "import gc, sys\n"
+        "from rollback.cli.main import main\n"
+        "import rollback.cli.release as release\n"
+        "print('import', gc.isenabled())\n"
+        "views = release._registry\n"
+        "def spy(ctx):\n"
+        "    print('command', gc.isenabled())\n"
+        "    return views(ctx)\n"
+        "release._registry = spy\n"
+        "try:\n"
+        "    main(sys.argv[1:])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('after', gc.isenabled())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, "--store", str(tmp_path), *command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [
+        line
+        for line in result.stdout.splitlines()
+        if line.split()[:1] in (["import"], ["command"], ["after"])
+    ]
+    assert lines == ["import False", *(["command True"] if during else []), "after True"]

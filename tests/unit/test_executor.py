@@ -557,3 +557,61 @@ def test_a_dry_run_describes_and_changes_nothing(s3: Any, store: LocalStore) -> 
         "snapshot": None,
     }
     assert list_runs(store, STACK) == []
+
+
+@pytest.mark.parametrize(
+    ("first_kind", "paused_in_first"),
+    [("traffic", True), ("stack", False), ("db-snapshot", False)],
+)
+def test_a_paused_collector_runs_again_once_the_first_change_is_applied(
+    s3: Any, store: LocalStore, first_kind: str, paused_in_first: bool
+) -> None:
+    """rollback.collector: paused by the CLI's start, running again after a traffic step's
+    apply, and before any other change (a stack program is collected as it runs)."""
+    import gc
+
+    from rollback import collector
+
+    seed(s3)
+    seen: dict[str, bool] = {}
+
+    class Peek(ObjectStep):
+        def apply(self) -> Applied:
+            seen[self.name] = gc.isenabled()
+            return super().apply()
+
+    plain = builder_for(s3, BUCKET)
+
+    def build(planned: PlannedStep) -> Any:
+        step = plain(planned)
+        return Peek(s3, step.name, step.kind, BUCKET, step.key, step.value, None)
+
+    plan = plan_of(
+        "20261129T120000Z-0077",
+        object_step("first", "live", "blue", kind=first_kind),
+        object_step("second", "app", "1.4.0", kind="stack"),
+    )
+    collector.pause()
+    try:
+        assert not gc.isenabled()
+        result = Executor(store, STACK, build).execute(plan, actor="ana")
+        assert result.ok
+        assert seen == {"first": not paused_in_first, "second": True}
+        assert gc.isenabled()
+    finally:
+        collector.resume()
+        gc.enable()
+
+
+def test_resume_never_starts_a_collector_it_did_not_pause() -> None:
+    import gc
+
+    from rollback import collector
+
+    gc.disable()
+    try:
+        collector.pause()  # already off: not ours
+        collector.resume()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
