@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,23 @@ def states(store: LocalStore, run_id: str) -> dict[str, str]:
     return {r.name: r.state for r in Journal.load(store, STACK, run_id).steps}
 
 
+def peeking(s3: Any, look: Callable[[ObjectStep], None]) -> Callable[[PlannedStep], Any]:
+    """The plain builder's steps, each calling `look(step)` as its apply starts."""
+
+    class Peek(ObjectStep):
+        def apply(self) -> Applied:
+            look(self)
+            return super().apply()
+
+    plain = builder_for(s3, BUCKET)
+
+    def build(planned: PlannedStep) -> Any:
+        step = plain(planned)
+        return Peek(s3, step.name, step.kind, BUCKET, step.key, step.value, None)
+
+    return build
+
+
 def test_happy_path_verifies_every_step_against_the_cloud(s3: Any, store: LocalStore) -> None:
     seed(s3)
     seen: list[Event] = []
@@ -119,18 +136,11 @@ def test_happy_path_verifies_every_step_against_the_cloud(s3: Any, store: LocalS
 
 
 def test_the_applying_record_is_in_the_store_before_apply_runs(s3: Any, store: LocalStore) -> None:
-    class Peek(ObjectStep):
-        def apply(self) -> Applied:
-            state = Journal.load(store, STACK, "20261129T120000Z-0002").step(self.name).state
-            put(s3, f"seen/{self.name}", state)
-            return super().apply()
+    def look(step: ObjectStep) -> None:
+        state = Journal.load(store, STACK, "20261129T120000Z-0002").step(step.name).state
+        put(s3, f"seen/{step.name}", state)
 
-    plain = builder_for(s3, BUCKET)
-
-    def build(planned: PlannedStep) -> Any:
-        step = plain(planned)
-        return Peek(s3, step.name, step.kind, BUCKET, step.key, step.value, None)
-
+    build = peeking(s3, look)
     plan = plan_of(
         "20261129T120000Z-0002", object_step("one", "a", "1"), object_step("two", "b", "2")
     )
@@ -151,17 +161,7 @@ def test_a_killed_runs_worktree_is_removed_once_the_steps_are_done_not_before_tr
     leftover.mkdir()
     seen: dict[str, bool] = {}
 
-    class Peek(ObjectStep):
-        def apply(self) -> Applied:
-            seen[self.name] = leftover.exists()
-            return super().apply()
-
-    plain = builder_for(s3, BUCKET)
-
-    def build(planned: PlannedStep) -> Any:
-        step = plain(planned)
-        return Peek(s3, step.name, step.kind, BUCKET, step.key, step.value, None)
-
+    build = peeking(s3, lambda step: seen.__setitem__(step.name, leftover.exists()))
     seed(s3)
     result = Executor(store, STACK, build).execute(rollback_plan(), actor="ana")
 
@@ -575,17 +575,7 @@ def test_a_paused_collector_runs_again_once_the_first_change_is_applied(
     seed(s3)
     seen: dict[str, bool] = {}
 
-    class Peek(ObjectStep):
-        def apply(self) -> Applied:
-            seen[self.name] = gc.isenabled()
-            return super().apply()
-
-    plain = builder_for(s3, BUCKET)
-
-    def build(planned: PlannedStep) -> Any:
-        step = plain(planned)
-        return Peek(s3, step.name, step.kind, BUCKET, step.key, step.value, None)
-
+    build = peeking(s3, lambda step: seen.__setitem__(step.name, gc.isenabled()))
     plan = plan_of(
         "20261129T120000Z-0077",
         object_step("first", "live", "blue", kind=first_kind),
