@@ -26,6 +26,30 @@ from rollback.config import Settings
 HEAVY = ("boto3", "botocore", "pulumi", "pulumi_aws", "moto", "git")
 
 
+def in_fresh_interpreter(
+    *argv: str, before: str = "", after: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """`rollback ARGV` through main() in a new interpreter (this one has imported much
+    already): Python `before` runs after the CLI's import, `after` once main() returns."""
+    script = (
+        "import sys\n"
+        "from rollback.cli.main import main\n"
+        f"{before}"
+        "try:\n"
+        "    main(sys.argv[1:])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"{after}"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", script, *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 @click.command()
 @click.pass_context
 def probe(ctx: click.Context) -> None:
@@ -191,46 +215,20 @@ def test_version_is_the_installed_one(capsys: pytest.CaptureFixture[str]) -> Non
 
 def test_installed_script_starts_without_heavy_modules(tmp_path: Path) -> None:
     # A fresh interpreter: in this one pytest fixtures have imported boto3 already.
-    script = (
-        "import sys\n"
-        "from rollback.cli.main import main\n"
-        "try:\n"
-        "    main(sys.argv[1:])\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)\n"
-    )
+    heavy = f"print(sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)\n"
     for argv in (["--help"], ["--store", str(tmp_path), "cloud", "status"]):
-        result = subprocess.run(
-            [sys.executable, "-c", script, *argv],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = in_fresh_interpreter(*argv, after=heavy)
         assert result.stderr.strip().splitlines()[-1] == "[]", (argv, result.stderr)
 
 
 def test_listing_releases_builds_no_run_records(tmp_path: Path) -> None:
     # What bench/cli.py times: the records of runs and upkeep, logging and hashlib
     # are for commands that use them, not for every command that opens the registry.
-    script = (
-        "import sys\n"
-        "from rollback.cli.main import main\n"
-        "try:\n"
-        "    main(sys.argv[1:])\n"
-        "except SystemExit:\n"
-        "    pass\n"
+    unused = (
         "unused = ('rollback.models', 'rollback.release_upkeep', 'logging', 'hashlib')\n"
         "print(sorted(m for m in unused if m in sys.modules), file=sys.stderr)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script, "--store", str(tmp_path), "release", "list"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = in_fresh_interpreter("--store", str(tmp_path), "release", "list", after=unused)
     assert result.stderr.strip().splitlines()[-1] == "[]", result.stderr
 
 
@@ -247,26 +245,14 @@ def test_logging_is_configured_when_something_first_imports_it(
 ) -> None:
     # A fresh interpreter: `release list` on a local store imports nothing that logs,
     # so level, format and redaction are set up only once a module imports logging.
-    script = (
-        "import sys\n"
-        "from rollback.cli.main import main\n"
-        "try:\n"
-        "    main(sys.argv[1:])\n"
-        "except SystemExit:\n"
-        "    pass\n"
+    after = (
         "assert 'logging' not in sys.modules\n"
         "import logging\n"
         "logging.getLogger('rollback.anything').info('token=abc123 reaches stderr')\n"
         "logging.getLogger('rollback.anything').debug('debug too')\n"
         "logging.getLogger('botocore.endpoint').info('never: botocore says only warnings')\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script, *flags, "--store", str(tmp_path), "release", "list"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = in_fresh_interpreter(*flags, "--store", str(tmp_path), "release", "list", after=after)
     assert result.returncode == 0, result.stderr
     assert "has no releases" in result.stdout
     assert result.stderr.splitlines() == expected
@@ -281,9 +267,8 @@ def test_the_collector_is_paused_for_start_up_and_runs_for_the_command(
 ) -> None:
     """rollback.collector in a fresh interpreter: off from the CLI's import, on again when
     the command's work starts, and on after main() returns, whatever ran."""
-    script = (
-        "import gc, sys\n"
-        "from rollback.cli.main import main\n"
+    spy = (
+        "import gc\n"
         "import rollback.cli.release as release\n"
         "print('import', gc.isenabled())\n"
         "views = release._registry\n"
@@ -291,19 +276,9 @@ def test_the_collector_is_paused_for_start_up_and_runs_for_the_command(
         "    print('command', gc.isenabled())\n"
         "    return views(ctx)\n"
         "release._registry = spy\n"
-        "try:\n"
-        "    main(sys.argv[1:])\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "print('after', gc.isenabled())\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script, "--store", str(tmp_path), *command],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    after = "print('after', gc.isenabled())\n"
+    result = in_fresh_interpreter("--store", str(tmp_path), *command, before=spy, after=after)
     assert result.returncode == 0, result.stderr
     lines = [
         line
