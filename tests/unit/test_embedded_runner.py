@@ -105,15 +105,7 @@ def test_preview_run_marks_dependent_values_unknown_when_no_id_is_given() -> Non
     def pretend(registration: Registration) -> tuple[str, dict[str, Any]]:
         return "", dict(registration.inputs)
 
-    run = run_program(
-        PROGRAMS / "bucket",
-        project="webapp",
-        stack="dev",
-        config={"webapp:bucketName": "b", "webapp:token": "t"},
-        secret_keys=["webapp:token"],
-        preview=True,
-        handler=pretend,
-    )
+    run = run_as_webapp_dev(pretend, preview=True)
 
     versioning = run.by_urn()[VERSIONING].registration
     assert versioning.inputs["bucket"] == "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
@@ -121,15 +113,7 @@ def test_preview_run_marks_dependent_values_unknown_when_no_id_is_given() -> Non
 
 def test_a_program_that_raises_is_an_engine_error_naming_program_and_message() -> None:
     with pytest.raises(EngineError) as caught:
-        run_program(
-            PROGRAMS / "failing",
-            project="webapp",
-            stack="dev",
-            config={},
-            secret_keys=[],
-            preview=False,
-            handler=RecordingHandler(),
-        )
+        run_as_webapp_dev(RecordingHandler(), PROGRAMS / "failing", config={})
 
     assert "failing/__main__.py" in caught.value.message
     assert "the blue weight must be between 0 and 100" in caught.value.message
@@ -140,30 +124,30 @@ def test_a_failing_handler_error_reaches_the_caller_unchanged() -> None:
         raise CloudError(f"AWS refused {registration.name}")
 
     with pytest.raises(CloudError, match="AWS refused artifacts"):
-        run_bucket_with(refuse)
+        run_as_webapp_dev(refuse)
 
 
 def test_a_directory_without_a_program_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="no __main__.py"):
-        run_program(
-            tmp_path,
-            project="webapp",
-            stack="dev",
-            config={},
-            secret_keys=[],
-            preview=True,
-            handler=RecordingHandler(),
-        )
+        run_as_webapp_dev(RecordingHandler(), tmp_path, preview=True, config={})
 
 
-def run_bucket_with(handler: Any, program_dir: Path = PROGRAMS / "bucket") -> Any:
+def run_as_webapp_dev(
+    handler: Any,
+    program_dir: Path = PROGRAMS / "bucket",
+    *,
+    preview: bool = False,
+    config: dict[str, str] | None = None,
+) -> Any:
+    """`program_dir` run as webapp/dev; `config`: the bucket program's, with its secret token."""
+    values = {"webapp:bucketName": "b", "webapp:token": "t"} if config is None else config
     return run_program(
         program_dir,
         project="webapp",
         stack="dev",
-        config={"webapp:bucketName": "b", "webapp:token": "t"},
-        secret_keys=["webapp:token"],
-        preview=False,
+        config=values,
+        secret_keys=[k for k in values if k == "webapp:token"],
+        preview=preview,
         handler=handler,
     )
 
@@ -173,7 +157,7 @@ def test_a_project_directory_runs_the_program_its_pulumi_yaml_names(tmp_path: Pa
         f"name: webapp\nruntime: python\nmain: {PROGRAMS / 'bucket'}\n"
     )
 
-    run = run_bucket_with(RecordingHandler(), program_dir=tmp_path)
+    run = run_as_webapp_dev(RecordingHandler(), program_dir=tmp_path)
 
     assert BUCKET in run.by_urn()
 
@@ -266,15 +250,7 @@ def test_a_programs_own_modules_are_imported_afresh_by_the_next_run(tmp_path: Pa
     (program / "naming.py").write_text("NAME = 'first'\n")
 
     def run() -> Any:
-        return run_program(
-            program,
-            project="webapp",
-            stack="dev",
-            config={},
-            secret_keys=[],
-            preview=False,
-            handler=RecordingHandler(),
-        )
+        return run_as_webapp_dev(RecordingHandler(), program, config={})
 
     assert run().exports == {"name": "first"}
     assert "naming" not in sys.modules
