@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rollback.daemon import in_daemon_thread
 from rollback.errors import (
     ConfigError,
     IntegrityError,
@@ -118,17 +119,9 @@ class Unlocks:
         with self._lock:
             key = (phrase, state)
             if key not in self._found:
-                found: Future[bool] = Future()
-
-                def run() -> None:
-                    try:
-                        found.set_result(_opens(phrase, state))
-                    except BaseException as exc:  # noqa: BLE001 - handed to the waiter
-                        found.set_exception(exc)
-
-                # A daemon: a run refused before preflight need not wait for it to exit.
-                threading.Thread(target=run, name="preflight-unlock", daemon=True).start()
-                self._found[key] = found
+                self._found[key] = in_daemon_thread(
+                    lambda: _opens(phrase, state), "preflight-unlock"
+                )
             return self._found[key]
 
     def opens(self, phrase: str, state: str) -> bool:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rollback.daemon import in_daemon_thread
 from rollback.errors import ConfigError
 
 # The signature key and value Pulumi uses to mark a secret in a checkpoint.
@@ -169,16 +170,9 @@ class SecretsKeyring:
         with self._lock:
             key = self._keys.get((passphrase, salt))
             if key is None:
-                key = self._keys[(passphrase, salt)] = Future()
-
-                def run() -> None:
-                    try:
-                        key.set_result(derive_key(passphrase, salt))
-                    except BaseException as exc:  # noqa: BLE001 - raised to the waiter
-                        key.set_exception(exc)
-
-                # A daemon: a run that ends before it needs the key does not wait for it.
-                threading.Thread(target=run, name="pbkdf2", daemon=True).start()
+                key = self._keys[(passphrase, salt)] = in_daemon_thread(
+                    lambda: derive_key(passphrase, salt), "pbkdf2"
+                )
             return key
 
 
