@@ -264,7 +264,7 @@ def resume(ctx: click.Context, run_id: str) -> None:
 
 
 @click.command()
-@click.argument("run_id", metavar="RUN")
+@click.argument("run_id", metavar="RUN", type=RUN_ID)
 @BREAK_LOCK
 @click.pass_context
 def abort(ctx: click.Context, run_id: str, break_lock: bool) -> None:

@@ -163,6 +163,8 @@ def test_auto_picks_the_pulumi_cli_for_aws_and_says_so(
         (["release", "show", "1.\u0661.0"], "is not a semantic version"),
         (["resume", "../../x"], "'../../x' is not a run id; `rollback history` lists the runs."),
         (["report", "runs/webapp"], "is not a run id"),
+        # Before the run id was checked, abort built the AWS clients and the engine first.
+        (["abort", "../../x"], "'../../x' is not a run id; `rollback history` lists the runs."),
         (
             ["cutover", "green", "--max-p99-ms", "nan"],
             "'nan' is not a number of milliseconds above 0",
