@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from rollback.config import is_stack
 from rollback.errors import UsageError
 
 if TYPE_CHECKING:
@@ -138,7 +139,7 @@ def _alarm_change(data: dict[str, Any]) -> AlarmChange:
 
 def _job(data: dict[str, Any], message_id: str) -> Job:
     stack, to = data.get("stack"), data.get("to", "last-stable")
-    if not isinstance(stack, str) or stack.count("/") != 1 or not all(stack.split("/")):
+    if not isinstance(stack, str) or not is_stack(stack):
         raise Malformed(f"job stack {stack!r} is not PROJECT/STACK.")
     if not isinstance(to, str) or not to:
         raise Malformed(f"job `to` {to!r} is not a version or last-stable.")

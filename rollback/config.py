@@ -12,6 +12,7 @@ apply. `stack` is the first of them, `stacks` all of them, each once.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -62,9 +63,10 @@ class Settings:
 
     def validate(self) -> Settings:
         for stack in (self.stack, *self.stacks):
-            if not is_stack(stack):
+            problem = stack_problem(stack)
+            if problem:
                 raise ConfigError(
-                    f"stack {stack!r} is not PROJECT/STACK; pass --stack webapp/prod, for example.",
+                    f"stack {stack!r} {problem}; pass --stack webapp/prod, for example.",
                     stack=stack,
                 )
         if self.engine not in ENGINES:
@@ -99,9 +101,28 @@ _ENV = {
 FILE_KEYS = tuple(f.name for f in fields(Settings) if f.name != "stacks")
 
 
+# Pulumi's own grammar for project and stack names (ASCII letters, digits, `-`, `_`, `.`;
+# at most 100), less a leading `.`: each name becomes a segment of store keys, where `..`
+# would climb out and `.` starts the store's own reserved names.
+_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}", re.ASCII)
+
+
 def is_stack(text: str) -> bool:
-    """Whether `text` has the PROJECT/STACK shape."""
-    return text.count("/") == 1 and all(text.split("/")) and not any(c.isspace() for c in text)
+    """Whether `text` is PROJECT/STACK, each a name Pulumi and the store both accept."""
+    parts = text.split("/")
+    return len(parts) == 2 and all(_NAME.fullmatch(p) for p in parts)
+
+
+def stack_problem(text: str) -> str | None:
+    """What is wrong with `text` as PROJECT/STACK, as the end of a sentence; None if nothing."""
+    if is_stack(text):
+        return None
+    if text.count("/") != 1 or not all(text.split("/")) or any(c.isspace() for c in text):
+        return "is not PROJECT/STACK"
+    return (
+        "is not PROJECT/STACK: each name is up to 100 ASCII letters, digits, '-', '_' or '.', "
+        "not starting with '.'"
+    )
 
 
 def load(
@@ -154,7 +175,9 @@ def _refuse_empty(name: str, value: Any) -> None:
     values = value if isinstance(value, list | tuple) else [value]
     if any(isinstance(v, str) and not v.strip() for v in values):
         option = "--" + name.replace("_", "-")
-        raise ConfigError(f"{option} is empty; pass a value or leave the option out.", option=option)
+        raise ConfigError(
+            f"{option} is empty; pass a value or leave the option out.", option=option
+        )
 
 
 def _parse_seconds(name: str, value: Any) -> float:
@@ -213,9 +236,10 @@ def _read_stacks_file(path: Path) -> tuple[str, ...]:
         entry = line.split("#", 1)[0].strip()
         if not entry:
             continue
-        if not is_stack(entry):
+        problem = stack_problem(entry)
+        if problem:
             raise ConfigError(
-                f"stacks file {path} line {number}: {entry!r} is not PROJECT/STACK; "
+                f"stacks file {path} line {number}: {entry!r} {problem}; "
                 "write one stack a line, # for comments.",
                 path=str(path),
                 line=number,

@@ -115,6 +115,7 @@ def test_a_job_message_takes_its_id_or_the_message_id() -> None:
         ("[1, 2]", "not a JSON object"),
         ('{"hello": 1}', "neither a CloudWatch alarm state change nor a job"),
         ('{"stack": "shop"}', "is not PROJECT/STACK"),
+        ('{"stack": "shop/.."}', "is not PROJECT/STACK"),
         ('{"stack": "shop/a", "to": ""}', "is not a version"),
         ('{"stack": "shop/a", "id": "../x"}', "job id"),
         ('{"stack": "shop/a", "force": "yes"}', "`force` must be true or false"),

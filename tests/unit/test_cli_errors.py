@@ -172,6 +172,9 @@ def test_auto_picks_the_pulumi_cli_for_aws_and_says_so(
         (["cutover", "green", "--max-p99-ms", "inf"], "is not a number of milliseconds"),
         (["cutover", "green", "--bake", "1e9"], "is not a duration"),
         (["--stack", "", "release", "list"], "--stack is empty"),
+        # Not "store key 'releases/webapp/..' is not valid": the cause is the flag.
+        (["--stack", "webapp/..", "release", "list"], "stack 'webapp/..' is not PROJECT/STACK"),
+        (["lock", "show", "--stack", ".webapp/dev"], "stack '.webapp/dev' is not PROJECT/STACK"),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) else None,
 )

@@ -98,11 +98,15 @@ def test_an_unknown_file_key_is_refused_naming_the_nearest_known_one(tmp_path: P
     )
     assert raised.value.exit_code == ExitCode.USAGE and raised.value.fields["key"] == "webhok_url"
     write_toml(tmp_path, '[notify]\nchannel = "#ops"\n')
-    with pytest.raises(ConfigError, match="unknown key 'notify'; known keys: backend_url, debug, endpoint_url"):
+    with pytest.raises(
+        ConfigError, match="unknown key 'notify'; known keys: backend_url, debug, endpoint_url"
+    ):
         config.load({}, env={}, cwd=tmp_path)
 
 
-@pytest.mark.parametrize("flags", [{"stack": ("",)}, {"store": ""}, {"store": "  "}, {"stacks_file": ""}])
+@pytest.mark.parametrize(
+    "flags", [{"stack": ("",)}, {"store": ""}, {"store": "  "}, {"stacks_file": ""}]
+)
 def test_an_empty_stack_or_store_is_refused_not_defaulted(
     tmp_path: Path, flags: dict[str, object]
 ) -> None:
@@ -116,6 +120,13 @@ def test_an_empty_stack_or_store_is_refused_not_defaulted(
         ({"stack": "webapp"}, {}, None, "not PROJECT/STACK"),
         ({"stack": "webapp/"}, {}, None, "not PROJECT/STACK"),
         ({"stack": "a/b/c"}, {}, None, "not PROJECT/STACK"),
+        # Each name is a segment of store keys: refused here, not as a store key later.
+        ({"stack": "webapp/.."}, {}, None, "each name is up to 100 ASCII letters"),
+        ({"stack": ".webapp/dev"}, {}, None, "not starting with '.'"),
+        ({"stack": "webapp/d\u00e9v"}, {}, None, "not PROJECT/STACK: each name"),
+        ({"stack": "webapp/" + "d" * 101}, {}, None, "not PROJECT/STACK: each name"),
+        ({}, {"ROLLBACK_STACK": "webapp/dev\\"}, None, "not PROJECT/STACK: each name"),
+        ({}, {}, 'stack = "webapp/.hidden"\n', "not PROJECT/STACK: each name"),
         ({}, {"ROLLBACK_ENGINE": "terraform"}, None, "engine 'terraform' is unknown"),
         ({}, {"ROLLBACK_OUTPUT": "yaml"}, None, "output 'yaml' is unknown"),
         ({}, {"ROLLBACK_DEBUG": "maybe"}, None, "not a boolean"),
