@@ -118,7 +118,14 @@ def open_store(url: str, clients: Clients | None = None) -> Store:
         from rollback.store.local import LocalStore
 
         # Messages name the absolute path: "./artifacts" from the wrong directory misleads.
-        root = Path(url).expanduser().absolute()
+        try:
+            root = Path(url).expanduser().absolute()
+        except RuntimeError:  # `~someone/x` for a user this machine does not have
+            raise ConfigError(
+                f"store {url!r} starts with a home directory this machine does not know; "
+                "fix --store.",
+                store=url,
+            ) from None
         return LocalStore(root, str(root))
     scheme = url.split("://", 1)[0].lower()
     if scheme == "file":

@@ -68,6 +68,11 @@ def _fsync_all(fds: list[int]) -> None:
     list(sync_pool().map(os.fsync, fds))
 
 
+def _shown(text: str, limit: int = 120) -> str:
+    """`text` for a message: whole when short, else its start and end around `...`."""
+    return text if len(text) <= limit else f"{text[: limit // 2]}...{text[-limit // 2 :]}"
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -80,7 +85,15 @@ class LocalStore:
     def __init__(self, root: Path, url: str | None = None) -> None:
         self.root = Path(root)
         self.url = url or str(self.root)
-        if self.root.exists() and not self.root.is_dir():
+        try:
+            is_file = self.root.exists() and not self.root.is_dir()
+        except OSError as exc:  # a name too long, a NUL byte: no path the system takes
+            raise ConfigError(
+                f"store {_shown(self.url)} is not a usable path ({exc.strerror or exc}); "
+                "fix --store.",
+                store=self.url,
+            ) from None
+        if is_file:
             raise ConfigError(
                 f"store {self.root} is a file, not a directory; fix --store.", store=self.url
             )

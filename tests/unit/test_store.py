@@ -7,6 +7,7 @@ import io
 import multiprocessing
 import os
 import random
+import re
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -312,6 +313,25 @@ def test_a_store_path_that_is_a_file_is_a_config_error(tmp_path: Path) -> None:
     (tmp_path / "artifacts").write_text("not a directory")
     with pytest.raises(ConfigError, match="is a file"):
         open_store(str(tmp_path / "artifacts"))
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("~no-such-user-here/x", "starts with a home directory this machine does not know"),
+        ("a" * 5000, "is not a usable path (File name too long); fix --store."),
+        ("a" * 300 + "/artifacts", "is not a usable path"),
+    ],
+)
+def test_a_store_path_the_system_cannot_take_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, says: str
+) -> None:
+    # Not RuntimeError or OSError (an internal error, exit 70) from the first stat.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=re.escape(says)) as raised:
+        open_store(url)
+    assert raised.value.exit_code == 2 and len(raised.value.message) < 300
+    assert os.listdir(tmp_path) == []
 
 
 def test_missing_bucket_is_a_config_error_and_no_bucket_is_created() -> None:
