@@ -70,8 +70,19 @@ _SEMVER = re.compile(
 )
 
 
+# A version names a store directory and a git tag (each a file name, at most 255 bytes);
+# semver sets no bound, so set one well inside both.
+MAX_VERSION = 128
+
+
 def parse_version(text: str) -> str:
     """Normalise `v1.4.0` or `1.4.0` to `1.4.0`; raises UsageError if not semantic."""
+    if len(text.strip()) > MAX_VERSION:
+        raise UsageError(
+            f"version {text[:40]!r}... is {len(text.strip())} characters long; "
+            f"use a semantic version of at most {MAX_VERSION} characters, such as 1.4.0.",
+            version=text[:MAX_VERSION],
+        )
     if not _SEMVER.match(text.strip()):
         raise UsageError(
             f"version {text!r} is not a semantic version; use MAJOR.MINOR.PATCH such as 1.4.0 or v1.4.0-rc.1.",

@@ -196,6 +196,9 @@ def _unchanged(store: Store, repo: git.Repo) -> tuple[dict[str, bytes], dict[str
         ("1.4", UsageError, "not a semantic version"),
         ("v1.0.0.0", UsageError, "not a semantic version"),
         ("latest", UsageError, "not a semantic"),
+        # Valid semver with no bound; as a store directory it was "File name too long" (exit 70).
+        ("9" * 300 + ".0.0", UsageError, "is 304 characters long; use a semantic version of at"),
+        ("1.4.0-" + "a" * 123, UsageError, "at most 128 characters"),
     ],
 )
 def test_malformed_version_refused(
@@ -206,6 +209,12 @@ def test_malformed_version_refused(
         Registry(store, STACK).record(version, artifact, Path(repo.working_dir))
     assert exc.value.exit_code == 2
     assert _unchanged(store, repo) == before
+
+
+def test_an_overlong_version_is_refused_on_reading_too(store: Store) -> None:
+    with pytest.raises(UsageError, match="at most 128 characters") as exc:
+        Registry(store, STACK).show("1." * 200 + "0")
+    assert exc.value.exit_code == 2 and len(exc.value.message) < 200
 
 
 def test_duplicate_version_refused(store: Store, repo: git.Repo, artifact: Path) -> None:
