@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from rollback.cli.params import FiniteRange, WholeNumber
 from rollback.cli.render import emit, progress, table
 
 if TYPE_CHECKING:
@@ -54,14 +55,14 @@ def setup_text(plan: SetupPlan) -> str:
 )
 @click.option(
     "--visibility",
-    type=click.IntRange(1, 43200),
+    type=WholeNumber(1, 43200),
     default=60,
     show_default=True,
     help="Queue visibility timeout, seconds.",
 )
 @click.option(
     "--redrive-after",
-    type=click.IntRange(2, 1000),
+    type=WholeNumber(2, 1000),
     default=5,
     show_default=True,
     help="Receipts before SQS itself moves a message to the DLQ.",
@@ -95,48 +96,48 @@ def setup(
 @click.option(
     "--wait",
     "wait_s",
-    type=click.IntRange(0, 20),
+    type=WholeNumber(0, 20),
     default=20,
     show_default=True,
     help="Long-poll wait per receive, seconds.",
 )
 @click.option(
     "--visibility",
-    type=click.IntRange(1, 43200),
+    type=WholeNumber(1, 43200),
     default=60,
     show_default=True,
     help="Visibility each heartbeat extends a message in work to, seconds.",
 )
 @click.option(
     "--heartbeat",
-    type=click.FloatRange(0.1),
+    type=FiniteRange(0.1),
     default=None,
     help="Seconds between heartbeats  [default: visibility / 4]",
 )
 @click.option(
     "--max-receives",
-    type=click.IntRange(1),
+    type=WholeNumber(1),
     default=3,
     show_default=True,
     help="Failed receipts before a message is dead-lettered.",
 )
 @click.option(
     "--retry-delay",
-    type=click.IntRange(0, 900),
+    type=WholeNumber(0, 900),
     default=5,
     show_default=True,
     help="A failed message is visible again after this many seconds times its receipts.",
 )
 @click.option(
     "--metrics-port",
-    type=click.IntRange(0, 65535),
+    type=WholeNumber(0, 65535),
     default=None,
     help="Serve /metrics (Prometheus) and /healthz on this port.",
 )
 @click.option(
     "--metrics-host", default="127.0.0.1", show_default=True, help="Address for the metrics server."
 )
-@click.option("--max-messages", type=click.IntRange(1), default=None, hidden=True)
+@click.option("--max-messages", type=WholeNumber(1), default=None, hidden=True)
 @click.pass_context
 def run(
     ctx: click.Context,

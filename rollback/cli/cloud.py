@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from rollback import cloud as embedded
+from rollback.cli.params import WholeNumber
 from rollback.cli.render import emit, progress
 
 
@@ -21,9 +22,7 @@ def cloud() -> None:
 
 
 @cloud.command("start")
-@click.option(
-    "--port", type=click.IntRange(1, 65535), help="Port on 127.0.0.1  [default: a free one]"
-)
+@click.option("--port", type=WholeNumber(1, 65535), help="Port on 127.0.0.1  [default: a free one]")
 @click.pass_context
 def start(ctx: click.Context, port: int | None) -> None:
     """Start moto's server on 127.0.0.1 and print the shell lines that point AWS clients at it.

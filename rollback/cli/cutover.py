@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from rollback.cli.params import POSITIVE_MS
+from rollback.cli.params import POSITIVE_MS, WholeNumber
 from rollback.cli.render import emit
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ SIGNAL_OPTIONS = (
     ),
     click.option(
         "--health-failures",
-        type=int,
+        type=WholeNumber(min=1),
         default=3,
         show_default=True,
         help="Failed health checks in a row that are a breach.",

@@ -1,4 +1,4 @@
-"""Click parameter types shared by commands: numbers that must be finite and positive.
+"""Click parameter types shared by commands: finite numbers in ASCII digits, run ids.
 
 `float("nan")` and `float("inf")` parse, compare False with every bound (so
 click's FloatRange lets NaN through) and are not JSON; refuse them here.
@@ -50,6 +50,32 @@ class FinitePositive(_FloatType):
 
 
 POSITIVE_MS = FinitePositive("milliseconds", 3_600_000)
+
+_INTEGER = re.compile(r"[+-]?[0-9]+", re.ASCII)
+
+
+class WholeNumber(click.IntRange):
+    """click's IntRange in ASCII digits only: its int() also takes '١٢', '１' and '1_000'."""
+
+    name = "integer"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not _INTEGER.fullmatch(value.strip()):
+            self.fail(f"{value!r} is not a whole number such as 3 (ASCII digits).", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+class FiniteRange(click.FloatRange):
+    """click's FloatRange without NaN, infinity or non-ASCII digits (it lets all three through)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        text = str(value).strip()
+        if isinstance(value, str) and (not text.isascii() or "_" in text):
+            self.fail(f"{value!r} is not a number such as 1.5 (ASCII digits).", param, ctx)
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number; pass one such as 1.5.", param, ctx)
+        return number
 
 
 class RunId(_StrType):

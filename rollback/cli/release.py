@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from rollback.cli.params import WholeNumber
 from rollback.cli.render import emit, table
 
 
@@ -216,7 +217,9 @@ def mark(
     ctx: click.Context, version: str, stable: bool, bad: bool, candidate: bool, reason: str
 ) -> None:
     """Mark VERSION stable or bad; the history of changes is kept."""
-    chosen = [name for name, on in (("stable", stable), ("bad", bad), ("candidate", candidate)) if on]
+    chosen = [
+        name for name, on in (("stable", stable), ("bad", bad), ("candidate", candidate)) if on
+    ]
     if len(chosen) != 1:
         raise click.UsageError(
             "say exactly one of --stable, --bad or --candidate"
@@ -253,7 +256,7 @@ def changelog(ctx: click.Context, from_version: str, to_version: str, repo: Path
 
 
 @release.command()
-@click.option("--keep", required=True, type=int, help="Stable releases to keep.")
+@click.option("--keep", required=True, type=WholeNumber(), help="Stable releases to keep.")
 @click.option("--dry-run", is_flag=True, help="Say what would go; delete nothing.")
 @click.pass_context
 def prune(ctx: click.Context, keep: int, dry_run: bool) -> None:

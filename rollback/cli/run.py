@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from rollback.cli.params import RUN_ID
+from rollback.cli.params import RUN_ID, FiniteRange, WholeNumber
 from rollback.cli.render import emit, progress, table
 from rollback.cli.render import step_events as _on_event
 
@@ -93,7 +93,7 @@ BREAK_LOCK = click.option(
 )
 PARALLEL = click.option(
     "--parallel",
-    type=click.IntRange(min=1),
+    type=WholeNumber(min=1),
     default=4,
     show_default=True,
     help="With several --stack: how many stacks roll back at once.",
@@ -144,7 +144,7 @@ def plan_cmd(ctx: click.Context, version: str, accept_data_loss: bool, force: bo
 )
 @click.option(
     "--wait-timeout",
-    type=click.FloatRange(0),
+    type=FiniteRange(0),
     default=1800,
     show_default=True,
     help="With --via-queue: seconds to wait for the results.",

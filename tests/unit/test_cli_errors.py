@@ -171,6 +171,15 @@ def test_auto_picks_the_pulumi_cli_for_aws_and_says_so(
         ),
         (["cutover", "green", "--max-p99-ms", "inf"], "is not a number of milliseconds"),
         (["cutover", "green", "--bake", "1e9"], "is not a duration"),
+        # click's int() and float() take non-ASCII digits and underscores, and float NaN.
+        (["release", "prune", "--keep", "\u0661"], "'\u0661' is not a whole number such as 3"),
+        (["release", "prune", "--keep", "1_0"], "'1_0' is not a whole number"),
+        (["to", "1.4.0", "--parallel", "\uff13"], "is not a whole number"),
+        (["cutover", "green", "--health-failures", "0"], "0 is not in the range x>=1"),
+        (
+            ["to", "1.4.0", "--via-queue", "https://q", "--wait-timeout", "nan"],
+            "'nan' is not a finite number",
+        ),
         (["--stack", "", "release", "list"], "--stack is empty"),
         # Not "store key 'releases/webapp/..' is not valid": the cause is the flag.
         (["--stack", "webapp/..", "release", "list"], "stack 'webapp/..' is not PROJECT/STACK"),
