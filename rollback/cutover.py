@@ -33,6 +33,7 @@ How a cutover ends:
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -110,14 +111,15 @@ class CutoverSpec:
         self.signals.check()
 
 
+_STEP = re.compile(r"[+-]?[0-9]+", re.ASCII)  # int() would take '١٠' and '1_0' too
+
+
 def parse_steps(text: str) -> tuple[int, ...]:
     """`10,50,100` to (10, 50, 100); raises UsageError for anything else."""
-    try:
-        return tuple(int(p) for p in text.split(","))
-    except ValueError:
-        raise UsageError(
-            f"--steps {text!r} must be comma-separated percentages, e.g. 10,50,100."
-        ) from None
+    parts = [p.strip() for p in text.split(",")]
+    if not all(_STEP.fullmatch(p) for p in parts):
+        raise UsageError(f"--steps {text!r} must be comma-separated percentages, e.g. 10,50,100.")
+    return tuple(int(p) for p in parts)
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,7 @@ _DURATION = re.compile(
     rf"^(?:(?P<plain>{_NUMBER})|(?:(?P<h>{_NUMBER})h)?(?:(?P<m>{_NUMBER})m)?(?:(?P<s>{_NUMBER})s)?)$"
 )
 _UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0}
+MAX_DURATION_S = 7 * 24 * 3600.0  # a week, as for health_deadline_s: longer is a typo
 
 
 def parse_duration(text: str, what: str = "duration") -> float:
@@ -88,14 +89,23 @@ def parse_duration(text: str, what: str = "duration") -> float:
         raise UsageError(
             f"{what} {text!r} is not a duration; write 90s, 10m, 1h, 1m30s or a number of seconds.",
         )
+    if seconds > MAX_DURATION_S:
+        # Finite is not enough: a lease or a sleep that long overflows the clock.
+        raise UsageError(f"{what} {text!r} is longer than a week; write at most 168h.")
     return seconds
+
+
+_RATE_NUMBER = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
 
 
 def parse_rate(text: str) -> float:
     """A 5xx rate as a fraction from `0.05` or `5%`; raises UsageError outside 0..1."""
     raw = str(text).strip()
     try:
-        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+        number = raw[:-1] if raw.endswith("%") else raw
+        if not _RATE_NUMBER.fullmatch(number):  # float() takes '٥', '1_0' and 'nan' too
+            raise ValueError(number)
+        value = float(number) / 100 if raw.endswith("%") else float(number)
     except ValueError:
         value = -1.0
     if not 0.0 <= value <= 1.0:

@@ -248,11 +248,44 @@ def test_durations(text: str, seconds: float) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "ten minutes", "10d", "-5s", "5 m s", "1m30", "30s1m", "nan", "inf", "1e3s", "١٢s", "9" * 400],
+    [
+        "",
+        "ten minutes",
+        "10d",
+        "-5s",
+        "5 m s",
+        "1m30",
+        "30s1m",
+        "nan",
+        "inf",
+        "1e3s",
+        "١٢s",
+        "9" * 400,
+    ],
 )
 def test_a_bad_duration_is_a_usage_error(text: str) -> None:
     with pytest.raises(UsageError, match="is not a duration"):
         parse_duration(text, "--bake")
+
+
+@pytest.mark.parametrize("text", ["169h", "9" * 30 + "h", "604801", "10081m"])
+def test_a_duration_longer_than_a_week_is_refused(text: str) -> None:
+    # Finite, but a lease or a wait that long overflows the clock (exit 70 later).
+    with pytest.raises(UsageError, match="is longer than a week; write at most 168h"):
+        parse_duration(text, "--window")
+    assert parse_duration("168h") == 604800
+
+
+@pytest.mark.parametrize("text", ["\u0665%", "0.\u0665", "1_0%", "nan", "nan%", "0x1"])
+def test_a_rate_in_other_digits_or_nan_is_refused(text: str) -> None:
+    with pytest.raises(UsageError, match="must be a fraction 0..1"):
+        parse_rate(text)
+
+
+@pytest.mark.parametrize("text", ["\u0661\u0660,\u0661\u0660\u0660", "1_0,100", "10,,100", ""])
+def test_steps_in_other_digits_are_refused(text: str) -> None:
+    with pytest.raises(UsageError, match="must be comma-separated percentages"):
+        parse_steps(text)
 
 
 def test_rates_and_steps() -> None:
