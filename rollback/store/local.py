@@ -86,10 +86,12 @@ class LocalStore:
         self.root = Path(root)
         self.url = url or str(self.root)
         try:
+            if "\x00" in str(self.root):  # exists() says False; every open would raise ValueError
+                raise OSError(0, "it contains a NUL byte")
             is_file = self.root.exists() and not self.root.is_dir()
         except OSError as exc:  # a name too long, a NUL byte: no path the system takes
             raise ConfigError(
-                f"store {_shown(self.url)} is not a usable path ({exc.strerror or exc}); "
+                f"store {_shown(self.url)!r} is not a usable path ({exc.strerror or exc}); "
                 "fix --store.",
                 store=self.url,
             ) from None

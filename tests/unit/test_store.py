@@ -321,6 +321,8 @@ def test_a_store_path_that_is_a_file_is_a_config_error(tmp_path: Path) -> None:
         ("~no-such-user-here/x", "starts with a home directory this machine does not know"),
         ("a" * 5000, "is not a usable path (File name too long); fix --store."),
         ("a" * 300 + "/artifacts", "is not a usable path"),
+        # From rollback.toml (`store = "artifacts\u0000"`): ValueError on every open, exit 70.
+        ("artifacts\x00", "is not a usable path (it contains a NUL byte); fix --store."),
     ],
 )
 def test_a_store_path_the_system_cannot_take_is_a_config_error(
