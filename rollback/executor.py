@@ -94,6 +94,7 @@ OnEvent = Callable[[Event], None]
 ShouldStop = Callable[[], bool]
 OutcomeProbe = Callable[[Plan, frozenset[str]], "OutcomeReport"]  # plan, skipped step names
 Remember = Callable[[dict[str, int], str], object]  # weights by colour, run id: the desired traffic
+Report = Callable[[str], object]  # run id: write the run's report (rollback.report.store_report)
 
 
 @runtime_checkable
@@ -182,6 +183,7 @@ class Executor:
         observe: Callable[[], dict[str, str]] | None = None,
         outcome: OutcomeProbe | None = None,
         remember: Remember | None = None,
+        report: Report | None = None,
     ) -> None:
         self.store = store
         self.stack = stack
@@ -194,6 +196,9 @@ class Executor:
         self.observe = observe
         self.outcome = outcome
         self.remember = remember
+        # Called once a run's `finished` record is in the store and before its lock goes: a
+        # process killed after unlocking must not leave a finished run without its report.
+        self.report = report
         self.held: HeldLock | None = None  # the lock of the run in hand, renewed by a heartbeat
 
     def execute(
@@ -677,6 +682,8 @@ class _Course:
             "finished",
             data={"result": result, "message": message, "state": state, "by": self.actor},
         )
+        if self.x.report is not None:
+            self.x.report(self.plan.run_id)  # under the lock: see Executor.report
         run = Journal.load(self.x.store, self.plan.stack, self.plan.run_id)
         return _result(run, result, message, state, finished_at=event.at, notified=self.notified)
 
