@@ -488,6 +488,7 @@ class _Course:
             # In flight when a process died: the cloud may already show it done.
             evidence, error = _verify(step)
             if not error:
+                self._remember(planned, step)  # the killed run may have died before it did
                 self.record(
                     "step",
                     step=planned.name,
@@ -526,11 +527,21 @@ class _Course:
         data: dict[str, Any] = {"evidence": _ev(evidence)}
         if error:
             data["error"] = error
-        elif planned.kind == "traffic" and self.x.remember is not None:
+        else:
             # Before the journal says verified: a crash in between re-verifies on resume.
-            self.x.remember(dict(getattr(step, "target_weights", {})), self.plan.run_id)
+            self._remember(planned, step)
         self.record("step", step=planned.name, state=state, data=data)
         return not error
+
+    def _remember(self, planned: PlannedStep, step: Step) -> None:
+        """A verified traffic step's weights become the stack's desired traffic (ownership).
+
+        Also when a resume finds the step already done: a run killed between the
+        listener's change and this would otherwise leave the desired traffic the
+        one it rolled away from, and the stack step re-applies that after it.
+        """
+        if planned.kind == "traffic" and self.x.remember is not None:
+            self.x.remember(dict(getattr(step, "target_weights", {})), self.plan.run_id)
 
     def compensate(self) -> None:
         """Undo, in reverse, what the steps done so far changed, where that is safe (`abort`)."""

@@ -273,3 +273,27 @@ def _assert_reported_and_rolled_back(world: World, run_id: str) -> None:
     assert json.loads((world.runs_dir() / run_id / "report.json").read_text())["outcome"]["ok"]
     assert world.weights() == ON_BLUE and world.registry().current() == "1.0.0"
     assert worktrees(world) == [str(world.repo_dir)] and _dead_checkouts() == []
+
+
+def test_killed_after_the_listener_moved_then_resumed_keeps_users_on_blue(
+    world: World, tmp_path: Path
+) -> None:
+    # Killed after the traffic step's change, before it verified and recorded the new
+    # weights as the stack's desired traffic: the resume finds the step done, and the
+    # stack step after it must not put users back where the cutover to green left them.
+    world.back_to_v2()
+    runs_before = world.run_ids()
+    killed = world.run(
+        "to",
+        "last-stable",
+        "--yes",
+        env=killer_env(tmp_path / "k", "traffic:applying+1"),
+        expect=None,
+    )
+    assert killed.returncode == -9, killed.stderr
+    (run_id,) = [r for r in world.run_ids() if r not in runs_before]
+    assert world.weights()["alb"] == ON_BLUE["alb"]  # the listener moved before the kill
+
+    resumed = world.run("resume", run_id, expect=None)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    _assert_reported_and_rolled_back(world, run_id)
