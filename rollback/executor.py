@@ -94,6 +94,7 @@ OnEvent = Callable[[Event], None]
 ShouldStop = Callable[[], bool]
 OutcomeProbe = Callable[[Plan, frozenset[str]], "OutcomeReport"]  # plan, skipped step names
 Remember = Callable[[dict[str, int], str], object]  # weights by colour, run id: the desired traffic
+Report = Callable[[str], object]  # run id: write the run's report (rollback.report.store_report)
 
 
 @runtime_checkable
@@ -182,6 +183,7 @@ class Executor:
         observe: Callable[[], dict[str, str]] | None = None,
         outcome: OutcomeProbe | None = None,
         remember: Remember | None = None,
+        report: Report | None = None,
     ) -> None:
         self.store = store
         self.stack = stack
@@ -194,6 +196,9 @@ class Executor:
         self.observe = observe
         self.outcome = outcome
         self.remember = remember
+        # Called once a run's `finished` record is in the store and before its lock goes: a
+        # process killed after unlocking must not leave a finished run without its report.
+        self.report = report
         self.held: HeldLock | None = None  # the lock of the run in hand, renewed by a heartbeat
 
     def execute(
@@ -483,6 +488,7 @@ class _Course:
             # In flight when a process died: the cloud may already show it done.
             evidence, error = _verify(step)
             if not error:
+                self._remember(planned, step)  # the killed run may have died before it did
                 self.record(
                     "step",
                     step=planned.name,
@@ -521,11 +527,21 @@ class _Course:
         data: dict[str, Any] = {"evidence": _ev(evidence)}
         if error:
             data["error"] = error
-        elif planned.kind == "traffic" and self.x.remember is not None:
+        else:
             # Before the journal says verified: a crash in between re-verifies on resume.
-            self.x.remember(dict(getattr(step, "target_weights", {})), self.plan.run_id)
+            self._remember(planned, step)
         self.record("step", step=planned.name, state=state, data=data)
         return not error
+
+    def _remember(self, planned: PlannedStep, step: Step) -> None:
+        """A verified traffic step's weights become the stack's desired traffic (ownership).
+
+        Also when a resume finds the step already done: a run killed between the
+        listener's change and this would otherwise leave the desired traffic the
+        one it rolled away from, and the stack step re-applies that after it.
+        """
+        if planned.kind == "traffic" and self.x.remember is not None:
+            self.x.remember(dict(getattr(step, "target_weights", {})), self.plan.run_id)
 
     def compensate(self) -> None:
         """Undo, in reverse, what the steps done so far changed, where that is safe (`abort`)."""
@@ -677,6 +693,8 @@ class _Course:
             "finished",
             data={"result": result, "message": message, "state": state, "by": self.actor},
         )
+        if self.x.report is not None:
+            self.x.report(self.plan.run_id)  # under the lock: see Executor.report
         run = Journal.load(self.x.store, self.plan.stack, self.plan.run_id)
         return _result(run, result, message, state, finished_at=event.at, notified=self.notified)
 

@@ -230,9 +230,19 @@ class Workbench:
         return TrafficOwner(self.clients, self.store, self.registry.stack, self.timing)
 
     def executor(
-        self, on_event: OnEvent | None = None, should_stop: ShouldStop = lambda: False
+        self,
+        on_event: OnEvent | None = None,
+        should_stop: ShouldStop = lambda: False,
+        *,
+        report: bool = False,
     ) -> Executor:
+        """`report`: the run's report is written before its lock is released (`Executor.report`)."""
         from rollback.executor import Executor
+
+        def store_report(run_id: str) -> object:
+            from rollback.report import store_report  # after the run: not on the way to traffic
+
+            return store_report(self.store, self.registry.stack, run_id)
 
         return Executor(
             self.store,
@@ -245,6 +255,7 @@ class Workbench:
             observe=self.observe_traffic,
             outcome=self.outcome,
             remember=lambda weights, run_id: self.owner().remember(weights, f"run {run_id}"),
+            report=store_report if report else None,
         )
 
     def outcome(self, plan: Plan, skipped: frozenset[str] = frozenset()) -> OutcomeReport:
@@ -415,7 +426,7 @@ def rollback_to(
     preflight(bench, plan, unlocks=unlocks)  # all every step needs, before the journal
     bench.planned_read = _read_under(lock, planner.read)
     try:
-        result = bench.executor(on_event, should_stop).execute(
+        result = bench.executor(on_event, should_stop, report=True).execute(
             plan,
             actor=options.actor,
             skips=skips or {},
@@ -430,9 +441,7 @@ def rollback_to(
         )
     finally:
         bench.planned_read = None
-    from rollback.report import store_report  # after the run: not on the way to traffic
-
-    keys = store_report(bench.store, bench.registry.stack, plan.run_id)
+    keys = report_keys(bench.registry.stack, plan.run_id)  # written by the run (Executor.report)
     return Outcome(plan, result, tuple(_located(bench.store, k) for k in keys))
 
 
@@ -460,7 +469,6 @@ def resume(
     """
     from rollback.journal import Journal
     from rollback.preflight import preflight
-    from rollback.report import store_report
 
     before = Journal.load(bench.store, bench.registry.stack, run_id)
     # A run that succeeded or was aborted is refused by the executor, with its own sentence.
@@ -468,21 +476,29 @@ def resume(
         done = {s.name for s in before.steps if s.state in ("verified", "skipped")}
         todo = [s for s in before.plan.steps if s.name not in done]
         preflight(bench, before.plan, todo, planned_now=False)
-    result = bench.executor(on_event).resume(run_id, actor=actor, break_lock=break_lock)
+    result = bench.executor(on_event, report=True).resume(
+        run_id, actor=actor, break_lock=break_lock
+    )
     plan = Journal.load(bench.store, bench.registry.stack, run_id).plan
-    keys = store_report(bench.store, bench.registry.stack, run_id)
+    keys = report_keys(bench.registry.stack, run_id)
     return Outcome(plan, result, tuple(_located(bench.store, k) for k in keys))
 
 
 def abort(bench: Workbench, run_id: str, *, actor: str, break_lock: bool = False) -> Outcome:
     """Undo a failed, stopped or dead rollback on purpose, only towards healthy colours."""
     from rollback.journal import Journal
-    from rollback.report import store_report
 
-    result = bench.executor().abort(run_id, actor=actor, break_lock=break_lock)
+    result = bench.executor(report=True).abort(run_id, actor=actor, break_lock=break_lock)
     plan = Journal.load(bench.store, bench.registry.stack, run_id).plan
-    keys = store_report(bench.store, bench.registry.stack, run_id)
+    keys = report_keys(bench.registry.stack, run_id)
     return Outcome(plan, result, tuple(_located(bench.store, k) for k in keys))
+
+
+def report_keys(stack: str, run_id: str) -> tuple[str, str]:
+    """Where the run wrote its report (md, json): see `Executor.report`."""
+    from rollback.report import report_keys  # imported by then: the run wrote its report
+
+    return report_keys(stack, run_id)
 
 
 def _located(store: Store, key: str) -> str:

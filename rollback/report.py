@@ -249,6 +249,11 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def report_keys(stack: str, run_id: str) -> tuple[str, str]:
+    """The keys of a run's report: (md, json)."""
+    return run_key(stack, run_id, "report.md"), run_key(stack, run_id, "report.json")
+
+
 def store_report(store: Store, stack: str, run_id: str) -> tuple[str, str]:
     """Write report.md and report.json beside the run; return their keys (md, json).
 
@@ -256,9 +261,10 @@ def store_report(store: Store, stack: str, run_id: str) -> tuple[str, str]:
     the journal, which stays the record.
     """
     report = build_report(Journal.load(store, stack, run_id))
-    md_key = run_key(stack, run_id, "report.md")
-    json_key = run_key(stack, run_id, "report.json")
-    store.put_doc(json_key, json.dumps(report, indent=2, sort_keys=True, allow_nan=False).encode() + b"\n")
+    md_key, json_key = report_keys(stack, run_id)
+    store.put_doc(
+        json_key, json.dumps(report, indent=2, sort_keys=True, allow_nan=False).encode() + b"\n"
+    )
     store.put_doc(md_key, render_markdown(report).encode())
     return md_key, json_key
 

@@ -413,8 +413,6 @@ def same_references(
     return bool(before == after)
 
 
-
-
 @contextmanager
 def worktree(repo_dir: Path, commit: str) -> Iterator[Path]:
     """A temporary detached git worktree at `commit`, removed afterwards (also on failure).
@@ -426,8 +424,8 @@ def worktree(repo_dir: Path, commit: str) -> Iterator[Path]:
     """
     from rollback.releases import open_repo
 
-    prune_stale_worktrees()
     repo = open_repo(repo_dir)
+    prune_stale_worktrees(git_dirs=[Path(repo.common_dir).resolve()])
     with tempfile.TemporaryDirectory(prefix=f"{_WORKTREE_PREFIX}{os.getpid()}-") as tmp:
         path = Path(tmp) / "src"
         repo.git.worktree("add", "--detach", str(path), commit)

@@ -298,7 +298,8 @@ _KILLER = '''\
 
 The value is `<step>:<state>` (e.g. `traffic:verified`) or a run event
 (`traffic-restored`), optionally `+N`: die after N more mutating AWS calls;
-or `locked`: die right after taking the stack lock, before run.json.
+or `locked`: die right after taking the stack lock, before run.json;
+or `unlocked`: die right after releasing the stack lock a run held.
 """
 import os
 
@@ -325,6 +326,17 @@ if _AT:
             _die()
 
         _lock.acquire_lock = _acquire_then_die
+
+    if _spec == "unlocked":  # between releasing the run's lock and whatever follows it
+        import rollback.store.lock as _lock
+
+        _release = _lock.HeldLock.release
+
+        def _release_then_die(self):
+            _release(self)
+            _die()
+
+        _lock.HeldLock.release = _release_then_die
 
     # Records reach the store in `write_staged` (one by one, or several staged before a change).
     _write = _journal.Journal.write_staged

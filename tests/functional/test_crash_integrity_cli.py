@@ -231,3 +231,69 @@ def test_edited_manifest_journal_and_checkpoint_are_exit_4_and_change_nothing(
     # Afterwards, restored: everything reads again.
     assert world.json("release", "show", "1.0.0")["version"] == "1.0.0"
     assert world.json("report", run_id)
+
+
+def test_killed_right_after_releasing_the_lock_leaves_the_run_reported(
+    world: World, tmp_path: Path
+) -> None:
+    # A kill between unlocking and the last write must not leave a succeeded run without
+    # its report: nothing is left to resume it, and the lock no longer says anything.
+    world.back_to_v2()
+    runs_before = world.run_ids()
+    killed = world.run(
+        "to", "last-stable", "--yes", env=killer_env(tmp_path / "k1", "unlocked"), expect=None
+    )
+    assert killed.returncode == -9, killed.stderr
+    (run_id,) = [r for r in world.run_ids() if r not in runs_before]
+    _assert_reported_and_rolled_back(world, run_id)
+
+    # The same for a resume: a run killed in its stack step, its resume killed once unlocked.
+    world.back_to_v2()
+    runs_before = world.run_ids()
+    killed = world.run(
+        "to", "last-stable", "--yes", env=killer_env(tmp_path / "k2", "stack:applying"), expect=None
+    )
+    assert killed.returncode == -9, killed.stderr
+    (run_id,) = [r for r in world.run_ids() if r not in runs_before]
+    killed = world.run("resume", run_id, env=killer_env(tmp_path / "k3", "unlocked"), expect=None)
+    assert killed.returncode == -9, killed.stderr
+    _assert_reported_and_rolled_back(world, run_id)
+
+
+def _assert_reported_and_rolled_back(world: World, run_id: str) -> None:
+    """What a user reads after the kill: no lock, succeeded, its report's outcome verified."""
+    assert lock_doc(world) is None
+    assert world.json("lock", "show")["locked"] is False
+    status = world.json("status")
+    assert status["run"]["run_id"] == run_id and status["run"]["result"] == "succeeded", status
+    report = world.runs_dir() / run_id / "report.md"
+    assert report.is_file(), "the run finished and unlocked, but its report was never written"
+    text = report.read_text()
+    assert "## Outcome" in text and "**Verified**" in text, text
+    assert json.loads((world.runs_dir() / run_id / "report.json").read_text())["outcome"]["ok"]
+    assert world.weights() == ON_BLUE and world.registry().current() == "1.0.0"
+    assert worktrees(world) == [str(world.repo_dir)] and _dead_checkouts() == []
+
+
+def test_killed_after_the_listener_moved_then_resumed_keeps_users_on_blue(
+    world: World, tmp_path: Path
+) -> None:
+    # Killed after the traffic step's change, before it verified and recorded the new
+    # weights as the stack's desired traffic: the resume finds the step done, and the
+    # stack step after it must not put users back where the cutover to green left them.
+    world.back_to_v2()
+    runs_before = world.run_ids()
+    killed = world.run(
+        "to",
+        "last-stable",
+        "--yes",
+        env=killer_env(tmp_path / "k", "traffic:applying+1"),
+        expect=None,
+    )
+    assert killed.returncode == -9, killed.stderr
+    (run_id,) = [r for r in world.run_ids() if r not in runs_before]
+    assert world.weights()["alb"] == ON_BLUE["alb"]  # the listener moved before the kill
+
+    resumed = world.run("resume", run_id, expect=None)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    _assert_reported_and_rolled_back(world, run_id)

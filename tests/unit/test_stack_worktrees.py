@@ -64,3 +64,45 @@ def test_worktree_leaves_nothing_registered(tmp_path: Path) -> None:
         assert (src / "README").is_file()
         assert f"rollback-reapply-{os.getpid()}-" in str(src)
     assert _listed(repo) == [str(tmp_path / "iac")]
+
+
+def test_a_worktree_whose_git_was_killed_while_adding_it_is_unregistered_too(
+    tmp_path: Path,
+) -> None:
+    # `git worktree add` locks the new registration ("initializing") until its checkout is
+    # done; a SIGKILL to the process group in between leaves it locked, and a plain
+    # `git worktree prune` keeps locked registrations: `git worktree list` would show it.
+    repo = _repo(tmp_path / "iac")
+    tmp = tmp_path / "tmp"
+    dead = tmp / f"rollback-reapply-{_dead_pid()}-abcd" / "src"
+    dead.parent.mkdir(parents=True)
+    repo.git.worktree("add", "--detach", str(dead), "HEAD")
+    (Path(repo.git_dir) / "worktrees" / "src" / "locked").write_text("initializing")
+    assert str(dead) in _listed(repo)
+
+    assert prune_stale_worktrees(tmp) == [dead.parent]
+
+    assert _listed(repo) == [str(tmp_path / "iac")]
+
+
+def test_a_locked_registration_whose_folder_is_gone_is_unregistered_through_its_repo(
+    tmp_path: Path,
+) -> None:
+    # Killed before git wrote the checkout's `.git` file (or after the folder went): only
+    # the repository still knows the worktree, so the stack step names its repository's git dir.
+    repo = _repo(tmp_path / "iac")
+    tmp = tmp_path / "tmp"
+    dead = tmp / f"rollback-reapply-{_dead_pid()}-abcd" / "src"
+    live = tmp / f"rollback-reapply-{os.getpid()}-efgh" / "src"
+    for path in (dead, live):
+        path.parent.mkdir(parents=True)
+        repo.git.worktree("add", "--detach", str(path), "HEAD")
+    for name in ("src", "src1"):
+        (Path(repo.git_dir) / "worktrees" / name / "locked").write_text("initializing")
+    import shutil
+
+    shutil.rmtree(dead.parent)
+
+    assert prune_stale_worktrees(tmp, git_dirs=[Path(repo.git_dir)]) == []
+
+    assert _listed(repo) == [str(tmp_path / "iac"), str(live)]  # a live run's stays
