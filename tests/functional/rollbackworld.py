@@ -11,11 +11,13 @@ boundary, which polling from outside can only approximate.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import subprocess
-from collections.abc import Callable, Mapping
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -370,6 +372,27 @@ if _AT:
 
         botocore.client.BaseClient._make_api_call = _call_then_die
 '''
+
+
+@contextlib.contextmanager
+def built_world(
+    endpoint: str, directory: Path, *, green_failing: bool = False, ignore_weights: bool = True
+) -> Iterator[World]:
+    """The world built on a freshly reset moto server, its colours answering `ok <colour>`.
+
+    `green_failing`: green's health answers 500 once built (2.0.0 is hurting, blue
+    still runs 1.0.0). `ignore_weights`: see World.
+    """
+    reset = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
+    urllib.request.urlopen(reset, timeout=10).close()
+    with HealthServer() as blue, HealthServer() as green:
+        blue.body, green.body = b"ok blue", b"ok green"
+        world = World(directory, endpoint, blue, green)
+        world.ignore_weights = ignore_weights
+        world.build()
+        if green_failing:
+            green.status = 500
+        yield world
 
 
 def killer_env(directory: Path, at: str) -> dict[str, str]:

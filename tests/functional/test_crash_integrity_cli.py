@@ -12,15 +12,13 @@ back from the cloud and the store tree.
 from __future__ import annotations
 
 import json
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from rollback.healthserver import HealthServer
-from tests.functional.rollbackworld import STACK, World, killer_env
+from tests.functional.rollbackworld import STACK, World, built_world, killer_env
 
 ON_BLUE = {"alb": {"blue": 100, "green": 0}, "dns": {"blue": 100, "green": 0}}
 LOCK = Path("locks") / "webapp" / "dev.lock"
@@ -28,13 +26,9 @@ LOCK = Path("locks") / "webapp" / "dev.lock"
 
 @pytest.fixture(scope="module")
 def world(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    reset = urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")
-    urllib.request.urlopen(reset, timeout=10).close()
-    with HealthServer() as blue, HealthServer() as green:
-        blue.body, green.body = b"ok blue", b"ok green"
-        w = World(tmp_path_factory.mktemp("crash-integrity"), moto_server, blue, green)
-        w.build()
-        w.green.status = 500  # 2.0.0 is hurting; blue still runs 1.0.0
+    with built_world(
+        moto_server, tmp_path_factory.mktemp("crash-integrity"), green_failing=True
+    ) as w:
         yield w
 
 

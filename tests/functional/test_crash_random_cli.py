@@ -23,29 +23,21 @@ import signal
 import subprocess
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from rollback.healthserver import HealthServer
-from tests.functional.rollbackworld import World
+from tests.functional.rollbackworld import World, built_world
 from tests.functional.test_crash_integrity_cli import ON_BLUE, _dead_checkouts, lock_doc, worktrees
 
 SEED = int(os.environ.get("ROLLBACK_TEST_CRASH_SEED") or 20261201)
-KILLS = 6
+KILLS = 4  # with the clean run, about two minutes: each kill costs one rollback and its recovery
 
 
 @pytest.fixture(scope="module")
 def world(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    reset = urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")
-    urllib.request.urlopen(reset, timeout=10).close()
-    with HealthServer() as blue, HealthServer() as green:
-        blue.body, green.body = b"ok blue", b"ok green"
-        w = World(tmp_path_factory.mktemp("crash-random"), moto_server, blue, green)
-        w.build()
-        w.green.status = 500  # 2.0.0 is hurting; blue still runs 1.0.0
+    with built_world(moto_server, tmp_path_factory.mktemp("crash-random"), green_failing=True) as w:
         yield w
 
 

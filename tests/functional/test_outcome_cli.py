@@ -10,14 +10,12 @@ store after the command.
 
 from __future__ import annotations
 
-import urllib.request
 from collections.abc import Iterator
 
 import git
 import pytest
 
-from rollback.healthserver import HealthServer
-from tests.functional.rollbackworld import World, journal_has, wait_for
+from tests.functional.rollbackworld import World, built_world, journal_has, wait_for
 from tests.functional.stackrepo import commit_all, edit
 
 ON_BLUE = {"alb": {"blue": 100, "green": 0}, "dns": {"blue": 100, "green": 0}}
@@ -27,13 +25,7 @@ CONFIG = "Pulumi.dev.yaml"
 
 @pytest.fixture(scope="module")
 def world(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    reset = urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")
-    urllib.request.urlopen(reset, timeout=10).close()
-    with HealthServer() as blue, HealthServer() as green:
-        blue.body, green.body = b"ok blue", b"ok green"
-        w = World(tmp_path_factory.mktemp("outcome"), moto_server, blue, green)
-        w.ignore_weights = False
-        w.build()
+    with built_world(moto_server, tmp_path_factory.mktemp("outcome"), ignore_weights=False) as w:
         yield w
 
 

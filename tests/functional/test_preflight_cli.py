@@ -12,7 +12,6 @@ ones record releases. They run in this order.
 from __future__ import annotations
 
 import json
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,20 +19,16 @@ from typing import Any
 import git
 import pytest
 
-from rollback.healthserver import HealthServer
-from tests.functional.rollbackworld import DB, STACK, World
+from tests.functional.rollbackworld import DB, STACK, World, built_world
 
 ON_GREEN = {"alb": {"blue": 0, "green": 100}, "dns": {"blue": 0, "green": 100}}
 
 
 @pytest.fixture(scope="module")
 def world(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    reset = urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")
-    urllib.request.urlopen(reset, timeout=10).close()
-    with HealthServer() as blue, HealthServer() as green:
-        w = World(tmp_path_factory.mktemp("preflight-cli"), moto_server, blue, green)
-        w.build()
-        green.status = 500
+    with built_world(
+        moto_server, tmp_path_factory.mktemp("preflight-cli"), green_failing=True
+    ) as w:
         yield w
 
 

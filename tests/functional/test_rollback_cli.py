@@ -15,19 +15,18 @@ command; what the command printed is checked against those reads.
 from __future__ import annotations
 
 import re
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from rollback.healthserver import HealthServer
 from tests.functional.rollbackworld import (
     ARTIFACT_BUCKET,
     DB,
     NOTES_BUCKET,
     STACK,
     World,
+    built_world,
 )
 
 STEPS = ["preflight", "traffic", "dns", "db-snapshot", "stack", "artifact", "health", "mark"]
@@ -38,12 +37,7 @@ ON_GREEN = {"alb": {"blue": 0, "green": 100}, "dns": {"blue": 0, "green": 100}}
 @pytest.fixture(scope="module")
 def world(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """The v1/v2 world, built once for the module on a freshly reset moto server."""
-    reset = urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")
-    urllib.request.urlopen(reset, timeout=10).close()
-    with HealthServer() as blue, HealthServer() as green:
-        blue.body, green.body = b"ok blue", b"ok green"
-        w = World(tmp_path_factory.mktemp("rollback-cli"), moto_server, blue, green)
-        w.build()
+    with built_world(moto_server, tmp_path_factory.mktemp("rollback-cli")) as w:
         yield w
 
 
