@@ -124,16 +124,9 @@ def read_result(store: Store, key: str) -> dict[str, Any] | None:
 
 def find_tagged_run(store: Store, stack: str, tag: str) -> Run | None:
     """The newest run of `stack` whose reason carries `tag`, or None."""
-    from rollback.journal import Journal, run_key, run_prefix
+    from rollback.journal import Journal, run_key, sorted_run_ids
 
-    prefix = run_prefix(stack)
-    run_ids = sorted(
-        {
-            k[len(prefix) :].split("/", 1)[0]
-            for k in store.list_docs(prefix)
-            if k.endswith("/run.json")
-        }
-    )
+    run_ids = sorted_run_ids(store, stack)
     for run_id in reversed(run_ids[-RUNS_SCANNED:]):
         try:
             reason = str(

@@ -526,17 +526,18 @@ def run_state(store: Store, stack: str, run_id: str) -> str:
 
 def list_runs(store: Store, stack: str) -> list[RunSummary]:
     """Every run of `stack`, oldest first (run ids sort by start time)."""
-    run_ids = _run_ids(store, stack)
+    run_ids = sorted_run_ids(store, stack)
     return [RunSummary.of(Journal.load(store, stack, run_id)) for run_id in run_ids]
 
 
 def latest_run(store: Store, stack: str) -> Run | None:
     """The most recently started run of `stack`, or None if it never had one."""
-    run_ids = _run_ids(store, stack)
+    run_ids = sorted_run_ids(store, stack)
     return Journal.load(store, stack, run_ids[-1]) if run_ids else None
 
 
-def _run_ids(store: Store, stack: str) -> list[str]:
+def sorted_run_ids(store: Store, stack: str) -> list[str]:
+    """The ids of every run of `stack` with a run.json, oldest start first."""
     prefix = run_prefix(stack)
     keys = store.list_docs(prefix)
     return sorted({k[len(prefix) :].split("/", 1)[0] for k in keys if k.endswith("/run.json")})

@@ -24,9 +24,15 @@ PLAN_SCHEMA = 1
 
 
 def new_run_id(now: datetime | None = None) -> str:
-    """A run id that sorts by start time: `20261129T120000Z-<4 hex>` (UTC)."""
+    """A run id that sorts by start time: `20261129T120000123Z-<4 hex>` (UTC, to the ms).
+
+    To the millisecond: a cutover and the rollback right after it often start
+    in the same second, and `status` shows the run whose id sorts last. No dot
+    before the milliseconds: run ids become parts of cloud names (snapshot
+    identifiers) that allow only letters, digits and hyphens.
+    """
     moment = (now or datetime.now(UTC)).astimezone(UTC)
-    return f"{moment:%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
+    return f"{moment:%Y%m%dT%H%M%S}{moment.microsecond // 1000:03d}Z-{secrets.token_hex(2)}"
 
 
 def description_from_dict(data: dict[str, Any]) -> StepDescription:

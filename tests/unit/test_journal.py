@@ -60,11 +60,28 @@ def test_plan_round_trips_and_refuses_duplicate_names() -> None:
         Plan.from_dict({**plan.to_dict(), "schema": 99})
 
 
-def test_run_ids_sort_by_time() -> None:
+def test_run_ids_sort_by_time_to_the_millisecond() -> None:
     early = new_run_id(datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC))
     late = new_run_id(datetime(2026, 11, 29, 12, 0, 1, tzinfo=UTC))
-    assert early.startswith("20261129T120000Z-") and len(early) == len("20261129T120000Z-") + 4
+    assert early.startswith("20261129T120000000Z-")
+    assert len(early) == len("20261129T120000000Z-") + 4
     assert sorted([late, early]) == [early, late]
+    # A cutover and the rollback right after it start in the same second: whatever
+    # the random suffixes, the later start sorts last (a CI run found status
+    # showing the cutover after the rollback).
+    for _ in range(200):
+        cutover = new_run_id(datetime(2026, 12, 1, 8, 47, 26, 21000, tzinfo=UTC))
+        rollback = new_run_id(datetime(2026, 12, 1, 8, 47, 26, 330000, tzinfo=UTC))
+        assert sorted([rollback, cutover]) == [cutover, rollback]
+
+
+def test_latest_run_is_the_last_started_within_one_second(store: LocalStore) -> None:
+    second = datetime(2026, 12, 1, 8, 47, 26, tzinfo=UTC)
+    ids = [new_run_id(second.replace(microsecond=ms * 1000)) for ms in (21, 330, 999)]
+    for run_id in ids:
+        Journal.create(store, make_plan(run_id, "a"), actor="ana", options={"skips": {}})
+    latest = latest_run(store, STACK)
+    assert latest is not None and latest.run_id == ids[-1]
 
 
 def test_events_are_written_once_each_in_order_and_fold_into_step_states(
