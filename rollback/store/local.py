@@ -85,20 +85,22 @@ class LocalStore:
     def __init__(self, root: Path, url: str | None = None) -> None:
         self.root = Path(root)
         self.url = url or str(self.root)
+        if "\x00" in str(self.root):  # exists() would say False; every open would raise
+            raise self._unusable("it contains a NUL byte")
         try:
-            if "\x00" in str(self.root):  # exists() says False; every open would raise ValueError
-                raise OSError(0, "it contains a NUL byte")
             is_file = self.root.exists() and not self.root.is_dir()
-        except OSError as exc:  # a name too long, a NUL byte: no path the system takes
-            raise ConfigError(
-                f"store {_shown(self.url)!r} is not a usable path ({exc.strerror or exc}); "
-                "fix --store.",
-                store=self.url,
-            ) from None
+        except OSError as exc:  # a name too long: no path the system takes
+            raise self._unusable(exc.strerror or str(exc)) from None
         if is_file:
             raise ConfigError(
                 f"store {self.root} is a file, not a directory; fix --store.", store=self.url
             )
+
+    def _unusable(self, why: str) -> ConfigError:
+        return ConfigError(
+            f"store {_shown(self.url)!r} is not a usable path ({why}); fix --store.",
+            store=self.url,
+        )
 
     # blobs
 
