@@ -73,6 +73,11 @@ class Settings:
             raise ConfigError(
                 f"engine {self.engine!r} is unknown; choose one of {', '.join(ENGINES)}."
             )
+        if not _REGION.fullmatch(self.region):
+            raise ConfigError(
+                f"region {self.region!r} is not an AWS region name; set AWS_REGION (or region in "
+                "rollback.toml) like us-east-1."
+            )
         if self.output not in OUTPUTS:
             raise ConfigError(f"output {self.output!r} is unknown; choose text or json.")
         return self
@@ -105,6 +110,11 @@ FILE_KEYS = tuple(f.name for f in fields(Settings) if f.name != "stacks")
 # at most 100), less a leading `.`: each name becomes a segment of store keys, where `..`
 # would climb out and `.` starts the store's own reserved names.
 _NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}", re.ASCII)
+
+
+# botocore's rule for a region name (botocore.utils.validate_region_name: a DNS host label),
+# whole: its `$` would let a trailing newline through, and it checks only on a call.
+_REGION = re.compile(r"(?![0-9]+$)(?!-)[A-Za-z0-9-]{1,63}(?<!-)", re.ASCII)
 
 
 def is_stack(text: str) -> bool:
@@ -227,10 +237,7 @@ def _stack_names(value: str | Sequence[str] | None) -> tuple[str, ...]:
 
 def _read_stacks_file(path: Path) -> tuple[str, ...]:
     """PROJECT/STACK per line; `#` starts a comment; blank lines are skipped."""
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"stacks file {path} cannot be read: {exc}.", path=str(path)) from exc
+    text = read_text_file(path, "stacks file")
     found = []
     for number, line in enumerate(text.splitlines(), 1):
         entry = line.split("#", 1)[0].strip()
@@ -252,6 +259,48 @@ def _read_stacks_file(path: Path) -> tuple[str, ...]:
     return tuple(found)
 
 
+MAX_SMALL_FILE = 1 << 20  # settings, a stack list, checks: a MiB is far more than any needs
+
+
+def read_small_file(path: Path, what: str) -> bytes:
+    """The bytes of a small file the user named (`what`: "config file", ...).
+
+    A regular file of at most MAX_SMALL_FILE bytes: a device or a pipe named
+    by mistake (/dev/zero, a FIFO) is refused at once, not read forever.
+    Raises ConfigError naming the file.
+    """
+    import stat
+
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            raise ConfigError(f"{what} {path} is {kind}; name a file.", path=str(path))
+        if info.st_size > MAX_SMALL_FILE:
+            raise ConfigError(
+                f"{what} {path} holds {info.st_size} bytes, more than {MAX_SMALL_FILE}; "
+                "name the right file.",
+                path=str(path),
+            )
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            f"{what} {path} cannot be read ({exc.strerror or exc}); fix the path or its permissions.",
+            path=str(path),
+        ) from None
+
+
+def read_text_file(path: Path, what: str) -> str:
+    """`read_small_file` as UTF-8 text (a Windows editor's byte-order mark is dropped)."""
+    try:
+        return read_small_file(path, what).decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{what} {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8.",
+            path=str(path),
+        ) from None
+
+
 def _read_file(env: dict[str, str], cwd: Path) -> dict[str, Any]:
     explicit = env.get("ROLLBACK_CONFIG")
     path = Path(explicit) if explicit else cwd / "rollback.toml"
@@ -262,8 +311,8 @@ def _read_file(env: dict[str, str], cwd: Path) -> dict[str, Any]:
     import tomllib  # only when there is a file to read
 
     try:
-        data = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, OSError) as exc:
+        data = tomllib.loads(read_text_file(path, "config file"))
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} cannot be read: {exc}.") from exc
     for key in data:
         if key not in FILE_KEYS:
@@ -275,6 +324,13 @@ def _read_file(env: dict[str, str], cwd: Path) -> dict[str, Any]:
             raise ConfigError(
                 f"config file {path} has an unknown key {key!r}; {hint}"
                 f"known keys: {', '.join(sorted(FILE_KEYS))}.",
+                path=str(path),
+                key=key,
+            )
+        if isinstance(data[key], str) and not data[key].strip():
+            # `store = ""` would put the store in the working directory, unasked.
+            raise ConfigError(
+                f"config file {path} sets {key} to an empty string; set a value or delete the line.",
                 path=str(path),
                 key=key,
             )

@@ -683,12 +683,33 @@ def integrity_checks_from(data: bytes) -> tuple[dict[str, Any], ...]:
 
 
 def _check_artifact(path: Path) -> None:
-    if not path.exists():
-        raise NotFound(f"artifact {path} does not exist; pass the built file with --artifact.")
-    if path.is_dir():
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise NotFound(
+            f"artifact {path} does not exist; pass the built file with --artifact."
+        ) from None
+    except OSError as exc:
+        raise UsageError(
+            f"artifact {path} cannot be read ({exc.strerror}); fix --artifact."
+        ) from None
+    if stat.S_ISDIR(mode):
         raise UsageError(
             f"artifact {path} is a directory; archive it first (tar czf app.tgz DIR) and pass the file."
         )
+    if not stat.S_ISREG(mode):  # /dev/zero would fill the store; a FIFO would block forever
+        raise UsageError(
+            f"artifact {path} is not a regular file (a device, pipe or socket); pass the built file."
+        )
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise UsageError(
+            f"artifact {path} cannot be read ({exc.strerror}); fix --artifact."
+        ) from None
 
 
 def read_tag(repo_dir: Path, tag: str) -> tuple[str, str] | None:

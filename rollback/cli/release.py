@@ -81,6 +81,7 @@ def record(
     Nothing is written (and no snapshot taken) unless every check passes.
     """
     from rollback import stacks
+    from rollback.config import read_small_file
     from rollback.releases import Attachments, integrity_checks_from
 
     if migration_command and not schema_revision:
@@ -95,7 +96,11 @@ def record(
     from rollback.preflight import check_record
 
     check_record(factory.store(), repo, factory.settings.stack)  # before the snapshot
-    checks = integrity_checks_from(integrity_checks.read_bytes()) if integrity_checks else ()
+    checks = (
+        integrity_checks_from(read_small_file(integrity_checks, "integrity checks file"))
+        if integrity_checks
+        else ()
+    )
     state: dict[str, Any] = {}
     if (repo / "Pulumi.yaml").exists():
         from rollback.aws.rds import Rds

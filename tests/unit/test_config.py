@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,41 @@ def test_an_empty_variable_is_unset(tmp_path: Path) -> None:
     assert config.load({}, env={"ROLLBACK_STACK": ""}, cwd=tmp_path).stack == "shop/file"
 
 
+def test_region_names_aws_and_custom_endpoints_use_pass(tmp_path: Path) -> None:
+    for region in ("us-east-1", "us-gov-west-1", "cn-north-1", "eu-isoe-west-1", "local"):
+        assert config.load(env={"AWS_REGION": region}, cwd=tmp_path).region == region
+
+
+def test_files_saved_with_a_byte_order_mark_and_crlf_read_as_written(tmp_path: Path) -> None:
+    (tmp_path / "rollback.toml").write_bytes(
+        b'\xef\xbb\xbfstore = "s3://b/p"\r\nengine = "embedded"\r\n'
+    )
+    (tmp_path / "stacks.txt").write_bytes(b"\xef\xbb\xbfwebapp/dev\r\nwebapp/prod # live\r\n")
+    settings = config.load({"stacks_file": "stacks.txt"}, env={}, cwd=tmp_path)
+    assert (settings.store, settings.engine) == ("s3://b/p", "embedded")
+    assert settings.stacks == ("webapp/dev", "webapp/prod")
+
+
+def test_a_device_pipe_directory_or_huge_file_named_as_a_file_is_refused(tmp_path: Path) -> None:
+    fifo = tmp_path / "stacks.fifo"
+    os.mkfifo(fifo)
+    big = tmp_path / "big.txt"
+    big.write_bytes(b"# " + b"x" * config.MAX_SMALL_FILE)
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes(b"webapp/d\xe9v\n")
+    for named, says in (
+        ("/dev/zero", "is not a regular file"),
+        (str(fifo), "is not a regular file"),
+        (str(tmp_path), "is a directory"),
+        (str(big), "more than 1048576"),
+        (str(latin), "is not UTF-8 text"),
+    ):
+        with pytest.raises(ConfigError, match=f"stacks file .* {says}"):
+            config.load({"stacks_file": named}, env={}, cwd=tmp_path)
+        with pytest.raises(ConfigError, match=f"config file .* {says}"):
+            config.load({}, env={"ROLLBACK_CONFIG": named}, cwd=tmp_path)
+
+
 def test_region_falls_back_to_aws_default_region(tmp_path: Path) -> None:
     env = {"AWS_DEFAULT_REGION": "ap-south-1"}
     assert config.load({}, env=env, cwd=tmp_path).region == "ap-south-1"
@@ -135,6 +171,16 @@ def test_an_empty_stack_or_store_is_refused_not_defaulted(
         ({}, {}, "stack = 5\n", "must be a string"),
         ({}, {}, 'debug = "sometimes"\n', "not a boolean"),
         ({}, {}, "debug = 1\n", "must be a boolean"),
+        # An empty string in the file is a mistake, not the default: `store = ""` put the
+        # store in the working directory.
+        ({}, {}, 'store = ""\n', "sets store to an empty string"),
+        ({}, {}, 'stack = " "\n', "sets stack to an empty string"),
+        ({}, {}, 'webhook_url = ""\n', "sets webhook_url to an empty string"),
+        ({}, {}, 'region = ""\n', "sets region to an empty string"),
+        ({}, {}, 'region = "us east"\n', "'us east' is not an AWS region name"),
+        ({}, {}, 'region = "us-east-1\\n"\n', "is not an AWS region name"),
+        ({}, {"AWS_REGION": "-us-east-1"}, None, "is not an AWS region name"),
+        ({}, {"AWS_DEFAULT_REGION": "1234"}, None, "is not an AWS region name"),
     ],
 )
 def test_bad_values_are_one_config_error(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -261,6 +262,12 @@ def test_missing_or_directory_artifact_refused(
         Registry(store, STACK).record("1.0.0", tmp_path / "nope.tgz", Path(repo.working_dir))
     with pytest.raises(UsageError, match="is a directory"):
         Registry(store, STACK).record("1.0.0", tmp_path, Path(repo.working_dir))
+    # A device would fill the store, a FIFO would block forever: refused before a read.
+    fifo = tmp_path / "artifact.fifo"
+    os.mkfifo(fifo)
+    for odd in (Path("/dev/zero"), fifo):
+        with pytest.raises(UsageError, match="is not a regular file"):
+            Registry(store, STACK).record("1.0.0", odd, Path(repo.working_dir))
     assert _unchanged(store, repo) == before
 
 
