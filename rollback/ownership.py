@@ -65,16 +65,20 @@ def read_desired(store: Store, stack: str) -> DesiredTraffic | None:
     except NotFound:
         return None
     except ValueError as exc:
-        raise IntegrityError(
-            f"the desired traffic of {stack} ({desired_key(stack)}) is unreadable ({exc})."
-        ) from exc
+        raise _unreadable(stack, f"it is not JSON: {exc}") from exc
     try:
         weights = {str(c): int(w) for c, w in dict(doc["weights"]).items()}
     except (KeyError, TypeError, ValueError) as exc:
-        raise IntegrityError(
-            f"the desired traffic of {stack} ({desired_key(stack)}) is malformed ({exc})."
-        ) from exc
+        raise _unreadable(stack, "it holds no colour weights") from exc
     return DesiredTraffic(weights, str(doc.get("set_by", "")), str(doc.get("at", "")))
+
+
+def _unreadable(stack: str, problem: str) -> IntegrityError:
+    return IntegrityError(
+        f"the desired traffic of {stack} is unreadable ({problem}); restore it from a backup of "
+        "the store, or delete it and let the next verified traffic step record it again.",
+        key=desired_key(stack),
+    )
 
 
 def write_desired(store: Store, stack: str, weights: dict[str, int], set_by: str) -> DesiredTraffic:

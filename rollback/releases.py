@@ -38,7 +38,7 @@ import re
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rollback.errors import (
     AlreadyExists,
@@ -115,6 +115,8 @@ class StatusChange:
     reason: str
     at: str  # ISO 8601, UTC
     by: str
+
+    FIELDS: ClassVar[tuple[str, ...]] = ("status", "reason", "at", "by")
 
 
 @dataclass(frozen=True)
@@ -552,11 +554,33 @@ class Registry:
         keys = self.store.list_docs(self._dir(version) + "status/")
         changes = []
         for key in keys:
-            doc = json.loads(self.store.get_doc(key))
-            changes.append(
-                StatusChange(**{k: str(doc[k]) for k in ("status", "reason", "at", "by")})
-            )
+            doc = self._fields(key, f"a status record of release {version}", StatusChange.FIELDS)
+            changes.append(StatusChange(**doc))
         return tuple(changes)
+
+    def _fields(self, key: str, what: str, names: tuple[str, ...]) -> dict[str, str]:
+        """The string fields `names` of the document at `key`; IntegrityError (exit 4) naming
+        `what` it is when it is not JSON or lacks one, not a KeyError from deep inside."""
+        problem: str | None = None
+        try:
+            doc = json.loads(self.store.get_doc(key))
+        except ValueError as exc:
+            doc, problem = None, f"it is not JSON: {exc}"
+        else:
+            problem = None if isinstance(doc, dict) else "it is not a JSON object"
+        if problem is None:
+            wrong = [n for n in names if not isinstance(doc.get(n), str)]
+            if "status" in names and doc.get("status") not in STATUSES:
+                wrong.append("status")
+            if wrong:
+                problem = f"its {wrong[0]} is {doc.get(wrong[0])!r}"
+        if problem is not None:
+            raise IntegrityError(
+                f"{what} of {self.stack} is unreadable ({problem}); restore it from a backup "
+                "of the store.",
+                key=key,
+            )
+        return {n: doc[n] for n in names}
 
     def show(self, version: str) -> ReleaseView:
         release, digest = self.load(version)
@@ -622,12 +646,16 @@ class Registry:
         keys = self.store.list_docs(self._dir(version) + "status/")
         if not keys:
             return "candidate"
-        return str(json.loads(self.store.get_doc(keys[-1]))["status"])
+        return self._fields(keys[-1], f"a status record of release {version}", ("status",))[
+            "status"
+        ]
 
     def current(self) -> str | None:
         if not self.store.has_doc(self._current_key):
             return None
-        return str(json.loads(self.store.get_doc(self._current_key))["version"])
+        return self._fields(self._current_key, "the current-release record", ("version",))[
+            "version"
+        ]
 
     # -- write --------------------------------------------------------------
     def delete(self, version: str) -> None:

@@ -97,8 +97,10 @@ class LockInfo:
             )
             info.expires_epoch()
         except (KeyError, TypeError, ValueError) as exc:
+            problem = f"it lacks {exc.args[0]}" if isinstance(exc, KeyError) else str(exc)
             raise IntegrityError(
-                f"lock document is malformed ({exc}); inspect it in the store and delete it if no run holds it.",
+                f"the lock document of {data.get('stack', 'the stack')} is malformed ({problem}); "
+                "inspect it in the store and delete it if no run holds it.",
             ) from exc
         return info
 

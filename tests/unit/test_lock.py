@@ -485,3 +485,50 @@ def test_a_dead_pid_counts_only_on_this_machine_in_this_boot(store: Store) -> No
     with pytest.raises(LockHeld, match="wait for that run to finish"):
         acquire_lock(store, STACK, "run-2", now=clock(T0 + 10_000_005))
     assert read_lock(store, STACK).run_id == "run-1"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("doc", "says"),
+    [
+        (b"[]", "not a JSON object"),
+        (
+            b'{"stack": "webapp/dev"}',
+            r"the lock document of webapp/dev is malformed \(it lacks owner\)",
+        ),
+        (
+            b'{"run_id": 5, "pid": "x"}',
+            r"the lock document of the stack is malformed \(it lacks stack\)",
+        ),
+    ],
+)
+def test_an_edited_lock_document_is_one_integrity_sentence(
+    store: Store, doc: bytes, says: str
+) -> None:
+    from rollback.errors import IntegrityError
+
+    store.put_doc("locks/webapp/dev.lock", doc)
+    with pytest.raises(IntegrityError, match=says) as raised:
+        read_lock(store, "webapp/dev")
+    assert raised.value.exit_code == 4 and "\n" not in raised.value.message
+
+
+@pytest.mark.parametrize(
+    ("doc", "says"),
+    [
+        (b"{x", "it is not JSON"),
+        (b"[1]", "it holds no colour weights"),
+        (b'{"weights": {"blue": "all"}}', "it holds no colour weights"),
+    ],
+)
+def test_an_edited_desired_traffic_record_is_one_integrity_sentence(
+    store: Store, doc: bytes, says: str
+) -> None:
+    from rollback.errors import IntegrityError
+    from rollback.ownership import desired_key, read_desired
+
+    store.put_doc(desired_key("webapp/dev"), doc)
+    with pytest.raises(
+        IntegrityError, match=f"the desired traffic of webapp/dev is unreadable \\({says}"
+    ) as raised:
+        read_desired(store, "webapp/dev")
+    assert raised.value.message.endswith("let the next verified traffic step record it again.")

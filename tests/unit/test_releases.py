@@ -520,3 +520,41 @@ def test_the_embedded_engine_seals_what_it_writes_and_refuses_an_edit(store: Sto
     store.put_doc(live_checkpoint_key(STACK), json.dumps(doc).encode())
     with pytest.raises(IntegrityError, match="live state of stack webapp/dev"):
         engine.export("dev")
+
+
+@pytest.mark.parametrize(
+    ("which", "content", "says"),
+    [
+        (
+            "current",
+            b"[]",
+            "the current-release record of webapp/dev is unreadable \\(it is not a JSON object\\)",
+        ),
+        ("current", b"{}", "its version is None"),
+        ("current", b"{not json", "it is not JSON"),
+        (
+            "status",
+            b'{"status": 5}',
+            "a status record of release 1.0.0 of webapp/dev is unreadable \\(its status is 5\\)",
+        ),
+        (
+            "status",
+            b'{"status": "great", "reason": "", "at": "", "by": ""}',
+            "its status is 'great'",
+        ),
+        ("status", b'{"status": "stable"}', "its reason is None"),
+    ],
+)
+def test_an_edited_current_or_status_record_is_an_integrity_error(
+    store: Store, repo: git.Repo, artifact: Path, which: str, content: bytes, says: str
+) -> None:
+    # Found by editing a real store: these were KeyErrors (exit 70, "internal error").
+    registry = Registry(store, STACK)
+    registry.record("1.0.0", artifact, Path(repo.working_dir))
+    registry.mark("1.0.0", "stable", "tests")
+    prefix = "releases/webapp/dev/"
+    keys = store.list_docs(prefix + ("current" if which == "current" else "1.0.0/status/"))
+    store.put_doc(keys[-1], content)
+    with pytest.raises(IntegrityError, match=says) as raised:
+        registry.show("1.0.0")
+    assert raised.value.exit_code == 4
