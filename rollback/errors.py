@@ -20,6 +20,7 @@ class ExitCode(IntEnum):
     LOCKED = 3  # another run holds the lock
     INTEGRITY = 4  # a hash or a signature does not match
     INTERNAL = 70  # a bug: please report it
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
 
 
 class RollbackError(Exception):
@@ -74,6 +75,12 @@ class CheckFailed(RollbackError):
     """A rollback step or a verification failed; the state is described (exit 1)."""
 
     exit_code = ExitCode.FAILED
+
+
+class Interrupted(RollbackError):
+    """Ctrl-C in the middle of a run (exit 130): it stopped where its journal says."""
+
+    exit_code = ExitCode.INTERRUPTED
 
 
 class LockHeld(RollbackError):

@@ -55,7 +55,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from rollback import collector
-from rollback.errors import UsageError, failure_sentence
+from rollback.errors import Interrupted, UsageError, failure_sentence
 from rollback.journal import (
     Event,
     Journal,
@@ -408,7 +408,22 @@ class _Course:
         self.skipped: frozenset[str] = frozenset()
 
     def go(self, before: Run) -> RunResult:
-        """Advance every unfinished step; stop at the first failure; prove the outcome; record the end."""
+        """Advance every unfinished step; stop at the first failure; prove the outcome; record the end.
+
+        Ctrl-C raises Interrupted naming the run: its journal says where it
+        stopped (a step in flight is verified first on resume).
+        """
+        try:
+            return self._go(before)
+        except KeyboardInterrupt:
+            run_id = self.plan.run_id
+            raise Interrupted(
+                f"interrupted: run {run_id} stopped before its end; `rollback status` shows "
+                f"where it stopped, and `rollback resume {run_id}` carries it on.",
+                run_id=run_id,
+            ) from None
+
+    def _go(self, before: Run) -> RunResult:
         records = {r.name: r for r in before.steps}
         self.skipped = frozenset(r.name for r in before.steps if r.state == "skipped")
         traffic_restored = before.traffic_restored_at is not None

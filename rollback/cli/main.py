@@ -384,9 +384,15 @@ def _run(args: list[str]) -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except click.exceptions.Abort as exc:
-        click.echo("Aborted; nothing was changed after the prompt.", err=True)
-        # click turns Ctrl-C at a prompt into Abort; it is still an interrupt (130).
-        sys.exit(130 if isinstance(exc.__context__, KeyboardInterrupt) else ExitCode.FAILED)
+        # click turns Ctrl-C into Abort: `from None` at a prompt, `from` the interrupt elsewhere
+        # (a run in flight raises Interrupted instead, naming the run to resume).
+        at_prompt = exc.__cause__ is None
+        click.echo(
+            "Aborted; nothing was changed after the prompt." if at_prompt else "Interrupted.",
+            err=True,
+        )
+        interrupted = isinstance(exc.__context__, KeyboardInterrupt)
+        sys.exit(ExitCode.INTERRUPTED if interrupted else ExitCode.FAILED)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
@@ -404,7 +410,7 @@ def _run(args: list[str]) -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
-        sys.exit(130)
+        sys.exit(ExitCode.INTERRUPTED)
     except Exception as exc:  # noqa: BLE001 - the one place that catches everything
         if debug:
             _print_traceback()

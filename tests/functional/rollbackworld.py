@@ -296,7 +296,8 @@ class World:
 
 # A test-only sitecustomize: the command SIGKILLs itself at an exact point of its run.
 _KILLER = '''\
-"""Test-only: SIGKILL this process right after the journal event $ROLLBACK_TEST_KILL_AT.
+"""Test-only: SIGKILL (or $ROLLBACK_TEST_KILL_SIGNAL) this process right after the journal
+event $ROLLBACK_TEST_KILL_AT.
 
 The value is `<step>:<state>` (e.g. `traffic:verified`) or a run event
 (`traffic-restored`), optionally `+N`: die after N more mutating AWS calls;
@@ -315,8 +316,8 @@ if _AT:
     _left = [int(_calls or 0)]
     _armed = [False]
 
-    def _die():
-        os.kill(os.getpid(), signal.SIGKILL)
+    def _die():  # ROLLBACK_TEST_KILL_SIGNAL=SIGINT: a Ctrl-C there instead
+        os.kill(os.getpid(), getattr(signal, os.environ.get("ROLLBACK_TEST_KILL_SIGNAL", "SIGKILL")))
 
     if _spec == "locked":  # between taking the stack lock and writing run.json
         import rollback.store.lock as _lock
@@ -395,13 +396,13 @@ def built_world(
         yield world
 
 
-def killer_env(directory: Path, at: str) -> dict[str, str]:
-    """Environment that makes the command SIGKILL itself at `at` (see _KILLER)."""
+def killer_env(directory: Path, at: str, sent: str = "SIGKILL") -> dict[str, str]:
+    """Environment that makes the command send itself `sent` at `at` (see _KILLER)."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "sitecustomize.py").write_text(_KILLER, encoding="utf-8")
     # Keep the caller's PYTHONPATH after ours: a worktree's code must stay the code under test.
     path = os.pathsep.join(p for p in (str(directory), os.environ.get("PYTHONPATH", "")) if p)
-    return {"PYTHONPATH": path, "ROLLBACK_TEST_KILL_AT": at}
+    return {"PYTHONPATH": path, "ROLLBACK_TEST_KILL_AT": at, "ROLLBACK_TEST_KILL_SIGNAL": sent}
 
 
 def wait_for(what: str, probe: Callable[[], Any], timeout: float = 60.0) -> Any:

@@ -328,6 +328,29 @@ def _blob(world: World, sha256: str) -> Path:
     return world.store / "blobs" / "sha256" / sha256[:2] / sha256
 
 
+def test_ctrl_c_mid_run_names_the_run_to_resume_and_resume_finishes_it(
+    world: World, tmp_path: Path
+) -> None:
+    # Ctrl-C after users are back on blue: it said "nothing was changed after the prompt".
+    from tests.functional.rollbackworld import killer_env
+
+    world.back_to_v2()
+    runs_before = world.run_ids()
+    env = killer_env(tmp_path / "ctrl-c", "traffic:verified", sent="SIGINT")
+    stopped = world.run("to", "last-stable", "--yes", env=env, expect=130)
+    (run_id,) = [r for r in world.run_ids() if r not in runs_before]
+    assert f"interrupted: run {run_id} stopped before its end" in stopped.stderr, stopped.stderr
+    assert f"`rollback resume {run_id}` carries it on" in stopped.stderr
+    assert "nothing was changed" not in stopped.stderr and "Traceback" not in stopped.stderr
+    assert world.weights()["alb"] == ON_BLUE["alb"]  # what it did stays done
+    assert world.json("lock", "show")["locked"] is False
+    assert world.json("status")["run"]["result"] == "unfinished"  # resumable
+
+    done = world.json("resume", run_id)
+    assert done["ok"] and done["result"]["result"] == "succeeded", done
+    assert world.weights() == ON_BLUE and world.registry().current() == "1.0.0"
+
+
 def test_a_corrupt_blob_is_refused_by_preflight_and_a_snapshot_quota_fails_db_snapshot(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:

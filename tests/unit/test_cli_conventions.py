@@ -136,7 +136,9 @@ def test_quiet_drops_progress_but_not_errors(
     code, _, err = run(capsys, "release", "prune", "--keep", "1", "--dry-run", "-q")
     assert code == 0 and err == ""
     code, _, err = run(capsys, "release", "show", "1.0.0", "--quiet")
-    assert code == 2 and err.startswith("error: release 1.0.0 is not recorded: webapp/dev has no releases")
+    assert code == 2 and err.startswith(
+        "error: release 1.0.0 is not recorded: webapp/dev has no releases"
+    )
 
 
 def test_empty_store_option_is_one_sentence_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -173,8 +175,11 @@ def test_ctrl_c_is_130_at_a_prompt_and_after_it(
         raise answer  # type: ignore[misc]
 
     monkeypatch.setattr("click.termui.visible_prompt_func", reply)
-    got, _, _ = run(capsys, "asks")
+    got, _, err = run(capsys, "asks")
     assert got == code
+    # Only an answer at the prompt may claim nothing changed; after it, work may have been done.
+    said = "Interrupted." if answer == "y" else "Aborted; nothing was changed after the prompt."
+    assert said in err, err
 
 
 @pytest.mark.parametrize(
