@@ -522,6 +522,7 @@ class _Course:
         if state == "applying":  # in flight when a process died: the cloud may show it done
             found = step.verify()
             if all(e.ok for e in found):
+                self._remember(planned)  # the killed process may have died before it did
                 self.record(
                     "step",
                     step=planned.name,
@@ -561,10 +562,16 @@ class _Course:
         data = {"evidence": _ev(found)}
         if error:
             data["error"] = error
-        elif planned.kind == "traffic" and self.c.owner is not None:
-            self.c.owner.remember(dict(planned.params["weights"]), f"cutover {self.plan.run_id}")
+        else:
+            self._remember(planned)
         self.record("step", step=planned.name, state="failed" if error else "verified", data=data)
         return error
+
+    def _remember(self, planned: PlannedStep) -> None:
+        """A verified shift's weights become the stack's desired traffic (ownership), before
+        the journal says verified: a resume that finds the shift done does it again."""
+        if planned.kind == "traffic" and self.c.owner is not None:
+            self.c.owner.remember(dict(planned.params["weights"]), f"cutover {self.plan.run_id}")
 
     def _watch(self, planned: PlannedStep) -> str:
         """Run one watch step; '' when clean, else the breach sentence (self.stop set when stopped)."""

@@ -1,0 +1,169 @@
+"""SIGKILL `rollback cutover` at random instants, then recover as an operator would.
+
+test_crash_random_cli.py kills rollbacks; this kills cutovers (blue/green in
+steps 10,50,100), a clean one or one whose new colour fails its health check
+(a breach: the cutover reverts), and every other time the `rollback resume`
+that follows. Recovery uses `status`, `lock show` and `resume` only. The end
+state is read back from the cloud and the store: users all on the colour the
+cutover was to end on (the new one, or the old one after a breach), no lock,
+the cutover run finished with the result a clean one has; and while the killed
+cutover and its recovery ran, users never moved backwards (towards the old
+colour in a clean cutover, towards the new one again once a revert began).
+
+ROLLBACK_TEST_CRASH_SEED and ROLLBACK_TEST_CRASH_KILLS as in
+test_crash_random_cli.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.functional.rollbackworld import World, built_world, killer_env
+from tests.functional.test_crash_integrity_cli import lock_doc
+from tests.functional.test_crash_random_cli import GreenWatch, killed_after
+
+SEED = int(os.environ.get("ROLLBACK_TEST_CRASH_SEED") or 20261202)
+KILLS = int(os.environ.get("ROLLBACK_TEST_CRASH_KILLS") or 4)
+DESIRED = Path("traffic") / "webapp" / "dev.json"  # the stack's desired traffic (ownership.py)
+STEPS = ("--steps", "10,50,100", "--pause", "0", "--bake", "0", "--health-failures", "1")
+
+
+@pytest.fixture(scope="module")
+def world(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with built_world(moto_server, tmp_path_factory.mktemp("crash-cutover")) as w:
+        w.run("to", "last-stable", "--yes")  # 1.0.0 current on both colours, users on blue
+        yield w
+
+
+def on(colour: str) -> dict[str, dict[str, int]]:
+    other = "green" if colour == "blue" else "blue"
+    return {"alb": {colour: 100, other: 0}, "dns": {colour: 100, other: 0}}
+
+
+def backwards(samples: list[dict[str, dict[str, int]]], new: str, breach: bool) -> list[str]:
+    """Moves of users against the cutover's course: the new colour's share falling in a
+    clean cutover; rising again, once it fell, when a breach reverts it."""
+    found: list[str] = []
+    for layer in ("alb", "dns"):
+        shares = [s[layer].get(new, 0) for s in samples]
+        fell = False
+        for before, after in zip(shares, shares[1:], strict=False):
+            if after < before:
+                fell = True
+                if not breach:
+                    found.append(f"{layer}: {new} {before} -> {after}")
+            elif after > before and fell:
+                found.append(f"{layer}: {new} back up {before} -> {after} after the revert")
+    return found
+
+
+def recover(world: World, runs_before: list[str], cutover: list[str], log: list[str]) -> str:
+    """As an operator: status and lock, resume what they name; the cutover run to check."""
+    for _ in range(3):  # a lock cleared for a run killed before its journal: look again
+        status = world.json("status")
+        lock = world.json("lock", "show")
+        run = status["run"]
+        log.append(f"status {run and (run['run_id'], run['result'])}, lock {lock['holder']}")
+        holder = (lock["holder"] or {}).get("run_id") if lock["locked"] else None
+        if holder and not (world.runs_dir() / holder / "run.json").exists():
+            log.append(world.run("resume", holder).stdout.strip())  # killed before its journal
+            continue
+        ran = run["run_id"] if run and run["run_id"] not in runs_before else None
+        target = holder or ran
+        if target is None:  # nothing was started: start again
+            log.append(f"cutover again: exit {world.run(*cutover, expect=None).returncode}")
+            return str(world.json("status")["run"]["run_id"])
+        if holder is None and run["result"] not in (None, "unfinished"):
+            return str(target)  # it finished and unlocked before the kill
+        resumed = world.run("resume", target, expect=None)
+        log.append(f"resume {target}: exit {resumed.returncode} {resumed.stdout.strip()[:300]}")
+        return str(target)
+    raise AssertionError("the lock kept coming back")
+
+
+def test_cutovers_killed_at_random_instants_then_resumed(world: World) -> None:
+    started = time.monotonic()
+    world.run("cutover", "green", *STEPS)  # a clean one: how long it takes
+    duration = time.monotonic() - started
+    assert world.weights() == on("green")
+
+    rng = random.Random(SEED)
+    for i in range(KILLS):
+        old = "green" if world.weights() == on("green") else "blue"
+        new = "blue" if old == "green" else "green"
+        breach = rng.random() < 0.4
+        delay = rng.uniform(0.0, 0.3) if i == 0 else rng.uniform(0.0, duration)
+        resume_delay = rng.uniform(0.0, duration) if i % 2 else None
+        case = (
+            f"seed {SEED}, kill {i}: `cutover {new}`{' (breach)' if breach else ''} killed at "
+            f"{delay:.3f}s" + (f", its resume at {resume_delay:.3f}s" if resume_delay else "")
+        )
+        servers = {"blue": world.blue, "green": world.green}
+        servers[new].status = 500 if breach else 200
+        log: list[str] = []
+        cutover = ["cutover", new, *STEPS]
+        runs_before = world.run_ids()
+        try:
+            with GreenWatch(world) as watch:
+                log.append(f"cutover: exit {killed_after(world, delay, *cutover)}")
+                fresh = [r for r in world.run_ids() if r not in runs_before]
+                if resume_delay is not None and fresh and lock_doc(world) is not None:
+                    code = killed_after(world, resume_delay, "resume", fresh[0])
+                    log.append(f"resume: exit {code}")
+                run_id = recover(world, runs_before, cutover, log)
+        except AssertionError as exc:
+            raise AssertionError(f"{case}: {exc}\n" + json.dumps(log, indent=1)) from exc
+        finally:
+            servers[new].status = 200
+        wrong = []
+        end = old if breach else new
+        if world.weights() != on(end):
+            wrong.append(f"weights {world.weights()}, expected users on {end}")
+        if lock_doc(world) is not None:
+            wrong.append(f"lock left: {lock_doc(world)}")
+        desired = json.loads((world.store / DESIRED).read_text())["weights"]
+        if desired != on(end)["alb"]:
+            wrong.append(f"desired traffic {desired}, expected users on {end}")
+        status = world.json("status")
+        result = "failed" if breach else "succeeded"
+        if status["run"]["run_id"] != run_id or status["run"]["result"] != result:
+            wrong.append(f"status {status['run']}, expected {run_id} {result}")
+        wrong += backwards(watch.samples, new, breach)
+        assert not wrong, f"{case}: {'; '.join(wrong)}\n" + json.dumps(log, indent=1)
+
+
+# -- exact kill points ---------------------------------------------------------------
+
+
+def _colours(world: World) -> tuple[str, str]:
+    """(the colour users are on, the other one)."""
+    old = "green" if world.weights() == on("green") else "blue"
+    return old, "blue" if old == "green" else "green"
+
+
+def test_a_cutover_killed_after_its_last_shift_then_resumed_owns_the_new_traffic(
+    world: World, tmp_path: Path
+) -> None:
+    # Killed after the last shift moved the listener, before it was verified and recorded as
+    # the stack's desired traffic: the resume finds it done, and must record it all the same.
+    # Otherwise the desired traffic stays the previous step's, `stack verify` reports drift
+    # and the next `stack up` or re-apply puts users back there.
+    old, new = _colours(world)
+    runs_before = world.run_ids()
+    killer = killer_env(tmp_path / "k", "traffic-100:applying+1")
+    killed = world.run("cutover", new, *STEPS, env=killer, expect=None)
+    assert killed.returncode == -9, killed.stderr
+    (run_id,) = [r for r in world.run_ids() if r not in runs_before]
+    assert world.weights()["alb"] == on(new)["alb"]  # the listener moved before the kill
+
+    world.run("resume", run_id)
+    assert world.weights() == on(new) and lock_doc(world) is None
+    assert json.loads((world.store / DESIRED).read_text())["weights"] == on(new)["alb"]
+    assert world.json("stack", "verify")["ok"]
