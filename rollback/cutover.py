@@ -15,7 +15,8 @@ back before the watch starts.
 How a cutover ends:
 
 - succeeded: every step verified and every watch clean; with `promote` the
-  release is marked stable.
+  release is marked stable, under the lock and before the `finished` record
+  (a process killed after unlocking must not leave it unpromoted).
 - reverted (journal result `failed`): a breach, or a shift that failed;
   traffic goes back to the previous colour at once (one verified ALB write,
   then DNS), recorded as the compensation of the shifts done; with
@@ -407,18 +408,10 @@ class Cutover:
         )
 
     def _after(self, result: CutoverResult, spec: CutoverSpec, target: str | None) -> CutoverResult:
-        """Promote a succeeded cutover; roll back a reverted one when asked (lock already released)."""
+        """Roll back a reverted cutover when asked (lock already released); a succeeded one
+        was promoted before its `finished` record (`_Course._promote`)."""
         from dataclasses import replace
 
-        if result.result == "succeeded" and spec.promote:
-            self.registry.mark(
-                result.version, "stable", f"cutover {result.run_id} to {result.color} baked clean"
-            )
-            return replace(
-                result,
-                promoted=True,
-                message=result.message + f" Release {result.version} is marked stable.",
-            )
         if (
             result.result == "reverted"
             and spec.rollback_on_breach
@@ -730,6 +723,10 @@ class _Course:
             if report is not None and not report.ok:
                 result, journal_result = "failed", "failed"
                 message = f"{message} But the outcome does not hold: {report.sentence}"
+        promoted = result == "succeeded" and self.spec.promote
+        if promoted:
+            self._promote()
+            message = f"{message} Release {self.plan.to_version} is marked stable."
         run = Journal.load(self.c.store, self.plan.stack, self.plan.run_id)
         state = describe_layers(run)
         self.notify("finished", journal_result, text=message)
@@ -743,7 +740,19 @@ class _Course:
                 "cutover": result,
             },
         )
-        return self._result(result, message, self._weights(), finished_at=event.at, state=state)
+        return self._result(
+            result, message, self._weights(), finished_at=event.at, state=state, promoted=promoted
+        )
+
+    def _promote(self) -> None:
+        """Mark the release stable, under the lock and before the `finished` record: after
+        unlocking, a killed process would leave a succeeded cutover unpromoted and nothing
+        to resume. A resume that finds it marked already does not mark it again."""
+        registry, version = self.c.registry, self.plan.to_version
+        if registry.show(version).status != "stable":
+            registry.mark(
+                version, "stable", f"cutover {self.plan.run_id} to {self.spec.color} baked clean"
+            )
 
     def _result(
         self,
@@ -753,6 +762,7 @@ class _Course:
         *,
         finished_at: str | None,
         state: dict[str, str] | None = None,
+        promoted: bool = False,
     ) -> CutoverResult:
         run = Journal.load(self.c.store, self.plan.stack, self.plan.run_id)
         return CutoverResult(
@@ -771,6 +781,7 @@ class _Course:
             state=state if state is not None else describe_layers(run),
             breach=self.breach,
             stop=self.stop.to_dict() if self.stop else None,
+            promoted=promoted,
             started_at=run.started_at,
             finished_at=finished_at,
         )

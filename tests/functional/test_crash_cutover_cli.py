@@ -167,3 +167,22 @@ def test_a_cutover_killed_after_its_last_shift_then_resumed_owns_the_new_traffic
     assert world.weights() == on(new) and lock_doc(world) is None
     assert json.loads((world.store / DESIRED).read_text())["weights"] == on(new)["alb"]
     assert world.json("stack", "verify")["ok"]
+
+
+def test_a_promoting_cutover_killed_after_unlocking_leaves_the_release_stable(
+    world: World, tmp_path: Path
+) -> None:
+    # `--promote` marks the release stable once the bake passed. Done after the lock is
+    # released, a kill in between left a succeeded cutover, nothing to resume, and a
+    # release never promoted.
+    old, new = _colours(world)
+    world.registry().mark("1.0.0", "candidate", "test: a release not yet promoted")
+    runs_before = world.run_ids()
+    killer = killer_env(tmp_path / "k", "unlocked")
+    killed = world.run("cutover", new, *STEPS, "--promote", env=killer, expect=None)
+    assert killed.returncode == -9, killed.stderr
+    (run_id,) = [r for r in world.run_ids() if r not in runs_before]
+    assert lock_doc(world) is None and world.weights() == on(new)
+    status = world.json("status")["run"]
+    assert status["run_id"] == run_id and status["result"] == "succeeded", status
+    assert world.registry().show("1.0.0").status == "stable"
