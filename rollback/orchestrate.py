@@ -236,13 +236,12 @@ class Workbench:
         *,
         report: bool = False,
     ) -> Executor:
-        """`report`: the run's report is written before its lock is released (`Executor.report`)."""
+        """`report`: the run's report is written before its lock is released (`Executor.report`),
+        and an emergency's stop request cleared (`finished_run`)."""
         from rollback.executor import Executor
 
         def store_report(run_id: str) -> object:
-            from rollback.report import store_report  # after the run: not on the way to traffic
-
-            return store_report(self.store, self.registry.stack, run_id)
+            return finished_run(self.store, self.registry.stack, run_id)
 
         return Executor(
             self.store,
@@ -492,6 +491,29 @@ def abort(bench: Workbench, run_id: str, *, actor: str, break_lock: bool = False
     plan = Journal.load(bench.store, bench.registry.stack, run_id).plan
     keys = report_keys(bench.registry.stack, run_id)
     return Outcome(plan, result, tuple(_located(bench.store, k) for k in keys))
+
+
+def finished_run(store: Store, stack: str, run_id: str) -> tuple[str, str]:
+    """What follows a run's `finished` record while its lock is still held: the run's report
+    is written and, for an emergency, its stop request is cleared; returns the report's keys.
+
+    A clean `emergency` clears its request as it ends; one killed on the way is finished by
+    `rollback resume`, which must clear it too, or the request outlives the incident and
+    every later cutover is refused. A request made after the run started is a newer
+    emergency's and stays. `rollback resume` calls this also for a run that died between
+    its `finished` record and unlocking.
+    """
+    from rollback.journal import Journal
+    from rollback.report import store_report  # after the run: not on the way to traffic
+    from rollback.triggers import clear_stop, stop_requested
+
+    keys = store_report(store, stack, run_id)
+    run = Journal.load(store, stack, run_id)
+    if run.options.get("emergency"):
+        pending = stop_requested(store, stack)
+        if pending is not None and str(pending.get("at", "")) <= run.started_at:
+            clear_stop(store, stack)
+    return keys
 
 
 def report_keys(stack: str, run_id: str) -> tuple[str, str]:

@@ -249,9 +249,9 @@ def resume(ctx: click.Context, run_id: str) -> None:
     cleared = clear_left_lock(store, stack, run_id)
     if cleared is not None:
         if store.has_doc(run_key(stack, run_id, "run.json")):
-            from rollback.report import store_report
+            from rollback.orchestrate import finished_run
 
-            store_report(store, stack, run_id)  # the finished run died before writing it
+            finished_run(store, stack, run_id)  # the finished run died before writing its report
         emit(ctx, {"run_id": run_id, "lock_cleared": True, "message": cleared}, cleared)
         return
     if is_cutover(Journal.load(factory.store(), factory.settings.stack, run_id)):

@@ -291,3 +291,24 @@ def test_killed_after_the_listener_moved_then_resumed_keeps_users_on_blue(
     resumed = world.run("resume", run_id, expect=None)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     _assert_reported_and_rolled_back(world, run_id)
+
+
+def test_a_killed_emergency_resumed_leaves_no_stop_request(world: World, tmp_path: Path) -> None:
+    # `emergency` asks cutovers to stop, rolls back, and clears its request as it ends. Killed
+    # on the way and resumed (or its lock cleared after `finished`), the request must not
+    # outlive the incident: a cutover refuses to start while one is pending, and no command
+    # clears it.
+    stop = world.store / "stops" / "webapp" / "dev.json"
+    for i, at in enumerate(("traffic:verified", "finished")):
+        world.back_to_v2()
+        runs_before = world.run_ids()
+        killer = killer_env(tmp_path / f"k{i}", at)
+        killed = world.run("emergency", "--reason", "pager", env=killer, expect=None)
+        assert killed.returncode == -9, killed.stderr
+        (run_id,) = [r for r in world.run_ids() if r not in runs_before]
+        assert stop.exists()  # the request of the emergency in progress
+
+        world.run("resume", run_id)
+        _assert_reported_and_rolled_back(world, run_id)
+        assert not stop.exists(), f"killed at {at}: the stop request outlived the emergency"
+        assert world.json("cutover", "blue")["ok"]  # the live colour: moves nobody
