@@ -466,12 +466,14 @@ def resume(
     `break_lock` takes over an expired lease (the agent passes it only for a
     lock its own dead run left behind).
     """
+    from rollback.executor import aborting
     from rollback.journal import Journal
     from rollback.preflight import preflight
 
     before = Journal.load(bench.store, bench.registry.stack, run_id)
-    # A run that succeeded or was aborted is refused by the executor, with its own sentence.
-    if not before.finished or before.result in ("failed", "stopped"):
+    # A run that succeeded or was aborted is refused by the executor, with its own sentence;
+    # an abort in flight is finished (it applies no step: nothing to preflight).
+    if (not before.finished or before.result in ("failed", "stopped")) and not aborting(before):
         done = {s.name for s in before.steps if s.state in ("verified", "skipped")}
         todo = [s for s in before.plan.steps if s.name not in done]
         preflight(bench, before.plan, todo, planned_now=False)

@@ -235,7 +235,8 @@ def resume(ctx: click.Context, run_id: str) -> None:
     continue and check the outcome.
 
     A rollback that failed stops on its last verified state and undoes nothing;
-    fix the cause, then resume it. `rollback abort RUN` undoes it instead.
+    fix the cause, then resume it. `rollback abort RUN` undoes it instead; an
+    abort whose process died is finished by resume, as an abort.
     """
     from rollback.cutover import is_cutover
     from rollback.journal import Journal, run_key
@@ -260,7 +261,11 @@ def resume(ctx: click.Context, run_id: str) -> None:
         result, code = resume_cutover_run(factory, run_id)
         emit(ctx, result, cutover_text)
         ctx.exit(code)
-    _finish(ctx, resume_run(_bench(ctx), run_id, actor=_actor(), on_event=_on_event(ctx)))
+    outcome = resume_run(_bench(ctx), run_id, actor=_actor(), on_event=_on_event(ctx))
+    if outcome.result is not None and outcome.result.result == "aborted":
+        emit(ctx, outcome, outcome_text)  # an abort killed half-way, finished: exits as `abort`
+        return
+    _finish(ctx, outcome)
 
 
 @click.command()
