@@ -245,17 +245,26 @@ def resume(ctx: click.Context, run_id: str) -> None:
 
     factory = ctx.find_root().obj
     # A run killed before its journal, or after `finished` but before unlocking,
-    # left only a lock: clear it, and say so, instead of resuming nothing.
+    # left only a lock: clear it, and say so, instead of resuming nothing. A failed or
+    # stopped rollback is carried forward all the same: its resume takes such a lock over.
     store, stack = factory.store(), factory.settings.stack
-    cleared = clear_left_lock(store, stack, run_id)
+    run = (
+        Journal.load(store, stack, run_id)
+        if store.has_doc(run_key(stack, run_id, "run.json"))
+        else None
+    )
+    resumable = run is not None and not is_cutover(run) and run.result in ("failed", "stopped")
+    cleared = None if resumable else clear_left_lock(store, stack, run_id)
     if cleared is not None:
-        if store.has_doc(run_key(stack, run_id, "run.json")):
+        if run is not None:
             from rollback.orchestrate import finished_run
 
             finished_run(store, stack, run_id)  # the finished run died before writing its report
         emit(ctx, {"run_id": run_id, "lock_cleared": True, "message": cleared}, cleared)
         return
-    if is_cutover(Journal.load(factory.store(), factory.settings.stack, run_id)):
+    if run is None:
+        run = Journal.load(store, stack, run_id)  # NotFound, naming the run
+    if is_cutover(run):
         from rollback.cli.cutover import cutover_text, resume_cutover_run
 
         result, code = resume_cutover_run(factory, run_id)

@@ -345,3 +345,26 @@ def test_a_killed_abort_is_finished_by_resume(world: World, tmp_path: Path) -> N
     report = world.runs_dir() / run_id / "report.md"
     assert report.is_file() and "aborted" in report.read_text()
     assert worktrees(world) == [str(world.repo_dir)] and _dead_checkouts() == []
+
+
+def test_a_failed_run_whose_resume_died_holding_the_lock_is_carried_forward(
+    world: World, tmp_path: Path
+) -> None:
+    # A failed rollback's resume killed right after taking the lock, before its journal says
+    # so: the lock names a run whose journal ends `finished (failed)`. `resume` again used to
+    # clear that lock, exit 0 and stop there, the run still failed.
+    world.back_to_v2()
+    runs_before = world.run_ids()
+    world.blue.status = 500
+    try:
+        world.run("to", "last-stable", "--yes", env={"ROLLBACK_HEALTH_DEADLINE": "3"}, expect=1)
+    finally:
+        world.blue.status = 200
+    (run_id,) = [r for r in world.run_ids() if r not in runs_before]
+    killed = world.run("resume", run_id, env=killer_env(tmp_path / "k", "locked"), expect=None)
+    assert killed.returncode == -9, killed.stderr
+    assert (lock_doc(world) or {}).get("run_id") == run_id
+    assert world.json("status")["run"]["result"] == "failed"
+
+    world.run("resume", run_id)
+    _assert_reported_and_rolled_back(world, run_id)
