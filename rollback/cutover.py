@@ -21,7 +21,8 @@ How a cutover ends:
   traffic goes back to the previous colour at once (one verified ALB write,
   then DNS), recorded as the compensation of the shifts done; with
   `rollback_on_breach` the injected `rollback_to(previous stable release)`
-  follows, after the lock is released.
+  follows, after the lock is released (a process killed before that rollback
+  started leaves the cutover the stack's last run: `resume` then runs it).
 - stopped: an emergency stop request (`triggers.request_stop`) was seen at a
   check; traffic goes back to the previous colour, as for a breach, because
   whoever pressed the button wants users off the new release.
@@ -48,7 +49,7 @@ from rollback.errors import (
     failure_sentence,
 )
 from rollback.executor import TRAFFIC_KINDS, describe_layers
-from rollback.journal import Journal, Run, RunLog, iso
+from rollback.journal import Journal, Run, RunLog, iso, sorted_run_ids
 from rollback.models import StepDescription, Topology
 from rollback.notify import Notifier
 from rollback.outcome import Expected, OutcomeCheck, OutcomeReport
@@ -175,6 +176,26 @@ def is_cutover(run: Run) -> bool:
     return run.options.get("kind") == KIND
 
 
+def owed_rollback(store: Store, run: Run) -> str | None:
+    """The version a finished cutover still owes a rollback to, or None.
+
+    A cutover reverted with `--rollback-on-breach` rolls back once it released
+    the lock; a process killed before that rollback wrote its journal leaves
+    the cutover the stack's last run, finished and reverted, and nothing else
+    would ever run it. Any run after the cutover (that rollback, or whatever
+    someone did since) means nothing is owed.
+    """
+    finished = run.last("finished")
+    target = run.options.get("rollback_target")
+    if not (is_cutover(run) and run.finished and finished is not None and target):
+        return None
+    if not run.options.get("rollback_on_breach") or finished.data.get("cutover") != "reverted":
+        return None
+    if sorted_run_ids(store, run.stack)[-1:] != [run.run_id]:
+        return None
+    return str(target)
+
+
 class Cutover:
     """Runs and resumes cutovers of one stack."""
 
@@ -299,16 +320,19 @@ class Cutover:
         """Continue a cutover whose process stopped (SIGTERM, Ctrl-C, a crash) from its journal.
 
         A shift in flight is re-applied (idempotent); a watch in flight starts
-        over, in full; a revert in flight is finished. Raises NotFound for an
-        unknown run, UsageError for a finished run or one that is not a
-        cutover, LockHeld when another live run holds the stack.
+        over, in full; a revert in flight is finished. A reverted cutover whose
+        `--rollback-on-breach` rollback never started (`owed_rollback`) runs
+        that rollback. Raises NotFound for an unknown run, UsageError for
+        another finished run or one that is not a cutover, LockHeld when
+        another live run holds the stack.
         """
         before = Journal.load(self.store, self.stack, run_id)
         if not is_cutover(before):
             raise UsageError(
                 f"run {run_id} is not a cutover; resume it with `rollback resume {run_id}`."
             )
-        if before.finished:
+        owed = owed_rollback(self.store, before)
+        if before.finished and owed is None:
             raise UsageError(
                 f"cutover {run_id} finished ({before.result}) at {before.finished_at}; there is nothing to resume."
             )
@@ -324,6 +348,21 @@ class Cutover:
         )
         topology = Topology.from_dict(dict(opts["topology"]))
         started = datetime.fromisoformat(str(opts["since"]))
+        if owed is not None:  # finished: only its rollback is left
+            journal = Journal.reopen(self.store, self.stack, run_id, now=self.now)
+            course = _Course(
+                self, journal, before.plan, spec, topology, str(opts["previous_color"]), started
+            )
+            finished = before.last("finished")
+            data = finished.data if finished is not None else {}
+            ended = course._result(
+                "reverted",
+                str(data.get("message", "")),
+                course._weights(),
+                finished_at=before.finished_at,
+                state=dict(data.get("state") or {}),
+            )
+            return self._after(ended, spec, owed)
         lock = self._lock_for_resume(run_id, spec)
         took_over = lock.note
         try:
@@ -827,4 +866,4 @@ def _ev(found: Sequence[Any]) -> list[dict[str, Any]]:
     return [asdict(e) for e in found]
 
 
-__all__ = ["Cutover", "CutoverResult", "CutoverSpec", "is_cutover", "parse_steps"]
+__all__ = ["Cutover", "CutoverResult", "CutoverSpec", "is_cutover", "owed_rollback", "parse_steps"]

@@ -238,7 +238,7 @@ def resume(ctx: click.Context, run_id: str) -> None:
     fix the cause, then resume it. `rollback abort RUN` undoes it instead; an
     abort whose process died is finished by resume, as an abort.
     """
-    from rollback.cutover import is_cutover
+    from rollback.cutover import is_cutover, owed_rollback
     from rollback.journal import Journal, run_key
     from rollback.orchestrate import resume as resume_run
     from rollback.store.lock import clear_left_lock
@@ -246,14 +246,18 @@ def resume(ctx: click.Context, run_id: str) -> None:
     factory = ctx.find_root().obj
     # A run killed before its journal, or after `finished` but before unlocking,
     # left only a lock: clear it, and say so, instead of resuming nothing. A failed or
-    # stopped rollback is carried forward all the same: its resume takes such a lock over.
+    # stopped rollback, or a cutover that owes its rollback, is carried forward all the
+    # same: what it runs takes such a lock over.
     store, stack = factory.store(), factory.settings.stack
     run = (
         Journal.load(store, stack, run_id)
         if store.has_doc(run_key(stack, run_id, "run.json"))
         else None
     )
-    resumable = run is not None and not is_cutover(run) and run.result in ("failed", "stopped")
+    resumable = run is not None and (
+        (not is_cutover(run) and run.result in ("failed", "stopped"))
+        or owed_rollback(store, run) is not None
+    )
     cleared = None if resumable else clear_left_lock(store, stack, run_id)
     if cleared is not None:
         if run is not None:

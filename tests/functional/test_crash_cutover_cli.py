@@ -186,3 +186,39 @@ def test_a_promoting_cutover_killed_after_unlocking_leaves_the_release_stable(
     status = world.json("status")["run"]
     assert status["run_id"] == run_id and status["result"] == "succeeded", status
     assert world.registry().show("1.0.0").status == "stable"
+
+
+def test_a_cutover_killed_before_its_rollback_on_breach_is_resumed_into_it(
+    world: World, tmp_path: Path
+) -> None:
+    # `--rollback-on-breach`: once the breach reverted the cutover and it released the lock,
+    # the rollback to the previous stable release follows. Killed in between, the cutover
+    # was finished and reverted, nothing to resume, and that rollback never ran: 2.0.0
+    # stayed current and its stack applied. `resume` of the cutover now runs it.
+    if world.weights() != on("blue"):
+        world.run("cutover", "blue", *STEPS)
+    world.run("stack", "reapply", "2.0.0")  # green runs 2.0.0, users stay on blue
+    registry = world.registry()
+    registry.mark("2.0.0", "candidate", "test: a new release")
+    registry.set_current("2.0.0", "test: a new release")
+    world.green.status = 500
+    try:
+        runs_before = world.run_ids()
+        killer = killer_env(tmp_path / "k", "unlocked")
+        args = ("cutover", "green", *STEPS, "--rollback-on-breach")
+        killed = world.run(*args, env=killer, expect=None)
+        assert killed.returncode == -9, killed.stderr
+        (run_id,) = [r for r in world.run_ids() if r not in runs_before]
+        assert world.json("status")["run"]["result"] == "failed"  # the cutover, reverted
+        assert world.weights() == on("blue") and world.registry().current() == "2.0.0"
+
+        resumed = world.run("resume", run_id, expect=1)  # reverted, as the cutover exits
+        assert "Then rolled back to 1.0.0" in resumed.stdout, resumed.stdout
+    finally:
+        world.green.status = 200
+    assert world.registry().current() == "1.0.0"
+    assert world.registry().show("2.0.0").status == "bad"
+    status = world.json("status")["run"]
+    assert status["run_id"] not in (*runs_before, run_id) and status["result"] == "succeeded"
+    assert world.weights() == on("blue") and lock_doc(world) is None
+    world.run("resume", run_id, expect=2)  # owed no more: a run came after it
