@@ -1,12 +1,13 @@
 """SIGKILL `rollback cutover` at random instants, then recover as an operator would.
 
 test_crash_random_cli.py kills rollbacks; this kills cutovers (blue/green in
-steps 10,50,100), a clean one or one whose new colour fails its health check
-(a breach: the cutover reverts), and every other time the `rollback resume`
-that follows. Recovery uses `status`, `lock show` and `resume` only. The end
-state is read back from the cloud and the store: users all on the colour the
-cutover was to end on (the new one, or the old one after a breach), no lock,
-the cutover run finished with the result a clean one has; and while the killed
+steps 10,50,100), a clean one (sometimes with --promote) or one whose new
+colour fails its health check (a breach: the cutover reverts), and every other
+time the `rollback resume` that follows. Recovery uses `status`, `lock show`
+and `resume` only. The end state is read back from the cloud and the store:
+users all on the colour the cutover was to end on (the new one, or the old one
+after a breach), the desired traffic the same, no lock, the cutover run
+finished with the result a clean one has, a promoted release stable; and while the killed
 cutover and its recovery ran, users never moved backwards (towards the old
 colour in a clean cutover, towards the new one again once a revert began).
 
@@ -99,16 +100,20 @@ def test_cutovers_killed_at_random_instants_then_resumed(world: World) -> None:
         old = "green" if world.weights() == on("green") else "blue"
         new = "blue" if old == "green" else "green"
         breach = rng.random() < 0.4
+        promote = not breach and rng.random() < 0.5
         delay = rng.uniform(0.0, 0.3) if i == 0 else rng.uniform(0.0, duration)
         resume_delay = rng.uniform(0.0, duration) if i % 2 else None
         case = (
-            f"seed {SEED}, kill {i}: `cutover {new}`{' (breach)' if breach else ''} killed at "
+            f"seed {SEED}, kill {i}: `cutover {new}`{' (breach)' if breach else ''}"
+            f"{' --promote' if promote else ''} killed at "
             f"{delay:.3f}s" + (f", its resume at {resume_delay:.3f}s" if resume_delay else "")
         )
         servers = {"blue": world.blue, "green": world.green}
         servers[new].status = 500 if breach else 200
         log: list[str] = []
-        cutover = ["cutover", new, *STEPS]
+        cutover = ["cutover", new, *STEPS, *(["--promote"] if promote else [])]
+        if promote:
+            world.registry().mark("1.0.0", "candidate", "test: to be promoted again")
         runs_before = world.run_ids()
         try:
             with GreenWatch(world) as watch:
@@ -135,6 +140,8 @@ def test_cutovers_killed_at_random_instants_then_resumed(world: World) -> None:
         result = "failed" if breach else "succeeded"
         if status["run"]["run_id"] != run_id or status["run"]["result"] != result:
             wrong.append(f"status {status['run']}, expected {run_id} {result}")
+        if promote and world.registry().show("1.0.0").status != "stable":
+            wrong.append("--promote did not mark 1.0.0 stable")
         wrong += backwards(watch.samples, new, breach)
         assert not wrong, f"{case}: {'; '.join(wrong)}\n" + json.dumps(log, indent=1)
 
