@@ -554,6 +554,7 @@ def emergency(
     stack lock already taken for this run (the agent takes it on receipt);
     released here either way.
     """
+    from rollback.errors import LockHeld
     from rollback.triggers import clear_stop, request_stop
 
     stack = bench.registry.stack
@@ -564,11 +565,16 @@ def emergency(
             lock.release()
         raise
     held = lock
+    keep_stop = False
     try:
         try:
             _cancel_update(bench)
             if held is None:
-                held = _lock_when_free(bench, new_run_id(), break_lock, lock_wait_s)
+                try:
+                    held = _lock_when_free(bench, new_run_id(), break_lock, lock_wait_s)
+                except LockHeld as exc:
+                    keep_stop = bool(exc.fields.get("dead"))  # its resume must see the stop
+                    raise
             return rollback_to(
                 bench,
                 "last-stable",
@@ -583,7 +589,8 @@ def emergency(
             if held is not None:
                 held.release()
     finally:
-        clear_stop(bench.store, stack)
+        if not keep_stop:
+            clear_stop(bench.store, stack)
 
 
 def _cancel_update(bench: Workbench) -> None:
@@ -611,9 +618,11 @@ def _cancel_update(bench: Workbench) -> None:
 
 def _lock_when_free(bench: Workbench, run_id: str, break_lock: bool, wait_s: float) -> HeldLock:
     """The stack lock for `run_id`, once the run we stopped released it (CheckFailed after
-    `wait_s`). With `break_lock`: at once, an expired lease taken over (LockHeld for a live one)."""
+    `wait_s`). With `break_lock`: at once, an expired lease taken over (LockHeld for a live one).
+    A holder whose process is gone from this host never releases it: LockHeld at once, with
+    `dead` set (the caller keeps the stop request for that run's resume)."""
     from rollback.errors import LockHeld
-    from rollback.store.lock import HeldLock
+    from rollback.store.lock import HeldLock, on_this_host, process_alive, read_lock
     from rollback.waiting import poll
 
     stack = bench.registry.stack
@@ -624,7 +633,19 @@ def _lock_when_free(bench: Workbench, run_id: str, break_lock: bool, wait_s: flo
         try:
             return HeldLock(bench.store, stack, run_id).acquire()
         except LockHeld:
-            return None
+            held = read_lock(bench.store, stack)
+            if held is None or not on_this_host(held) or process_alive(held.pid):
+                return None
+        # Its process is gone (killed): it will never see the stop nor release the lock.
+        raise LockHeld(
+            f"stack {stack} is locked by {held.describe()}, whose process is gone before the run "
+            f"finished. The emergency stop request stays: `rollback resume {held.run_id}` sees it "
+            "and stops that run on a verified state (a cutover sends users back to the colour "
+            "they came from); then run `rollback emergency` again.",
+            stack=stack,
+            holder=held.to_dict(),
+            dead=True,
+        )
 
     # The cutover we stopped releases the lock once it is on a verified state.
     lock: HeldLock = poll(

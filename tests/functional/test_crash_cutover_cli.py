@@ -229,3 +229,38 @@ def test_a_cutover_killed_before_its_rollback_on_breach_is_resumed_into_it(
     assert status["run_id"] not in (*runs_before, run_id) and status["result"] == "succeeded"
     assert world.weights() == on("blue") and lock_doc(world) is None
     world.run("resume", run_id, expect=2)  # owed no more: a run came after it
+
+
+def test_an_emergency_after_a_killed_cutover_keeps_its_stop_for_the_resume(
+    world: World, tmp_path: Path
+) -> None:
+    # A cutover of a new release killed during its pause holds the lock with users split.
+    # `emergency` used to wait 120 s for a lock a dead process never releases, fail, and
+    # clear its stop request: the cutover's resume then carried users on to the new release.
+    # Now it fails at once, the stop stays, the resume sends users back, and the next
+    # emergency rolls back.
+    if world.weights() != on("blue"):
+        world.run("cutover", "blue", *STEPS)
+    world.run("stack", "reapply", "2.0.0")  # green runs 2.0.0, users stay on blue
+    registry = world.registry()
+    registry.mark("2.0.0", "candidate", "test: a new release")
+    registry.set_current("2.0.0", "test: a new release")
+    runs_before = world.run_ids()
+    killer = killer_env(tmp_path / "k", "watch-50:applying")
+    killed = world.run(
+        "cutover", "green", "--steps", "50,100", "--pause", "60s", env=killer, expect=None
+    )
+    assert killed.returncode == -9, killed.stderr
+    (run_id,) = [r for r in world.run_ids() if r not in runs_before]
+    assert world.weights()["alb"] == {"blue": 50, "green": 50}
+
+    stop = world.store / "stops" / "webapp" / "dev.json"
+    refused = world.run("emergency", "--reason", "pager", expect=3, timeout=60)
+    assert f"`rollback resume {run_id}`" in refused.stderr, refused.stderr
+    assert stop.exists()
+
+    world.run("resume", run_id, expect=1)  # stopped by the request: users back on blue
+    assert world.weights() == on("blue") and world.json("status")["run"]["result"] == "stopped"
+    world.run("emergency", "--reason", "pager")
+    assert not stop.exists() and lock_doc(world) is None
+    assert world.weights() == on("blue") and world.registry().current() == "1.0.0"
