@@ -15,12 +15,14 @@ back before the watch starts.
 How a cutover ends:
 
 - succeeded: every step verified and every watch clean; with `promote` the
-  release is marked stable.
+  release is marked stable, under the lock and before the `finished` record
+  (a process killed after unlocking must not leave it unpromoted).
 - reverted (journal result `failed`): a breach, or a shift that failed;
   traffic goes back to the previous colour at once (one verified ALB write,
   then DNS), recorded as the compensation of the shifts done; with
   `rollback_on_breach` the injected `rollback_to(previous stable release)`
-  follows, after the lock is released.
+  follows, after the lock is released (a process killed before that rollback
+  started leaves the cutover the stack's last run: `resume` then runs it).
 - stopped: an emergency stop request (`triggers.request_stop`) was seen at a
   check; traffic goes back to the previous colour, as for a breach, because
   whoever pressed the button wants users off the new release.
@@ -47,7 +49,7 @@ from rollback.errors import (
     failure_sentence,
 )
 from rollback.executor import TRAFFIC_KINDS, describe_layers
-from rollback.journal import Journal, Run, RunLog, iso
+from rollback.journal import Journal, Run, RunLog, iso, sorted_run_ids
 from rollback.models import StepDescription, Topology
 from rollback.notify import Notifier
 from rollback.outcome import Expected, OutcomeCheck, OutcomeReport
@@ -174,6 +176,26 @@ def is_cutover(run: Run) -> bool:
     return run.options.get("kind") == KIND
 
 
+def owed_rollback(store: Store, run: Run) -> str | None:
+    """The version a finished cutover still owes a rollback to, or None.
+
+    A cutover reverted with `--rollback-on-breach` rolls back once it released
+    the lock; a process killed before that rollback wrote its journal leaves
+    the cutover the stack's last run, finished and reverted, and nothing else
+    would ever run it. Any run after the cutover (that rollback, or whatever
+    someone did since) means nothing is owed.
+    """
+    finished = run.last("finished")
+    target = run.options.get("rollback_target")
+    if not (is_cutover(run) and run.finished and finished is not None and target):
+        return None
+    if not run.options.get("rollback_on_breach") or finished.data.get("cutover") != "reverted":
+        return None
+    if sorted_run_ids(store, run.stack)[-1:] != [run.run_id]:
+        return None
+    return str(target)
+
+
 class Cutover:
     """Runs and resumes cutovers of one stack."""
 
@@ -298,16 +320,19 @@ class Cutover:
         """Continue a cutover whose process stopped (SIGTERM, Ctrl-C, a crash) from its journal.
 
         A shift in flight is re-applied (idempotent); a watch in flight starts
-        over, in full; a revert in flight is finished. Raises NotFound for an
-        unknown run, UsageError for a finished run or one that is not a
-        cutover, LockHeld when another live run holds the stack.
+        over, in full; a revert in flight is finished. A reverted cutover whose
+        `--rollback-on-breach` rollback never started (`owed_rollback`) runs
+        that rollback. Raises NotFound for an unknown run, UsageError for
+        another finished run or one that is not a cutover, LockHeld when
+        another live run holds the stack.
         """
         before = Journal.load(self.store, self.stack, run_id)
         if not is_cutover(before):
             raise UsageError(
                 f"run {run_id} is not a cutover; resume it with `rollback resume {run_id}`."
             )
-        if before.finished:
+        owed = owed_rollback(self.store, before)
+        if before.finished and owed is None:
             raise UsageError(
                 f"cutover {run_id} finished ({before.result}) at {before.finished_at}; there is nothing to resume."
             )
@@ -323,6 +348,21 @@ class Cutover:
         )
         topology = Topology.from_dict(dict(opts["topology"]))
         started = datetime.fromisoformat(str(opts["since"]))
+        if owed is not None:  # finished: only its rollback is left
+            journal = Journal.reopen(self.store, self.stack, run_id, now=self.now)
+            course = _Course(
+                self, journal, before.plan, spec, topology, str(opts["previous_color"]), started
+            )
+            finished = before.last("finished")
+            data = finished.data if finished is not None else {}
+            ended = course._result(
+                "reverted",
+                str(data.get("message", "")),
+                course._weights(),
+                finished_at=before.finished_at,
+                state=dict(data.get("state") or {}),
+            )
+            return self._after(ended, spec, owed)
         lock = self._lock_for_resume(run_id, spec)
         took_over = lock.note
         try:
@@ -407,18 +447,10 @@ class Cutover:
         )
 
     def _after(self, result: CutoverResult, spec: CutoverSpec, target: str | None) -> CutoverResult:
-        """Promote a succeeded cutover; roll back a reverted one when asked (lock already released)."""
+        """Roll back a reverted cutover when asked (lock already released); a succeeded one
+        was promoted before its `finished` record (`_Course._promote`)."""
         from dataclasses import replace
 
-        if result.result == "succeeded" and spec.promote:
-            self.registry.mark(
-                result.version, "stable", f"cutover {result.run_id} to {result.color} baked clean"
-            )
-            return replace(
-                result,
-                promoted=True,
-                message=result.message + f" Release {result.version} is marked stable.",
-            )
         if (
             result.result == "reverted"
             and spec.rollback_on_breach
@@ -522,6 +554,7 @@ class _Course:
         if state == "applying":  # in flight when a process died: the cloud may show it done
             found = step.verify()
             if all(e.ok for e in found):
+                self._remember(planned)  # the killed process may have died before it did
                 self.record(
                     "step",
                     step=planned.name,
@@ -561,10 +594,16 @@ class _Course:
         data = {"evidence": _ev(found)}
         if error:
             data["error"] = error
-        elif planned.kind == "traffic" and self.c.owner is not None:
-            self.c.owner.remember(dict(planned.params["weights"]), f"cutover {self.plan.run_id}")
+        else:
+            self._remember(planned)
         self.record("step", step=planned.name, state="failed" if error else "verified", data=data)
         return error
+
+    def _remember(self, planned: PlannedStep) -> None:
+        """A verified shift's weights become the stack's desired traffic (ownership), before
+        the journal says verified: a resume that finds the shift done does it again."""
+        if planned.kind == "traffic" and self.c.owner is not None:
+            self.c.owner.remember(dict(planned.params["weights"]), f"cutover {self.plan.run_id}")
 
     def _watch(self, planned: PlannedStep) -> str:
         """Run one watch step; '' when clean, else the breach sentence (self.stop set when stopped)."""
@@ -723,6 +762,10 @@ class _Course:
             if report is not None and not report.ok:
                 result, journal_result = "failed", "failed"
                 message = f"{message} But the outcome does not hold: {report.sentence}"
+        promoted = result == "succeeded" and self.spec.promote
+        if promoted:
+            self._promote()
+            message = f"{message} Release {self.plan.to_version} is marked stable."
         run = Journal.load(self.c.store, self.plan.stack, self.plan.run_id)
         state = describe_layers(run)
         self.notify("finished", journal_result, text=message)
@@ -736,7 +779,19 @@ class _Course:
                 "cutover": result,
             },
         )
-        return self._result(result, message, self._weights(), finished_at=event.at, state=state)
+        return self._result(
+            result, message, self._weights(), finished_at=event.at, state=state, promoted=promoted
+        )
+
+    def _promote(self) -> None:
+        """Mark the release stable, under the lock and before the `finished` record: after
+        unlocking, a killed process would leave a succeeded cutover unpromoted and nothing
+        to resume. A resume that finds it marked already does not mark it again."""
+        registry, version = self.c.registry, self.plan.to_version
+        if registry.show(version).status != "stable":
+            registry.mark(
+                version, "stable", f"cutover {self.plan.run_id} to {self.spec.color} baked clean"
+            )
 
     def _result(
         self,
@@ -746,6 +801,7 @@ class _Course:
         *,
         finished_at: str | None,
         state: dict[str, str] | None = None,
+        promoted: bool = False,
     ) -> CutoverResult:
         run = Journal.load(self.c.store, self.plan.stack, self.plan.run_id)
         return CutoverResult(
@@ -764,6 +820,7 @@ class _Course:
             state=state if state is not None else describe_layers(run),
             breach=self.breach,
             stop=self.stop.to_dict() if self.stop else None,
+            promoted=promoted,
             started_at=run.started_at,
             finished_at=finished_at,
         )
@@ -809,4 +866,4 @@ def _ev(found: Sequence[Any]) -> list[dict[str, Any]]:
     return [asdict(e) for e in found]
 
 
-__all__ = ["Cutover", "CutoverResult", "CutoverSpec", "is_cutover", "parse_steps"]
+__all__ = ["Cutover", "CutoverResult", "CutoverSpec", "is_cutover", "owed_rollback", "parse_steps"]

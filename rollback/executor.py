@@ -271,8 +271,10 @@ class Executor:
         done it is recorded verified (its prior is then unknown, so it cannot
         be compensated); otherwise it is applied again (apply is idempotent).
         A failed step is applied again, then the rest, then the outcome check.
-        A stopped run carries on from where it stopped. Raises NotFound for an
-        unknown run, UsageError for a run that succeeded or was aborted,
+        A stopped run carries on from where it stopped. An abort whose process
+        died is finished as `abort` would: the undo was asked for and is half
+        done, and carrying the run forward would fight it. Raises NotFound for
+        an unknown run, UsageError for a run that succeeded or was aborted,
         LockHeld as `execute`.
         """
         before = Journal.load(self.store, self.stack, run_id)
@@ -282,6 +284,8 @@ class Executor:
                 "there is nothing to resume. Plan a new rollback instead.",
                 run_id=run_id,
             )
+        if aborting(before):
+            return self.abort(run_id, actor=actor, lock_lease=lock_lease, break_lock=break_lock)
         if any(r.state in _COMPENSATION_STATES for r in before.steps):
             raise UsageError(
                 f"run {run_id} was compensated (undone) after its failure, so it cannot be carried "
@@ -782,6 +786,11 @@ class DisplayExecutor:
         )
 
 
+def aborting(run: Run) -> bool:
+    """Whether `run` is an abort whose process died before it finished (resume finishes it)."""
+    return not run.finished and run.last("aborting") is not None
+
+
 def check_plan(plan: Plan, stack: str, skips: Mapping[str, str]) -> None:
     """Refuse a plan of another stack, a skip of an unknown or unskippable step, a skip without a reason."""
     if plan.stack != stack:
@@ -928,6 +937,7 @@ __all__ = [
     "RoutesTraffic",
     "RunResult",
     "StepOutcome",
+    "aborting",
     "check_plan",
     "describe_layers",
 ]

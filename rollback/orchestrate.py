@@ -236,13 +236,12 @@ class Workbench:
         *,
         report: bool = False,
     ) -> Executor:
-        """`report`: the run's report is written before its lock is released (`Executor.report`)."""
+        """`report`: the run's report is written before its lock is released (`Executor.report`),
+        and an emergency's stop request cleared (`finished_run`)."""
         from rollback.executor import Executor
 
         def store_report(run_id: str) -> object:
-            from rollback.report import store_report  # after the run: not on the way to traffic
-
-            return store_report(self.store, self.registry.stack, run_id)
+            return finished_run(self.store, self.registry.stack, run_id)
 
         return Executor(
             self.store,
@@ -467,12 +466,14 @@ def resume(
     `break_lock` takes over an expired lease (the agent passes it only for a
     lock its own dead run left behind).
     """
+    from rollback.executor import aborting
     from rollback.journal import Journal
     from rollback.preflight import preflight
 
     before = Journal.load(bench.store, bench.registry.stack, run_id)
-    # A run that succeeded or was aborted is refused by the executor, with its own sentence.
-    if not before.finished or before.result in ("failed", "stopped"):
+    # A run that succeeded or was aborted is refused by the executor, with its own sentence;
+    # an abort in flight is finished (it applies no step: nothing to preflight).
+    if (not before.finished or before.result in ("failed", "stopped")) and not aborting(before):
         done = {s.name for s in before.steps if s.state in ("verified", "skipped")}
         todo = [s for s in before.plan.steps if s.name not in done]
         preflight(bench, before.plan, todo, planned_now=False)
@@ -492,6 +493,29 @@ def abort(bench: Workbench, run_id: str, *, actor: str, break_lock: bool = False
     plan = Journal.load(bench.store, bench.registry.stack, run_id).plan
     keys = report_keys(bench.registry.stack, run_id)
     return Outcome(plan, result, tuple(_located(bench.store, k) for k in keys))
+
+
+def finished_run(store: Store, stack: str, run_id: str) -> tuple[str, str]:
+    """What follows a run's `finished` record while its lock is still held: the run's report
+    is written and, for an emergency, its stop request is cleared; returns the report's keys.
+
+    A clean `emergency` clears its request as it ends; one killed on the way is finished by
+    `rollback resume`, which must clear it too, or the request outlives the incident and
+    every later cutover is refused. A request made after the run started is a newer
+    emergency's and stays. `rollback resume` calls this also for a run that died between
+    its `finished` record and unlocking.
+    """
+    from rollback.journal import Journal
+    from rollback.report import store_report  # after the run: not on the way to traffic
+    from rollback.triggers import clear_stop, stop_requested
+
+    keys = store_report(store, stack, run_id)
+    run = Journal.load(store, stack, run_id)
+    if run.options.get("emergency"):
+        pending = stop_requested(store, stack)
+        if pending is not None and str(pending.get("at", "")) <= run.started_at:
+            clear_stop(store, stack)
+    return keys
 
 
 def report_keys(stack: str, run_id: str) -> tuple[str, str]:
@@ -530,6 +554,7 @@ def emergency(
     stack lock already taken for this run (the agent takes it on receipt);
     released here either way.
     """
+    from rollback.errors import LockHeld
     from rollback.triggers import clear_stop, request_stop
 
     stack = bench.registry.stack
@@ -540,11 +565,16 @@ def emergency(
             lock.release()
         raise
     held = lock
+    keep_stop = False
     try:
         try:
             _cancel_update(bench)
             if held is None:
-                held = _lock_when_free(bench, new_run_id(), break_lock, lock_wait_s)
+                try:
+                    held = _lock_when_free(bench, new_run_id(), break_lock, lock_wait_s)
+                except LockHeld as exc:
+                    keep_stop = bool(exc.fields.get("dead"))  # its resume must see the stop
+                    raise
             return rollback_to(
                 bench,
                 "last-stable",
@@ -559,7 +589,8 @@ def emergency(
             if held is not None:
                 held.release()
     finally:
-        clear_stop(bench.store, stack)
+        if not keep_stop:
+            clear_stop(bench.store, stack)
 
 
 def _cancel_update(bench: Workbench) -> None:
@@ -587,9 +618,11 @@ def _cancel_update(bench: Workbench) -> None:
 
 def _lock_when_free(bench: Workbench, run_id: str, break_lock: bool, wait_s: float) -> HeldLock:
     """The stack lock for `run_id`, once the run we stopped released it (CheckFailed after
-    `wait_s`). With `break_lock`: at once, an expired lease taken over (LockHeld for a live one)."""
+    `wait_s`). With `break_lock`: at once, an expired lease taken over (LockHeld for a live one).
+    A holder whose process is gone from this host never releases it: LockHeld at once, with
+    `dead` set (the caller keeps the stop request for that run's resume)."""
     from rollback.errors import LockHeld
-    from rollback.store.lock import HeldLock
+    from rollback.store.lock import HeldLock, on_this_host, process_alive, read_lock
     from rollback.waiting import poll
 
     stack = bench.registry.stack
@@ -600,7 +633,19 @@ def _lock_when_free(bench: Workbench, run_id: str, break_lock: bool, wait_s: flo
         try:
             return HeldLock(bench.store, stack, run_id).acquire()
         except LockHeld:
-            return None
+            held = read_lock(bench.store, stack)
+            if held is None or not on_this_host(held) or process_alive(held.pid):
+                return None
+        # Its process is gone (killed): it will never see the stop nor release the lock.
+        raise LockHeld(
+            f"stack {stack} is locked by {held.describe()}, whose process is gone before the run "
+            f"finished. The emergency stop request stays: `rollback resume {held.run_id}` sees it "
+            "and stops that run on a verified state (a cutover sends users back to the colour "
+            "they came from); then run `rollback emergency` again.",
+            stack=stack,
+            holder=held.to_dict(),
+            dead=True,
+        )
 
     # The cutover we stopped releases the lock once it is on a verified state.
     lock: HeldLock = poll(

@@ -235,32 +235,50 @@ def resume(ctx: click.Context, run_id: str) -> None:
     continue and check the outcome.
 
     A rollback that failed stops on its last verified state and undoes nothing;
-    fix the cause, then resume it. `rollback abort RUN` undoes it instead.
+    fix the cause, then resume it. `rollback abort RUN` undoes it instead; an
+    abort whose process died is finished by resume, as an abort.
     """
-    from rollback.cutover import is_cutover
+    from rollback.cutover import is_cutover, owed_rollback
     from rollback.journal import Journal, run_key
     from rollback.orchestrate import resume as resume_run
     from rollback.store.lock import clear_left_lock
 
     factory = ctx.find_root().obj
     # A run killed before its journal, or after `finished` but before unlocking,
-    # left only a lock: clear it, and say so, instead of resuming nothing.
+    # left only a lock: clear it, and say so, instead of resuming nothing. A failed or
+    # stopped rollback, or a cutover that owes its rollback, is carried forward all the
+    # same: what it runs takes such a lock over.
     store, stack = factory.store(), factory.settings.stack
-    cleared = clear_left_lock(store, stack, run_id)
+    run = (
+        Journal.load(store, stack, run_id)
+        if store.has_doc(run_key(stack, run_id, "run.json"))
+        else None
+    )
+    resumable = run is not None and (
+        (not is_cutover(run) and run.result in ("failed", "stopped"))
+        or owed_rollback(store, run) is not None
+    )
+    cleared = None if resumable else clear_left_lock(store, stack, run_id)
     if cleared is not None:
-        if store.has_doc(run_key(stack, run_id, "run.json")):
-            from rollback.report import store_report
+        if run is not None:
+            from rollback.orchestrate import finished_run
 
-            store_report(store, stack, run_id)  # the finished run died before writing it
+            finished_run(store, stack, run_id)  # the finished run died before writing its report
         emit(ctx, {"run_id": run_id, "lock_cleared": True, "message": cleared}, cleared)
         return
-    if is_cutover(Journal.load(factory.store(), factory.settings.stack, run_id)):
+    if run is None:
+        run = Journal.load(store, stack, run_id)  # NotFound, naming the run
+    if is_cutover(run):
         from rollback.cli.cutover import cutover_text, resume_cutover_run
 
         result, code = resume_cutover_run(factory, run_id)
         emit(ctx, result, cutover_text)
         ctx.exit(code)
-    _finish(ctx, resume_run(_bench(ctx), run_id, actor=_actor(), on_event=_on_event(ctx)))
+    outcome = resume_run(_bench(ctx), run_id, actor=_actor(), on_event=_on_event(ctx))
+    if outcome.result is not None and outcome.result.result == "aborted":
+        emit(ctx, outcome, outcome_text)  # an abort killed half-way, finished: exits as `abort`
+        return
+    _finish(ctx, outcome)
 
 
 @click.command()

@@ -291,3 +291,80 @@ def test_killed_after_the_listener_moved_then_resumed_keeps_users_on_blue(
     resumed = world.run("resume", run_id, expect=None)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     _assert_reported_and_rolled_back(world, run_id)
+
+
+def test_a_killed_emergency_resumed_leaves_no_stop_request(world: World, tmp_path: Path) -> None:
+    # `emergency` asks cutovers to stop, rolls back, and clears its request as it ends. Killed
+    # on the way and resumed (or its lock cleared after `finished`), the request must not
+    # outlive the incident: a cutover refuses to start while one is pending, and no command
+    # clears it.
+    stop = world.store / "stops" / "webapp" / "dev.json"
+    for i, at in enumerate(("traffic:verified", "finished")):
+        world.back_to_v2()
+        runs_before = world.run_ids()
+        killer = killer_env(tmp_path / f"k{i}", at)
+        killed = world.run("emergency", "--reason", "pager", env=killer, expect=None)
+        assert killed.returncode == -9, killed.stderr
+        (run_id,) = [r for r in world.run_ids() if r not in runs_before]
+        assert stop.exists()  # the request of the emergency in progress
+
+        world.run("resume", run_id)
+        _assert_reported_and_rolled_back(world, run_id)
+        assert not stop.exists(), f"killed at {at}: the stop request outlived the emergency"
+        assert world.json("cutover", "blue")["ok"]  # the live colour: moves nobody
+
+
+def test_a_killed_abort_is_finished_by_resume(world: World, tmp_path: Path) -> None:
+    # A failed rollback (blue unhealthy: its health step fails), then `abort` killed half-way
+    # through its undo: DNS back on green, the listener still on blue. `resume` used to refuse
+    # ("plan a new rollback instead") while `to` refused on the dead run's lock ("`rollback
+    # resume RUN` finishes it"): no way out but an expired lease. Resume finishes the abort.
+    world.back_to_v2()
+    runs_before = world.run_ids()
+    world.blue.status = 500
+    try:
+        world.run("to", "last-stable", "--yes", env={"ROLLBACK_HEALTH_DEADLINE": "3"}, expect=1)
+    finally:
+        world.blue.status = 200
+    (run_id,) = [r for r in world.run_ids() if r not in runs_before]
+    world.green.status = 200  # abort sends users back only to a healthy colour
+    try:
+        killer = killer_env(tmp_path / "k", "dns:compensated")
+        killed = world.run("abort", run_id, env=killer, expect=None)
+        assert killed.returncode == -9, killed.stderr
+        assert world.weights()["dns"] == {"blue": 0, "green": 100}  # half undone
+        assert (lock_doc(world) or {}).get("run_id") == run_id
+
+        world.run("resume", run_id)  # what the lock's message says to do
+    finally:
+        world.green.status = 500
+    assert world.weights() == {"alb": {"blue": 0, "green": 100}, "dns": {"blue": 0, "green": 100}}
+    assert lock_doc(world) is None
+    status = world.json("status")
+    assert status["run"]["run_id"] == run_id and status["run"]["result"] == "aborted", status
+    report = world.runs_dir() / run_id / "report.md"
+    assert report.is_file() and "aborted" in report.read_text()
+    assert worktrees(world) == [str(world.repo_dir)] and _dead_checkouts() == []
+
+
+def test_a_failed_run_whose_resume_died_holding_the_lock_is_carried_forward(
+    world: World, tmp_path: Path
+) -> None:
+    # A failed rollback's resume killed right after taking the lock, before its journal says
+    # so: the lock names a run whose journal ends `finished (failed)`. `resume` again used to
+    # clear that lock, exit 0 and stop there, the run still failed.
+    world.back_to_v2()
+    runs_before = world.run_ids()
+    world.blue.status = 500
+    try:
+        world.run("to", "last-stable", "--yes", env={"ROLLBACK_HEALTH_DEADLINE": "3"}, expect=1)
+    finally:
+        world.blue.status = 200
+    (run_id,) = [r for r in world.run_ids() if r not in runs_before]
+    killed = world.run("resume", run_id, env=killer_env(tmp_path / "k", "locked"), expect=None)
+    assert killed.returncode == -9, killed.stderr
+    assert (lock_doc(world) or {}).get("run_id") == run_id
+    assert world.json("status")["run"]["result"] == "failed"
+
+    world.run("resume", run_id)
+    _assert_reported_and_rolled_back(world, run_id)

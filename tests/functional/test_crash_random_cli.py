@@ -10,7 +10,8 @@ verified, the cloud as a clean rollback leaves it; and green never got users
 back while the killed run and its recovery ran.
 
 The instants come from a seeded generator: ROLLBACK_TEST_CRASH_SEED picks
-another seed; every failure names the seed and the instant.
+another seed, ROLLBACK_TEST_CRASH_KILLS how many kills (4); every failure
+names the seed and the instant.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from tests.functional.rollbackworld import World, built_world
 from tests.functional.test_crash_integrity_cli import ON_BLUE, _dead_checkouts, lock_doc, worktrees
 
 SEED = int(os.environ.get("ROLLBACK_TEST_CRASH_SEED") or 20261201)
-KILLS = 4  # with the clean run, about two minutes: each kill costs one rollback and its recovery
+# With the clean run, about two minutes: each kill costs one rollback and its recovery.
+KILLS = int(os.environ.get("ROLLBACK_TEST_CRASH_KILLS") or 4)
 
 
 @pytest.fixture(scope="module")
