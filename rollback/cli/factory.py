@@ -70,9 +70,13 @@ class Factory:
         return store
 
     def registry(self) -> Registry:
-        from rollback.releases import Registry
+        """One per command: a manifest's tag is checked (a git call) once, not per reader."""
+        if "registry" not in self._built:
+            from rollback.releases import Registry
 
-        return Registry(self.store(), self.settings.stack)
+            self._built["registry"] = Registry(self.store(), self.settings.stack)
+        registry: Registry = self._built["registry"]
+        return registry
 
     def engine(self, project_dir: Path | None = None) -> StackEngine:
         """The stack engine of --engine (auto: the Pulumi CLI, else embedded on the embedded cloud)."""

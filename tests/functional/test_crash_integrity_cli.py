@@ -44,8 +44,12 @@ def worktrees(world: World) -> list[str]:
     return [line.split(" ", 1)[1] for line in listed if line.startswith("worktree ")]
 
 
-def _dead_checkouts() -> list[Path]:
-    """Reapply folders in the temporary directory whose process is gone."""
+def _dead_checkouts(world: World) -> list[Path]:
+    """Reapply folders of `world`'s repository in the temporary directory whose process is gone.
+
+    Only this world's: test files run side by side (pytest -n 2), and another one's killed
+    run leaves its folder until its own recovery prunes it.
+    """
     import re
     import tempfile
 
@@ -54,7 +58,13 @@ def _dead_checkouts() -> list[Path]:
     found = []
     for path in Path(tempfile.gettempdir()).glob("rollback-reapply-*"):
         m = re.match(r"rollback-reapply-(\d+)-", path.name)
-        if m and not process_alive(int(m.group(1))):
+        if not m or process_alive(int(m.group(1))):
+            continue
+        try:  # a checkout's .git file names the repository it belongs to
+            gitdir = (path / ".git").read_text()
+        except OSError:
+            continue
+        if str(world.repo_dir) in gitdir:
             found.append(path)
     return found
 
@@ -90,12 +100,13 @@ def test_killed_at_the_lock_inside_git_and_after_finished_then_resumed(
     assert killed.returncode == -9, killed.stderr
     (run_id,) = [r for r in world.run_ids() if r not in runs_before]
     assert len(worktrees(world)) == 2, worktrees(world)  # the killed run's checkout is registered
+    assert len(_dead_checkouts(world)) == 1  # and its folder is left, as this check sees it
 
     # 3. Its resume is killed after `finished`, before it releases the lock.
     killed = world.run("resume", run_id, env=killer_env(tmp_path / "k3", "finished"), expect=None)
     assert killed.returncode == -9, killed.stderr
     assert worktrees(world) == [str(world.repo_dir)]  # the resume pruned the dead checkout
-    assert _dead_checkouts() == []  # and its folder is gone
+    assert _dead_checkouts(world) == []  # and its folder is gone
     assert (lock_doc(world) or {}).get("run_id") == run_id
     assert not (world.runs_dir() / run_id / "report.md").exists()
     assert world.weights() == ON_BLUE and world.registry().current() == "1.0.0"
@@ -266,7 +277,7 @@ def _assert_reported_and_rolled_back(world: World, run_id: str) -> None:
     assert "## Outcome" in text and "**Verified**" in text, text
     assert json.loads((world.runs_dir() / run_id / "report.json").read_text())["outcome"]["ok"]
     assert world.weights() == ON_BLUE and world.registry().current() == "1.0.0"
-    assert worktrees(world) == [str(world.repo_dir)] and _dead_checkouts() == []
+    assert worktrees(world) == [str(world.repo_dir)] and _dead_checkouts(world) == []
 
 
 def test_killed_after_the_listener_moved_then_resumed_keeps_users_on_blue(
@@ -344,7 +355,7 @@ def test_a_killed_abort_is_finished_by_resume(world: World, tmp_path: Path) -> N
     assert status["run"]["run_id"] == run_id and status["run"]["result"] == "aborted", status
     report = world.runs_dir() / run_id / "report.md"
     assert report.is_file() and "aborted" in report.read_text()
-    assert worktrees(world) == [str(world.repo_dir)] and _dead_checkouts() == []
+    assert worktrees(world) == [str(world.repo_dir)] and _dead_checkouts(world) == []
 
 
 def test_a_failed_run_whose_resume_died_holding_the_lock_is_carried_forward(

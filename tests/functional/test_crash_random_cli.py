@@ -121,8 +121,8 @@ def end_state(world: World, run_id: str, clean: dict[str, Any]) -> list[str]:
         wrong.append(f"current release {world.registry().current()}")
     if lock_doc(world) is not None:
         wrong.append(f"lock left: {lock_doc(world)}")
-    if worktrees(world) != [str(world.repo_dir)] or _dead_checkouts():
-        wrong.append(f"worktrees left: {worktrees(world)} {_dead_checkouts()}")
+    if worktrees(world) != [str(world.repo_dir)] or _dead_checkouts(world):
+        wrong.append(f"worktrees left: {worktrees(world)} {_dead_checkouts(world)}")
     status = world.json("status")
     if status["run"]["run_id"] != run_id or status["run"]["result"] != "succeeded":
         wrong.append(f"status {status['run']}")
