@@ -60,8 +60,8 @@ def _dead_checkouts(world: World) -> list[Path]:
         m = re.match(r"rollback-reapply-(\d+)-", path.name)
         if not m or process_alive(int(m.group(1))):
             continue
-        try:  # a checkout's .git file names the repository it belongs to
-            gitdir = (path / ".git").read_text()
+        try:  # the checkout (src/, see stacks.worktree) names its repository in .git
+            gitdir = (path / "src" / ".git").read_text()
         except OSError:
             continue
         if str(world.repo_dir) in gitdir:
