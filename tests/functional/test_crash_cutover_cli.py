@@ -195,6 +195,16 @@ def test_a_promoting_cutover_killed_after_unlocking_leaves_the_release_stable(
     assert world.registry().show("1.0.0").status == "stable"
 
 
+def new_release_on_green(world: World) -> None:
+    """2.0.0 deployed to green, current and a candidate, with users still on blue."""
+    if world.weights() != on("blue"):
+        world.run("cutover", "blue", *STEPS)
+    world.run("stack", "reapply", "2.0.0")
+    registry = world.registry()
+    registry.mark("2.0.0", "candidate", "test: a new release")
+    registry.set_current("2.0.0", "test: a new release")
+
+
 def test_a_cutover_killed_before_its_rollback_on_breach_is_resumed_into_it(
     world: World, tmp_path: Path
 ) -> None:
@@ -202,12 +212,7 @@ def test_a_cutover_killed_before_its_rollback_on_breach_is_resumed_into_it(
     # the rollback to the previous stable release follows. Killed in between, the cutover
     # was finished and reverted, nothing to resume, and that rollback never ran: 2.0.0
     # stayed current and its stack applied. `resume` of the cutover now runs it.
-    if world.weights() != on("blue"):
-        world.run("cutover", "blue", *STEPS)
-    world.run("stack", "reapply", "2.0.0")  # green runs 2.0.0, users stay on blue
-    registry = world.registry()
-    registry.mark("2.0.0", "candidate", "test: a new release")
-    registry.set_current("2.0.0", "test: a new release")
+    new_release_on_green(world)
     world.green.status = 500
     try:
         runs_before = world.run_ids()
@@ -239,12 +244,7 @@ def test_an_emergency_after_a_killed_cutover_keeps_its_stop_for_the_resume(
     # clear its stop request: the cutover's resume then carried users on to the new release.
     # Now it fails at once, the stop stays, the resume sends users back, and the next
     # emergency rolls back.
-    if world.weights() != on("blue"):
-        world.run("cutover", "blue", *STEPS)
-    world.run("stack", "reapply", "2.0.0")  # green runs 2.0.0, users stay on blue
-    registry = world.registry()
-    registry.mark("2.0.0", "candidate", "test: a new release")
-    registry.set_current("2.0.0", "test: a new release")
+    new_release_on_green(world)
     runs_before = world.run_ids()
     killer = killer_env(tmp_path / "k", "watch-50:applying")
     killed = world.run(
