@@ -788,7 +788,7 @@ class _Course:
         unlocking, a killed process would leave a succeeded cutover unpromoted and nothing
         to resume. A resume that finds it marked already does not mark it again."""
         registry, version = self.c.registry, self.plan.to_version
-        if registry.show(version).status != "stable":
+        if registry.status(version) != "stable":
             registry.mark(
                 version, "stable", f"cutover {self.plan.run_id} to {self.spec.color} baked clean"
             )
