@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from rollback.aws.session import Clients
     from rollback.engine import StackEngine
     from rollback.executor import Executor, OnEvent, RunResult, ShouldStop
+    from rollback.journal import Run
     from rollback.notify import Notifier
     from rollback.outcome import OutcomeCheck, OutcomeReport
     from rollback.ownership import TrafficOwner
@@ -495,6 +496,38 @@ def abort(bench: Workbench, run_id: str, *, actor: str, break_lock: bool = False
     return Outcome(plan, result, tuple(_located(bench.store, k) for k in keys))
 
 
+def settle_left_lock(store: Store, stack: str, run_id: str) -> tuple[Run | None, str | None]:
+    """Before `rollback resume RUN`: the run's journal (None when it has none) and the
+    sentence saying its left lock was cleared when that lock is all there is to settle
+    (None: resume the run, whose journal is then there).
+
+    A run killed before its journal, or after `finished` but before unlocking, left only
+    a lock: it is cleared (and a finished run's report written) instead of resuming
+    nothing. A failed or stopped rollback, or a cutover that owes its rollback, is carried
+    forward all the same: what it runs takes such a lock over. Raises NotFound, naming the
+    run, when it has no journal and left no lock.
+    """
+    from rollback.cutover import is_cutover, owed_rollback
+    from rollback.journal import Journal, run_key
+    from rollback.store.lock import clear_left_lock
+
+    run = (
+        Journal.load(store, stack, run_id)
+        if store.has_doc(run_key(stack, run_id, "run.json"))
+        else None
+    )
+    resumable = run is not None and (
+        (not is_cutover(run) and run.result in ("failed", "stopped"))
+        or owed_rollback(store, run) is not None
+    )
+    cleared = None if resumable else clear_left_lock(store, stack, run_id)
+    if cleared is not None and run is not None:
+        finished_run(store, stack, run_id)  # the finished run died before writing its report
+    if cleared is None and run is None:
+        run = Journal.load(store, stack, run_id)  # NotFound, naming the run
+    return run, cleared
+
+
 def finished_run(store: Store, stack: str, run_id: str) -> tuple[str, str]:
     """What follows a run's `finished` record while its lock is still held: the run's report
     is written and, for an emergency, its stop request is cleared; returns the report's keys.
@@ -622,7 +655,7 @@ def _lock_when_free(bench: Workbench, run_id: str, break_lock: bool, wait_s: flo
     A holder whose process is gone from this host never releases it: LockHeld at once, with
     `dead` set (the caller keeps the stop request for that run's resume)."""
     from rollback.errors import LockHeld
-    from rollback.store.lock import HeldLock, on_this_host, process_alive, read_lock
+    from rollback.store.lock import HeldLock, LockInfo
     from rollback.waiting import poll
 
     stack = bench.registry.stack
@@ -632,10 +665,10 @@ def _lock_when_free(bench: Workbench, run_id: str, break_lock: bool, wait_s: flo
     def take() -> HeldLock | None:
         try:
             return HeldLock(bench.store, stack, run_id).acquire()
-        except LockHeld:
-            held = read_lock(bench.store, stack)
-            if held is None or not on_this_host(held) or process_alive(held.pid):
+        except LockHeld as exc:
+            if not exc.fields.get("dead"):
                 return None
+            held = LockInfo.from_dict(exc.fields["holder"])
         # Its process is gone (killed): it will never see the stop nor release the lock.
         raise LockHeld(
             f"stack {stack} is locked by {held.describe()}, whose process is gone before the run "

@@ -238,36 +238,15 @@ def resume(ctx: click.Context, run_id: str) -> None:
     fix the cause, then resume it. `rollback abort RUN` undoes it instead; an
     abort whose process died is finished by resume, as an abort.
     """
-    from rollback.cutover import is_cutover, owed_rollback
-    from rollback.journal import Journal, run_key
+    from rollback.cutover import is_cutover
     from rollback.orchestrate import resume as resume_run
-    from rollback.store.lock import clear_left_lock
+    from rollback.orchestrate import settle_left_lock
 
     factory = ctx.find_root().obj
-    # A run killed before its journal, or after `finished` but before unlocking,
-    # left only a lock: clear it, and say so, instead of resuming nothing. A failed or
-    # stopped rollback, or a cutover that owes its rollback, is carried forward all the
-    # same: what it runs takes such a lock over.
-    store, stack = factory.store(), factory.settings.stack
-    run = (
-        Journal.load(store, stack, run_id)
-        if store.has_doc(run_key(stack, run_id, "run.json"))
-        else None
-    )
-    resumable = run is not None and (
-        (not is_cutover(run) and run.result in ("failed", "stopped"))
-        or owed_rollback(store, run) is not None
-    )
-    cleared = None if resumable else clear_left_lock(store, stack, run_id)
-    if cleared is not None:
-        if run is not None:
-            from rollback.orchestrate import finished_run
-
-            finished_run(store, stack, run_id)  # the finished run died before writing its report
+    run, cleared = settle_left_lock(factory.store(), factory.settings.stack, run_id)
+    if cleared is not None or run is None:
         emit(ctx, {"run_id": run_id, "lock_cleared": True, "message": cleared}, cleared)
         return
-    if run is None:
-        run = Journal.load(store, stack, run_id)  # NotFound, naming the run
     if is_cutover(run):
         from rollback.cli.cutover import cutover_text, resume_cutover_run
 

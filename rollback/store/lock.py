@@ -631,7 +631,7 @@ def _held_error(stack: str, held: LockInfo, *, expired: bool) -> LockHeld:
             f"stack {stack} is locked by {held.describe()}, whose process is gone before the run "
             f"finished; `rollback resume {held.run_id}` finishes it (and takes its lock over)."
         )
-        return LockHeld(message, stack=stack, holder=held.to_dict(), expired=expired)
+        return LockHeld(message, stack=stack, holder=held.to_dict(), expired=expired, dead=True)
     if expired:
         message = (
             f"stack {stack} is locked by {held.describe()}; its lease expired at "
