@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
 _TMP_PREFIX = ".tmp-"
+# How often a write retries when another process removes an emptied folder under it.
+_PRUNE_RACES = 10
 
 T = TypeVar("T")
 
@@ -73,6 +75,14 @@ def _shown(text: str, limit: int = 120) -> str:
     return text if len(text) <= limit else f"{text[: limit // 2]}...{text[-limit // 2 :]}"
 
 
+def _open_folder(directory: Path) -> int | None:
+    """An fd of `directory`, or None when there is no such folder."""
+    try:
+        return os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -105,8 +115,7 @@ class LocalStore:
     # blobs
 
     def put_blob(self, stream: BinaryIO) -> BlobRef:
-        staging = self._makedirs(self.root / BLOB_PREFIX)
-        tmp = self._temp_file(staging)
+        tmp = self._temp_file(self.root / BLOB_PREFIX)
         try:
             with open(tmp, "wb") as out:
                 ref = copy_hashing(stream, out)
@@ -187,9 +196,8 @@ class LocalStore:
                         f"store key {key!r} names a folder of documents; choose another key.",
                         key=key,
                     )
-                if path.parent not in folders:
-                    folders.add(self._makedirs(path.parent))
-                fd, tmp = self._temp_fd(path.parent)
+                fd, tmp = self._temp_fd(path.parent, made=path.parent in folders)
+                folders.add(path.parent)
                 fds.append(fd)
                 staged.append((key, path, tmp))
                 self._oserror_as_config(_write_all, fd, data)
@@ -252,17 +260,14 @@ class LocalStore:
         path = self.root / check_key(key)
         with contextlib.suppress(FileNotFoundError):
             self._oserror_as_config(path.unlink)
+            self._prune(path.parent)
 
     def swap_doc(self, key: str, expected: bytes, data: bytes | None) -> bool:
         path = self.root / check_key(key)
-        if not path.parent.is_dir():
+        fd = self._locked_folder(path.parent)
+        if fd is None:
             return False
-        # Every swap in a folder holds its flock, so a swap cannot interleave with
-        # another's read-compare-write; a create-only link cannot succeed meanwhile
-        # either, since the document exists for as long as it compares equal.
-        fd = self._oserror_as_config(os.open, path.parent, os.O_RDONLY)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
             try:
                 current = path.read_bytes()
             except FileNotFoundError:
@@ -271,6 +276,7 @@ class LocalStore:
                 return False
             if data is None:
                 self._oserror_as_config(path.unlink)
+                self._prune(path.parent)
                 return True
             tmp = self._temp_file(path.parent)
             try:
@@ -304,11 +310,68 @@ class LocalStore:
         os.close(fd)
         return tmp
 
-    def _temp_fd(self, directory: Path) -> tuple[int, str]:
-        """A new temporary file in `directory`, open for writing: (fd, path)."""
+    def _temp_fd(self, directory: Path, *, made: bool = False) -> tuple[int, str]:
+        """A new temporary file in `directory`, made first unless `made`: (fd, path).
+
+        Another process may remove the folder, empty, between our making it and
+        our file's creation (`_prune`); then it is made again. Once the file is
+        in it, the folder is not empty and stays.
+        """
         import tempfile  # here: it pulls in shutil, random, bz2 and lzma, which reads never need
 
-        return self._oserror_as_config(tempfile.mkstemp, prefix=_TMP_PREFIX, dir=directory)
+        for _ in range(_PRUNE_RACES):
+            if not made:
+                self._makedirs(directory)
+            try:
+                return self._oserror_as_config(tempfile.mkstemp, prefix=_TMP_PREFIX, dir=directory)
+            except FileNotFoundError:
+                made = False
+        raise ConfigError(
+            f"store {self.url}: folder {directory} keeps disappearing; is another program deleting it?",
+            store=self.url,
+        )
+
+    def _locked_folder(self, directory: Path) -> int | None:
+        """`directory` opened and flocked (the caller closes it), or None when it is not there.
+
+        Every swap in a folder holds its flock, so a swap cannot interleave with
+        another's read-compare-write; a create-only link cannot succeed meanwhile
+        either, since the document exists for as long as it compares equal. A
+        folder emptied and removed while we waited for its flock may have been
+        made again: the flock must be on the folder the path names now.
+        """
+        for _ in range(_PRUNE_RACES):
+            fd = self._oserror_as_config(_open_folder, directory)
+            if fd is None:
+                return None
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                named = os.stat(directory)
+            except FileNotFoundError:
+                os.close(fd)
+                return None
+            held = os.fstat(fd)
+            if (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino):
+                return fd
+            os.close(fd)
+        raise ConfigError(
+            f"store {self.url}: folder {directory} keeps being replaced; is another program writing it?",
+            store=self.url,
+        )
+
+    def _prune(self, directory: Path) -> None:
+        """Remove `directory` and its parents up to the root while they are empty.
+
+        A document's folder exists while it holds documents, as a prefix does in
+        S3: taking and releasing a lock, or a stop request made and cleared,
+        leaves the store as it was.
+        """
+        while directory != self.root and self.root in directory.parents:
+            try:
+                os.rmdir(directory)
+            except OSError:  # not empty (or not ours to remove): it stays
+                return
+            directory = directory.parent
 
     def _makedirs(self, directory: Path) -> Path:
         self._oserror_as_config(directory.mkdir, parents=True, exist_ok=True)

@@ -268,6 +268,53 @@ def test_list_and_delete_documents(store: Store) -> None:
     assert sorted(stored_objects(store)) == sorted(raw_key(store, k) for k in keys if "r1" not in k)
 
 
+def test_a_folder_goes_with_its_last_document_as_a_prefix_does_in_s3(tmp_path: Path) -> None:
+    root = tmp_path / "artifacts"
+    store = LocalStore(root)
+    store.put_doc("releases/webapp/dev/1.0.0/manifest.json", b"{}")
+    before = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+    store.put_doc("locks/webapp/dev.lock", b"held")
+    assert store.swap_doc("locks/webapp/dev.lock", b"held", None)  # a lock released
+    store.put_doc("triggers/webapp/dev/stop.json", b"{}")
+    store.delete_doc("triggers/webapp/dev/stop.json")  # a stop request cleared
+
+    assert sorted(str(p.relative_to(root)) for p in root.rglob("*")) == before
+    store.put_doc("locks/webapp/dev.lock", b"again")  # and the folder comes back when needed
+    assert store.get_doc("locks/webapp/dev.lock") == b"again"
+
+
+def _take_and_release(root: str, worker: int, rounds: int) -> int:
+    """Take a create-only document, swap it, release it; count what was held."""
+    from rollback.errors import AlreadyExists
+
+    store = LocalStore(Path(root))
+    held = 0
+    for n in range(rounds):
+        mine = f"{worker}-{n}".encode()
+        try:
+            store.put_doc("locks/webapp/dev.lock", mine, create_only=True)
+        except AlreadyExists:
+            continue
+        held += 1
+        assert store.swap_doc("locks/webapp/dev.lock", mine, mine + b"+")
+        assert store.get_doc("locks/webapp/dev.lock") == mine + b"+"
+        assert store.swap_doc("locks/webapp/dev.lock", mine + b"+", None)
+    return held
+
+
+def test_writers_and_pruners_of_one_folder_race_without_errors(tmp_path: Path) -> None:
+    """Processes take, renew and release one lock document while its folder comes and goes:
+    none sees an error, each swap acts on the document it read, nothing is left behind."""
+    root = tmp_path / "artifacts"
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        held = pool.starmap(_take_and_release, [(str(root), w, 300) for w in range(4)])
+
+    assert sum(held) > 0
+    assert not (root / "locks").exists()
+    assert not [p for p in root.rglob(".tmp-*")]
+
+
 # opening
 
 
