@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from rollback.outcome import OutcomeCheck, OutcomeReport
     from rollback.ownership import TrafficOwner
     from rollback.preflight import Unlocks
-    from rollback.releases import Registry
+    from rollback.releases import Registry, Release
     from rollback.steps import Step
     from rollback.store import Store
     from rollback.store.lock import HeldLock
@@ -401,48 +401,80 @@ def rollback_to(
     LockHeld when another run holds the stack. `lock`: the stack lock the
     caller took for this run (its id is the run's), so the plan's live read
     is made under it and the traffic step takes that read instead of reading
-    the listener again; the caller releases it.
+    the listener again; the caller releases it. Without one, the lock is
+    taken as the live read starts, unless `confirmation` is "prompt".
     """
     from rollback.preflight import begin, preflight
 
     if unlocks is None:  # the passphrase check runs while the plan is made
         unlocks = begin(bench.registry, target, bench.environ)
     planner = bench.planner()
-    plan = planner.plan(target, options, run_id=lock.run_id if lock is not None else None)
-    if not plan.steps:
-        return Outcome(plan, None)
-    if any(s.kind == "db-restore" for s in plan.steps) and not options.accept_data_loss:
-        window = plan.data_loss_window_s
-        lost = (
-            f"{window / 60:.0f} minutes of writes"
-            if window is not None
-            else "the writes since the release's snapshot"
-        )
-        raise UsageError(
-            f"this rollback restores the database and loses {lost}; review `rollback plan` and pass --accept-data-loss to proceed."
-        )
-    if confirm is not None and not confirm(plan):
-        raise UsageError("the rollback was not confirmed; nothing was changed.")
-    preflight(bench, plan, unlocks=unlocks)  # all every step needs, before the journal
-    bench.planned_read = _read_under(lock, planner.read)
+    run_id = lock.run_id if lock is not None else new_run_id(planner.now())
+    taken: list[HeldLock] = []
+    if lock is None and confirmation != "prompt":
+        # No one confirms in between (a person at a prompt must not hold the stack): the
+        # lock is taken as the plan's live read starts, after the planner's refusals from
+        # the store alone, so the traffic step acts on that read instead of reading again.
+        planner.live = _locking(planner.live, bench, run_id, break_lock, taken)
     try:
-        result = bench.executor(on_event, should_stop, report=True).execute(
-            plan,
-            actor=options.actor,
-            skips=skips or {},
-            break_lock=break_lock,
-            confirmation=confirmation,
-            options={
-                "accept_data_loss": options.accept_data_loss,
-                "force": options.force,
-                "emergency": options.emergency,
-            },
-            lock=lock,
-        )
+        plan = planner.plan(target, options, run_id=run_id)
+        lock = lock or (taken[0] if taken else None)
+        if not plan.steps:
+            return Outcome(plan, None)
+        if any(s.kind == "db-restore" for s in plan.steps) and not options.accept_data_loss:
+            window = plan.data_loss_window_s
+            lost = (
+                f"{window / 60:.0f} minutes of writes"
+                if window is not None
+                else "the writes since the release's snapshot"
+            )
+            raise UsageError(
+                f"this rollback restores the database and loses {lost}; review `rollback plan` and pass --accept-data-loss to proceed."
+            )
+        if confirm is not None and not confirm(plan):
+            raise UsageError("the rollback was not confirmed; nothing was changed.")
+        preflight(bench, plan, unlocks=unlocks)  # all every step needs, before the journal
+        bench.planned_read = _read_under(lock, planner.read)
+        try:
+            result = bench.executor(on_event, should_stop, report=True).execute(
+                plan,
+                actor=options.actor,
+                skips=skips or {},
+                break_lock=break_lock,
+                confirmation=confirmation,
+                options={
+                    "accept_data_loss": options.accept_data_loss,
+                    "force": options.force,
+                    "emergency": options.emergency,
+                },
+                lock=lock,
+            )
+        finally:
+            bench.planned_read = None
+        keys = report_keys(bench.registry.stack, plan.run_id)  # written by the run's executor
+        return Outcome(plan, result, tuple(_located(bench.store, k) for k in keys))
     finally:
-        bench.planned_read = None
-    keys = report_keys(bench.registry.stack, plan.run_id)  # written by the run (Executor.report)
-    return Outcome(plan, result, tuple(_located(bench.store, k) for k in keys))
+        for held in taken:
+            held.release()
+
+
+def _locking(
+    read: Callable[[Topology, Release], LiveView],
+    bench: Workbench,
+    run_id: str,
+    break_lock: bool,
+    taken: list[HeldLock],
+) -> Callable[[Topology, Release], LiveView]:
+    """`read`, preceded by taking the stack lock for `run_id` (appended to `taken`)."""
+
+    def read_under_lock(topology: Topology, release: Release) -> LiveView:
+        from rollback.store.lock import HeldLock
+
+        stack = bench.registry.stack
+        taken.append(HeldLock(bench.store, stack, run_id, break_expired=break_lock).acquire())
+        return read(topology, release)
+
+    return read_under_lock
 
 
 def _read_under(

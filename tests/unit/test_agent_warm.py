@@ -21,6 +21,7 @@ from rollback.agent_settle import AgentSettings, Handled
 from rollback.agent_warm import AgentWorkbench, LiveAhead
 from rollback.journal import list_runs
 from rollback.models import Topology
+from rollback.planner import Options
 from rollback.releases import Attachments, Registry
 from tests.unit.test_agent import Rig, event, rig  # noqa: F401  (the in-process rig)
 from tests.unit.test_fleet import listener_weights
@@ -173,8 +174,6 @@ def test_a_read_started_for_another_topology_is_not_taken(
 ) -> None:
     from dataclasses import replace
 
-    from rollback.planner import Options
-
     agent = warmed(rig)
     bench = agent.warmth.bench(STACK)
     assert isinstance(bench, AgentWorkbench)
@@ -194,7 +193,6 @@ def test_a_read_ahead_is_not_taken_when_old_or_when_a_run_holds_the_stack(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import rollback.agent_warm as warm
-    from rollback.planner import Options
     from rollback.store.lock import acquire_lock, read_lock, release_lock
 
     agent = warmed(rig)
@@ -273,6 +271,67 @@ def test_an_emergency_plans_under_its_lock_and_the_traffic_step_takes_that_read(
     assert held == [outcome.plan.run_id] and traffic_reads == []
     assert weights(rig) == {"blue": 0, "green": 100}
     assert read_lock(rig.store, STACK) is None
+
+
+@pytest.mark.parametrize(
+    ("confirmation", "under_lock"), [("--yes", True), ("prompt", False)], ids=["yes", "prompt"]
+)
+def test_rollback_to_plans_under_its_lock_unless_a_person_confirms_in_between(
+    rig: Rig,  # noqa: F811
+    traffic_reads: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    confirmation: str,
+    under_lock: bool,
+) -> None:
+    """`rollback to --yes` takes the lock as its plan's live read starts, and the traffic step
+    acts on that read; behind a prompt the stack is not held, and the step reads again."""
+    import rollback.planner as planner
+    from rollback.orchestrate import rollback_to
+    from rollback.store.lock import read_lock
+
+    held: list[str | None] = []
+    read_live = planner.read_live
+
+    def noted(*args: Any) -> Any:
+        lock = read_lock(rig.store, STACK)
+        held.append(lock.run_id if lock else None)
+        return read_live(*args)
+
+    monkeypatch.setattr("rollback.orchestrate.read_live", noted)
+    outcome = rollback_to(
+        rig.bench(STACK),
+        "last-stable",
+        Options(reason="5xx", actor="ana"),
+        confirm=lambda plan: True,
+        confirmation=confirmation,
+    )
+    assert outcome.ok and outcome.result is not None
+    assert held == [outcome.plan.run_id if under_lock else None]
+    assert traffic_reads == ([] if under_lock else [rig.topologies[STACK].listener_arn])
+    assert weights(rig) == {"blue": 0, "green": 100}
+    assert read_lock(rig.store, STACK) is None
+
+
+def test_a_refused_rollback_to_leaves_the_store_tree_as_it_was(
+    rig: Rig,  # noqa: F811
+) -> None:
+    """The lock taken for the plan's read goes with the refusal, and so does its folder."""
+    from rollback.errors import UsageError
+    from rollback.orchestrate import rollback_to
+
+    root = Path(rig.store.root)  # type: ignore[attr-defined]
+    before = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+    assert not (root / "locks").exists()
+    with pytest.raises(UsageError, match="not confirmed"):
+        rollback_to(
+            rig.bench(STACK),
+            "last-stable",
+            Options(reason="5xx", actor="ana"),
+            confirm=lambda plan: False,
+            confirmation="--yes",
+        )
+    assert sorted(str(p.relative_to(root)) for p in root.rglob("*")) == before
+    assert weights(rig) == {"blue": 100, "green": 0}
 
 
 def test_a_duplicate_alarm_releases_the_lock_taken_on_receipt(
