@@ -56,7 +56,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-READERS = 4  # a message's live read runs on these: the listener, two colours' health, the database
+# A message's live read runs on these: the listener, two colours' health, the database
+# and its snapshot.
+READERS = 5
 WARM_CLIENTS = ("elbv2", "rds", "cloudwatch")  # what the plan and the steps up to traffic use
 AHEAD_FRESH_S = 2.0  # a read started longer ago than this before the plan asks is read again
 

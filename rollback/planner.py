@@ -22,7 +22,7 @@ from rollback.plan import Plan, PlannedStep, new_run_id
 from rollback.releases import Registry, Release, version_key
 
 if TYPE_CHECKING:
-    from concurrent.futures import Executor
+    from concurrent.futures import Executor, Future
 
     from rollback.aws.elbv2 import Actions, LoadBalancing, TargetHealth
     from rollback.aws.rds import Rds
@@ -68,7 +68,7 @@ def read_live(
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    workers = 2 + len(topology.target_groups)
+    workers = 3 + len(topology.target_groups)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="plan-read") as pool:
         return LiveRead(elbv2, rds, topology, target, pool).view()
 
@@ -102,13 +102,15 @@ class LiveRead:
         self.started = time.monotonic()
         self.colours = list(topology.target_groups.items())
         receiving = [(c, arn) for c, arn in self.colours if c == target.color] or self.colours
-        self._database = (
-            pool.submit(_read_database, rds, topology, target.db_snapshot_id)
-            if rds is not None and topology.db_instance_id
-            else None
-        )
+        # The load balancer's first: the RDS client is made on first use, holding the GIL.
         self._actions = pool.submit(elbv2.listener_actions, topology.listener_arn)
         self._healths = {c: pool.submit(elbv2.target_health, arn) for c, arn in receiving}
+        self._exists: Future[bool] | None = None
+        self._snapshot: Future[str | None] | None = None
+        if rds is not None and topology.db_instance_id:
+            self._exists = pool.submit(_database_exists, rds, topology)
+            if target.db_snapshot_id:
+                self._snapshot = pool.submit(_snapshot_status, rds, topology, target.db_snapshot_id)
 
     def view(self) -> LiveView:
         """What was read; raises what a read raised."""
@@ -116,27 +118,27 @@ class LiveRead:
 
         listener = self._actions.result()
         health = {c: h.result() for c, h in self._healths.items()}
-        database = self._database
-        db_exists, status = database.result() if database is not None else (False, None)
+        db_exists = self._exists.result() if self._exists is not None else False
+        status = self._snapshot.result() if self._snapshot is not None else None
         by_arn = forward_weights(listener)
         weights = {c: by_arn.get(arn, 0) for c, arn in self.colours}
         routable = {c: sum(1 for t in found if t.routable) for c, found in health.items()}
         return LiveView(weights, routable, status, db_exists, listener, health, self.started)
 
 
-def _read_database(
-    rds: Rds, topology: Topology, snapshot_id: str | None
-) -> tuple[bool, str | None]:
-    """Whether the database (instance or cluster, by the topology's db_kind) exists, and the
-    status of the target's snapshot (None: none)."""
+def _database_exists(rds: Rds, topology: Topology) -> bool:
+    """Whether the database (instance or cluster, by the topology's db_kind) exists."""
     from rollback.aws.databases import databases
 
-    db = databases(rds, topology.db_kind)
-    exists = db.find(topology.db_instance_id) is not None
-    if not snapshot_id:
-        return exists, None
-    snap = db.find_snapshot(snapshot_id)
-    return exists, snap.status if snap else None
+    return databases(rds, topology.db_kind).find(topology.db_instance_id) is not None
+
+
+def _snapshot_status(rds: Rds, topology: Topology, snapshot_id: str) -> str | None:
+    """The status of the target's snapshot (None: there is none)."""
+    from rollback.aws.databases import databases
+
+    snap = databases(rds, topology.db_kind).find_snapshot(snapshot_id)
+    return snap.status if snap else None
 
 
 @dataclass
