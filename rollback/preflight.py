@@ -1,8 +1,9 @@
 """Preflight: everything a plan's steps will need, checked before the first change.
 
-`preflight(bench, plan)` runs before the stack lock is taken and before the
-run's journal exists, so a failing precondition changes nothing anywhere: not
-the cloud, not the store, not the IaC repository. Each check runs only when a
+`preflight(bench, plan)` runs before the run's journal exists (and before
+the stack lock is taken, unless the plan was read under it), so a failing
+precondition changes nothing anywhere: not the cloud, not the store, not the
+IaC repository. Each check runs only when a
 planned step needs it:
 
 - stack step: the target release's checkpoint and config are intact and
@@ -103,17 +104,47 @@ def preflight(
 
 
 class Unlocks:
-    """Passphrase checks, each run once in a thread of its own.
+    """The slow parts of preflight, started before the plan is made: passphrase checks, each
+    run once in a thread of its own, and the stack step's checks of one run.
 
-    The check is a PBKDF2 of a million rounds (a quarter to a whole second),
-    which releases the GIL: started by `begin` before the plan is made, it is
-    done by the time preflight asks, and a traffic-first rollback does not
-    wait for it.
+    The passphrase check is a PBKDF2 of a million rounds (a quarter to a
+    whole second), which releases the GIL: started by `begin` before the plan
+    is made, it is done by the time preflight asks. An agent keeps one
+    Unlocks across runs: a passphrase's answer for a salt does not change.
+    The stack step's checks (`start_stack_check`) wait on git and the
+    passphrase; started as the plan is made, they overlap its reads. Their
+    result is taken once, by the preflight of the run that started them.
     """
 
     def __init__(self) -> None:
         self._found: dict[tuple[str, str], Future[bool]] = {}
+        self._stack_checks: dict[tuple[str, str], Future[list[Evidence]]] = {}
         self._lock = threading.Lock()
+
+    def start_stack_check(self, bench: Workbench, target: str) -> None:
+        """Start `check_stack_step` of the release `target` names, when it has a checkpoint.
+
+        Speculative and silent, as `begin`: what it cannot resolve, preflight
+        checks itself.
+        """
+        try:
+            version = bench.registry.rollback_target(target)
+            release, manifest_sha256 = bench.registry.load(version) if version else (None, "")
+        except RollbackError:
+            return
+        if release is None or release.checkpoint is None:
+            return
+        with self._lock:
+            self._stack_checks[(release.version, manifest_sha256)] = in_daemon_thread(
+                lambda: check_stack_step(bench, release, manifest_sha256, self),
+                "preflight-stack",
+            )
+
+    def take_stack_check(self, version: str, manifest_sha256: str) -> Check | None:
+        """The started stack step check of this release (once), or None."""
+        with self._lock:
+            found = self._stack_checks.pop((version, manifest_sha256), None)
+        return None if found is None else found.result
 
     def start(self, phrase: str, state: str) -> Future[bool]:
         with self._lock:
@@ -147,23 +178,32 @@ def begin(
     """Start the slow part of preflight now: the passphrase check of `target`'s recorded secrets.
 
     Call it as early as possible (the CLI does, before boto3 is even
-    imported). Speculative and silent: whatever it cannot read, preflight
-    reads again and reports. `into`: the Unlocks to start it in (an agent
-    keeps one across runs); default a new one.
+    imported). It works on a thread of its own: it reads the store and asks
+    git for the target's and the current release's tags (the registry keeps
+    the answers, so the plan does not ask again), and those waits overlap
+    the caller's imports. Speculative and silent: whatever it cannot read,
+    preflight reads again and reports. `into`: the Unlocks to start it in
+    (an agent keeps one across runs); default a new one.
     """
     unlocks = Unlocks() if into is None else into
+    in_daemon_thread(lambda: _begin(registry, target, environ, unlocks), "preflight-begin")
+    return unlocks
+
+
+def _begin(registry: Registry, target: str, environ: Mapping[str, str], unlocks: Unlocks) -> None:
     try:
         version = registry.rollback_target(target)
         release = registry.load(version)[0] if version else None
-        if release is None or release.config is None:
-            return unlocks
-        config = json.loads(registry.store.get_blob(release.config.sha256))
-        salt, phrase = config.get("encryption_salt"), passphrase(environ)
-        if config.get("secrets") and salt and phrase is not None:
-            unlocks.start(phrase, str(salt))
+        if release is not None and release.config is not None:
+            config = json.loads(registry.store.get_blob(release.config.sha256))
+            salt, phrase = config.get("encryption_salt"), passphrase(environ)
+            if config.get("secrets") and salt and phrase is not None:
+                unlocks.start(phrase, str(salt))
+        current = registry.current()
+        if current is not None and current != version:
+            registry.load(current)
     except (RollbackError, ValueError, KeyError, TypeError):
         pass
-    return unlocks
 
 
 def run_checks(checks: Sequence[_Named]) -> list[Evidence]:
@@ -203,10 +243,11 @@ def _checks(
     target, manifest_sha256 = registry.load(plan.to_version)
     checks: list[_Named] = [_Named("the store", lambda: check_store_writable(bench.store))]
     if "stack" in kinds:
+        started = unlocks.take_stack_check(target.version, manifest_sha256)
         checks.append(
             _Named(
                 "the stack step",
-                lambda: check_stack_step(bench, target, manifest_sha256, unlocks),
+                started or (lambda: check_stack_step(bench, target, manifest_sha256, unlocks)),
             )
         )
     if "artifact" in kinds and target.artifact is not None:

@@ -22,6 +22,7 @@ import yaml
 from rollback import preflight as pf
 from rollback.aws.session import Clients, make_session
 from rollback.errors import ConfigError, ExitCode, IntegrityError, NotFound, UsageError
+from rollback.models import Evidence
 from rollback.orchestrate import Workbench
 from rollback.planner import Options
 from rollback.store import open_store
@@ -340,6 +341,40 @@ def test_preflight_refuses_in_plan_order(world: World, alb: Alb) -> None:  # noq
             plan,
             [plan.step("stack")],
         )
+
+
+def test_the_stack_check_started_with_the_plan_is_taken_once_for_its_release(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`start_stack_check` runs the stack step's checks while the plan is made; preflight takes
+    that result once, for that release only, and a refusal it found is still preflight's."""
+    calls: list[str] = []
+    check = pf.check_stack_step
+
+    def counted(bench: Workbench, release: Any, *args: Any) -> list[Evidence]:
+        calls.append(release.version)
+        return check(bench, release, *args)
+
+    monkeypatch.setattr(pf, "check_stack_step", counted)
+    plan = world.planner().plan("last-stable", Options())
+    unlocks = pf.Unlocks()
+    bench = _bench(world, {"PULUMI_CONFIG_PASSPHRASE": "test-passphrase"})
+    unlocks.start_stack_check(bench, "last-stable")
+    found = pf.preflight(bench, plan, unlocks=unlocks)
+    assert calls == ["1.4.0"] and "git.tag" in {e.api for e in found}
+    pf.preflight(bench, plan, unlocks=unlocks)  # taken already: checked again
+    assert calls == ["1.4.0", "1.4.0"]
+    unlocks.start_stack_check(bench, "1.5.0")  # another release's: not this plan's
+    pf.preflight(bench, plan, unlocks=unlocks)
+    other = unlocks.take_stack_check("1.5.0", world.registry.load("1.5.0")[1])
+    assert other is not None and other()  # it was left for its own run
+    assert sorted(calls) == ["1.4.0", "1.4.0", "1.4.0", "1.5.0"]
+
+    wrong = _bench(world, {"PULUMI_CONFIG_PASSPHRASE": "not-it"})
+    unlocks = pf.Unlocks()
+    unlocks.start_stack_check(wrong, "last-stable")
+    with pytest.raises(ConfigError, match="passphrase"):
+        pf.preflight(wrong, plan, unlocks=unlocks)
 
 
 def test_preflight_takes_the_planners_routable_read_only_while_it_is_fresh(
