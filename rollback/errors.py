@@ -21,6 +21,7 @@ class ExitCode(IntEnum):
     INTEGRITY = 4  # a hash or a signature does not match
     INTERNAL = 70  # a bug: please report it
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
+    TERMINATED = 143  # SIGTERM (128 + SIGTERM): a cancelled CI job, handled as Ctrl-C is
 
 
 class RollbackError(Exception):
@@ -77,10 +78,25 @@ class CheckFailed(RollbackError):
     exit_code = ExitCode.FAILED
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread wherever it is, so it unwinds as Ctrl-C does."""
+
+
 class Interrupted(RollbackError):
-    """Ctrl-C in the middle of a run (exit 130): it stopped where its journal says."""
+    """Ctrl-C (exit 130) or SIGTERM (143) in the middle of a run: it stopped where its
+    journal says, and its lock is released."""
 
     exit_code = ExitCode.INTERRUPTED
+
+    def __init__(self, message: str, *, terminated: bool = False, **fields: Any) -> None:
+        super().__init__(message, **fields)
+        if terminated:
+            self.exit_code = ExitCode.TERMINATED
+
+
+def interrupt_exit_code(exc: BaseException | None) -> ExitCode:
+    """The exit code of an interrupt: 143 for SIGTERM, 130 for Ctrl-C."""
+    return ExitCode.TERMINATED if isinstance(exc, Terminated) else ExitCode.INTERRUPTED
 
 
 class LockHeld(RollbackError):

@@ -55,7 +55,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from rollback import collector
-from rollback.errors import Interrupted, UsageError, failure_sentence
+from rollback.errors import Interrupted, Terminated, UsageError, failure_sentence
 from rollback.journal import (
     Event,
     Journal,
@@ -414,17 +414,20 @@ class _Course:
     def go(self, before: Run) -> RunResult:
         """Advance every unfinished step; stop at the first failure; prove the outcome; record the end.
 
-        Ctrl-C raises Interrupted naming the run: its journal says where it
-        stopped (a step in flight is verified first on resume).
+        Ctrl-C (or SIGTERM, which the CLI raises as Terminated) raises
+        Interrupted naming the run: its journal says where it stopped (a step
+        in flight is verified first on resume).
         """
         try:
             return self._go(before)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             run_id = self.plan.run_id
+            how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
             raise Interrupted(
-                f"interrupted: run {run_id} stopped before its end; `rollback status` shows "
+                f"{how}: run {run_id} stopped before its end; `rollback status` shows "
                 f"where it stopped, and `rollback resume {run_id}` carries it on.",
                 run_id=run_id,
+                terminated=isinstance(exc, Terminated),
             ) from None
 
     def _go(self, before: Run) -> RunResult:

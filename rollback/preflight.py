@@ -220,6 +220,8 @@ def run_checks(checks: Sequence[_Named]) -> list[Evidence]:
         for run in [checks[0].run, *(f.result for f in futures)]:
             try:
                 outcomes.append(run())
+            except KeyboardInterrupt:  # Ctrl-C or SIGTERM: not a check's finding
+                raise
             except BaseException as exc:  # noqa: BLE001 - re-raised below, in check order
                 outcomes.append(exc)
     found: list[Evidence] = []

@@ -23,7 +23,12 @@ collector.pause()  # until the command runs: see rollback.collector
 import click  # noqa: E402 - after the pause, which is for its import too
 
 from rollback import __version__  # noqa: E402
-from rollback.errors import ExitCode, RollbackError  # noqa: E402
+from rollback.errors import (  # noqa: E402
+    ExitCode,
+    RollbackError,
+    Terminated,
+    interrupt_exit_code,
+)
 
 # On its way out the interpreter runs full garbage collections over every object
 # still alive (click's and every imported module's: a tenth of `rollback --help`,
@@ -367,12 +372,41 @@ class _ConfigureOnImport:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; every failure ends here as one sentence and a documented exit code."""
+    """Run the CLI; every failure ends here as one sentence and a documented exit code.
+
+    SIGTERM (a cancelled CI job) unwinds as Ctrl-C does, as Terminated: a run
+    in flight stops where its journal says and releases its lock, and the
+    command exits 143. Commands that wait on signals (cutover, watch, agent)
+    install their own handlers meanwhile.
+    """
     args = hoist_global_options(sys.argv[1:] if argv is None else argv)
+    previous = _on_sigterm(_terminate)
     try:
         _run(args)
     finally:
+        _on_sigterm(previous)
         collector.resume()
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    # Once: the run unwinds to a state its journal names and releases its lock; a second
+    # SIGTERM must not break that off half-way (SIGKILL still ends the process).
+    _on_sigterm(_ignore)
+    raise Terminated()
+
+
+def _ignore(signum: int, frame: Any) -> None:
+    """Not SIG_IGN: a program we start after it (git) must not inherit an ignored SIGTERM."""
+
+
+def _on_sigterm(handler: Any) -> Any:
+    """Install `handler` for SIGTERM and return the one before (nothing off the main thread)."""
+    import signal
+    import threading
+
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler)
 
 
 def _run(args: list[str]) -> None:
@@ -392,7 +426,7 @@ def _run(args: list[str]) -> None:
             err=True,
         )
         interrupted = isinstance(exc.__context__, KeyboardInterrupt)
-        sys.exit(ExitCode.INTERRUPTED if interrupted else ExitCode.FAILED)
+        sys.exit(interrupt_exit_code(exc.__context__) if interrupted else ExitCode.FAILED)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
@@ -408,9 +442,11 @@ def _run(args: list[str]) -> None:
             _print_traceback()
         _report(exc.message, exc.as_dict(), json_output)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        sys.exit(ExitCode.INTERRUPTED)
+    except KeyboardInterrupt as exc:
+        click.echo(
+            "Terminated (SIGTERM)." if isinstance(exc, Terminated) else "Interrupted.", err=True
+        )
+        sys.exit(interrupt_exit_code(exc))
     except Exception as exc:  # noqa: BLE001 - the one place that catches everything
         if debug:
             _print_traceback()

@@ -316,8 +316,12 @@ if _AT:
     _left = [int(_calls or 0)]
     _armed = [False]
 
-    def _die():  # ROLLBACK_TEST_KILL_SIGNAL=SIGINT: a Ctrl-C there instead
-        os.kill(os.getpid(), getattr(signal, os.environ.get("ROLLBACK_TEST_KILL_SIGNAL", "SIGKILL")))
+    _sent = []
+
+    def _die():  # ROLLBACK_TEST_KILL_SIGNAL=SIGINT: a Ctrl-C there instead (sent once)
+        if not _sent:
+            _sent.append(True)
+            os.kill(os.getpid(), getattr(signal, os.environ.get("ROLLBACK_TEST_KILL_SIGNAL", "SIGKILL")))
 
     if _spec == "locked":  # between taking the stack lock and writing run.json
         import rollback.store.lock as _lock

@@ -328,23 +328,56 @@ def _blob(world: World, sha256: str) -> Path:
     return world.store / "blobs" / "sha256" / sha256[:2] / sha256
 
 
+@pytest.mark.parametrize(
+    ("sent", "code", "said"),
+    [("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "terminated (SIGTERM)")],
+    ids=["ctrl-c", "sigterm"],
+)
 def test_ctrl_c_mid_run_names_the_run_to_resume_and_resume_finishes_it(
-    world: World, tmp_path: Path
+    world: World, tmp_path: Path, sent: str, code: int, said: str
 ) -> None:
-    # Ctrl-C after users are back on blue: it said "nothing was changed after the prompt".
+    # Ctrl-C (or a cancelled CI job's SIGTERM) after users are back on blue: it said
+    # "nothing was changed after the prompt", and SIGTERM killed it with its lock held.
     from tests.functional.rollbackworld import killer_env
 
     world.back_to_v2()
     runs_before = world.run_ids()
-    env = killer_env(tmp_path / "ctrl-c", "traffic:verified", sent="SIGINT")
-    stopped = world.run("to", "last-stable", "--yes", env=env, expect=130)
+    env = killer_env(tmp_path / "ctrl-c", "traffic:verified", sent=sent)
+    stopped = world.run("to", "last-stable", "--yes", env=env, expect=code)
     (run_id,) = [r for r in world.run_ids() if r not in runs_before]
-    assert f"interrupted: run {run_id} stopped before its end" in stopped.stderr, stopped.stderr
+    assert f"{said}: run {run_id} stopped before its end" in stopped.stderr, stopped.stderr
     assert f"`rollback resume {run_id}` carries it on" in stopped.stderr
     assert "nothing was changed" not in stopped.stderr and "Traceback" not in stopped.stderr
     assert world.weights()["alb"] == ON_BLUE["alb"]  # what it did stays done
     assert world.json("lock", "show")["locked"] is False
     assert world.json("status")["run"]["result"] == "unfinished"  # resumable
+
+    done = world.json("resume", run_id)
+    assert done["ok"] and done["result"]["result"] == "succeeded", done
+    assert world.weights() == ON_BLUE and world.registry().current() == "1.0.0"
+
+
+def test_sigterm_in_the_middle_of_the_stack_apply_stops_cleanly_and_resume_finishes(
+    world: World, tmp_path: Path
+) -> None:
+    """A cancelled CI job's SIGTERM during the stack step's apply: exit 143 naming the run,
+    no traceback, the lock released, users left on the verified colour; resume finishes."""
+    from tests.functional.rollbackworld import killer_env
+
+    world.back_to_v2()
+    runs_before = world.run_ids()
+    env = killer_env(tmp_path / "term", "stack:applying+1", sent="SIGTERM")
+    stopped = world.run("to", "last-stable", "--yes", env=env, expect=143)
+    (run_id,) = [r for r in world.run_ids() if r not in runs_before]
+    assert f"terminated (SIGTERM): run {run_id} stopped" in stopped.stderr, stopped.stderr
+    assert "Traceback" not in stopped.stderr
+    # The program's thread had finished applying before the run unwound and released its lock.
+    after = stopped.stderr.split("terminated (SIGTERM)", 1)[1]
+    assert "urn:pulumi:" not in after, stopped.stderr
+    assert world.json("lock", "show")["locked"] is False
+    assert world.weights() == ON_BLUE
+    status = world.json("status")["run"]
+    assert status["result"] == "unfinished", status
 
     done = world.json("resume", run_id)
     assert done["ok"] and done["result"]["result"] == "succeeded", done

@@ -108,6 +108,7 @@ def run_program(
     program_dir = program_dir.resolve()
     main = program_main(program_dir)
     outcome: dict[str, Any] = {}
+    finished = threading.Event()
 
     def target() -> None:
         try:
@@ -128,10 +129,21 @@ def run_program(
             )
         except BaseException as exc:  # noqa: BLE001 handed to the calling thread
             outcome["error"] = exc
+        finally:
+            finished.set()
 
     with _RUN_LOCK, collector_for_a_run():
         thread = threading.Thread(target=target, name=f"pulumi-program-{project}-{stack}")
         thread.start()
+        try:
+            finished.wait()
+        except KeyboardInterrupt:
+            # Ctrl-C or SIGTERM: the program's thread is applying to the cloud. The caller's
+            # lock must outlive it, so the interrupt waits for it (a second Ctrl-C does not).
+            # Not thread.join() again: an interrupted join marks the thread stopped while it
+            # still runs (CPython 3.11, bpo-45274's fix), and returns at once.
+            finished.wait()
+            raise
         thread.join()
     if "error" in outcome:
         raise outcome["error"]
