@@ -246,47 +246,13 @@ def test_the_traffic_step_acts_on_the_read_made_under_the_lock_taken_on_receipt(
     assert read_lock(rig.store, STACK) is None and agent.warmth.locks == {}
 
 
-def test_an_emergency_plans_under_its_lock_and_the_traffic_step_takes_that_read(
+@pytest.fixture
+def held_at_read(
     rig: Rig,  # noqa: F811
-    traffic_reads: list[str],
     monkeypatch: pytest.MonkeyPatch,
-) -> None:
+) -> list[str | None]:
+    """The run id holding the stack lock as each plan's live read started (None: free)."""
     import rollback.planner as planner
-    from rollback.orchestrate import emergency
-    from rollback.store.lock import read_lock
-
-    held: list[str | None] = []
-    read_live = planner.read_live
-
-    def under_lock(*args: Any) -> Any:
-        lock = read_lock(rig.store, STACK)
-        held.append(lock.run_id if lock else None)
-        return read_live(*args)
-
-    monkeypatch.setattr(planner, "read_live", under_lock)
-    monkeypatch.setattr("rollback.orchestrate.read_live", under_lock)
-    outcome = emergency(rig.bench(STACK), "the 5xx alarm", actor="ana")
-    assert outcome.ok and outcome.result is not None
-    # The plan's read was made holding the lock of the very run, and the step acted on it.
-    assert held == [outcome.plan.run_id] and traffic_reads == []
-    assert weights(rig) == {"blue": 0, "green": 100}
-    assert read_lock(rig.store, STACK) is None
-
-
-@pytest.mark.parametrize(
-    ("confirmation", "under_lock"), [("--yes", True), ("prompt", False)], ids=["yes", "prompt"]
-)
-def test_rollback_to_plans_under_its_lock_unless_a_person_confirms_in_between(
-    rig: Rig,  # noqa: F811
-    traffic_reads: list[str],
-    monkeypatch: pytest.MonkeyPatch,
-    confirmation: str,
-    under_lock: bool,
-) -> None:
-    """`rollback to --yes` takes the lock as its plan's live read starts, and the traffic step
-    acts on that read; behind a prompt the stack is not held, and the step reads again."""
-    import rollback.planner as planner
-    from rollback.orchestrate import rollback_to
     from rollback.store.lock import read_lock
 
     held: list[str | None] = []
@@ -297,7 +263,42 @@ def test_rollback_to_plans_under_its_lock_unless_a_person_confirms_in_between(
         held.append(lock.run_id if lock else None)
         return read_live(*args)
 
+    monkeypatch.setattr(planner, "read_live", noted)
     monkeypatch.setattr("rollback.orchestrate.read_live", noted)
+    return held
+
+
+def test_an_emergency_plans_under_its_lock_and_the_traffic_step_takes_that_read(
+    rig: Rig,  # noqa: F811
+    traffic_reads: list[str],
+    held_at_read: list[str | None],
+) -> None:
+    from rollback.orchestrate import emergency
+    from rollback.store.lock import read_lock
+
+    outcome = emergency(rig.bench(STACK), "the 5xx alarm", actor="ana")
+    assert outcome.ok and outcome.result is not None
+    # The plan's read was made holding the lock of the very run, and the step acted on it.
+    assert held_at_read == [outcome.plan.run_id] and traffic_reads == []
+    assert weights(rig) == {"blue": 0, "green": 100}
+    assert read_lock(rig.store, STACK) is None
+
+
+@pytest.mark.parametrize(
+    ("confirmation", "under_lock"), [("--yes", True), ("prompt", False)], ids=["yes", "prompt"]
+)
+def test_rollback_to_plans_under_its_lock_unless_a_person_confirms_in_between(
+    rig: Rig,  # noqa: F811
+    traffic_reads: list[str],
+    held_at_read: list[str | None],
+    confirmation: str,
+    under_lock: bool,
+) -> None:
+    """`rollback to --yes` takes the lock as its plan's live read starts, and the traffic step
+    acts on that read; behind a prompt the stack is not held, and the step reads again."""
+    from rollback.orchestrate import rollback_to
+    from rollback.store.lock import read_lock
+
     outcome = rollback_to(
         rig.bench(STACK),
         "last-stable",
@@ -306,7 +307,7 @@ def test_rollback_to_plans_under_its_lock_unless_a_person_confirms_in_between(
         confirmation=confirmation,
     )
     assert outcome.ok and outcome.result is not None
-    assert held == [outcome.plan.run_id if under_lock else None]
+    assert held_at_read == [outcome.plan.run_id if under_lock else None]
     assert traffic_reads == ([] if under_lock else [rig.topologies[STACK].listener_arn])
     assert weights(rig) == {"blue": 0, "green": 100}
     assert read_lock(rig.store, STACK) is None
