@@ -408,7 +408,6 @@ def rollback_to(
 
     if unlocks is None:  # the passphrase check runs while the plan is made
         unlocks = begin(bench.registry, target, bench.environ)
-    unlocks.start_stack_check(bench, target)  # its git and checkpoint reads overlap the plan's
     planner = bench.planner()
     run_id = lock.run_id if lock is not None else new_run_id(planner.now())
     taken: list[HeldLock] = []

@@ -112,8 +112,9 @@ class Unlocks:
     is made, it is done by the time preflight asks. An agent keeps one
     Unlocks across runs: a passphrase's answer for a salt does not change.
     The stack step's checks (`start_stack_check`) wait on git and the
-    passphrase; started as the plan is made, they overlap its reads. Their
-    result is taken once, by the preflight of the run that started them.
+    passphrase; the CLI starts them before it plans, so they overlap the
+    plan's reads (an agent's are warm already). Their result is taken once,
+    by the preflight of the run that started them.
     """
 
     def __init__(self) -> None:

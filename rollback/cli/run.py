@@ -213,8 +213,10 @@ def to(
     unlocks = begin(factory.registry(), version, os.environ)
     from rollback.orchestrate import rollback_to
 
+    bench = _bench(ctx)
+    unlocks.start_stack_check(bench, version)  # its git and checkpoint reads overlap the plan
     outcome = rollback_to(
-        _bench(ctx),
+        bench,
         version,
         _options(reason, accept_data_loss, force),
         skips=skip_map,
@@ -355,10 +357,12 @@ def emergency(ctx: click.Context, reason: str, break_lock: bool, parallel: int) 
     unlocks = begin(ctx.find_root().obj.registry(), "last-stable", os.environ)
     from rollback.orchestrate import emergency as run_emergency
 
+    bench = _bench(ctx)
+    unlocks.start_stack_check(bench, "last-stable")
     _finish(
         ctx,
         run_emergency(
-            _bench(ctx),
+            bench,
             reason,
             actor=_actor(),
             break_lock=break_lock,
