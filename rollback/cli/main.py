@@ -409,6 +409,11 @@ def _on_sigterm(handler: Any) -> Any:
     return signal.signal(signal.SIGTERM, handler)
 
 
+def _interrupted(exc: BaseException | None) -> str:
+    """What an interrupt outside a run says (a run in flight raises Interrupted instead)."""
+    return "Terminated (SIGTERM)." if isinstance(exc, Terminated) else "Interrupted."
+
+
 def _run(args: list[str]) -> None:
     debug = _wants_debug(args)
     json_output = _wants_json(args)
@@ -421,12 +426,13 @@ def _run(args: list[str]) -> None:
         # click turns Ctrl-C into Abort: `from None` at a prompt, `from` the interrupt elsewhere
         # (a run in flight raises Interrupted instead, naming the run to resume).
         at_prompt = exc.__cause__ is None
+        cause = exc.__context__
         click.echo(
-            "Aborted; nothing was changed after the prompt." if at_prompt else "Interrupted.",
+            "Aborted; nothing was changed after the prompt." if at_prompt else _interrupted(cause),
             err=True,
         )
-        interrupted = isinstance(exc.__context__, KeyboardInterrupt)
-        sys.exit(interrupt_exit_code(exc.__context__) if interrupted else ExitCode.FAILED)
+        interrupted = isinstance(cause, KeyboardInterrupt)
+        sys.exit(interrupt_exit_code(cause) if interrupted else ExitCode.FAILED)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
@@ -443,9 +449,7 @@ def _run(args: list[str]) -> None:
         _report(exc.message, exc.as_dict(), json_output)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt as exc:
-        click.echo(
-            "Terminated (SIGTERM)." if isinstance(exc, Terminated) else "Interrupted.", err=True
-        )
+        click.echo(_interrupted(exc), err=True)
         sys.exit(interrupt_exit_code(exc))
     except Exception as exc:  # noqa: BLE001 - the one place that catches everything
         if debug:

@@ -531,7 +531,18 @@ class HeldLock:
         self.taken_at: float | None = None  # time.monotonic() once taken: reads after it are ours
 
     def acquire(self) -> HeldLock:
-        """Take the lock (LockHeld as `acquire_lock`) and start renewing it."""
+        """Take the lock (LockHeld as `acquire_lock`) and start renewing it.
+
+        Ctrl-C or SIGTERM after the lock was written, before it is handed back,
+        releases it: no caller holds it yet to release it.
+        """
+        try:
+            return self._acquire()
+        except KeyboardInterrupt:
+            self.release()
+            raise
+
+    def _acquire(self) -> HeldLock:
         if self.resuming:
             dead = acquire_for_resume(
                 self.store,

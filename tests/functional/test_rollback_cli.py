@@ -357,6 +357,23 @@ def test_ctrl_c_mid_run_names_the_run_to_resume_and_resume_finishes_it(
     assert world.weights() == ON_BLUE and world.registry().current() == "1.0.0"
 
 
+def test_sigterm_before_the_journal_releases_the_lock_and_changes_nothing(
+    world: World, tmp_path: Path
+) -> None:
+    """SIGTERM right after `to --yes` took the lock for its plan's read: exit 143 with one
+    sentence, the lock released, no run journaled, the cloud as it was."""
+    from tests.functional.rollbackworld import killer_env
+
+    world.back_to_v2()
+    runs_before, cloud = world.run_ids(), world.inventory()
+    env = killer_env(tmp_path / "term", "locked", sent="SIGTERM")
+    stopped = world.run("to", "last-stable", "--yes", env=env, expect=143)
+    assert stopped.stderr.strip().endswith("Terminated (SIGTERM)."), stopped.stderr
+    assert "Traceback" not in stopped.stderr
+    assert world.json("lock", "show")["locked"] is False
+    assert world.run_ids() == runs_before and world.inventory() == cloud
+
+
 def test_sigterm_in_the_middle_of_the_stack_apply_stops_cleanly_and_resume_finishes(
     world: World, tmp_path: Path
 ) -> None:
