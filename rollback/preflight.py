@@ -129,12 +129,12 @@ class Unlocks:
         checks itself.
         """
         try:
-            version = bench.registry.rollback_target(target)
-            release, manifest_sha256 = bench.registry.load(version) if version else (None, "")
+            found = _target_release(bench.registry, target)
         except RollbackError:
             return
-        if release is None or release.checkpoint is None:
+        if found is None or found[0].checkpoint is None:
             return
+        release, manifest_sha256 = found
         with self._lock:
             self._stack_checks[(release.version, manifest_sha256)] = in_daemon_thread(
                 lambda: check_stack_step(bench, release, manifest_sha256, self),
@@ -193,18 +193,25 @@ def begin(
 
 def _begin(registry: Registry, target: str, environ: Mapping[str, str], unlocks: Unlocks) -> None:
     try:
-        version = registry.rollback_target(target)
-        release = registry.load(version)[0] if version else None
+        found = _target_release(registry, target)
+        release = found[0] if found else None
         if release is not None and release.config is not None:
             config = json.loads(registry.store.get_blob(release.config.sha256))
             salt, phrase = config.get("encryption_salt"), passphrase(environ)
             if config.get("secrets") and salt and phrase is not None:
                 unlocks.start(phrase, str(salt))
         current = registry.current()
-        if current is not None and current != version:
+        if current is not None and (release is None or current != release.version):
             registry.load(current)
     except (RollbackError, ValueError, KeyError, TypeError):
         pass
+
+
+def _target_release(registry: Registry, target: str) -> tuple[Release, str] | None:
+    """The release a rollback to `target` means and its manifest's sha256 (None: no such
+    release as `last-stable`); raises what `Registry.load` raises."""
+    version = registry.rollback_target(target)
+    return registry.load(version) if version else None
 
 
 def run_checks(checks: Sequence[_Named]) -> list[Evidence]:
